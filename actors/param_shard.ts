@@ -1,0 +1,203 @@
+/**
+ * ParameterShard: one pipeline stage of a training run. It holds the frozen
+ * base weights of a contiguous range of layers plus that range's LoRA
+ * adapters and AdamW state, computes forward and backward for its range, and
+ * applies its part of each optimizer step.
+ *
+ * Activations of a micro-batch stay here between its `forward` and
+ * `backward`, keyed by the micro-batch id the trainer gives.
+ *
+ * @module
+ */
+import type { Actor } from "../runtime/actor.ts";
+import type { AdamStep, Backend } from "../kernels/backend.ts";
+import { LoraSet, type LoraSpec } from "../model/lora.ts";
+import { Stage, type StageContext } from "../model/stage.ts";
+import { freeStage, type StageRange, uploadStage } from "../model/stage_weights.ts";
+import type { RowShape } from "../model/block.ts";
+import { loadBaseModel } from "./base_models.ts";
+import { sharedBackend } from "./compute.ts";
+import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
+
+/** How to build a shard. */
+export interface ShardSpec {
+  baseModel: string;
+  range: StageRange;
+  lora: LoraSpec;
+}
+
+/** A shard's LoRA and optimizer state, as it crosses the wire. */
+export interface ShardState {
+  params: WireTensors;
+  m?: WireTensors;
+  v?: WireTensors;
+  step: number;
+}
+
+/** Messages a shard handles. */
+export type ShardMsg =
+  | {
+    type: "forward";
+    mb: number;
+    /** Token ids (first stage) or hidden state [N,C]. */
+    input: Int32Array | Float32Array;
+    rows: RowShape;
+    /** Target ids (last stage). */
+    targets?: Int32Array;
+    /** Keep activations for a later `backward`. */
+    keep: boolean;
+  }
+  | { type: "backward"; mb: number; dout: Float32Array }
+  | { type: "release"; mb: number }
+  | { type: "grad_norm_sq" }
+  | { type: "optim_step"; step: AdamStep }
+  | { type: "zero_grads" }
+  | { type: "get_state"; optimizer: boolean }
+  | { type: "set_state"; state: ShardState; optimizer: boolean };
+
+/** The ParameterShard actor. */
+export class ParamShard implements Actor<ShardMsg, unknown> {
+  #be!: Backend;
+  #stage!: Stage;
+  #lora!: LoraSet;
+  #ctx = new Map<number, StageContext>();
+
+  /** @param spec what to hold */
+  constructor(readonly spec: ShardSpec) {}
+
+  /** Load base weights for the range and create fresh adapters. */
+  async init(): Promise<void> {
+    this.#be = (await sharedBackend()).backend;
+    const base = await loadBaseModel(this.spec.baseModel);
+    const r = this.spec.range;
+    const weights = uploadStage(this.#be, base.config, base.tensors, r);
+    this.#lora = LoraSet.create(this.#be, base.config, this.spec.lora, {
+      first: r.first,
+      last: r.last,
+      head: r.head,
+    });
+    this.#stage = new Stage(this.#be, base.config, r, weights, this.#lora);
+  }
+
+  /** Handle one message. */
+  async receive(msg: ShardMsg): Promise<unknown> {
+    const be = this.#be;
+    switch (msg.type) {
+      case "forward": {
+        const n = msg.rows.batch * msg.rows.seqLen;
+        const input = msg.input instanceof Int32Array
+          ? be.fromInts(msg.input, [n])
+          : be.fromArray(msg.input, [n, this.#stage.cfg.hiddenSize]);
+        const targets = msg.targets ? be.fromInts(msg.targets, [n]) : undefined;
+        const { out, ctx } = this.#stage.forward(input, msg.rows, targets);
+        // The output travels on the wire as a copy; no saved activation refers to it.
+        const host = await be.read(out);
+        be.free(out);
+        if (msg.keep) {
+          this.#release(msg.mb);
+          this.#ctx.set(msg.mb, ctx);
+        } else {
+          this.#stage.release(ctx);
+        }
+        return host;
+      }
+      case "backward": {
+        const ctx = this.#ctx.get(msg.mb);
+        if (!ctx) throw new Error(`no activations kept for micro-batch ${msg.mb}`);
+        this.#ctx.delete(msg.mb);
+        const shape = this.#stage.range.head ? [msg.dout.length] : [msg.dout.length / this.#stage.cfg.hiddenSize, this.#stage.cfg.hiddenSize];
+        const dout = be.fromArray(msg.dout, shape);
+        const dx = this.#stage.backward(ctx, dout);
+        be.free(dout);
+        if (!dx) return null;
+        const host = await be.read(dx);
+        be.free(dx);
+        return host;
+      }
+      case "release":
+        this.#release(msg.mb);
+        return null;
+      case "grad_norm_sq":
+        return await be.sumOfSquares(this.#lora.keys.map((k) => this.#lora.grads.get(k)!));
+      case "optim_step": {
+        const keys = this.#lora.keys;
+        be.adamw(
+          keys.map((k) => this.#lora.params.get(k)!),
+          keys.map((k) => this.#lora.grads.get(k)!),
+          keys.map((k) => this.#lora.m.get(k)!),
+          keys.map((k) => this.#lora.v.get(k)!),
+          msg.step,
+        );
+        this.#lora.step = msg.step.step;
+        this.#lora.zeroGrads();
+        await be.sync();
+        return null;
+      }
+      case "zero_grads":
+        this.#lora.zeroGrads();
+        return null;
+      case "get_state": {
+        const state: ShardState = { params: toWire(await this.#lora.toHost("params")), step: this.#lora.step };
+        if (msg.optimizer) {
+          state.m = toWire(await this.#lora.toHost("m"));
+          state.v = toWire(await this.#lora.toHost("v"));
+        }
+        return state;
+      }
+      case "set_state": {
+        const pick = (w: WireTensors) => {
+          const all = fromWire(w);
+          const mine = new Map([...all].filter(([k]) => this.#lora.params.has(k)));
+          return mine;
+        };
+        // Validate everything before changing anything.
+        const params = pick(msg.state.params);
+        const m = msg.optimizer && msg.state.m ? pick(msg.state.m) : undefined;
+        const v = msg.optimizer && msg.state.v ? pick(msg.state.v) : undefined;
+        for (const [name, map] of [["params", params], ["m", m], ["v", v]] as const) {
+          if (!map) continue;
+          for (const k of this.#lora.keys) {
+            const t = map.get(k);
+            const cur = this.#lora.params.get(k)!;
+            if (!t) throw new Error(`${name} tensor ${k} is missing`);
+            if (t.shape.join(",") !== cur.shape.join(",")) {
+              throw new Error(`${name} tensor ${k} has shape [${t.shape}], expected [${cur.shape}]`);
+            }
+          }
+        }
+        this.#lora.load("params", params);
+        if (m && v) {
+          this.#lora.load("m", m);
+          this.#lora.load("v", v);
+          this.#lora.step = msg.state.step;
+        } else {
+          this.#lora.load("m", zerosLike(params));
+          this.#lora.load("v", zerosLike(params));
+          this.#lora.step = 0;
+        }
+        this.#lora.zeroGrads();
+        return null;
+      }
+    }
+  }
+
+  #release(mb: number): void {
+    const ctx = this.#ctx.get(mb);
+    if (ctx) this.#stage.release(ctx);
+    this.#ctx.delete(mb);
+  }
+
+  /** Free everything. */
+  terminate(): void {
+    if (!this.#stage) return;
+    for (const mb of [...this.#ctx.keys()]) this.#release(mb);
+    this.#lora.dispose();
+    freeStage(this.#be, this.#stage.weights);
+  }
+}
+
+function zerosLike(t: Map<string, { shape: number[]; data: Float32Array }>) {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [k, v] of t) out.set(k, { shape: v.shape, data: new Float32Array(v.data.length) });
+  return out;
+}

@@ -1,0 +1,207 @@
+/**
+ * Registry: a node's front desk. It lists the models, creates training runs
+ * (a supervisor per run, holding the run's shards and its trainer) and
+ * samplers, and answers questions about checkpoints.
+ *
+ * @module
+ */
+import type { Actor, ActorContext } from "../runtime/actor.ts";
+import type { ActorRef } from "../runtime/actor_ref.ts";
+import { InvalidArgumentError } from "../runtime/errors.ts";
+import { Supervisor } from "../runtime/supervisor.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  CreateLoraTrainingClientOptionsSchema,
+  resolveTargetModules,
+} from "../protocol/types/lora_config.ts";
+import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
+import { listModels } from "../model/catalog.ts";
+import { adaptedModules, type LoraSpec, type LoraTarget } from "../model/lora.ts";
+import { splitLayers } from "../model/stage_weights.ts";
+import { loadBaseModel } from "./base_models.ts";
+import { sharedBackend } from "./compute.ts";
+import { ParamShard } from "./param_shard.ts";
+import { Sampler, type SamplerSpec } from "./sampler.ts";
+import { shardAddress, Trainer, trainerAddress } from "./trainer.ts";
+import { CHECKPOINT_STORE, type CheckpointMsg } from "./checkpoint_store.ts";
+import type { CheckpointManifest } from "./checkpoint_files.ts";
+import type { WireTensors } from "./wire_tensors.ts";
+
+/** Messages the registry handles. */
+export type RegistryMsg =
+  | { type: "capabilities" }
+  | { type: "create_run"; options: unknown }
+  | { type: "create_sampler"; baseModel?: string; modelPath?: string; lora?: { spec: LoraSpec; params: WireTensors } }
+  | { type: "tokenizer"; baseModel: string }
+  | { type: "weights_info"; path: string }
+  | { type: "list_checkpoints"; runId: string };
+
+/** Settings of a node's registry. */
+export interface RegistryOptions {
+  /** Pipeline stages per run. @default {2} */
+  shardsPerRun?: number;
+  /** Largest padded micro-batch in tokens. @default {4096} */
+  microBatchTokens?: number;
+  /** The supervisors new runs and samplers go under (set by the node). */
+  supervisors: { runs?: Supervisor; samplers?: Supervisor };
+}
+
+/** Address of a node's registry. */
+export const REGISTRY = "registry";
+
+/** The Registry actor. */
+export class Registry implements Actor<RegistryMsg, unknown> {
+  #store!: ActorRef<CheckpointMsg, unknown>;
+  #samplers = 0;
+
+  /** @param opts settings and the supervisors to start children under */
+  constructor(readonly opts: RegistryOptions) {}
+
+  /** Find the checkpoint store. */
+  init(ctx: ActorContext): void {
+    this.#store = ctx.system.ref(CHECKPOINT_STORE);
+  }
+
+  /** Handle one message. */
+  async receive(msg: RegistryMsg): Promise<unknown> {
+    switch (msg.type) {
+      case "capabilities": {
+        const { backend, reason } = await sharedBackend();
+        const models = await listModels();
+        return {
+          supportedModels: models.map((m) => ({ modelName: m.name, maxContextLength: m.maxContextLength })),
+          backend: backend.name,
+          device: backend.device,
+          backendReason: reason,
+        };
+      }
+      case "create_run":
+        return await this.#createRun(msg.options);
+      case "create_sampler":
+        return await this.#createSampler(msg);
+      case "tokenizer": {
+        const base = await loadBaseModel(msg.baseModel);
+        return {
+          files: base.tokenizer.toFiles(),
+          hints: { name: msg.baseModel, bosTokenId: base.config.bosTokenId, eosTokenId: base.config.eosTokenIds[0] },
+        };
+      }
+      case "weights_info": {
+        const m = await this.#store.ask({ type: "info", path: msg.path }) as CheckpointManifest;
+        const t = m.lora.targets;
+        return {
+          baseModel: m.baseModel,
+          isLora: true,
+          loraRank: m.lora.rank,
+          loraAlpha: m.lora.alpha,
+          targetModules: t,
+          trainAttn: t.some((x) => x.endsWith("_proj") && x.length === 6),
+          trainMlp: t.some((x) => ["gate_proj", "up_proj", "down_proj"].includes(x)),
+          trainUnembed: t.includes("lm_head"),
+          kind: m.kind,
+          step: m.step,
+        };
+      }
+      case "list_checkpoints":
+        return await this.#store.ask({ type: "list", runId: msg.runId });
+    }
+  }
+
+  async #createRun(raw: unknown) {
+    const o = parseOrThrow(CreateLoraTrainingClientOptionsSchema, raw, "options");
+    const base = await loadBaseModel(o.baseModel).catch(async () => {
+      const known = (await listModels()).map((m) => m.name).join(", ");
+      throw new InvalidArgumentError(
+        "baseModel",
+        `baseModel ${JSON.stringify(o.baseModel)} is not a known model; known: ${known}`,
+      );
+    });
+    const targets = resolveTargetModules(o) as LoraTarget[];
+    const spec: LoraSpec = {
+      rank: o.rank,
+      alpha: o.alpha,
+      dropout: o.dropout,
+      targets,
+      seed: o.seed ?? Math.floor(Math.random() * 2 ** 31),
+    };
+    const cfg = base.config;
+    // Rank cannot exceed the narrowest side of any adapted matrix.
+    const narrowest = Math.min(
+      ...adaptedModules(cfg, spec, { first: 0, last: 1, head: true }).map((m) => Math.min(...m.shape)),
+    );
+    if (o.rank > narrowest) {
+      throw new InvalidArgumentError(
+        "rank",
+        `rank must be an integer in [1, ${narrowest}] for ${o.baseModel} (the narrowest adapted matrix): got ${o.rank}`,
+      );
+    }
+    const runId = `run-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+    const ranges = splitLayers(cfg.numLayers, this.opts.shardsPerRun ?? 2);
+    const runSpec = {
+      runId,
+      baseModel: o.baseModel,
+      lora: spec,
+      shards: ranges.length,
+      microBatchTokens: this.opts.microBatchTokens ?? 4096,
+    };
+    const runs = this.opts.supervisors.runs;
+    if (!runs) throw new Error("the node has no runs supervisor");
+    await runs.startChild({
+      id: runId,
+      type: "supervisor",
+      restart: "temporary",
+      start: () =>
+        new Supervisor({
+          strategy: "one_for_all",
+          children: [
+            ...ranges.map((range, i) => ({
+              id: `shard-${i}`,
+              address: shardAddress(runId, i),
+              start: () => new ParamShard({ baseModel: o.baseModel, range, lora: spec }),
+            })),
+            { id: "trainer", address: trainerAddress(runId), start: () => new Trainer(runSpec) },
+          ],
+        }),
+    });
+    return {
+      runId,
+      baseModel: o.baseModel,
+      lora: spec,
+      shards: ranges.length,
+      vocabSize: cfg.vocabSize,
+    };
+  }
+
+  async #createSampler(msg: Extract<RegistryMsg, { type: "create_sampler" }>) {
+    let spec: SamplerSpec;
+    const samplerId = `smp-${++this.#samplers}-${crypto.randomUUID().slice(0, 8)}`;
+    if (msg.modelPath !== undefined) {
+      parseCheckpointPath(msg.modelPath, "modelPath");
+      const ck = await this.#store.ask({ type: "load", path: msg.modelPath, optimizer: false, forTraining: false }) as {
+        manifest: CheckpointManifest;
+        params: WireTensors;
+      };
+      const m = ck.manifest;
+      spec = {
+        samplerId,
+        baseModel: m.baseModel,
+        modelPath: msg.modelPath,
+        lora: {
+          spec: { rank: m.lora.rank, alpha: m.lora.alpha, dropout: 0, targets: m.lora.targets as LoraTarget[], seed: m.lora.seed },
+          params: ck.params,
+        },
+      };
+    } else if (msg.baseModel !== undefined) {
+      spec = { samplerId, baseModel: msg.baseModel, lora: msg.lora };
+    } else {
+      throw new InvalidArgumentError("modelPath", "createSamplingClient needs modelPath or baseModel");
+    }
+    await loadBaseModel(spec.baseModel).catch(() => {
+      throw new InvalidArgumentError("baseModel", `baseModel ${JSON.stringify(spec.baseModel)} is not a known model`);
+    });
+    const samplers = this.opts.supervisors.samplers;
+    if (!samplers) throw new Error("the node has no samplers supervisor");
+    const ref = await samplers.startChild({ id: samplerId, restart: "transient", start: () => new Sampler(spec) });
+    return { samplerId, address: ref.address, baseModel: spec.baseModel };
+  }
+}

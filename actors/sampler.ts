@@ -1,0 +1,159 @@
+/**
+ * Sampler: base weights plus a frozen LoRA snapshot, generating with a KV
+ * cache. Requests are handled one at a time; the `numSamples` sequences of a
+ * request are generated together as one batch.
+ *
+ * @module
+ */
+import type { Actor } from "../runtime/actor.ts";
+import { InvalidArgumentError } from "../runtime/errors.ts";
+import type { Backend } from "../kernels/backend.ts";
+import { generate } from "../model/generate.ts";
+import { LoraSet, type LoraSpec } from "../model/lora.ts";
+import { Stage } from "../model/stage.ts";
+import { freeStage, splitLayers, uploadStage } from "../model/stage_weights.ts";
+import type { LlamaConfig } from "../model/config.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
+import { checkTokenRange } from "../protocol/types/model_input.ts";
+import { type SamplingParams, SamplingParamsSchema } from "../protocol/types/sampling_params.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
+import { loadBaseModel } from "./base_models.ts";
+import { sharedBackend } from "./compute.ts";
+import { fromWire, type WireTensors } from "./wire_tensors.ts";
+
+/** How to build a sampler. */
+export interface SamplerSpec {
+  samplerId: string;
+  baseModel: string;
+  /** The adapter to sample with; none samples the base model. */
+  lora?: { spec: LoraSpec; params: WireTensors };
+  /** The checkpoint path it came from, if any. */
+  modelPath?: string;
+}
+
+/** Most samples one request may ask for. */
+export const MAX_NUM_SAMPLES = 128;
+
+/** Messages a sampler handles. */
+export type SamplerMsg =
+  | {
+    type: "sample";
+    prompt: number[] | Int32Array;
+    numSamples: number;
+    samplingParams: unknown;
+    includePromptLogprobs?: boolean;
+  }
+  | { type: "compute_logprobs"; prompt: number[] | Int32Array }
+  | { type: "info" };
+
+/** Address of a sampler. */
+export function samplerAddress(id: string): string {
+  return `sampler.${id}`;
+}
+
+/** The Sampler actor. */
+export class Sampler implements Actor<SamplerMsg, unknown> {
+  #be!: Backend;
+  #stage!: Stage;
+  #cfg!: LlamaConfig;
+  #tok!: Tokenizer;
+
+  /** @param spec what to sample */
+  constructor(readonly spec: SamplerSpec) {}
+
+  /** Upload the whole model as one stage, with the adapter snapshot. */
+  async init(): Promise<void> {
+    this.#be = (await sharedBackend()).backend;
+    const base = await loadBaseModel(this.spec.baseModel);
+    this.#cfg = base.config;
+    this.#tok = base.tokenizer;
+    const range = splitLayers(base.config.numLayers, 1)[0];
+    const weights = uploadStage(this.#be, base.config, base.tensors, range);
+    const lora = this.spec.lora
+      ? LoraSet.fromHost(this.#be, base.config, this.spec.lora.spec, { first: range.first, last: range.last, head: true }, fromWire(this.spec.lora.params))
+      : undefined;
+    this.#stage = new Stage(this.#be, base.config, range, weights, lora);
+  }
+
+  /** Handle one message. */
+  async receive(msg: SamplerMsg): Promise<unknown> {
+    switch (msg.type) {
+      case "info":
+        return { samplerId: this.spec.samplerId, baseModel: this.spec.baseModel, modelPath: this.spec.modelPath };
+      case "compute_logprobs":
+        return await this.#promptLogprobs(this.#checkPrompt(msg.prompt, 0));
+      case "sample":
+        return await this.#sample(msg);
+    }
+  }
+
+  #checkPrompt(prompt: number[] | Int32Array, maxTokens: number): number[] {
+    const ids = Array.from(prompt);
+    if (ids.length === 0) throw new InvalidArgumentError("prompt", "prompt must have at least 1 token: got 0");
+    checkTokenRange(ids, this.#cfg.vocabSize, "prompt");
+    const ctx = this.#cfg.maxPositionEmbeddings;
+    if (ids.length + maxTokens > ctx) {
+      throw new InvalidArgumentError(
+        "samplingParams.maxTokens",
+        `prompt length + samplingParams.maxTokens must be at most ${ctx} (the model's context): got ${ids.length} + ${maxTokens}`,
+      );
+    }
+    return ids;
+  }
+
+  async #sample(msg: Extract<SamplerMsg, { type: "sample" }>) {
+    const p: SamplingParams = parseOrThrow(SamplingParamsSchema, msg.samplingParams, "samplingParams");
+    const n = msg.numSamples;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_NUM_SAMPLES) {
+      throw new InvalidArgumentError("numSamples", `numSamples must be an integer in [1, ${MAX_NUM_SAMPLES}]: got ${n}`);
+    }
+    const ctx = this.#cfg.maxPositionEmbeddings;
+    const maxTokens = p.maxTokens ?? Math.max(1, ctx - msg.prompt.length);
+    const prompt = this.#checkPrompt(msg.prompt, maxTokens);
+    const stopTokens: number[] = [...this.#cfg.eosTokenIds];
+    const stopStrings: string[] = [];
+    const stop = p.stop === undefined ? [] : typeof p.stop === "string" ? [p.stop] : Array.from(p.stop as ArrayLike<number | string>);
+    for (const s of stop) {
+      if (typeof s === "number") stopTokens.push(s);
+      else stopStrings.push(s);
+    }
+    checkTokenRange(stopTokens, this.#cfg.vocabSize, "samplingParams.stop");
+    const seqs = await generate(this.#be, [this.#stage], prompt, {
+      numSamples: n,
+      maxTokens,
+      temperature: p.temperature,
+      topK: p.topK,
+      topP: p.topP,
+      seed: p.seed ?? Math.floor(Math.random() * 2 ** 31),
+      stopTokens,
+      stopStrings,
+      decode: (ids) => this.#tok.decode(ids),
+      readEvery: this.#be.name === "webgpu" ? 8 : 1,
+    });
+    return {
+      sequences: seqs,
+      promptLogprobs: msg.includePromptLogprobs ? await this.#promptLogprobs(prompt) : undefined,
+    };
+  }
+
+  /** Log-probability of each prompt token given the ones before it; element 0 is null. */
+  async #promptLogprobs(prompt: number[]): Promise<(number | null)[]> {
+    if (prompt.length < 2) return [null];
+    const be = this.#be;
+    const T = prompt.length - 1;
+    const ids = be.fromInts(Int32Array.from(prompt.slice(0, T)), [T]);
+    const targets = be.fromInts(Int32Array.from(prompt.slice(1)), [T]);
+    const { out, ctx } = this.#stage.forward(ids, { batch: 1, seqLen: T }, targets);
+    const lp = await be.read(out);
+    be.free(out);
+    this.#stage.release(ctx);
+    return [null, ...Array.from(lp)];
+  }
+
+  /** Free the weights. */
+  terminate(): void {
+    if (!this.#stage) return;
+    this.#stage.lora?.dispose();
+    freeStage(this.#be, this.#stage.weights);
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * Trainer: one per training run. It owns the run's queue of operations (its
+ * mailbox: one at a time, in arrival order), the sequence numbers, the step
+ * counter and the loss. It sends micro-batches through the shards — forward
+ * from first to last, backward in reverse — runs the loss between them, and
+ * drives optimizer steps and checkpoints.
+ *
+ * Exactly-once: every training operation carries the run id and a sequence
+ * number. A number already applied is answered from the record (the same
+ * reply, or the same error) and never applied twice; a gap is refused.
+ *
+ * @module
+ */
+import type { Actor, ActorContext } from "../runtime/actor.ts";
+import type { ActorRef } from "../runtime/actor_ref.ts";
+import { BiosError, ConflictError, errorFromWire, errorToWire, InvalidArgumentError, type WireError } from "../runtime/errors.ts";
+import type { AdamStep } from "../kernels/backend.ts";
+import { computeLoss, type LossFnName } from "../model/loss.ts";
+import type { LoraSpec } from "../model/lora.ts";
+import type { LlamaConfig } from "../model/config.ts";
+import { splitLayers } from "../model/stage_weights.ts";
+import { checkTokenRange } from "../protocol/types/model_input.ts";
+import type { NormalizedDatum } from "../protocol/types/datum.ts";
+import { packMicroBatches } from "./micro_batch.ts";
+import type { ShardMsg, ShardState } from "./param_shard.ts";
+import { loadBaseModel } from "./base_models.ts";
+import { mergeWire, type WireTensors } from "./wire_tensors.ts";
+import type { CheckpointMsg } from "./checkpoint_store.ts";
+import type { CheckpointManifest } from "./checkpoint_files.ts";
+import { type ParsedRequest, parseTrainerRequest, type TrainerRequest } from "./trainer_request.ts";
+
+/** Everything that defines a run. */
+export interface RunSpec {
+  runId: string;
+  baseModel: string;
+  lora: LoraSpec;
+  /** Number of pipeline stages (capped at the layer count). */
+  shards: number;
+  /** Largest padded micro-batch, in tokens. */
+  microBatchTokens: number;
+}
+
+/** Time a shard gets for one message before the trainer gives up. */
+const SHARD_TIMEOUT_MS = 600_000;
+/** Replies kept for replayed sequence numbers. */
+const RECORD_SIZE = 1024;
+
+/** Address of a run's trainer. */
+export function trainerAddress(runId: string): string {
+  return `trainer.${runId}`;
+}
+
+/** Address of a run's i-th shard. */
+export function shardAddress(runId: string, i: number): string {
+  return `shard.${runId}.${i}`;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+/** The Trainer actor. */
+export class Trainer implements Actor<TrainerRequest, unknown> {
+  #shards: ActorRef<ShardMsg, unknown>[] = [];
+  #store!: ActorRef<CheckpointMsg, unknown>;
+  #cfg!: LlamaConfig;
+  #lastSeq = 0;
+  #record = new Map<number, Outcome>();
+  #step = 0;
+  /** Bumped whenever the weights change; samplers snapshot by version. */
+  #version = 0;
+  #pendingGrads = false;
+  #mb = 0;
+
+  /** @param spec the run */
+  constructor(readonly spec: RunSpec) {}
+
+  /** Look up the model and the shards' addresses. */
+  async init(ctx: ActorContext): Promise<void> {
+    this.#cfg = (await loadBaseModel(this.spec.baseModel)).config;
+    const n = splitLayers(this.#cfg.numLayers, this.spec.shards).length;
+    for (let i = 0; i < n; i++) this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i)));
+    this.#store = ctx.system.ref("checkpoints");
+  }
+
+  /** Handle one request. */
+  async receive(raw: TrainerRequest): Promise<unknown> {
+    const msg = parseTrainerRequest(raw, this.spec.runId);
+    if (msg.type === "get_info") return this.#info();
+    if (msg.type === "snapshot") return await this.#snapshot();
+    const seq = msg.seq;
+    if (seq <= this.#lastSeq) {
+      const rec = this.#record.get(seq);
+      if (!rec) {
+        throw new ConflictError(
+          `seq ${seq} was already applied and its reply is no longer kept (last applied: ${this.#lastSeq})`,
+        );
+      }
+      if (rec.ok) return rec.value;
+      throw errorFromWire(rec.error);
+    }
+    if (seq !== this.#lastSeq + 1) {
+      throw new ConflictError(`seq must be ${this.#lastSeq + 1} (the next after ${this.#lastSeq}): got ${seq}`);
+    }
+    let outcome: Outcome;
+    try {
+      outcome = { ok: true, value: await this.#apply(msg) };
+    } catch (e) {
+      if (!(e instanceof BiosError)) throw e; // a crash: no seq consumed, the op may be replayed
+      outcome = { ok: false, error: errorToWire(e) };
+    }
+    this.#lastSeq = seq;
+    this.#record.set(seq, outcome);
+    if (this.#record.size > RECORD_SIZE) this.#record.delete(this.#record.keys().next().value!);
+    if (outcome.ok) return outcome.value;
+    throw errorFromWire(outcome.error);
+  }
+
+  #info() {
+    const s = this.spec;
+    return {
+      modelId: s.runId,
+      modelName: s.baseModel,
+      isLora: true,
+      loraRank: s.lora.rank,
+      modelData: { arch: "llama", modelName: s.baseModel, tokenizerId: s.baseModel },
+      step: this.#step,
+      lastSeq: this.#lastSeq,
+      version: this.#version,
+      shards: this.#shards.length,
+    };
+  }
+
+  async #apply(msg: Exclude<ParsedRequest, { type: "get_info" | "snapshot" }>): Promise<unknown> {
+    switch (msg.type) {
+      case "forward":
+      case "forward_backward":
+        return await this.#forwardBackward(msg.data, msg.lossFn, msg.lossFnConfig, msg.type === "forward_backward");
+      case "optim_step":
+        return await this.#optimStep(msg.adamParams);
+      case "save_state":
+        return await this.#save(msg.name, "weights", msg.overwrite);
+      case "save_weights_for_sampler":
+        return await this.#save(msg.name, "sampler_weights", msg.overwrite);
+      case "load_state":
+        return await this.#load(msg.path, msg.optimizer);
+    }
+  }
+
+  #ask(i: number, m: ShardMsg): Promise<unknown> {
+    return this.#shards[i].ask(m, { timeoutMs: SHARD_TIMEOUT_MS });
+  }
+
+  async #forwardBackward(
+    data: NormalizedDatum[],
+    lossFn: LossFnName,
+    lossFnConfig: Record<string, number>,
+    backward: boolean,
+  ) {
+    const ctxLen = this.#cfg.maxPositionEmbeddings;
+    data.forEach((d, i) => {
+      checkTokenRange(d.tokens, this.#cfg.vocabSize, `data[${i}].modelInput.tokens`);
+      if (d.inputs.targetTokens) {
+        checkTokenRange(d.inputs.targetTokens, this.#cfg.vocabSize, `data[${i}].lossFnInputs.targetTokens`);
+      }
+      if (d.tokens.length > ctxLen) {
+        throw new InvalidArgumentError(
+          `data[${i}].modelInput`,
+          `data[${i}].modelInput must have at most ${ctxLen} tokens (the model's context): got ${d.tokens.length}`,
+        );
+      }
+    });
+    const outputs: Float32Array[] = new Array(data.length);
+    let loss = 0;
+    let tokens = 0;
+    const last = this.#shards.length - 1;
+    for (const mb of packMicroBatches(data, this.spec.microBatchTokens)) {
+      const id = ++this.#mb;
+      const rows = { batch: mb.batch, seqLen: mb.seqLen };
+      let x: Int32Array | Float32Array = mb.tokens;
+      for (let s = 0; s <= last; s++) {
+        x = await this.#ask(s, {
+          type: "forward",
+          mb: id,
+          input: x,
+          rows,
+          targets: s === last ? mb.targets : undefined,
+          keep: backward,
+        }) as Float32Array;
+      }
+      const logprobs = x as Float32Array;
+      const inp = mb.inputs;
+      // Padding gets weight 0, so its dL/dlogprob is 0; missing weights mean 1.
+      const r = computeLoss(lossFn, {
+        logprobs,
+        weights: inp.weights ? mask(inp.weights, mb.valid) : mb.valid,
+        advantages: inp.advantages,
+        samplingLogprobs: inp.logprobs,
+        clipLow: inp.clipLowThreshold,
+        clipHigh: inp.clipHighThreshold,
+      }, lossFnConfig);
+      loss += r.loss;
+      mb.datums.forEach((di, b) => {
+        const n = data[di].tokens.length;
+        outputs[di] = logprobs.slice(b * mb.seqLen, b * mb.seqLen + n);
+        tokens += n;
+      });
+      if (!backward) continue;
+      let d: Float32Array | null = r.dlogprobs;
+      for (let s = last; s >= 0; s--) {
+        d = await this.#ask(s, { type: "backward", mb: id, dout: d! }) as Float32Array | null;
+      }
+      this.#pendingGrads = true;
+    }
+    return {
+      lossFnOutputType: "ArrayRecord",
+      lossFnOutputs: outputs.map((lp) => ({ logprobs: { data: lp, dtype: "float32", shape: [lp.length] } })),
+      metrics: { "loss:sum": loss, "num_tokens:sum": tokens },
+      loss,
+    };
+  }
+
+  async #optimStep(p: {
+    learningRate: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weightDecay: number;
+    gradClipNorm: number;
+  }) {
+    if (!this.#pendingGrads) {
+      throw new ConflictError("optimStep needs accumulated gradients: call forwardBackward first");
+    }
+    let normSq = 0;
+    for (let i = 0; i < this.#shards.length; i++) {
+      normSq += await this.#ask(i, { type: "grad_norm_sq" }) as number;
+    }
+    const norm = Math.sqrt(normSq);
+    // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
+    const gradScale = p.gradClipNorm > 0 ? Math.min(1, p.gradClipNorm / (norm + 1e-6)) : 1;
+    const step: AdamStep = {
+      lr: p.learningRate,
+      beta1: p.beta1,
+      beta2: p.beta2,
+      eps: p.eps,
+      weightDecay: p.weightDecay,
+      step: this.#step + 1,
+      gradScale,
+    };
+    for (let i = 0; i < this.#shards.length; i++) await this.#ask(i, { type: "optim_step", step });
+    this.#step++;
+    this.#version++;
+    this.#pendingGrads = false;
+    return {
+      metrics: {
+        "step:max": this.#step,
+        "learning_rate:mean": p.learningRate,
+        "grad_norm:mean": norm,
+        "grad_scale:mean": gradScale,
+      },
+    };
+  }
+
+  async #gather(optimizer: boolean): Promise<{ params: WireTensors; m?: WireTensors; v?: WireTensors }> {
+    const states: ShardState[] = [];
+    for (let i = 0; i < this.#shards.length; i++) {
+      states.push(await this.#ask(i, { type: "get_state", optimizer }) as ShardState);
+    }
+    return {
+      params: mergeWire(states.map((s) => s.params)),
+      m: optimizer ? mergeWire(states.map((s) => s.m!)) : undefined,
+      v: optimizer ? mergeWire(states.map((s) => s.v!)) : undefined,
+    };
+  }
+
+  async #snapshot() {
+    const { params } = await this.#gather(false);
+    return { baseModel: this.spec.baseModel, lora: this.spec.lora, params, version: this.#version };
+  }
+
+  async #save(name: string, kind: "weights" | "sampler_weights", overwrite: boolean) {
+    const withOpt = kind === "weights";
+    const state = await this.#gather(withOpt);
+    const s = this.spec;
+    const reply = await this.#store.ask({
+      type: "save",
+      overwrite,
+      manifest: {
+        runId: s.runId,
+        kind,
+        name,
+        baseModel: s.baseModel,
+        lora: { ...s.lora, targets: [...s.lora.targets] },
+        step: this.#step,
+        seq: this.#lastSeq + 1,
+      },
+      params: state.params,
+      m: state.m,
+      v: state.v,
+    }, { timeoutMs: SHARD_TIMEOUT_MS }) as { path: string };
+    return { path: reply.path };
+  }
+
+  async #load(path: string, optimizer: boolean) {
+    const ck = await this.#store.ask({ type: "load", path, optimizer, forTraining: true }, { timeoutMs: SHARD_TIMEOUT_MS }) as {
+      manifest: CheckpointManifest;
+      params: WireTensors;
+      m?: WireTensors;
+      v?: WireTensors;
+    };
+    checkCompatible(ck.manifest, this.spec);
+    const state: ShardState = { params: ck.params, m: ck.m, v: ck.v, step: optimizer ? ck.manifest.step : 0 };
+    for (let i = 0; i < this.#shards.length; i++) {
+      await this.#ask(i, { type: "set_state", state, optimizer });
+    }
+    this.#step = state.step;
+    this.#version++;
+    this.#pendingGrads = false;
+    return { path };
+  }
+}
+
+/** Refuse a checkpoint made for another base model or LoRA shape. */
+export function checkCompatible(m: CheckpointManifest, spec: RunSpec): void {
+  if (m.baseModel !== spec.baseModel) {
+    throw new InvalidArgumentError(
+      "path",
+      `path holds a checkpoint for baseModel ${m.baseModel}, but this run trains ${spec.baseModel}`,
+    );
+  }
+  if (m.lora.rank !== spec.lora.rank) {
+    throw new InvalidArgumentError("path", `path holds a rank ${m.lora.rank} adapter, but this run has rank ${spec.lora.rank}`);
+  }
+  const a = [...m.lora.targets].sort().join(","), b = [...spec.lora.targets].sort().join(",");
+  if (a !== b) {
+    throw new InvalidArgumentError("path", `path adapts [${a}], but this run adapts [${b}]`);
+  }
+}
+
+function mask(w: Float32Array, valid: Float32Array): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let i = 0; i < w.length; i++) out[i] = w[i] * valid[i];
+  return out;
+}

@@ -1,0 +1,53 @@
+/**
+ * How a client reaches a Bios cluster: an actor system and the registry's
+ * address. The embedded connection starts a whole node in this process.
+ *
+ * @module
+ */
+import { ActorSystem } from "../runtime/system.ts";
+import type { ActorRef } from "../runtime/actor_ref.ts";
+import { startNode } from "../actors/node.ts";
+import { REGISTRY, type RegistryMsg } from "../actors/registry.ts";
+
+/** An open connection to a cluster. */
+export interface Connection {
+  /** The actor system requests go through. */
+  system: ActorSystem;
+  /** The registry. */
+  registry: ActorRef<RegistryMsg, unknown>;
+  /** Close the connection (and stop an embedded node). */
+  close(): Promise<void>;
+}
+
+/** Settings of an embedded node. */
+export interface EmbeddedOptions {
+  /** Where checkpoints go. @default {`$BIOS_HOME/runs`, BIOS_HOME defaulting to ~/.cache/bios} */
+  checkpointDir?: string;
+  /** Pipeline stages per run. @default {2} */
+  shardsPerRun?: number;
+  /** Largest padded micro-batch in tokens. @default {4096} */
+  microBatchTokens?: number;
+}
+
+/** Bios's home folder: `BIOS_HOME`, else `~/.cache/bios`. */
+export function biosHome(): string {
+  const env = Deno.env.get("BIOS_HOME");
+  if (env) return env;
+  const home = Deno.env.get("HOME") ?? ".";
+  return `${home}/.cache/bios`;
+}
+
+/** Start a node in this process and connect to it. */
+export async function connectEmbedded(opts: EmbeddedOptions = {}): Promise<Connection> {
+  const system = new ActorSystem({ name: "embedded" });
+  await startNode(system, {
+    checkpointRoot: opts.checkpointDir ?? `${biosHome()}/runs`,
+    shardsPerRun: opts.shardsPerRun,
+    microBatchTokens: opts.microBatchTokens,
+  });
+  return {
+    system,
+    registry: system.ref(REGISTRY),
+    close: () => system.shutdown(),
+  };
+}

@@ -1,0 +1,140 @@
+/**
+ * ServiceClient: the entry point. It finds the models and creates training
+ * and sampling clients. With no address it runs an embedded node in this
+ * process — the same actors a cluster runs, on the in-process transport.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "../runtime/errors.ts";
+import type { GetServerCapabilitiesResponse } from "../protocol/types/responses.ts";
+import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
+import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
+import { type Connection, connectEmbedded, type EmbeddedOptions } from "./connection.ts";
+import { TrainingClient } from "./training_client.ts";
+import { SamplingClient } from "./sampling_client.ts";
+
+/** Options of {@linkcode ServiceClient}. */
+export interface ServiceClientOptions extends EmbeddedOptions {
+  /** API key. @default {the BIOS_API_KEY environment variable} */
+  apiKey?: string;
+  /** Address of a running cluster's NATS server (not yet supported). */
+  nats?: string;
+  /** Address of an HTTP gateway (not yet supported). */
+  baseUrl?: string;
+}
+
+/**
+ * The entry point to Bios.
+ *
+ * @example
+ * ```ts ignore
+ * const service = new ServiceClient();
+ * const caps = await service.getServerCapabilities();
+ * const tc = await service.createLoraTrainingClient({ baseModel: "ultrasafe/usf-finance", rank: 16 });
+ * await service.close();
+ * ```
+ */
+export class ServiceClient implements AsyncDisposable {
+  /** The API key in use (from the option or BIOS_API_KEY). */
+  readonly apiKey?: string;
+  #conn?: Promise<Connection>;
+  readonly #opts: ServiceClientOptions;
+
+  /** @param opts where the cluster is; nothing given runs one in this process */
+  constructor(opts: ServiceClientOptions = {}) {
+    this.#opts = opts;
+    this.apiKey = opts.apiKey ?? Deno.env.get("BIOS_API_KEY");
+    if (opts.nats !== undefined || opts.baseUrl !== undefined) {
+      const which = opts.nats !== undefined ? "nats" : "baseUrl";
+      throw new InvalidArgumentError(
+        which,
+        `${which} is not supported by this version of Bios: only the embedded cluster (no address) is available`,
+      );
+    }
+  }
+
+  /** The connection, opened on first use. */
+  connection(): Promise<Connection> {
+    this.#conn ??= connectEmbedded(this.#opts);
+    return this.#conn;
+  }
+
+  /** The models this cluster serves, and the compute backend it uses. */
+  async getServerCapabilities(): Promise<GetServerCapabilitiesResponse & { backendReason?: string }> {
+    const c = await this.connection();
+    return await c.registry.ask({ type: "capabilities" });
+  }
+
+  /** Start a LoRA training run on a base model. */
+  async createLoraTrainingClient(options: CreateLoraTrainingClientOptionsInput): Promise<TrainingClient> {
+    const c = await this.connection();
+    const run = await c.registry.ask<{ runId: string; baseModel: string }>(
+      { type: "create_run", options },
+      { timeoutMs: 600_000 },
+    );
+    return new TrainingClient(this, c, run.runId, run.baseModel);
+  }
+
+  /**
+   * A new training run whose weights come from a `weights/` checkpoint; with
+   * `withOptimizer`, Adam's state too (else it starts fresh).
+   */
+  async createTrainingClientFromState(
+    path: string,
+    opts: { withOptimizer?: boolean } = {},
+  ): Promise<TrainingClient> {
+    const info = await this.weightsInfo(path);
+    if (info.kind !== "weights") {
+      throw new InvalidArgumentError(
+        "path",
+        `path ${path} is a sampler-only checkpoint (sampler_weights); training loads bios://<run>/weights/<name> checkpoints`,
+      );
+    }
+    const tc = await this.createLoraTrainingClient({
+      baseModel: info.baseModel,
+      rank: info.loraRank,
+      alpha: info.loraAlpha,
+      targetModules: info.targetModules as CreateLoraTrainingClientOptionsInput["targetModules"],
+    });
+    await (opts.withOptimizer ? tc.loadStateWithOptimizer(path) : tc.loadState(path));
+    return tc;
+  }
+
+  /** A sampling client for a checkpoint (`modelPath`) or a bare base model. */
+  async createSamplingClient(opts: { modelPath?: string; baseModel?: string }): Promise<SamplingClient> {
+    if (opts.modelPath !== undefined) parseCheckpointPath(opts.modelPath, "modelPath");
+    const c = await this.connection();
+    const r = await c.registry.ask<{ samplerId: string; address: string; baseModel: string }>(
+      { type: "create_sampler", modelPath: opts.modelPath, baseModel: opts.baseModel },
+      { timeoutMs: 600_000 },
+    );
+    return new SamplingClient(c.system.ref(r.address), { ...r, modelPath: opts.modelPath });
+  }
+
+  /** What a checkpoint holds: base model, LoRA rank and targets, kind, step. */
+  async weightsInfo(path: string): Promise<{
+    baseModel: string;
+    loraRank: number;
+    loraAlpha: number;
+    targetModules: string[];
+    kind: "weights" | "sampler_weights";
+    step: number;
+  }> {
+    parseCheckpointPath(path, "path");
+    const c = await this.connection();
+    return await c.registry.ask({ type: "weights_info", path });
+  }
+
+  /** Stop the embedded node (or disconnect). */
+  async close(): Promise<void> {
+    if (!this.#conn) return;
+    const c = await this.#conn.catch(() => undefined);
+    this.#conn = undefined;
+    await c?.close();
+  }
+
+  /** `await using service = new ServiceClient()` closes it at scope end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

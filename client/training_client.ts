@@ -1,0 +1,188 @@
+/**
+ * TrainingClient: one LoRA fine-tuning run. Every operation returns an
+ * APIFuture at once and is sent straight away with the next sequence number;
+ * the run's trainer handles them one at a time in that order, so
+ * `forwardBackward` then `optimStep` pipeline without a round trip.
+ *
+ * @module
+ */
+import type { ActorRef } from "../runtime/actor_ref.ts";
+import type { AdamParamsInput } from "../protocol/types/adam_params.ts";
+import type { DatumInput } from "../protocol/types/datum.ts";
+import type { LossFnType } from "../protocol/types/loss_fn.ts";
+import type {
+  ForwardBackwardOutput,
+  LoadWeightsResponse,
+  OptimStepResponse,
+  SampleResponse,
+  SaveWeightsResponse,
+} from "../protocol/types/responses.ts";
+import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.ts";
+import { trainerAddress } from "../actors/trainer.ts";
+import type { WireTensors } from "../actors/wire_tensors.ts";
+import type { LoraSpec } from "../model/lora.ts";
+import { APIFuture } from "./api_future.ts";
+import type { Connection } from "./connection.ts";
+import { type SampleArgs, SamplingClient } from "./sampling_client.ts";
+import type { ServiceClient } from "./service_client.ts";
+
+/** Time one training operation may take. */
+const OP_TIMEOUT_MS = 3_600_000;
+
+/** What {@linkcode TrainingClient.getInfo} returns. */
+export interface TrainingRunInfo {
+  modelId: string;
+  modelName: string;
+  isLora: true;
+  loraRank: number;
+  modelData: { arch: string; modelName: string; tokenizerId?: string };
+  step: number;
+  lastSeq: number;
+  version: number;
+  shards: number;
+}
+
+/** Result of {@linkcode TrainingClient.train}. */
+export interface TrainResult {
+  forwardBackward: ForwardBackwardOutput;
+  optimStep: OptimStepResponse;
+  /** The forward-backward loss (sum over weighted tokens). */
+  loss: number;
+}
+
+/**
+ * A client of one training run.
+ *
+ * @example
+ * ```ts ignore
+ * const fb = tc.forwardBackward(batch, "cross_entropy");
+ * const opt = tc.optimStep({ learningRate: 1e-4 });
+ * console.log((await fb).loss, await opt);
+ * ```
+ */
+export class TrainingClient {
+  #seq = 0;
+  #tokenizer?: Promise<Tokenizer>;
+  #sampler?: { version: number; client: SamplingClient };
+  readonly #trainer: ActorRef;
+
+  /**
+   * @param service the service client that made this run
+   * @param conn its connection
+   * @param runId the run
+   * @param baseModel the run's base model
+   */
+  constructor(
+    readonly service: ServiceClient,
+    readonly conn: Connection,
+    readonly runId: string,
+    readonly baseModel: string,
+  ) {
+    this.#trainer = conn.system.ref(trainerAddress(runId));
+  }
+
+  #submit<T>(msg: Record<string, unknown>): APIFuture<T> {
+    const seq = ++this.#seq;
+    return new APIFuture(this.#trainer.ask<T>({ ...msg, runId: this.runId, seq }, { timeoutMs: OP_TIMEOUT_MS }));
+  }
+
+  /** Forward pass only: logprobs and loss, no gradients. */
+  forward(data: DatumInput[], lossFn: LossFnType, lossFnConfig?: Record<string, number>): APIFuture<ForwardBackwardOutput> {
+    return this.#submit({ type: "forward", data, lossFn, lossFnConfig });
+  }
+
+  /** Forward and backward: gradients accumulate until the next `optimStep`. */
+  forwardBackward(
+    data: DatumInput[],
+    lossFn: LossFnType,
+    lossFnConfig?: Record<string, number>,
+  ): APIFuture<ForwardBackwardOutput> {
+    return this.#submit({ type: "forward_backward", data, lossFn, lossFnConfig });
+  }
+
+  /** Apply the accumulated gradients with AdamW (torch semantics; anchor defaults). */
+  optimStep(adamParams: AdamParamsInput = {}): APIFuture<OptimStepResponse> {
+    return this.#submit({ type: "optim_step", adamParams });
+  }
+
+  /** `forwardBackward` then `optimStep`, both submitted at once. */
+  train(
+    data: DatumInput[],
+    opts: { lossFn?: LossFnType; learningRate?: number; adamParams?: AdamParamsInput } = {},
+  ): APIFuture<TrainResult> {
+    const fb = this.forwardBackward(data, opts.lossFn ?? "cross_entropy");
+    const adam = { ...opts.adamParams, ...(opts.learningRate !== undefined ? { learningRate: opts.learningRate } : {}) };
+    const opt = this.optimStep(adam);
+    return new APIFuture(
+      Promise.all([fb.result(), opt.result()]).then(([f, o]) => ({ forwardBackward: f, optimStep: o, loss: f.loss })),
+    );
+  }
+
+  /** Save weights and optimizer state as `bios://<run>/weights/<name>`. */
+  saveState(name: string, opts: { overwrite?: boolean } = {}): APIFuture<SaveWeightsResponse> {
+    return this.#submit({ type: "save_state", name, overwrite: opts.overwrite ?? false });
+  }
+
+  /** Load weights from a `weights/` checkpoint; Adam starts fresh. */
+  loadState(path: string): APIFuture<LoadWeightsResponse> {
+    return this.#submit({ type: "load_state", path, optimizer: false });
+  }
+
+  /** Load weights and Adam state from a `weights/` checkpoint. */
+  loadStateWithOptimizer(path: string): APIFuture<LoadWeightsResponse> {
+    return this.#submit({ type: "load_state", path, optimizer: true });
+  }
+
+  /** Save a sampler-only copy as `bios://<run>/sampler_weights/<name>`. */
+  saveWeightsForSampler(name: string, opts: { overwrite?: boolean } = {}): APIFuture<SaveWeightsResponse> {
+    return this.#submit({ type: "save_weights_for_sampler", name, overwrite: opts.overwrite ?? false });
+  }
+
+  /**
+   * A sampling client of the current weights. With a name, the weights are
+   * saved as `sampler_weights/<name>` first; without, the snapshot lives only
+   * in memory.
+   */
+  async saveWeightsAndGetSamplingClient(name?: string): Promise<SamplingClient> {
+    if (name !== undefined) {
+      const { path } = await this.saveWeightsForSampler(name, { overwrite: true });
+      return await this.service.createSamplingClient({ modelPath: path });
+    }
+    const snap = await this.#trainer.ask<{ baseModel: string; lora: LoraSpec; params: WireTensors; version: number }>(
+      { type: "snapshot" },
+      { timeoutMs: OP_TIMEOUT_MS },
+    );
+    const r = await this.conn.registry.ask<{ samplerId: string; address: string; baseModel: string }>(
+      { type: "create_sampler", baseModel: snap.baseModel, lora: { spec: snap.lora, params: snap.params } },
+      { timeoutMs: OP_TIMEOUT_MS },
+    );
+    const client = new SamplingClient(this.conn.system.ref(r.address), r);
+    this.#sampler = { version: snap.version, client };
+    return client;
+  }
+
+  /** Sample from the current weights (an in-memory snapshot, reused while the weights are unchanged). */
+  sample(args: SampleArgs): APIFuture<SampleResponse> {
+    const p = (async () => {
+      const info = await this.getInfo();
+      const sc = this.#sampler && this.#sampler.version === info.version
+        ? this.#sampler.client
+        : await this.saveWeightsAndGetSamplingClient();
+      return await sc.sample(args);
+    })();
+    return new APIFuture(p);
+  }
+
+  /** The run's model, rank, step and sequence state. */
+  async getInfo(): Promise<TrainingRunInfo> {
+    return await this.#trainer.ask<TrainingRunInfo>({ type: "get_info" }, { timeoutMs: OP_TIMEOUT_MS });
+  }
+
+  /** The base model's tokenizer. */
+  getTokenizer(): Promise<Tokenizer> {
+    this.#tokenizer ??= this.conn.registry.ask<{ files: Record<string, string>; hints: Record<string, unknown> }>(
+      { type: "tokenizer", baseModel: this.baseModel },
+    ).then((r) => tokenizerFromFiles(r.files, r.hints));
+    return this.#tokenizer;
+  }
+}

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { CpuBackend } from "./backend.ts";
+import { Rng } from "./_random.ts";
+
+const be = new CpuBackend();
+
+function draw(
+  logits: Float32Array,
+  v: number,
+  us: number[],
+  opts: { temperature: number; topK: number; topP: number },
+) {
+  const b = us.length;
+  const rows = new Float32Array(b * v);
+  for (let r = 0; r < b; r++) rows.set(logits, r * v);
+  const { tokens, logprobs } = be.sample(
+    be.fromArray(rows, [b, v]),
+    be.fromArray(new Float32Array(us), [b]),
+    opts,
+  );
+  return {
+    tokens: [...be.i32View(tokens)],
+    logprobs: [...be.f32View(logprobs)],
+  };
+}
+
+Deno.test("sample() greedy, top-k 1 and tiny top-p all give the argmax", () => {
+  const logits = new Float32Array([0.1, 2, -1, 2.5, 0.3]);
+  const us = [0, 0.3, 0.99];
+  const lse = Math.log(logits.reduce((s, x) => s + Math.exp(x), 0));
+  const greedy = draw(logits, 5, us, { temperature: 0, topK: -1, topP: 1 });
+  assert.deepEqual(greedy.tokens, [3, 3, 3]);
+  for (const lp of greedy.logprobs) {
+    assert.ok(Math.abs(lp - (2.5 - lse)) < 1e-6);
+  }
+  const k1 = draw(logits, 5, us, { temperature: 0.7, topK: 1, topP: 1 });
+  assert.deepEqual(k1.tokens, [3, 3, 3]);
+  assert.deepEqual(k1.logprobs, [0, 0, 0]);
+  assert.deepEqual(
+    draw(logits, 5, us, { temperature: 1.3, topK: -1, topP: 1e-6 }).tokens,
+    [3, 3, 3],
+  );
+});
+
+Deno.test("sample() walks tokens by probability descending, ties by id", () => {
+  // p = [0.25, 0.25, 0.5] at temperature 1: order 2, 0, 1
+  const logits = new Float32Array([0, 0, Math.log(2)]);
+  const t = draw(logits, 3, [0.1, 0.49, 0.51, 0.74, 0.76, 0.99], {
+    temperature: 1,
+    topK: -1,
+    topP: 1,
+  });
+  assert.deepEqual(t.tokens, [2, 2, 0, 0, 1, 1]);
+  assert.ok(Math.abs(t.logprobs[0] - Math.log(0.5)) < 1e-6);
+  assert.ok(Math.abs(t.logprobs[2] - Math.log(0.25)) < 1e-6);
+  // top-k 2 keeps {2, 0}: p = [2/3, 1/3]
+  const k2 = draw(logits, 3, [0.6, 0.7], { temperature: 1, topK: 2, topP: 1 });
+  assert.deepEqual(k2.tokens, [2, 0]);
+  assert.ok(Math.abs(k2.logprobs[1] - Math.log(1 / 3)) < 1e-6);
+  // top-p 0.6 keeps {2, 0} (0.5 < 0.6 ≤ 0.75)
+  assert.deepEqual(
+    draw(logits, 3, [0.99], { temperature: 1, topK: -1, topP: 0.6 }).tokens,
+    [0],
+  );
+});
+
+Deno.test("sample() draw frequencies match softmax(logits / temperature)", () => {
+  const rng = new Rng(15);
+  const v = 6;
+  const logits = rng.floats(v, -2, 2);
+  const temperature = 0.8;
+  const n = 20000;
+  const rows = new Float32Array(n * v);
+  for (let r = 0; r < n; r++) rows.set(logits, r * v);
+  const us = new Float32Array(n).map(() => rng.next());
+  const { tokens } = be.sample(
+    be.fromArray(rows, [n, v]),
+    be.fromArray(us, [n]),
+    { temperature, topK: -1, topP: 1 },
+  );
+  const counts = new Array(v).fill(0);
+  for (const t of be.i32View(tokens)) counts[t]++;
+  const z = [...logits].map((x) => Math.exp(x / temperature));
+  const sum = z.reduce((a, b) => a + b, 0);
+  for (let j = 0; j < v; j++) {
+    const p = z[j] / sum;
+    // 5 standard deviations of a binomial frequency
+    assert.ok(
+      Math.abs(counts[j] / n - p) < 5 * Math.sqrt(p * (1 - p) / n),
+      `token ${j}: ${counts[j] / n} vs ${p}`,
+    );
+  }
+});
+
+Deno.test("sample() rejects bad options and uniforms", () => {
+  const l = be.zeros([1, 3]);
+  const u = be.fromArray(new Float32Array([0.5]), [1]);
+  assert.throws(
+    () => be.sample(l, u, { temperature: -1, topK: -1, topP: 1 }),
+    /temperature must be a finite number ≥ 0/,
+  );
+  assert.throws(
+    () => be.sample(l, u, { temperature: 1, topK: -1, topP: 0 }),
+    /topP must be in \(0, 1\]: got 0/,
+  );
+  assert.throws(
+    () =>
+      be.sample(l, be.fromArray(new Float32Array([1]), [1]), {
+        temperature: 1,
+        topK: -1,
+        topP: 1,
+      }),
+    /uniforms\[0\] must be in \[0, 1\): got 1/,
+  );
+  assert.throws(
+    () => be.sample(l, be.zeros([2]), { temperature: 1, topK: -1, topP: 1 }),
+    /sample: uniforms must be \[1\]: got \[2\]/,
+  );
+});

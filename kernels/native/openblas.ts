@@ -1,0 +1,158 @@
+/**
+ * OpenBLAS's `cblas_sgemm` through `Deno.dlopen` (needs `--allow-ffi`), as a
+ * {@linkcode GemmFn} the CPU backend's ops can run on.
+ *
+ * The library comes from Debian's `libopenblas0-pthread`. Its sums run in f32
+ * in OpenBLAS's own blocked order, which is fixed for a given library and
+ * thread count, so results repeat bit for bit on one machine.
+ *
+ * @module
+ */
+
+import type { GemmFn } from "../cpu/gemm.ts";
+
+/** Where OpenBLAS is looked for, in order. */
+export const OPENBLAS_PATHS: readonly string[] = [
+  "libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+];
+
+/** The Debian package that provides OpenBLAS. */
+export const OPENBLAS_PACKAGE = "libopenblas0-pthread";
+
+const CBLAS_ROW_MAJOR = 101;
+const CBLAS_NO_TRANS = 111;
+const CBLAS_TRANS = 112;
+
+const symbols = {
+  cblas_sgemm: {
+    parameters: [
+      "i32", // order
+      "i32", // transA
+      "i32", // transB
+      "i32", // M
+      "i32", // N
+      "i32", // K
+      "f32", // alpha
+      "buffer", // A
+      "i32", // lda
+      "buffer", // B
+      "i32", // ldb
+      "f32", // beta
+      "buffer", // C
+      "i32", // ldc
+    ],
+    result: "void",
+  },
+  openblas_get_config: { parameters: [], result: "pointer" },
+  openblas_get_num_threads: { parameters: [], result: "i32" },
+} as const;
+
+type OpenBlasLib = Deno.DynamicLibrary<typeof symbols>;
+
+/** A loaded OpenBLAS: its sgemm and a description. */
+export interface OpenBlas {
+  /** `cblas_sgemm` with the signature of the TypeScript gemm. */
+  gemm: GemmFn;
+  /** e.g. "OpenBLAS 0.3.21 … (2 threads) from /usr/lib/…/libopenblas.so.0". */
+  description: string;
+}
+
+/** The outcome of {@linkcode loadOpenBlas}: the library, or why there is none. */
+export type OpenBlasLoad = { ok: true; blas: OpenBlas } | {
+  ok: false;
+  reason: string;
+};
+
+const cache = new Map<string, OpenBlasLoad>();
+
+/**
+ * Opens OpenBLAS from the first of `paths` that loads (the result is cached
+ * per path list). Never throws: a failure comes back with a one-line reason
+ * naming the package to install.
+ */
+export function loadOpenBlas(
+  paths: readonly string[] = OPENBLAS_PATHS,
+): OpenBlasLoad {
+  const key = paths.join("\n");
+  let got = cache.get(key);
+  if (got === undefined) {
+    got = open(paths);
+    cache.set(key, got);
+  }
+  return got;
+}
+
+function open(paths: readonly string[]): OpenBlasLoad {
+  const errors: string[] = [];
+  for (const path of paths) {
+    let lib: OpenBlasLib;
+    try {
+      lib = Deno.dlopen(path, symbols);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (
+        e instanceof Deno.errors.NotCapable ||
+        e instanceof Deno.errors.PermissionDenied
+      ) {
+        return {
+          ok: false,
+          reason:
+            `the native backend needs --allow-ffi to load OpenBLAS (Debian package ${OPENBLAS_PACKAGE}): ${
+              msg.split("\n")[0]
+            }`,
+        };
+      }
+      errors.push(`${path}: ${msg.split("\n")[0]}`);
+      continue;
+    }
+    const config = lib.symbols.openblas_get_config();
+    const name = config === null
+      ? "OpenBLAS"
+      : Deno.UnsafePointerView.getCString(config);
+    const threads = lib.symbols.openblas_get_num_threads();
+    return {
+      ok: true,
+      blas: {
+        gemm: sgemmOf(lib),
+        description: `${name} (${threads} threads) from ${path}`,
+      },
+    };
+  }
+  return {
+    ok: false,
+    reason:
+      `OpenBLAS not found: install the Debian package ${OPENBLAS_PACKAGE} (tried ${
+        errors.join("; ")
+      })`,
+  };
+}
+
+function sgemmOf(lib: OpenBlasLib): GemmFn {
+  const sgemm = lib.symbols.cblas_sgemm;
+  return (out, a, b, m, n, k, transA, transB, alpha, beta) => {
+    if (m === 0 || n === 0) return;
+    if (k === 0) {
+      // nothing to multiply: out = beta · out (beta 0 never reads out)
+      for (let i = 0; i < m * n; i++) out[i] = beta === 0 ? 0 : beta * out[i];
+      return;
+    }
+    sgemm(
+      CBLAS_ROW_MAJOR,
+      transA ? CBLAS_TRANS : CBLAS_NO_TRANS,
+      transB ? CBLAS_TRANS : CBLAS_NO_TRANS,
+      m,
+      n,
+      k,
+      alpha,
+      a,
+      transA ? m : k,
+      b,
+      transB ? k : n,
+      beta,
+      out,
+      n,
+    );
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * Opens the WebGPU backend for tests: when no adapter exists the tests skip
+ * with one line naming mesa-vulkan-drivers, unless BIOS_REQUIRE_ALL=1, in
+ * which case they fail.
+ *
+ * @module
+ */
+
+import { openWebGpuBackend, type WebGpuBackend } from "./backend.ts";
+
+/** The line printed (and the ignored test's name) when no adapter exists. */
+export const NO_ADAPTER =
+  "webgpu tests skipped: no WebGPU adapter (on a machine without a GPU: apt-get install mesa-vulkan-drivers)";
+
+let shared: Promise<WebGpuBackend | null> | null = null;
+
+/** One backend shared by the webgpu test files of a process (autotune off). */
+export function testBackend(): Promise<WebGpuBackend | null> {
+  return shared ??= openWebGpuBackend({ autotune: false });
+}
+
+/**
+ * Registers the test that stands in for a missing adapter and returns false,
+ * or returns true when the adapter exists.
+ */
+export function haveAdapter(be: WebGpuBackend | null): be is WebGpuBackend {
+  if (be) return true;
+  if (Deno.env.get("BIOS_REQUIRE_ALL") === "1") {
+    Deno.test("webgpu adapter is required (BIOS_REQUIRE_ALL=1)", () => {
+      throw new Error(`${NO_ADAPTER}; BIOS_REQUIRE_ALL=1 makes this a failure`);
+    });
+  } else {
+    console.log(NO_ADAPTER);
+    Deno.test({ name: NO_ADAPTER, ignore: true, fn: () => {} });
+  }
+  return false;
+}

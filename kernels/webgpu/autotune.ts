@@ -1,0 +1,171 @@
+/**
+ * Matmul tile choice per adapter: candidates from the adapter kind and device
+ * limits, a short autotune (each candidate timed once on a 512³ product),
+ * cached in memory and in `$BIOS_HOME/webgpu_autotune.json` (or
+ * `~/.cache/bios/webgpu_autotune.json`).
+ *
+ * @module
+ */
+
+import type { GpuContext } from "./context.ts";
+import {
+  configName,
+  type MatmulConfig,
+  matmulGroups,
+  matmulKernel,
+} from "./shaders/matmul.ts";
+
+/** Largest side of a product that counts as skinny (the LoRA rank-r products). */
+export const SKINNY = 64;
+
+/** Register-tile configs for skinny products: few columns, or few rows. */
+const SKINNY_N: MatmulConfig = { kind: "reg", tm: 8, tn: 4, wx: 2, wy: 32 };
+const SKINNY_M: MatmulConfig = { kind: "reg", tm: 4, tn: 8, wx: 32, wy: 2 };
+
+/** The tile candidates for an adapter, filtered by the device limits. */
+export function candidates(isFallback: boolean, limits: GPUSupportedLimits): MatmulConfig[] {
+  const list: MatmulConfig[] = isFallback
+    ? [
+      // CPU adapters: no workgroup memory, big register tiles (lavapipe runs
+      // each invocation as a SIMD lane, so work per invocation is what counts)
+      { kind: "reg", tm: 16, tn: 16, wx: 8, wy: 1 },
+      { kind: "reg", tm: 8, tn: 16, wx: 8, wy: 1 },
+      { kind: "reg", tm: 8, tn: 8, wx: 8, wy: 1 },
+    ]
+    : [
+      { kind: "shared", tm: 4, tn: 4, wx: 16, wy: 16, bk: 16 },
+      { kind: "shared", tm: 8, tn: 8, wx: 16, wy: 16, bk: 8 },
+      { kind: "shared", tm: 4, tn: 8, wx: 16, wy: 16, bk: 16 },
+      { kind: "reg", tm: 4, tn: 4, wx: 16, wy: 16 },
+    ];
+  return list.filter((c) => {
+    const threads = c.wx * c.wy;
+    const shared = c.kind === "shared" ? (c.tm * c.wy + c.tn * c.wx) * (c.bk ?? 16) * 4 : 0;
+    return threads <= limits.maxComputeInvocationsPerWorkgroup &&
+      c.wx <= limits.maxComputeWorkgroupSizeX && c.wy <= limits.maxComputeWorkgroupSizeY &&
+      shared <= limits.maxComputeWorkgroupStorageSize;
+  });
+}
+
+/** Picks the tile config of each product. */
+export class MatmulPlanner {
+  /** The config of products with both sides above {@linkcode SKINNY}. */
+  main: MatmulConfig;
+
+  /** Starts with `main` (usually the first candidate, until tuned). */
+  constructor(main: MatmulConfig) {
+    this.main = main;
+  }
+
+  /** The config for an [M,N] output. */
+  choose(m: number, n: number): MatmulConfig {
+    if (n <= SKINNY && n <= m) return SKINNY_N;
+    if (m <= SKINNY) return SKINNY_M;
+    return this.main;
+  }
+}
+
+/** Outcome of {@linkcode autotune}. */
+export interface TuneResult {
+  /** The fastest config. */
+  best: MatmulConfig;
+  /** GFLOP/s of each candidate, by {@linkcode configName}. */
+  gflops: Record<string, number>;
+  /** Where the choice came from. */
+  source: "memory" | "file" | "timed";
+}
+
+const memory = new Map<string, MatmulConfig>();
+
+function cacheFile(): string | null {
+  try {
+    const home = Deno.env.get("BIOS_HOME");
+    if (home) return `${home}/webgpu_autotune.json`;
+    const user = Deno.env.get("HOME");
+    return user ? `${user}/.cache/bios/webgpu_autotune.json` : null;
+  } catch {
+    return null; // no env permission
+  }
+}
+
+function readCache(file: string | null): Record<string, MatmulConfig> {
+  if (!file) return {};
+  try {
+    return JSON.parse(Deno.readTextFileSync(file)) as Record<string, MatmulConfig>;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Times each candidate once on a `size`³ product (x·Wᵀ, the linear layer's
+ * form) after a warm-up run that compiles it, and returns the fastest. With
+ * `useCache`, a choice already made for this adapter (in memory or in the
+ * cache file) is returned without timing.
+ */
+export async function autotune(
+  ctx: GpuContext,
+  cands: readonly MatmulConfig[],
+  opts: { size?: number; useCache?: boolean } = {},
+): Promise<TuneResult> {
+  const size = opts.size ?? 512;
+  const key = `${ctx.adapterName}|${size}`;
+  const useCache = opts.useCache ?? true;
+  const file = cacheFile();
+  if (useCache) {
+    const hit = memory.get(key);
+    if (hit) return { best: hit, gflops: {}, source: "memory" };
+    const fromFile = readCache(file)[key];
+    if (fromFile && cands.some((c) => configName(c) === configName(fromFile))) {
+      memory.set(key, fromFile);
+      return { best: fromFile, gflops: {}, source: "file" };
+    }
+  }
+  const bytes = size * size * 4;
+  const a = ctx.acquire(bytes), b = ctx.acquire(bytes), c = ctx.acquire(bytes);
+  const fill = new Float32Array(size * size).map((_, i) => ((i * 7919) % 97) / 97 - 0.5);
+  ctx.write(a, fill);
+  ctx.write(b, fill);
+  const gflops: Record<string, number> = {};
+  let best = cands[0];
+  let bestTime = Infinity;
+  try {
+    for (const cfg of cands) {
+      const k = matmulKernel(cfg, { transA: false, transB: true, vec: true, lora: "" });
+      const run = () =>
+        ctx.run(
+          k,
+          [{ buffer: a, bytes }, { buffer: b, bytes }, { buffer: c, bytes }],
+          [size, size, size, 0, 1, 0, 0],
+          matmulGroups(cfg, size, size),
+        );
+      run();
+      await ctx.sync(); // compile and warm up
+      const t0 = performance.now();
+      run();
+      await ctx.sync();
+      const ms = performance.now() - t0;
+      gflops[configName(cfg)] = (2 * size ** 3) / (ms * 1e6);
+      if (ms < bestTime) {
+        bestTime = ms;
+        best = cfg;
+      }
+    }
+  } finally {
+    ctx.release(a);
+    ctx.release(b);
+    ctx.release(c);
+  }
+  memory.set(key, best);
+  if (file && useCache) {
+    try {
+      const all = readCache(file);
+      all[key] = best;
+      Deno.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
+      Deno.writeTextFileSync(file, JSON.stringify(all, null, 2));
+    } catch {
+      // the file cache is optional (no permission, read-only home)
+    }
+  }
+  return { best, gflops, source: "timed" };
+}

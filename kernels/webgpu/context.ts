@@ -1,0 +1,303 @@
+/**
+ * The command recorder under the WebGPU backend: one device, buffer pools, a
+ * pipeline cache, and an open command encoder that ops record into. Work is
+ * submitted without waiting; only reads and `sync` wait.
+ *
+ * @module
+ */
+
+import { WebGpuError } from "./errors.ts";
+import { BufferPool, type PoolStats } from "./pool.ts";
+import type { GpuTensor } from "./tensor.ts";
+
+/** Type of one uniform field (all are 4 bytes). */
+export type UniformType = "u32" | "i32" | "f32";
+
+/** A compute kernel: its uniforms, storage bindings and WGSL body. */
+export interface Kernel {
+  /** Name used in error messages and as the pipeline cache key. */
+  readonly name: string;
+  /** Uniform fields, in order, readable in WGSL as `p.<name>`. */
+  readonly uniforms: readonly (readonly [string, UniformType])[];
+  /**
+   * Storage bindings 1..n in order: name, access, WGSL type
+   * (e.g. `["x", "read", "array<f32>"]`).
+   */
+  readonly buffers: readonly (readonly [string, "read" | "read_write", string])[];
+  /** WGSL declarations and the `@compute fn main` entry point. */
+  readonly body: string;
+}
+
+/** A value bound to a storage binding: a tensor, or a raw buffer with its byte size. */
+export type Binding = GpuTensor | { buffer: GPUBuffer; bytes: number };
+
+const SLOT = 256; // bytes per uniform slot (≥ any device's offset alignment)
+const SLOTS = 2048;
+const STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
+const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
+
+/** Builds the full WGSL source of a kernel (uniform struct and bindings first). */
+export function kernelSource(k: Kernel): string {
+  const fields = k.uniforms.length > 0 ? k.uniforms : [["_pad", "u32"] as const];
+  const struct = `struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join("\n")}\n}\n` +
+    `@group(0) @binding(0) var<uniform> p: Params;\n`;
+  const binds = k.buffers.map(([n, access, type], i) =>
+    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${n}: ${type};`
+  ).join("\n");
+  return `${struct}${binds}\n${k.body}`;
+}
+
+interface Compiled {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/**
+ * Owns the device and records dispatches. Not thread-safe; one per backend.
+ */
+export class GpuContext {
+  /** The device in use. */
+  readonly device: GPUDevice;
+  /** The adapter's description. */
+  readonly adapterName: string;
+  /** Whether the adapter is a CPU fallback (lavapipe, SwiftShader, WARP). */
+  readonly isFallback: boolean;
+  readonly #storage: BufferPool;
+  readonly #readback: BufferPool;
+  readonly #pipelines = new Map<string, Compiled>();
+  readonly #uniformBuf: GPUBuffer;
+  readonly #uniformData = new ArrayBuffer(SLOT * SLOTS);
+  readonly #u32 = new Uint32Array(this.#uniformData);
+  readonly #i32 = new Int32Array(this.#uniformData);
+  readonly #f32 = new Float32Array(this.#uniformData);
+  #slot = 0;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #batch: string[] = [];
+  #scopes: Promise<void>[] = [];
+  #errors: WebGpuError[] = [];
+  /** Dispatches recorded since the context was made (for tests). */
+  dispatches = 0;
+  /** Submits since the context was made (for tests). */
+  submits = 0;
+
+  /** Wraps an already created device. */
+  constructor(device: GPUDevice, adapterName: string, isFallback: boolean) {
+    this.device = device;
+    this.adapterName = adapterName;
+    this.isFallback = isFallback;
+    this.#storage = new BufferPool(device, STORAGE);
+    this.#readback = new BufferPool(device, READBACK);
+    this.#uniformBuf = device.createBuffer({
+      size: SLOT * SLOTS,
+      usage: 0x40 | 0x08, // UNIFORM | COPY_DST
+    });
+    device.addEventListener("uncapturederror", (e) => {
+      const err = (e as GPUUncapturedErrorEvent).error;
+      this.#errors.push(new WebGpuError(this.#batch.at(-1) ?? "webgpu", err.message));
+    });
+  }
+
+  /** Counters of the storage-buffer pool. */
+  poolStats(): PoolStats {
+    return this.#storage.stats();
+  }
+
+  /** A storage buffer of at least `bytes` bytes from the pool. */
+  acquire(bytes: number): GPUBuffer {
+    return this.#storage.acquire(bytes);
+  }
+
+  /** Returns a storage buffer to the pool (safe while recorded work still uses it). */
+  release(buffer: GPUBuffer): void {
+    this.#storage.release(buffer);
+  }
+
+  /** The compiled pipeline of `k`, compiling it (once) inside a validation scope. */
+  pipeline(k: Kernel): Compiled {
+    const hit = this.#pipelines.get(k.name);
+    if (hit) return hit;
+    const d = this.device;
+    d.pushErrorScope("validation");
+    const module = d.createShaderModule({ code: kernelSource(k), label: k.name });
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: 4, buffer: { type: "uniform" } },
+      ...k.buffers.map(([, access], i): GPUBindGroupLayoutEntry => ({
+        binding: i + 1,
+        visibility: 4, // COMPUTE
+        buffer: { type: access === "read" ? "read-only-storage" : "storage" },
+      })),
+    ];
+    const layout = d.createBindGroupLayout({ entries, label: k.name });
+    const pipeline = d.createComputePipeline({
+      label: k.name,
+      layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    this.#watch(k.name, "shader or pipeline creation failed");
+    const c = { pipeline, layout };
+    this.#pipelines.set(k.name, c);
+    return c;
+  }
+
+  #watch(name: string, what: string): void {
+    this.#scopes.push(
+      this.device.popErrorScope().then((e) => {
+        if (e) this.#errors.push(new WebGpuError(name, `${what}: ${e.message}`));
+      }),
+    );
+  }
+
+  #passEncoder(): GPUComputePassEncoder {
+    if (!this.#pass) {
+      this.#encoder ??= this.device.createCommandEncoder();
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    return this.#pass;
+  }
+
+  /** The open encoder with no compute pass open, for copies and clears. */
+  encoder(): GPUCommandEncoder {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+    this.#encoder ??= this.device.createCommandEncoder();
+    return this.#encoder;
+  }
+
+  /**
+   * Records one dispatch of `k` over `groups` workgroups with the given uniform
+   * values (in the order of `k.uniforms`) and storage bindings.
+   */
+  run(
+    k: Kernel,
+    bindings: readonly Binding[],
+    uniforms: readonly number[],
+    groups: readonly [number, number?, number?],
+  ): void {
+    const [gx, gy = 1, gz = 1] = groups;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    if (bindings.length !== k.buffers.length) {
+      throw new WebGpuError(k.name, `expected ${k.buffers.length} bindings, got ${bindings.length}`);
+    }
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (gx > max || gy > max || gz > max) {
+      throw new WebGpuError(k.name, `workgroup count [${gx},${gy},${gz}] exceeds ${max}`);
+    }
+    const c = this.pipeline(k);
+    if (this.#slot === SLOTS) this.flush();
+    const base = (this.#slot * SLOT) / 4;
+    k.uniforms.forEach(([, type], i) => {
+      const v = uniforms[i];
+      if (type === "f32") this.#f32[base + i] = v;
+      else if (type === "i32") this.#i32[base + i] = v;
+      else this.#u32[base + i] = v;
+    });
+    const offset = this.#slot * SLOT;
+    this.#slot++;
+    this.device.pushErrorScope("validation");
+    const group = this.device.createBindGroup({
+      layout: c.layout,
+      entries: [
+        { binding: 0, resource: { buffer: this.#uniformBuf, offset, size: SLOT } },
+        ...bindings.map((b, i) => ({
+          binding: i + 1,
+          resource: { buffer: b.buffer, offset: 0, size: Math.ceil(b.bytes / 4) * 4 },
+        })),
+      ],
+    });
+    const pass = this.#passEncoder();
+    pass.setPipeline(c.pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    this.#watch(k.name, "dispatch failed");
+    this.#batch.push(k.name);
+    this.dispatches++;
+  }
+
+  /** Whether recorded work is waiting to be submitted. */
+  get pending(): boolean {
+    return this.#encoder !== null;
+  }
+
+  /** Submits the recorded work without waiting for it. */
+  flush(): void {
+    if (!this.#encoder) return;
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+    if (this.#slot > 0) {
+      this.device.queue.writeBuffer(this.#uniformBuf, 0, this.#uniformData, 0, this.#slot * SLOT);
+    }
+    const names = [...new Set(this.#batch)];
+    this.device.pushErrorScope("validation");
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#watch(
+      names.length > 6 ? `${names.slice(0, 6).join(",")},…` : names.join(",") || "submit",
+      "submit failed",
+    );
+    this.#encoder = null;
+    this.#slot = 0;
+    this.#batch = [];
+    this.submits++;
+  }
+
+  /** Uploads bytes into a buffer, after the work recorded so far. */
+  write(buffer: GPUBuffer, data: ArrayBufferView): void {
+    // queue.writeBuffer runs before any unsubmitted command buffer, so submit first.
+    this.flush();
+    if (data.byteLength > 0) {
+      this.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    }
+  }
+
+  /** Copies `bytes` bytes of `buffer` back to the host (one map per call). */
+  async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const n = Math.ceil(Math.max(4, bytes) / 4) * 4;
+    const staging = this.#readback.acquire(n);
+    this.encoder().copyBufferToBuffer(buffer, 0, staging, 0, n);
+    this.#batch.push("read");
+    this.flush();
+    try {
+      await staging.mapAsync(1, 0, n); // GPUMapMode.READ
+      const out = staging.getMappedRange(0, n).slice(0, bytes);
+      staging.unmap();
+      this.#readback.release(staging);
+      await this.check();
+      return out;
+    } catch (e) {
+      await this.check();
+      throw e;
+    }
+  }
+
+  /** Submits and waits until all recorded work is done. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.check();
+  }
+
+  /** Throws the first validation error seen so far (naming its kernel), if any. */
+  async check(): Promise<void> {
+    const scopes = this.#scopes;
+    this.#scopes = [];
+    await Promise.all(scopes);
+    if (this.#errors.length > 0) {
+      const [first, ...rest] = this.#errors;
+      this.#errors = [];
+      if (rest.length > 0) first.message += ` (and ${rest.length} more errors)`;
+      throw first;
+    }
+  }
+
+  /** Destroys the pools and the device. */
+  destroy(): void {
+    this.#storage.destroy();
+    this.#readback.destroy();
+    this.#uniformBuf.destroy();
+    this.device.destroy();
+  }
+}

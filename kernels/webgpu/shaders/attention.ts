@@ -1,0 +1,191 @@
+/**
+ * Causal grouped-query attention, forward and backward. One thread per query
+ * row (forward, dq) or per key row (dk, dv); every sum runs in key or query
+ * order, so reruns are bit-identical. Kernels are specialised on the head
+ * dimension D (private arrays of length D).
+ *
+ * Layout: q [B·Tq, H·D]; k, v [B·kvRows, G·D]; lse and delta [B·H·Tq]
+ * (sequence-major, then head, then query). Query i sits at position
+ * Tk − Tq + i and sees keys 0..that position.
+ *
+ * @module
+ */
+
+import type { Kernel } from "../context.ts";
+import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
+
+const UNIFORMS = [
+  ["batch", "u32"],
+  ["tq", "u32"],
+  ["tk", "u32"],
+  ["kvRows", "u32"],
+  ["heads", "u32"],
+  ["kvHeads", "u32"],
+  ["scale", "f32"],
+] as const;
+
+/** WGSL computing b, h, i, g, qo (q/out offset), pos and kv base offsets from `t`. */
+const QUERY_INDEX = (d: number) => `
+  let i = t % p.tq;
+  let bh = t / p.tq;
+  let h = bh % p.heads;
+  let b = bh / p.heads;
+  let g = h / (p.heads / p.kvHeads);
+  let qo = (b * p.tq + i) * p.heads * ${d}u + h * ${d}u;
+  let pos = p.tk - p.tq + i;
+  let kstride = p.kvHeads * ${d}u;
+  let kb = b * p.kvRows * kstride + g * ${d}u;`;
+
+/** Forward: online softmax over keys 0..pos; writes out and lse. */
+export function attentionKernel(d: number): Kernel {
+  return {
+    name: `attention_d${d}`,
+    uniforms: UNIFORMS,
+    buffers: [
+      ["q", "read", "array<f32>"],
+      ["k", "read", "array<f32>"],
+      ["v", "read", "array<f32>"],
+      ["out", "read_write", "array<f32>"],
+      ["lse", "read_write", "array<f32>"],
+    ],
+    body: `@compute @workgroup_size(${WG}) fn main(${FLAT}) {
+  let t = ${FLAT_INDEX};
+  if (t >= p.batch * p.heads * p.tq) { return; }
+  ${QUERY_INDEX(d)}
+  var qv: array<f32, ${d}>;
+  var acc: array<f32, ${d}>;
+  for (var e = 0u; e < ${d}u; e++) { qv[e] = q[qo + e] * p.scale; acc[e] = 0.0; }
+  var m = -3.4028235e38;
+  var l = 0.0;
+  for (var j = 0u; j <= pos; j++) {
+    let ko = kb + j * kstride;
+    var s = 0.0;
+    for (var e = 0u; e < ${d}u; e++) { s += qv[e] * k[ko + e]; }
+    if (s > m) {
+      let c = exp(m - s);
+      l = l * c;
+      for (var e = 0u; e < ${d}u; e++) { acc[e] = acc[e] * c; }
+      m = s;
+    }
+    let w = exp(s - m);
+    l += w;
+    for (var e = 0u; e < ${d}u; e++) { acc[e] += w * v[ko + e]; }
+  }
+  for (var e = 0u; e < ${d}u; e++) { out[qo + e] = acc[e] / l; }
+  lse[t] = m + log(l);
+}`,
+  };
+}
+
+/** delta[t] = Σ_e dout · out over the head's D entries. */
+export function attentionDeltaKernel(d: number): Kernel {
+  return {
+    name: `attention_delta_d${d}`,
+    uniforms: UNIFORMS,
+    buffers: [
+      ["dout", "read", "array<f32>"],
+      ["out", "read", "array<f32>"],
+      ["delta", "read_write", "array<f32>"],
+    ],
+    body: `@compute @workgroup_size(${WG}) fn main(${FLAT}) {
+  let t = ${FLAT_INDEX};
+  if (t >= p.batch * p.heads * p.tq) { return; }
+  ${QUERY_INDEX(d)}
+  var s = 0.0;
+  for (var e = 0u; e < ${d}u; e++) { s += dout[qo + e] * out[qo + e]; }
+  delta[t] = s;
+}`,
+  };
+}
+
+/** dq = scale · Σ_j P_ij (dout_i · v_j − delta_i) k_j. */
+export function attentionDqKernel(d: number): Kernel {
+  return {
+    name: `attention_dq_d${d}`,
+    uniforms: UNIFORMS,
+    buffers: [
+      ["dout", "read", "array<f32>"],
+      ["q", "read", "array<f32>"],
+      ["k", "read", "array<f32>"],
+      ["v", "read", "array<f32>"],
+      ["lse", "read", "array<f32>"],
+      ["delta", "read", "array<f32>"],
+      ["dq", "read_write", "array<f32>"],
+    ],
+    body: `@compute @workgroup_size(${WG}) fn main(${FLAT}) {
+  let t = ${FLAT_INDEX};
+  if (t >= p.batch * p.heads * p.tq) { return; }
+  ${QUERY_INDEX(d)}
+  var qv: array<f32, ${d}>;
+  var dv: array<f32, ${d}>;
+  var acc: array<f32, ${d}>;
+  for (var e = 0u; e < ${d}u; e++) { qv[e] = q[qo + e] * p.scale; dv[e] = dout[qo + e]; acc[e] = 0.0; }
+  let l = lse[t];
+  let dl = delta[t];
+  for (var j = 0u; j <= pos; j++) {
+    let ko = kb + j * kstride;
+    var s = 0.0;
+    var dp = 0.0;
+    for (var e = 0u; e < ${d}u; e++) { s += qv[e] * k[ko + e]; dp += dv[e] * v[ko + e]; }
+    let ds = exp(s - l) * (dp - dl);
+    for (var e = 0u; e < ${d}u; e++) { acc[e] += ds * k[ko + e]; }
+  }
+  for (var e = 0u; e < ${d}u; e++) { dq[qo + e] = acc[e] * p.scale; }
+}`,
+  };
+}
+
+/**
+ * dk_j = scale · Σ_h Σ_i dS_ij q_i and dv_j = Σ_h Σ_i P_ij dout_i over the
+ * query heads h of the key's group and the queries i that see key j; rows at
+ * or past Tk are zero.
+ */
+export function attentionDkvKernel(d: number): Kernel {
+  return {
+    name: `attention_dkv_d${d}`,
+    uniforms: UNIFORMS,
+    buffers: [
+      ["dout", "read", "array<f32>"],
+      ["q", "read", "array<f32>"],
+      ["k", "read", "array<f32>"],
+      ["v", "read", "array<f32>"],
+      ["lse", "read", "array<f32>"],
+      ["delta", "read", "array<f32>"],
+      ["dk", "read_write", "array<f32>"],
+      ["dvo", "read_write", "array<f32>"],
+    ],
+    body: `@compute @workgroup_size(${WG}) fn main(${FLAT}) {
+  let t = ${FLAT_INDEX};
+  if (t >= p.batch * p.kvHeads * p.kvRows) { return; }
+  let j = t % p.kvRows;
+  let bg = t / p.kvRows;
+  let g = bg % p.kvHeads;
+  let b = bg / p.kvHeads;
+  let kstride = p.kvHeads * ${d}u;
+  let ko = (b * p.kvRows + j) * kstride + g * ${d}u;
+  var kv: array<f32, ${d}>;
+  var vv: array<f32, ${d}>;
+  var ak: array<f32, ${d}>;
+  var av: array<f32, ${d}>;
+  for (var e = 0u; e < ${d}u; e++) { kv[e] = k[ko + e]; vv[e] = v[ko + e]; ak[e] = 0.0; av[e] = 0.0; }
+  if (j < p.tk) {
+    let group = p.heads / p.kvHeads;
+    let first = select(0u, j - (p.tk - p.tq), j > p.tk - p.tq);
+    for (var hh = 0u; hh < group; hh++) {
+      let h = g * group + hh;
+      for (var i = first; i < p.tq; i++) {
+        let r = (b * p.heads + h) * p.tq + i;
+        let qo = (b * p.tq + i) * p.heads * ${d}u + h * ${d}u;
+        var s = 0.0;
+        var dp = 0.0;
+        for (var e = 0u; e < ${d}u; e++) { s += q[qo + e] * kv[e]; dp += dout[qo + e] * vv[e]; }
+        let pr = exp(s * p.scale - lse[r]);
+        let ds = pr * (dp - delta[r]) * p.scale;
+        for (var e = 0u; e < ${d}u; e++) { av[e] += pr * dout[qo + e]; ak[e] += ds * q[qo + e]; }
+      }
+    }
+  }
+  for (var e = 0u; e < ${d}u; e++) { dk[ko + e] = ak[e]; dvo[ko + e] = av[e]; }
+}`,
+  };
+}

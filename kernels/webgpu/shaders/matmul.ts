@@ -1,0 +1,280 @@
+/**
+ * Matrix-product kernel generators: `c = alpha · op(a) op(b) + beta · c`, with
+ * an optional fused LoRA term `+ scale · xa lbᵀ` (xa [M,R], lb [N,R]).
+ *
+ * Two families:
+ * - `reg`: no workgroup memory; each thread keeps a TM×TN register tile and
+ *   loads operands straight from storage (vec4 loads when the contiguous
+ *   dimensions are multiples of 4). The fast path on CPU adapters (lavapipe).
+ * - `shared`: the classic workgroup-memory tiling for real GPUs.
+ *
+ * Loads clamp indices into range, so any shape works; only stores are guarded.
+ * Each output element is a sum over k in increasing order: reruns are bit-identical.
+ *
+ * @module
+ */
+
+import type { Kernel } from "../context.ts";
+
+/** The tile shape of one matmul variant. */
+export interface MatmulConfig {
+  /** `reg`: register tile, no workgroup memory; `shared`: workgroup-memory tiles. */
+  kind: "reg" | "shared";
+  /** Rows per thread (a multiple of 4). */
+  tm: number;
+  /** Columns per thread (a multiple of 4). */
+  tn: number;
+  /** Threads per workgroup along columns. */
+  wx: number;
+  /** Threads per workgroup along rows. */
+  wy: number;
+  /** k-depth of a shared tile (`shared` only). */
+  bk?: number;
+}
+
+/** Which form of the product a kernel computes. */
+export interface MatmulShape {
+  /** a is stored [K,M]. */
+  transA: boolean;
+  /** b is stored [N,K]. */
+  transB: boolean;
+  /** Use vec4 loads (see {@linkcode canVectorize}). */
+  vec: boolean;
+  /**
+   * Fuse a LoRA term `scale · xa op(lb)`: "" none; "t" lb is [N,R] (used as
+   * lbᵀ, the forward); "n" lb is [R,N] (the backward's dx).
+   */
+  lora: "" | "t" | "n";
+}
+
+/** Whether vec4 loads are aligned for these dimensions and transposes. */
+export function canVectorize(
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+): boolean {
+  return (transA ? m % 4 === 0 : k % 4 === 0) && (transB ? k % 4 === 0 : n % 4 === 0);
+}
+
+/** A short string naming a config, e.g. `reg16x16w8x8`. */
+export function configName(c: MatmulConfig): string {
+  return `${c.kind}${c.tm}x${c.tn}w${c.wx}x${c.wy}${c.bk ? `k${c.bk}` : ""}`;
+}
+
+/** Workgroup counts covering an [M,N] output with `c`. */
+export function matmulGroups(c: MatmulConfig, m: number, n: number): [number, number] {
+  return [Math.ceil(n / (c.tn * c.wx)), Math.ceil(m / (c.tm * c.wy))];
+}
+
+const UNIFORMS = [
+  ["M", "u32"],
+  ["N", "u32"],
+  ["K", "u32"],
+  ["R", "u32"],
+  ["alpha", "f32"],
+  ["beta", "f32"],
+  ["scale", "f32"],
+] as const;
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+const LANE = ["x", "y", "z", "w"];
+
+/** The kernel for `shape` with tile `cfg`. */
+export function matmulKernel(cfg: MatmulConfig, shape: MatmulShape): Kernel {
+  return cfg.kind === "reg" ? regKernel(cfg, shape) : sharedKernel(cfg, shape);
+}
+
+function kernelName(cfg: MatmulConfig, s: MatmulShape): string {
+  return `matmul_${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}${s.vec ? "_v4" : ""}` +
+    `${s.lora ? `_lora${s.lora}` : ""}_${configName(cfg)}`;
+}
+
+function buffers(s: MatmulShape, vecA: boolean, vecB: boolean): Kernel["buffers"] {
+  const list: [string, "read" | "read_write", string][] = [
+    ["a", "read", vecA ? "array<vec4<f32>>" : "array<f32>"],
+    ["b", "read", vecB ? "array<vec4<f32>>" : "array<f32>"],
+    ["c", "read_write", "array<f32>"],
+  ];
+  if (s.lora) list.push(["xa", "read", "array<f32>"], ["lb", "read", "array<f32>"]);
+  return list;
+}
+
+/** Scalar index of a(m, k) and b(k, n) for the layout. */
+function idxA(s: MatmulShape, m: string, k: string): string {
+  return s.transA ? `(${k}) * p.M + (${m})` : `(${m}) * p.K + (${k})`;
+}
+function idxB(s: MatmulShape, k: string, n: string): string {
+  return s.transB ? `(${n}) * p.K + (${k})` : `(${k}) * p.N + (${n})`;
+}
+
+/** Epilogue: LoRA term, alpha/beta, guarded scalar stores of acc_i_jj. */
+function epilogue(tm: number, tn: number, s: MatmulShape, rowOf: (i: number) => string, colOf: (j: number) => string): string {
+  const lines: string[] = [];
+  if (s.lora) {
+    lines.push(`for (var r = 0u; r < p.R; r++) {`);
+    for (const i of range(tm)) {
+      lines.push(`  let x_${i} = p.scale * xa[min(${rowOf(i)}, p.M - 1u) * p.R + r];`);
+    }
+    for (const j of range(tn)) {
+      const cj = `min(${colOf(j)}, p.N - 1u)`;
+      lines.push(`  let l_${j} = lb[${s.lora === "t" ? `${cj} * p.R + r` : `r * p.N + ${cj}`}];`);
+    }
+    for (const jj of range(tn / 4)) {
+      const v = `vec4<f32>(${range(4).map((q) => `l_${jj * 4 + q}`).join(", ")})`;
+      lines.push(`  let lv_${jj} = ${v};`);
+      for (const i of range(tm)) lines.push(`  acc_${i}_${jj} += x_${i} * lv_${jj};`);
+    }
+    lines.push(`}`);
+  }
+  for (const i of range(tm)) {
+    lines.push(`if (${rowOf(i)} < p.M) {`);
+    lines.push(`  let o = (${rowOf(i)}) * p.N;`);
+    for (const jj of range(tn / 4)) {
+      for (const q of range(4)) {
+        const col = colOf(jj * 4 + q);
+        lines.push(`  if (${col} < p.N) {`);
+        lines.push(`    var v = p.alpha * acc_${i}_${jj}.${LANE[q]};`);
+        lines.push(`    if (p.beta != 0.0) { v += p.beta * c[o + ${col}]; }`);
+        lines.push(`    c[o + ${col}] = v;`);
+        lines.push(`  }`);
+      }
+    }
+    lines.push(`}`);
+  }
+  return lines.join("\n  ");
+}
+
+function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
+  const { tm, tn, wx, wy } = cfg;
+  const vecA = s.vec, vecB = s.vec;
+  const L: string[] = [];
+  const row = (i: number) => `(m0 + ${i}u)`;
+  const col = (j: number) => `(n0 + ${j}u)`;
+  for (const i of range(tm)) for (const jj of range(tn / 4)) L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
+  // clamped row / column indices used by the loads
+  for (const i of range(tm)) L.push(`let r_${i} = min(${row(i)}, p.M - 1u);`);
+  for (const j of range(tn)) L.push(`let c_${j} = min(${col(j)}, p.N - 1u);`);
+  let k0 = "0u";
+  if (s.vec) {
+    // a(i, kk) and bvec(jj, kk) expressions for one k-block of 4
+    const aExpr: (i: number, kk: number) => string = s.transA
+      ? (i, kk) => `a_${kk}_${i >> 2}.${LANE[i & 3]}`
+      : (i, kk) => `a_${i}.${LANE[kk]}`;
+    const bExpr: (jj: number, kk: number) => string = s.transB
+      ? (jj, kk) => `vec4<f32>(${range(4).map((q) => `b_${jj * 4 + q}.${LANE[kk]}`).join(", ")})`
+      : (jj, kk) => `b_${kk}_${jj}`;
+    if (s.transA) for (const ii of range(tm / 4)) L.push(`let ma_${ii} = min(m0 + ${ii * 4}u, p.M - 4u) / 4u;`);
+    if (!s.transB) for (const jj of range(tn / 4)) L.push(`let nb_${jj} = min(n0 + ${jj * 4}u, p.N - 4u) / 4u;`);
+    L.push(`let K4 = p.K / 4u;`);
+    L.push(`for (var kq = 0u; kq < K4; kq++) {`);
+    L.push(`  let k = kq * 4u;`);
+    if (s.transA) {
+      for (const kk of range(4)) {
+        for (const ii of range(tm / 4)) L.push(`  let a_${kk}_${ii} = a[(k + ${kk}u) * (p.M / 4u) + ma_${ii}];`);
+      }
+    } else {
+      for (const i of range(tm)) L.push(`  let a_${i} = a[r_${i} * K4 + kq];`);
+    }
+    if (s.transB) {
+      for (const j of range(tn)) L.push(`  let b_${j} = b[c_${j} * K4 + kq];`);
+    } else {
+      for (const kk of range(4)) {
+        for (const jj of range(tn / 4)) L.push(`  let b_${kk}_${jj} = b[(k + ${kk}u) * (p.N / 4u) + nb_${jj}];`);
+      }
+    }
+    for (const kk of range(4)) {
+      for (const jj of range(tn / 4)) {
+        L.push(`  let bv_${kk}_${jj} = ${bExpr(jj, kk)};`);
+        for (const i of range(tm)) L.push(`  acc_${i}_${jj} += ${aExpr(i, kk)} * bv_${kk}_${jj};`);
+      }
+    }
+    L.push(`}`);
+    k0 = "K4 * 4u";
+  }
+  // scalar loop (the whole product without vec4, or the k tail with it)
+  const ldA = (m: string, k: string) =>
+    vecA ? `a[(${idxA(s, m, k)}) / 4u][(${idxA(s, m, k)}) % 4u]` : `a[${idxA(s, m, k)}]`;
+  const ldB = (k: string, n: string) =>
+    vecB ? `b[(${idxB(s, k, n)}) / 4u][(${idxB(s, k, n)}) % 4u]` : `b[${idxB(s, k, n)}]`;
+  L.push(`for (var k = ${k0}; k < p.K; k++) {`);
+  for (const i of range(tm)) L.push(`  let a_${i} = ${ldA(`r_${i}`, "k")};`);
+  for (const j of range(tn)) L.push(`  let b_${j} = ${ldB("k", `c_${j}`)};`);
+  for (const jj of range(tn / 4)) {
+    L.push(`  let bv_${jj} = vec4<f32>(${range(4).map((q) => `b_${jj * 4 + q}`).join(", ")});`);
+    for (const i of range(tm)) L.push(`  acc_${i}_${jj} += a_${i} * bv_${jj};`);
+  }
+  L.push(`}`);
+  L.push(epilogue(tm, tn, s, row, col));
+  return {
+    name: kernelName(cfg, s),
+    uniforms: UNIFORMS,
+    buffers: buffers(s, vecA, vecB),
+    body: `@compute @workgroup_size(${wx}, ${wy}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n0 = gid.x * ${tn}u;
+  let m0 = gid.y * ${tm}u;
+  ${L.join("\n  ")}
+}`,
+  };
+}
+
+/**
+ * Workgroup-memory tiling: the workgroup stages a (TM·WY)×BK slice of op(a)
+ * and a BK×(TN·WX) slice of op(b), then each thread accumulates its TM×TN
+ * tile from workgroup memory.
+ */
+function sharedKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
+  const { tm, tn, wx, wy } = cfg;
+  const bk = cfg.bk ?? 16;
+  const bm = tm * wy, bn = tn * wx, threads = wx * wy;
+  const L: string[] = [];
+  for (const i of range(tm)) for (const jj of range(tn / 4)) L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
+  L.push(`let tid = lid.y * ${wx}u + lid.x;`);
+  L.push(`let bm0 = wg.y * ${bm}u;`);
+  L.push(`let bn0 = wg.x * ${bn}u;`);
+  L.push(`for (var k0 = 0u; k0 < p.K; k0 += ${bk}u) {`);
+  // cooperative loads, zero outside the matrix
+  L.push(`  for (var e = tid; e < ${bm * bk}u; e += ${threads}u) {`);
+  L.push(`    let mm = e / ${bk}u; let kk = e % ${bk}u;`);
+  L.push(`    let gm = bm0 + mm; let gk = k0 + kk;`);
+  L.push(`    var v = 0.0;`);
+  L.push(`    if (gm < p.M && gk < p.K) { v = a[${idxA(s, "gm", "gk")}]; }`);
+  L.push(`    ta[kk * ${bm}u + mm] = v;`);
+  L.push(`  }`);
+  L.push(`  for (var e = tid; e < ${bn * bk}u; e += ${threads}u) {`);
+  L.push(`    let nn = e % ${bn}u; let kk = e / ${bn}u;`);
+  L.push(`    let gn = bn0 + nn; let gk = k0 + kk;`);
+  L.push(`    var v = 0.0;`);
+  L.push(`    if (gn < p.N && gk < p.K) { v = b[${idxB(s, "gk", "gn")}]; }`);
+  L.push(`    tb[kk * ${bn}u + nn] = v;`);
+  L.push(`  }`);
+  L.push(`  workgroupBarrier();`);
+  L.push(`  for (var kk = 0u; kk < ${bk}u; kk++) {`);
+  for (const i of range(tm)) L.push(`    let a_${i} = ta[kk * ${bm}u + lid.y * ${tm}u + ${i}u];`);
+  for (const jj of range(tn / 4)) {
+    L.push(`    let bv_${jj} = vec4<f32>(${range(4).map((q) => `tb[kk * ${bn}u + lid.x * ${tn}u + ${jj * 4 + q}u]`).join(", ")});`);
+    for (const i of range(tm)) L.push(`    acc_${i}_${jj} += a_${i} * bv_${jj};`);
+  }
+  L.push(`  }`);
+  L.push(`  workgroupBarrier();`);
+  L.push(`}`);
+  const row = (i: number) => `(bm0 + lid.y * ${tm}u + ${i}u)`;
+  const col = (j: number) => `(bn0 + lid.x * ${tn}u + ${j}u)`;
+  L.push(epilogue(tm, tn, s, row, col));
+  return {
+    name: kernelName(cfg, s),
+    uniforms: UNIFORMS,
+    buffers: buffers(s, false, false),
+    body: `var<workgroup> ta: array<f32, ${bm * bk}>;
+var<workgroup> tb: array<f32, ${bn * bk}>;
+@compute @workgroup_size(${wx}, ${wy}) fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+  ${L.join("\n  ")}
+}`,
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * Bios: LoRA fine-tuning with a minimal, composable API. Write a plain
+ * training loop; Bios runs it on actors (trainer, parameter shards, samplers)
+ * in this process or on a cluster.
+ *
+ * @example
+ * ```ts ignore
+ * import * as bios from "./mod.ts";
+ * const service = new bios.ServiceClient();
+ * const tc = await service.createLoraTrainingClient({ baseModel: "ultrasafe/usf-finance", rank: 16 });
+ * const tok = await tc.getTokenizer();
+ * const ids = tok.encode("Q: 2+2?\nA: 4");
+ * const datum = {
+ *   modelInput: bios.types.ModelInput.fromInts(ids.slice(0, -1)),
+ *   lossFnInputs: { targetTokens: ids.slice(1), weights: ids.slice(1).map(() => 1) },
+ * };
+ * const fb = tc.forwardBackward([datum], "cross_entropy");
+ * const opt = tc.optimStep({ learningRate: 1e-3 });
+ * console.log((await fb).loss, await opt);
+ * await service.close();
+ * ```
+ *
+ * @module
+ */
+export { ServiceClient, type ServiceClientOptions } from "./client/service_client.ts";
+export { type TrainingClient, type TrainingRunInfo, type TrainResult } from "./client/training_client.ts";
+export { type SampleArgs, type SamplingClient } from "./client/sampling_client.ts";
+export { APIFuture, FutureTimeoutError } from "./client/api_future.ts";
+export * as types from "./client/types.ts";
+export { errors } from "./runtime/errors.ts";
+export type { Tokenizer } from "./model/tokenizer.ts";

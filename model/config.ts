@@ -1,0 +1,308 @@
+/**
+ * The Llama-family model configuration, read from and written to a Hugging Face
+ * `config.json`, plus the list of tensors (names and shapes) such a model has.
+ *
+ * Shape legend: V vocabulary, C hidden size, F intermediate (MLP) size, H query
+ * heads, G key/value heads, D head dimension, L layers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseLlamaConfig } from "./config.ts";
+ * const cfg = parseLlamaConfig({
+ *   model_type: "llama", hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
+ *   num_attention_heads: 4, vocab_size: 259,
+ * });
+ * assert.equal(cfg.headDim, 16);
+ * assert.equal(cfg.numKvHeads, 4);
+ * ```
+ *
+ * @module
+ */
+
+/** Thrown for a `config.json` Bios cannot run, naming the field and the limit. */
+export class ConfigError extends Error {
+  /** @param message what was wrong */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** A Llama-layout decoder-only transformer (RMSNorm, RoPE, GQA attention, SwiGLU MLP, no biases). */
+export interface LlamaConfig {
+  /** Model width C. */
+  hiddenSize: number;
+  /** MLP width F. */
+  intermediateSize: number;
+  /** Number of decoder layers L. */
+  numLayers: number;
+  /** Query heads H. */
+  numHeads: number;
+  /** Key/value heads G; H is a multiple of G. */
+  numKvHeads: number;
+  /** Per-head dimension D (even, for RoPE). */
+  headDim: number;
+  /** Vocabulary size V. */
+  vocabSize: number;
+  /** RMSNorm epsilon. */
+  rmsNormEps: number;
+  /** RoPE base θ. */
+  ropeTheta: number;
+  /** Whether `lm_head` shares `model.embed_tokens.weight`. */
+  tieWordEmbeddings: boolean;
+  /** Longest sequence the model supports. */
+  maxPositionEmbeddings: number;
+  /** Beginning-of-sequence token id, if the model has one. */
+  bosTokenId?: number;
+  /** End-of-sequence token ids (possibly empty). */
+  eosTokenIds: number[];
+}
+
+/** The Hugging Face `model_type`s whose layout is plain Llama. */
+const ACCEPTED_MODEL_TYPES = ["llama", "mistral"];
+
+function obj(json: unknown): Record<string, unknown> {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new ConfigError("config.json must be a JSON object");
+  }
+  return json as Record<string, unknown>;
+}
+
+function positiveInt(
+  raw: Record<string, unknown>,
+  field: string,
+  fallback?: number,
+): number {
+  const v = raw[field] ?? fallback;
+  if (v === undefined) throw new ConfigError(`${field} is required`);
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+    throw new ConfigError(
+      `${field} must be a positive integer: got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
+function positiveNumber(
+  raw: Record<string, unknown>,
+  field: string,
+  fallback: number,
+): number {
+  const v = raw[field] ?? fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+    throw new ConfigError(
+      `${field} must be a positive finite number: got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
+function tokenId(v: unknown, field: string, vocabSize: number): number {
+  if (
+    typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= vocabSize
+  ) {
+    throw new ConfigError(
+      `${field} must be an integer in [0, ${vocabSize - 1}]: got ${
+        JSON.stringify(v)
+      }`,
+    );
+  }
+  return v;
+}
+
+/**
+ * Parses a Hugging Face `config.json` of a Llama-layout model.
+ *
+ * Defaults as in `transformers`' `LlamaConfig`: `num_key_value_heads` = heads,
+ * `head_dim` = hidden / heads, `rms_norm_eps` 1e-6, `rope_theta` 10000,
+ * `tie_word_embeddings` false, `max_position_embeddings` 2048. `model_type`
+ * "llama" and "mistral" are accepted. A Mistral `sliding_window` caps
+ * `maxPositionEmbeddings`, since within the window sliding and full causal
+ * attention agree. Biases, RoPE scaling and activations other than SiLU are
+ * rejected, as is "qwen2" (its q/k/v projections always carry biases).
+ *
+ * @param json the parsed `config.json`
+ * @returns the validated config
+ * @throws {ConfigError} naming the field and the limit
+ */
+export function parseLlamaConfig(json: unknown): LlamaConfig {
+  const raw = obj(json);
+  const modelType = raw.model_type ?? "llama";
+  if (
+    typeof modelType !== "string" || !ACCEPTED_MODEL_TYPES.includes(modelType)
+  ) {
+    const why = modelType === "qwen2"
+      ? " (qwen2 has q/k/v projection biases, which the Llama layout lacks)"
+      : "";
+    throw new ConfigError(
+      `model_type must be one of ${ACCEPTED_MODEL_TYPES.join(", ")}: got ${
+        JSON.stringify(modelType)
+      }${why}`,
+    );
+  }
+  for (const field of ["attention_bias", "mlp_bias"]) {
+    if (raw[field] !== undefined && raw[field] !== false) {
+      throw new ConfigError(
+        `${field} must be false (Bios's Llama layout has no bias terms): got ${
+          JSON.stringify(raw[field])
+        }`,
+      );
+    }
+  }
+  const act = raw.hidden_act ?? "silu";
+  if (act !== "silu") {
+    throw new ConfigError(
+      `hidden_act must be "silu": got ${JSON.stringify(act)}`,
+    );
+  }
+  const scaling = raw.rope_scaling;
+  if (
+    scaling !== undefined && scaling !== null &&
+    !(typeof scaling === "object" &&
+      (scaling as Record<string, unknown>).rope_type === "default")
+  ) {
+    throw new ConfigError(
+      `rope_scaling is not supported: got ${JSON.stringify(scaling)}`,
+    );
+  }
+
+  const hiddenSize = positiveInt(raw, "hidden_size");
+  const numHeads = positiveInt(raw, "num_attention_heads");
+  const numKvHeads = positiveInt(raw, "num_key_value_heads", numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    throw new ConfigError(
+      `num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`,
+    );
+  }
+  if (raw.head_dim === undefined || raw.head_dim === null) {
+    if (hiddenSize % numHeads !== 0) {
+      throw new ConfigError(
+        `hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads}) when head_dim is absent`,
+      );
+    }
+  }
+  const headDim = positiveInt(
+    { head_dim: raw.head_dim ?? undefined },
+    "head_dim",
+    hiddenSize / numHeads,
+  );
+  if (headDim % 2 !== 0) {
+    throw new ConfigError(
+      `head_dim must be even (RoPE rotates pairs): got ${headDim}`,
+    );
+  }
+  const vocabSize = positiveInt(raw, "vocab_size");
+  let maxPositionEmbeddings = positiveInt(raw, "max_position_embeddings", 2048);
+  const window = raw.sliding_window;
+  if (window !== undefined && window !== null) {
+    const w = positiveInt(raw, "sliding_window");
+    maxPositionEmbeddings = Math.min(maxPositionEmbeddings, w);
+  }
+  const tie = raw.tie_word_embeddings ?? false;
+  if (typeof tie !== "boolean") {
+    throw new ConfigError(
+      `tie_word_embeddings must be a boolean: got ${JSON.stringify(tie)}`,
+    );
+  }
+  const bos = raw.bos_token_id;
+  const eos = raw.eos_token_id;
+  const eosList = eos === undefined || eos === null
+    ? []
+    : Array.isArray(eos)
+    ? eos
+    : [eos];
+  return {
+    hiddenSize,
+    intermediateSize: positiveInt(raw, "intermediate_size"),
+    numLayers: positiveInt(raw, "num_hidden_layers"),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    rmsNormEps: positiveNumber(raw, "rms_norm_eps", 1e-6),
+    ropeTheta: positiveNumber(raw, "rope_theta", 10000),
+    tieWordEmbeddings: tie,
+    maxPositionEmbeddings,
+    ...(bos === undefined || bos === null
+      ? {}
+      : { bosTokenId: tokenId(bos, "bos_token_id", vocabSize) }),
+    eosTokenIds: eosList.map((id, i) =>
+      tokenId(id, `eos_token_id[${i}]`, vocabSize)
+    ),
+  };
+}
+
+/**
+ * Writes a config back as a Hugging Face `config.json` object
+ * (`LlamaForCausalLM`, float32), which `parseLlamaConfig` reads back unchanged.
+ *
+ * @param cfg the config
+ * @returns a JSON-ready object with a fixed key order
+ */
+export function toHfConfig(cfg: LlamaConfig): Record<string, unknown> {
+  return {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: cfg.hiddenSize,
+    intermediate_size: cfg.intermediateSize,
+    num_hidden_layers: cfg.numLayers,
+    num_attention_heads: cfg.numHeads,
+    num_key_value_heads: cfg.numKvHeads,
+    head_dim: cfg.headDim,
+    vocab_size: cfg.vocabSize,
+    hidden_act: "silu",
+    rms_norm_eps: cfg.rmsNormEps,
+    rope_theta: cfg.ropeTheta,
+    rope_scaling: null,
+    attention_bias: false,
+    attention_dropout: 0,
+    mlp_bias: false,
+    tie_word_embeddings: cfg.tieWordEmbeddings,
+    max_position_embeddings: cfg.maxPositionEmbeddings,
+    initializer_range: 0.02,
+    bos_token_id: cfg.bosTokenId ?? null,
+    eos_token_id: cfg.eosTokenIds.length === 1
+      ? cfg.eosTokenIds[0]
+      : cfg.eosTokenIds,
+    torch_dtype: "float32",
+    use_cache: true,
+  };
+}
+
+/**
+ * Every tensor of a Hugging Face Llama checkpoint with its shape, in a fixed
+ * order: embeddings, then each layer, then the final norm and (when untied)
+ * `lm_head.weight`. Linear weights are [out, in], as PyTorch stores them.
+ *
+ * @param cfg the config
+ * @returns `[name, shape]` pairs
+ */
+export function llamaTensorShapes(cfg: LlamaConfig): [string, number[]][] {
+  const {
+    vocabSize: V,
+    hiddenSize: C,
+    intermediateSize: F,
+    numHeads: H,
+    numKvHeads: G,
+    headDim: D,
+  } = cfg;
+  const out: [string, number[]][] = [["model.embed_tokens.weight", [V, C]]];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    out.push(
+      [`${p}.input_layernorm.weight`, [C]],
+      [`${p}.self_attn.q_proj.weight`, [H * D, C]],
+      [`${p}.self_attn.k_proj.weight`, [G * D, C]],
+      [`${p}.self_attn.v_proj.weight`, [G * D, C]],
+      [`${p}.self_attn.o_proj.weight`, [C, H * D]],
+      [`${p}.post_attention_layernorm.weight`, [C]],
+      [`${p}.mlp.gate_proj.weight`, [F, C]],
+      [`${p}.mlp.up_proj.weight`, [F, C]],
+      [`${p}.mlp.down_proj.weight`, [C, F]],
+    );
+  }
+  out.push(["model.norm.weight", [C]]);
+  if (!cfg.tieWordEmbeddings) out.push(["lm_head.weight", [V, C]]);
+  return out;
+}

@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import {
+  ConfigError,
+  type LlamaConfig,
+  llamaTensorShapes,
+  parseLlamaConfig,
+  toHfConfig,
+} from "./config.ts";
+
+const base = {
+  "model_type": "llama",
+  "hidden_size": 128,
+  "intermediate_size": 344,
+  "num_hidden_layers": 2,
+  "num_attention_heads": 4,
+  "vocab_size": 259,
+};
+
+Deno.test("parseLlamaConfig() applies the transformers defaults", () => {
+  assert.deepEqual(parseLlamaConfig(base), {
+    hiddenSize: 128,
+    intermediateSize: 344,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 32,
+    vocabSize: 259,
+    rmsNormEps: 1e-6,
+    ropeTheta: 10000,
+    tieWordEmbeddings: false,
+    maxPositionEmbeddings: 2048,
+    eosTokenIds: [],
+  });
+});
+
+Deno.test("parseLlamaConfig() reads a full Llama config.json", () => {
+  const cfg = parseLlamaConfig({
+    ...base,
+    architectures: ["LlamaForCausalLM"],
+    num_key_value_heads: 2,
+    head_dim: 48,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000,
+    tie_word_embeddings: true,
+    max_position_embeddings: 512,
+    bos_token_id: 256,
+    eos_token_id: [257, 258],
+    attention_bias: false,
+    rope_scaling: null,
+    torch_dtype: "bfloat16",
+  });
+  assert.equal(cfg.numKvHeads, 2);
+  assert.equal(cfg.headDim, 48);
+  assert.equal(cfg.rmsNormEps, 1e-5);
+  assert.equal(cfg.ropeTheta, 500000);
+  assert.equal(cfg.tieWordEmbeddings, true);
+  assert.equal(cfg.maxPositionEmbeddings, 512);
+  assert.equal(cfg.bosTokenId, 256);
+  assert.deepEqual(cfg.eosTokenIds, [257, 258]);
+  assert.deepEqual(parseLlamaConfig({ ...base, eos_token_id: 2 }).eosTokenIds, [
+    2,
+  ]);
+});
+
+Deno.test("parseLlamaConfig() accepts mistral and caps the context at its sliding window", () => {
+  const cfg = parseLlamaConfig({
+    ...base,
+    model_type: "mistral",
+    sliding_window: 1024,
+    max_position_embeddings: 32768,
+  });
+  assert.equal(cfg.maxPositionEmbeddings, 1024);
+  assert.equal(
+    parseLlamaConfig({ ...base, model_type: "mistral", sliding_window: null })
+      .maxPositionEmbeddings,
+    2048,
+  );
+});
+
+Deno.test("parseLlamaConfig() rejects what Bios cannot run, naming the field", async (t) => {
+  const cases: [string, unknown, RegExp][] = [
+    ["not an object", [], /config.json must be a JSON object/],
+    [
+      "missing field",
+      { ...base, hidden_size: undefined },
+      /hidden_size is required/,
+    ],
+    [
+      "zero",
+      { ...base, num_hidden_layers: 0 },
+      /num_hidden_layers must be a positive integer: got 0/,
+    ],
+    [
+      "fraction",
+      { ...base, vocab_size: 2.5 },
+      /vocab_size must be a positive integer: got 2.5/,
+    ],
+    [
+      "gqa",
+      { ...base, num_key_value_heads: 3 },
+      /num_attention_heads \(4\) must be a multiple of num_key_value_heads \(3\)/,
+    ],
+    [
+      "head split",
+      { ...base, hidden_size: 130 },
+      /hidden_size \(130\) must be a multiple of num_attention_heads \(4\)/,
+    ],
+    ["odd head_dim", { ...base, head_dim: 33 }, /head_dim must be even/],
+    [
+      "qwen2",
+      { ...base, model_type: "qwen2" },
+      /model_type must be one of llama, mistral: got "qwen2" \(qwen2 has q\/k\/v/,
+    ],
+    ["gpt2", { ...base, model_type: "gpt2" }, /model_type must be one of/],
+    ["bias", { ...base, attention_bias: true }, /attention_bias must be false/],
+    ["mlp bias", { ...base, mlp_bias: true }, /mlp_bias must be false/],
+    ["act", { ...base, hidden_act: "gelu" }, /hidden_act must be "silu"/],
+    ["rope scaling", {
+      ...base,
+      rope_scaling: { rope_type: "llama3", factor: 8 },
+    }, /rope_scaling is not supported/],
+    [
+      "eps",
+      { ...base, rms_norm_eps: 0 },
+      /rms_norm_eps must be a positive finite number: got 0/,
+    ],
+    [
+      "tie",
+      { ...base, tie_word_embeddings: "yes" },
+      /tie_word_embeddings must be a boolean/,
+    ],
+    [
+      "bos range",
+      { ...base, bos_token_id: 259 },
+      /bos_token_id must be an integer in \[0, 258\]: got 259/,
+    ],
+    [
+      "eos range",
+      { ...base, eos_token_id: [1, -1] },
+      /eos_token_id\[1\] must be an integer in \[0, 258\]: got -1/,
+    ],
+  ];
+  for (const [name, json, pattern] of cases) {
+    await t.step(name, () => {
+      assert.throws(() => parseLlamaConfig(json), (e: Error) => {
+        assert.ok(e instanceof ConfigError, `${e}`);
+        assert.match(e.message, pattern);
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("toHfConfig() round-trips through parseLlamaConfig()", () => {
+  const cfgs: LlamaConfig[] = [
+    parseLlamaConfig({
+      ...base,
+      bos_token_id: 256,
+      eos_token_id: 257,
+      num_key_value_heads: 2,
+      tie_word_embeddings: true,
+    }),
+    parseLlamaConfig({ ...base, eos_token_id: [1, 2] }),
+    parseLlamaConfig(base),
+  ];
+  for (const cfg of cfgs) {
+    const hf = toHfConfig(cfg);
+    assert.equal(hf.model_type, "llama");
+    assert.deepEqual(parseLlamaConfig(JSON.parse(JSON.stringify(hf))), cfg);
+  }
+});
+
+Deno.test("llamaTensorShapes() lists every HF Llama tensor with [out, in] shapes", () => {
+  const cfg = parseLlamaConfig({
+    ...base,
+    num_key_value_heads: 2,
+    head_dim: 16,
+  });
+  const shapes = new Map(llamaTensorShapes(cfg));
+  assert.equal(shapes.size, 1 + 2 * 9 + 2);
+  assert.deepEqual(shapes.get("model.embed_tokens.weight"), [259, 128]);
+  assert.deepEqual(shapes.get("model.layers.1.self_attn.q_proj.weight"), [
+    64,
+    128,
+  ]);
+  assert.deepEqual(shapes.get("model.layers.1.self_attn.k_proj.weight"), [
+    32,
+    128,
+  ]);
+  assert.deepEqual(shapes.get("model.layers.0.self_attn.o_proj.weight"), [
+    128,
+    64,
+  ]);
+  assert.deepEqual(shapes.get("model.layers.0.mlp.down_proj.weight"), [
+    128,
+    344,
+  ]);
+  assert.deepEqual(shapes.get("lm_head.weight"), [259, 128]);
+  const tied = new Map(llamaTensorShapes({ ...cfg, tieWordEmbeddings: true }));
+  assert.equal(tied.has("lm_head.weight"), false);
+});

@@ -1,0 +1,122 @@
+/**
+ * Batched autoregressive generation with a KV cache, over a chain of stages.
+ *
+ * The prompt is prefilled once for all B samples; each later step feeds the
+ * sampled token ids straight back as the next input, so on a GPU the tokens
+ * stay on the device and are read back in batches of `readEvery` steps.
+ *
+ * @module
+ */
+import type { Backend, SampleOptions, Tensor } from "../kernels/backend.ts";
+import type { LayerCache } from "./block.ts";
+import { Prng } from "./prng.ts";
+import type { Stage } from "./stage.ts";
+
+/** What to generate. */
+export interface GenerateOptions extends SampleOptions {
+  /** Number of sequences B, all from the same prompt. */
+  numSamples: number;
+  /** Tokens to generate at most per sequence. */
+  maxTokens: number;
+  /** Seed of the sampling uniforms. */
+  seed: number;
+  /** Token ids that end a sequence (kept as its last token). */
+  stopTokens: readonly number[];
+  /** Strings that end a sequence once its decoded text contains one. */
+  stopStrings?: readonly string[];
+  /** Decoder for stop strings. */
+  decode?: (ids: number[]) => string;
+  /** Steps between read-backs of sampled tokens. @default {1} */
+  readEvery?: number;
+}
+
+/** One generated sequence. */
+export interface Generated {
+  tokens: number[];
+  logprobs: number[];
+  stopReason: "stop" | "length";
+}
+
+/**
+ * Generate `numSamples` continuations of `prompt` with the chained stages.
+ *
+ * Deterministic for a fixed seed on one backend: the uniforms come from a
+ * seeded PRNG, B per step, in order.
+ */
+export async function generate(
+  be: Backend,
+  stages: readonly Stage[],
+  prompt: readonly number[],
+  opts: GenerateOptions,
+): Promise<Generated[]> {
+  const B = opts.numSamples, T = prompt.length;
+  const capacity = T + opts.maxTokens;
+  const caches: LayerCache[][] = stages.map((s) => s.newCaches(B, capacity));
+  const rng = new Prng(opts.seed);
+  const readEvery = Math.max(1, opts.readEvery ?? 1);
+  const out: Generated[] = Array.from({ length: B }, () => ({ tokens: [], logprobs: [], stopReason: "length" }));
+  const done = new Array<boolean>(B).fill(false);
+  const stopSet = new Set(opts.stopTokens);
+  try {
+    const ids = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) ids.set(prompt, b * T);
+    // `input` is freed right after the decode that reads it, unless it is a
+    // sampled-token tensor still waiting to be read back (then the read frees it).
+    let input: Tensor = be.fromInts(ids, [B * T]);
+    let inputFreeable = true;
+    let rows = { batch: B, seqLen: T };
+    let offset = 0;
+    let pending: { tokens: Tensor; logprobs: Tensor }[] = [];
+    for (let step = 0; step < opts.maxTokens; step++) {
+      let x = input;
+      for (let s = 0; s < stages.length; s++) x = stages[s].decode(x, rows, caches[s], offset);
+      if (inputFreeable) be.free(input);
+      const u = new Float32Array(B);
+      for (let b = 0; b < B; b++) u[b] = rng.nextFloat();
+      const uniforms = be.fromArray(u, [B]);
+      const drawn = be.sample(x, uniforms, opts);
+      be.free(x);
+      be.free(uniforms);
+      pending.push(drawn);
+      offset += rows.seqLen;
+      rows = { batch: B, seqLen: 1 };
+      const last = step === opts.maxTokens - 1;
+      if (pending.length < readEvery && !last) {
+        input = drawn.tokens;
+        inputFreeable = false;
+        continue;
+      }
+      for (const p of pending) {
+        const toks = await be.readInts(p.tokens);
+        const lps = await be.read(p.logprobs);
+        for (let b = 0; b < B; b++) {
+          if (done[b]) continue;
+          out[b].tokens.push(toks[b]);
+          out[b].logprobs.push(lps[b]);
+          if (stopSet.has(toks[b]) || hitsStopString(out[b].tokens, opts)) {
+            done[b] = true;
+            out[b].stopReason = "stop";
+          }
+        }
+        if (p !== drawn) be.free(p.tokens);
+        be.free(p.logprobs);
+      }
+      pending = [];
+      if (done.every(Boolean) || last) {
+        be.free(drawn.tokens);
+        break;
+      }
+      input = drawn.tokens;
+      inputFreeable = true;
+    }
+  } finally {
+    for (const cs of caches) for (const c of cs) (be.free(c.k), be.free(c.v));
+  }
+  return out;
+}
+
+function hitsStopString(tokens: number[], opts: GenerateOptions): boolean {
+  if (!opts.stopStrings || opts.stopStrings.length === 0 || !opts.decode) return false;
+  const text = opts.decode(tokens);
+  return opts.stopStrings.some((s) => s.length > 0 && text.includes(s));
+}

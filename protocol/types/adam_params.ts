@@ -1,0 +1,49 @@
+/**
+ * `AdamParams`: the AdamW settings of one optimizer step, with the anchor's
+ * defaults (tinker-api.md §1.6): decoupled weight decay, and global-norm
+ * gradient clipping where `gradClipNorm = 0` means no clipping.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { finiteNumber } from "./checks.ts";
+
+/** Largest learning rate accepted; anything above is surely a mistake. */
+export const MAX_LEARNING_RATE = 10;
+
+/** Schema of Adam settings; omitted fields take the anchor's defaults. */
+export const AdamParamsSchema = z.strictObject({
+  learningRate: finiteNumber(
+    `must be a finite number in (0, ${MAX_LEARNING_RATE}]`,
+    (v) => v > 0 && v <= MAX_LEARNING_RATE,
+  ).default(1e-4),
+  beta1: finiteNumber(
+    "must be a finite number in [0, 1)",
+    (v) => v >= 0 && v < 1,
+  ).default(0.9),
+  beta2: finiteNumber(
+    "must be a finite number in [0, 1)",
+    (v) => v >= 0 && v < 1,
+  ).default(0.95),
+  eps: finiteNumber("must be a finite number > 0", (v) => v > 0).default(
+    1e-12,
+  ),
+  weightDecay: finiteNumber("must be a finite number ≥ 0", (v) => v >= 0)
+    .default(0),
+  gradClipNorm: finiteNumber(
+    "must be a finite number ≥ 0 (0 turns clipping off)",
+    (v) => v >= 0,
+  ).default(0),
+}, { error: "must be an object of Adam settings" });
+
+/** Adam settings as users write them (every field optional). */
+export type AdamParamsInput = z.input<typeof AdamParamsSchema>;
+
+/** Adam settings with every field filled in. */
+export type AdamParams = z.output<typeof AdamParamsSchema>;
+
+/** The anchor's defaults: lr 1e-4, betas (0.9, 0.95), eps 1e-12, no decay, no clipping. */
+export const DEFAULT_ADAM_PARAMS: Readonly<AdamParams> = Object.freeze(
+  AdamParamsSchema.parse({}),
+);

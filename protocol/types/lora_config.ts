@@ -1,0 +1,163 @@
+/**
+ * `LoraConfig`: which weights get a LoRA adapter and how it is scaled
+ * (tinker-api.md §1.6 and "Where Bios differs on purpose": Bios exposes
+ * `alpha`, `dropout` and `targetModules`). The adapter adds
+ * `(alpha / rank) · B·A·x` to each adapted linear layer.
+ *
+ * The `train*` flags pick module groups (attention: q/k/v/o; MLP:
+ * gate/up/down; unembedding: lm_head); `targetModules`, when given, narrows
+ * that choice to the modules it lists. The rank's upper bound depends on the
+ * model's widths, so the trainer checks it.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { finiteNumber, safeInteger } from "./checks.ts";
+import { SeedSchema } from "./sampling_params.ts";
+
+/** Linear layers a LoRA adapter may target, by their Hugging Face names. */
+export const LORA_TARGET_MODULES = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+  "lm_head",
+] as const;
+
+/** A linear layer a LoRA adapter may target. */
+export type LoraTargetModule = typeof LORA_TARGET_MODULES[number];
+
+/** Which modules each `train*` flag turns on. */
+export const LORA_MODULE_GROUPS: Readonly<{
+  trainAttn: readonly LoraTargetModule[];
+  trainMlp: readonly LoraTargetModule[];
+  trainUnembed: readonly LoraTargetModule[];
+}> = {
+  trainAttn: ["q_proj", "k_proj", "v_proj", "o_proj"],
+  trainMlp: ["gate_proj", "up_proj", "down_proj"],
+  trainUnembed: ["lm_head"],
+};
+
+const MODULE_RULE = `must be one of ${
+  LORA_TARGET_MODULES.map((m) => `"${m}"`).join(", ")
+}`;
+
+/** The fields of a LoRA configuration (shared with the create options). */
+const loraShape = {
+  rank: safeInteger("must be an integer ≥ 1", (v) => v >= 1).default(32),
+  alpha: finiteNumber("must be a finite number > 0", (v) => v > 0).default(32),
+  dropout: finiteNumber("must be in [0, 1)", (v) => v >= 0 && v < 1).default(
+    0,
+  ),
+  targetModules: z.array(z.enum(LORA_TARGET_MODULES, { error: MODULE_RULE }), {
+    error: "must be an array of module names",
+  }).min(1, { error: "must name at least 1 module" }).optional(),
+  trainAttn: z.boolean({ error: "must be a boolean" }).default(true),
+  trainMlp: z.boolean({ error: "must be a boolean" }).default(true),
+  trainUnembed: z.boolean({ error: "must be a boolean" }).default(true),
+  seed: SeedSchema.optional(),
+};
+
+type LoraFields = {
+  targetModules?: LoraTargetModule[];
+  trainAttn: boolean;
+  trainMlp: boolean;
+  trainUnembed: boolean;
+};
+
+function loraProblem(c: LoraFields): [PropertyKey[], string, unknown] | null {
+  if (!c.trainAttn && !c.trainMlp && !c.trainUnembed) {
+    return [
+      ["trainAttn"],
+      "must be true when trainMlp and trainUnembed are false (at least one module group must train)",
+      false,
+    ];
+  }
+  if (c.targetModules !== undefined) {
+    const dup = c.targetModules.find((m, i) =>
+      c.targetModules!.indexOf(m) !== i
+    );
+    if (dup !== undefined) {
+      return [
+        ["targetModules"],
+        `must not list "${dup}" twice`,
+        c.targetModules,
+      ];
+    }
+    if (resolveTargetModules(c).length === 0) {
+      return [
+        ["targetModules"],
+        "must include a module of a group whose train flag is on",
+        c.targetModules,
+      ];
+    }
+  }
+  return null;
+}
+
+function refineLora(c: LoraFields, ctx: z.RefinementCtx): void {
+  const p = loraProblem(c);
+  if (p !== null) {
+    ctx.addIssue({ code: "custom", path: p[0], message: p[1], input: p[2] });
+  }
+}
+
+/** Schema of a LoRA configuration; omitted fields take their defaults. */
+export const LoraConfigSchema = z.strictObject(loraShape, {
+  error: "must be an object of LoRA settings",
+}).superRefine(refineLora);
+
+/** A LoRA configuration as users write it. */
+export type LoraConfigInput = z.input<typeof LoraConfigSchema>;
+
+/** A LoRA configuration with defaults filled in. */
+export type LoraConfig = z.output<typeof LoraConfigSchema>;
+
+/** Schema of `createLoraTrainingClient`'s options: a base model and LoRA settings. */
+export const CreateLoraTrainingClientOptionsSchema = z.strictObject({
+  baseModel: z.string({ error: "must be a model name" }).min(1, {
+    error: "must be a non-empty model name",
+  }),
+  ...loraShape,
+}, { error: "must be an object with at least baseModel" }).superRefine(
+  refineLora,
+);
+
+/** `createLoraTrainingClient`'s options as users write them. */
+export type CreateLoraTrainingClientOptionsInput = z.input<
+  typeof CreateLoraTrainingClientOptionsSchema
+>;
+
+/** `createLoraTrainingClient`'s options with defaults filled in. */
+export type CreateLoraTrainingClientOptions = z.output<
+  typeof CreateLoraTrainingClientOptionsSchema
+>;
+
+/**
+ * The modules that get an adapter: those of the groups whose flag is on,
+ * narrowed to `targetModules` when given, in {@link LORA_TARGET_MODULES} order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resolveTargetModules } from "./lora_config.ts";
+ * assert.deepEqual(
+ *   resolveTargetModules({ trainAttn: true, trainMlp: false, trainUnembed: false }),
+ *   ["q_proj", "k_proj", "v_proj", "o_proj"],
+ * );
+ * ```
+ */
+export function resolveTargetModules(c: LoraFields): LoraTargetModule[] {
+  const on = new Set<LoraTargetModule>([
+    ...(c.trainAttn ? LORA_MODULE_GROUPS.trainAttn : []),
+    ...(c.trainMlp ? LORA_MODULE_GROUPS.trainMlp : []),
+    ...(c.trainUnembed ? LORA_MODULE_GROUPS.trainUnembed : []),
+  ]);
+  return LORA_TARGET_MODULES.filter((m) =>
+    on.has(m) && (c.targetModules === undefined || c.targetModules.includes(m))
+  );
+}

@@ -1,0 +1,55 @@
+/**
+ * The transport seam: how encoded messages reach an address.
+ *
+ * Actors and refs only ever see this interface, so the in-process
+ * `LocalTransport` and a NATS transport are interchangeable. A transport moves opaque bytes; the envelope and codec
+ * live above it.
+ *
+ * @module
+ */
+
+/**
+ * Receives the bytes sent to one address. For a request, the resolved bytes
+ * are the reply; for a fire-and-forget send the result is ignored.
+ */
+export type TransportHandler = (
+  bytes: Uint8Array,
+) => Promise<Uint8Array | undefined>;
+
+/**
+ * Moves encoded messages between addresses (actor names such as
+ * `"root.trainer"`; dot-separated tokens so they map onto NATS subjects).
+ */
+export interface Transport {
+  /**
+   * Starts delivering messages for `address` to `handler`.
+   *
+   * @throws {ConflictError} when the address already has a handler here
+   */
+  register(address: string, handler: TransportHandler): void;
+
+  /** Stops delivering messages for `address`; a no-op if not registered. */
+  unregister(address: string): void;
+
+  /**
+   * Fire and forget: delivers at most once, in send order per address;
+   * bytes for an address nobody listens on are dropped.
+   */
+  send(address: string, bytes: Uint8Array): void;
+
+  /**
+   * Delivers `bytes` and resolves with the handler's reply.
+   *
+   * @throws {UnknownActorError} at once when nobody listens on the address
+   * @throws {ActorTimeoutError} when no reply comes within `timeoutMs`
+   * @throws {ActorStoppedError} when the transport closes before the reply
+   */
+  request(
+    address: string,
+    bytes: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Uint8Array>;
+
+  /** Drops every registration and rejects pending requests. */
+  close(): Promise<void>;
+}
