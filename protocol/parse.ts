@@ -101,6 +101,11 @@ function progress(branch: readonly Issue[]): number {
 // Descends into a union failure when one branch got furthest: its problem is
 // the one the user meant to fix.
 function pickIssue(iss: Issue): Issue {
+  // A bad record key carries its rule one level down.
+  if (iss.code === "invalid_key" && iss.issues.length > 0) {
+    const inner = pickIssue(iss.issues[0]);
+    return { ...inner, path: [...iss.path, ...inner.path] } as Issue;
+  }
   if (iss.code !== "invalid_union" || iss.errors.length === 0) return iss;
   const scores = iss.errors.map(progress);
   const best = Math.max(...scores);

@@ -121,7 +121,7 @@ export class ActorCell {
     const wasStarting = this.#state === "starting";
     this.#close();
     if (shutdown === "brutal_kill") this.#killNow();
-    this.#finish(reason, shutdown, !wasStarting);
+    void this.#finish(reason, shutdown, !wasStarting);
     return this.#exit.promise;
   }
 

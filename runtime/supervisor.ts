@@ -433,7 +433,7 @@ export class Supervisor implements Actor<SupervisorRequest, unknown> {
       shutdown: child.spec.shutdown,
       parent: ctx.self.address,
       onExit: (reason) =>
-        void this.#enqueue(() => this.#childExited(child, incarnation, reason)),
+        this.#background(() => this.#childExited(child, incarnation, reason)),
     });
     child.status = "running";
     child.ref = ref;
@@ -528,7 +528,7 @@ export class Supervisor implements Actor<SupervisorRequest, unknown> {
         }
         const rest = group.slice(k);
         this.#retryTimer = setTimeout(() => {
-          void this.#enqueue(() =>
+          this.#background(() =>
             this.#restartGroup(rest.filter((r) => r.status === "restarting"))
           );
         }, 0);
@@ -559,9 +559,17 @@ export class Supervisor implements Actor<SupervisorRequest, unknown> {
     this.#report("shutdown", "reached_max_restart_intensity");
     try {
       this.#onEscalate?.(error);
-    } finally {
-      ctx.stop({ kind: "error", error });
+    } catch (e) {
+      console.error(`onEscalate of supervisor "${ctx.self.address}" threw:`, e);
     }
+    ctx.stop({ kind: "error", error });
+  }
+
+  // Queues work nobody awaits; a bug in it is logged, never left unhandled.
+  #background(task: () => Promise<void>): void {
+    this.#enqueue(task).catch((e) => {
+      console.error(`supervisor "${this.#ctx?.self.address}" failed:`, e);
+    });
   }
 
   #report(

@@ -58,19 +58,19 @@ fn measure(lid: u32, base: u32, t: u32, i: u32, lt: u32, li: u32, mass: bool) ->
   }
   return reduceSum(lid, s);
 }
-fn meets(x: f32, target: f32, strict: bool) -> bool {
-  return select(x >= target, x > target, strict);
+fn meets(x: f32, goal: f32, strict: bool) -> bool {
+  return select(x >= goal, x > goal, strict);
 }
 // the shortest prefix inside (lt, li) whose measure meets target; z = 0 if none
-fn search(lid: u32, base: u32, lt: u32, li: u32, mass: bool, target: f32, strict: bool) -> vec3<u32> {
-  if (!meets(measure(lid, base, 0u, 0xffffffffu, lt, li, mass), target, strict)) {
+fn search(lid: u32, base: u32, lt: u32, li: u32, mass: bool, goal: f32, strict: bool) -> vec3<u32> {
+  if (!meets(measure(lid, base, 0u, 0xffffffffu, lt, li, mass), goal, strict)) {
     return vec3<u32>(lt, li, 0u);
   }
   var lo = 0u;
   var hi = 0xffffffffu;
   while (lo < hi) {
     let mid = lo + (hi - lo) / 2u + 1u;
-    if (meets(measure(lid, base, mid, 0xffffffffu, lt, li, mass), target, strict)) {
+    if (meets(measure(lid, base, mid, 0xffffffffu, lt, li, mass), goal, strict)) {
       lo = mid;
     } else {
       hi = mid - 1u;
@@ -80,7 +80,7 @@ fn search(lid: u32, base: u32, lt: u32, li: u32, mass: bool, target: f32, strict
   var ih = p.vocab - 1u;
   while (il < ih) {
     let mid = (il + ih) / 2u;
-    if (meets(measure(lid, base, lo, mid, lt, li, mass), target, strict)) {
+    if (meets(measure(lid, base, lo, mid, lt, li, mass), goal, strict)) {
       ih = mid;
     } else {
       il = mid + 1u;
