@@ -4,8 +4,7 @@
  * @module
  */
 import type { Backend } from "../kernels/backend.ts";
-import { CpuBackend } from "../kernels/cpu/backend.ts";
-const selectBackend = () => Promise.resolve({ backend: new CpuBackend() as Backend, reason: "cpu" });
+import { selectBackend } from "../kernels/select.ts";
 
 let chosen: Promise<{ backend: Backend; reason: string }> | undefined;
 

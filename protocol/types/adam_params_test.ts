@@ -23,7 +23,8 @@ Deno.test("learning rates that are NaN, infinite, ≤ 0 or absurd are refused", 
     assert.throws(() => parse({ learningRate: lr }), {
       name: "InvalidArgumentError",
       field: "adamParams.learningRate",
-      message: /^adamParams\.learningRate must be a finite number in \(0, 10\]: got /,
+      message:
+        /^adamParams\.learningRate must be a finite number in \(0, 10\]: got /,
     }, `lr ${String(lr)}`);
   }
   assert.throws(() => parse({ learningRate: NaN }), { message: /got NaN$/ });
@@ -48,7 +49,8 @@ Deno.test("betas, eps, weight decay and clip norm have their ranges", () => {
 Deno.test("unknown and snake_case keys are refused, hinting the camelCase name", () => {
   assert.throws(() => parse({ "learning_rate": 1e-3 }), {
     field: "adamParams.learning_rate",
-    message: /is not a known field \(Bios names are camelCase: learningRate\?\)/,
+    message:
+      /is not a known field \(Bios names are camelCase: learningRate\?\)/,
   });
   assert.throws(() => parse(5), { field: "adamParams" });
 });

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { parseOrThrow } from "../parse.ts";
-import { DatumBatchSchema, DatumSchema, normalizeBatch, normalizeDatum } from "./datum.ts";
+import {
+  DatumBatchSchema,
+  DatumSchema,
+  normalizeBatch,
+  normalizeDatum,
+} from "./datum.ts";
 import { ModelInput } from "./model_input.ts";
 
 const mi = ModelInput.fromInts([5, 6, 7]);
@@ -26,7 +31,11 @@ Deno.test("TensorData, typed arrays and snake_case keys normalise alike", () => 
       logprobs: { data: new Float32Array([-0.1, -2, 0]), dtype: "float32" },
     },
   });
-  assert.deepEqual(Object.keys(d.inputs).sort(), ["advantages", "logprobs", "targetTokens"]);
+  assert.deepEqual(Object.keys(d.inputs).sort(), [
+    "advantages",
+    "logprobs",
+    "targetTokens",
+  ]);
   assert.deepEqual(d.inputs.targetTokens, new Int32Array([6, 7, 8]));
   assert.deepEqual(d.inputs.advantages, new Float32Array([0.5, -1, 2]));
   const parsed = parseOrThrow(DatumSchema, {
@@ -39,11 +48,15 @@ Deno.test("TensorData, typed arrays and snake_case keys normalise alike", () => 
 Deno.test("loss input lengths must match the model input", () => {
   assert.throws(
     () =>
-      normalizeDatum({ modelInput: mi, lossFnInputs: { targetTokens: [6, 7] } }, 2),
+      normalizeDatum(
+        { modelInput: mi, lossFnInputs: { targetTokens: [6, 7] } },
+        2,
+      ),
     {
       name: "InvalidArgumentError",
       field: "data[2].lossFnInputs.targetTokens",
-      message: /must have one value per model-input token \(3\): got an array of length 2/,
+      message:
+        /must have one value per model-input token \(3\): got an array of length 2/,
     },
   );
   assert.throws(
@@ -58,7 +71,9 @@ Deno.test("loss input lengths must match the model input", () => {
     () =>
       normalizeDatum({
         modelInput: mi,
-        lossFnInputs: { targetTokens: { data: [1, 2], dtype: "int64", shape: [3] } },
+        lossFnInputs: {
+          targetTokens: { data: [1, 2], dtype: "int64", shape: [3] },
+        },
       }, 0),
     { field: "data[0].lossFnInputs.targetTokens.shape" },
   );
@@ -66,12 +81,17 @@ Deno.test("loss input lengths must match the model input", () => {
 
 Deno.test("bad loss input values are refused with their position", () => {
   const bad = (inputs: Record<string, unknown>) => () =>
-    normalizeDatum({ modelInput: mi, lossFnInputs: { targetTokens: [1, 2, 3], ...inputs } }, 0);
+    normalizeDatum({
+      modelInput: mi,
+      lossFnInputs: { targetTokens: [1, 2, 3], ...inputs },
+    }, 0);
   assert.throws(bad({ weights: [1, NaN, 1] }), {
     field: "data[0].lossFnInputs.weights[1]",
     message: /must be a finite weight ≥ 0: got NaN/,
   });
-  assert.throws(bad({ weights: [1, 1, -1] }), { field: "data[0].lossFnInputs.weights[2]" });
+  assert.throws(bad({ weights: [1, 1, -1] }), {
+    field: "data[0].lossFnInputs.weights[2]",
+  });
   assert.throws(bad({ advantages: [Infinity, 0, 0] }), {
     field: "data[0].lossFnInputs.advantages[0]",
   });
@@ -97,7 +117,9 @@ Deno.test("bad loss input values are refused with their position", () => {
     field: "data[0].lossFnInputs.target_tokens",
     message: /given twice/,
   });
-  assert.throws(bad({ weights: "1,1,1" }), { field: "data[0].lossFnInputs.weights" });
+  assert.throws(bad({ weights: "1,1,1" }), {
+    field: "data[0].lossFnInputs.weights",
+  });
 });
 
 Deno.test("a datum needs tokens and targetTokens", () => {
@@ -110,10 +132,15 @@ Deno.test("a datum needs tokens and targetTokens", () => {
     { field: "data[0].modelInput", message: /must hold at least 1 token/ },
   );
   assert.throws(
-    () => normalizeDatum({ modelInput: mi, lossFnInputs: { weights: [1, 1, 1] } }, 1),
+    () =>
+      normalizeDatum(
+        { modelInput: mi, lossFnInputs: { weights: [1, 1, 1] } },
+        1,
+      ),
     {
       field: "data[1].lossFnInputs.targetTokens",
-      message: /data\[1\]\.lossFnInputs\.targetTokens is required by every loss/,
+      message:
+        /data\[1\]\.lossFnInputs\.targetTokens is required by every loss/,
     },
   );
   assert.throws(() => normalizeDatum({ modelInput: mi }), {
@@ -127,10 +154,15 @@ Deno.test("a batch must hold at least 1 datum", () => {
     field: "data",
     message: /data must have at least 1 datum: got an array of length 0/,
   });
-  assert.throws(() => parseOrThrow(DatumBatchSchema, "x", "data"), { field: "data" });
+  assert.throws(() => parseOrThrow(DatumBatchSchema, "x", "data"), {
+    field: "data",
+  });
   const batch = normalizeBatch([
     { modelInput: mi, lossFnInputs: { targetTokens: [1, 2, 3] } },
-    { modelInput: ModelInput.fromInts([9]), lossFnInputs: { targetTokens: [4] } },
+    {
+      modelInput: ModelInput.fromInts([9]),
+      lossFnInputs: { targetTokens: [4] },
+    },
   ]);
   assert.equal(batch.length, 2);
   assert.deepEqual(batch[1].tokens, new Int32Array([9]));

@@ -23,7 +23,10 @@ Deno.test("ModelInput helpers build, extend and read token sequences", () => {
     ModelInput.toInts(ModelInput.appendInt(ModelInput.empty(), 7)),
     [7],
   );
-  assert.deepEqual(ModelInput.toInts(ModelInput.fromInts(new Int32Array([5, 6]))), [5, 6]);
+  assert.deepEqual(
+    ModelInput.toInts(ModelInput.fromInts(new Int32Array([5, 6]))),
+    [5, 6],
+  );
 });
 
 Deno.test("helper-made and plain model inputs both validate", () => {
@@ -31,8 +34,13 @@ Deno.test("helper-made and plain model inputs both validate", () => {
   const plain = { chunks: [{ type: "encoded_text", tokens: [10, 11] }] };
   assert.deepEqual(parseOrThrow(ModelInputSchema, helper, "prompt"), helper);
   assert.deepEqual(parseOrThrow(ModelInputSchema, plain, "prompt"), helper);
-  const typed = { chunks: [{ type: "encoded_text", tokens: new Int32Array([3]) }] };
-  assert.equal(ModelInput.length(parseOrThrow(ModelInputSchema, typed, "p")), 1);
+  const typed = {
+    chunks: [{ type: "encoded_text", tokens: new Int32Array([3]) }],
+  };
+  assert.equal(
+    ModelInput.length(parseOrThrow(ModelInputSchema, typed, "p")),
+    1,
+  );
 });
 
 Deno.test("bad token ids are refused with their position", () => {
@@ -42,7 +50,8 @@ Deno.test("bad token ids are refused with their position", () => {
   assert.throws(() => parseOrThrow(ModelInputSchema, bad([1, -1]), "prompt"), {
     name: "InvalidArgumentError",
     field: "prompt.chunks[0].tokens[1]",
-    message: /prompt\.chunks\[0\]\.tokens\[1\] must be a token id: an integer in \[0, 2147483647\]: got -1/,
+    message:
+      /prompt\.chunks\[0\]\.tokens\[1\] must be a token id: an integer in \[0, 2147483647\]: got -1/,
   });
   assert.throws(() => parseOrThrow(ModelInputSchema, bad([1.5]), "prompt"), {
     field: "prompt.chunks[0].tokens[0]",
@@ -52,9 +61,12 @@ Deno.test("bad token ids are refused with their position", () => {
     field: "prompt.chunks[0].tokens[0]",
     message: /got "7"/,
   });
-  assert.throws(() => parseOrThrow(ModelInputSchema, bad([2 ** 31]), "prompt"), {
-    field: "prompt.chunks[0].tokens[0]",
-  });
+  assert.throws(
+    () => parseOrThrow(ModelInputSchema, bad([2 ** 31]), "prompt"),
+    {
+      field: "prompt.chunks[0].tokens[0]",
+    },
+  );
   assert.throws(() => ModelInput.fromInts([3, -2]), { field: "tokens[1]" });
   assert.throws(() => ModelInput.appendInt(ModelInput.empty(), 0.5), {
     field: "token[0]",
@@ -77,7 +89,8 @@ Deno.test("image chunks and empty inputs are refused where tokens are needed", (
     { field: "prompt", message: /prompt must hold at least 1 token/ },
   );
   assert.throws(
-    () => parseOrThrow(NonEmptyModelInputSchema, ModelInput.fromInts([]), "prompt"),
+    () =>
+      parseOrThrow(NonEmptyModelInputSchema, ModelInput.fromInts([]), "prompt"),
     { field: "prompt" },
   );
 });

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { CpuBackend } from "../kernels/cpu/backend.ts";
+import type { LlamaConfig } from "./config.ts";
+import { LORA_TARGETS, LoraSet, type LoraSpec } from "./lora.ts";
+import { Prng } from "./prng.ts";
+import { Stage, type StageContext } from "./stage.ts";
+import { type NamedTensors, splitLayers, uploadStage } from "./stage_weights.ts";
+import { llamaTensorShapes } from "./config.ts";
+
+// A tiny model: C 16, 2 layers, H 2, G 1, D 8, F 24, V 11.
+const cfg: LlamaConfig = {
+  hiddenSize: 16,
+  intermediateSize: 24,
+  numLayers: 2,
+  numHeads: 2,
+  numKvHeads: 1,
+  headDim: 8,
+  vocabSize: 11,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  tieWordEmbeddings: false,
+  maxPositionEmbeddings: 64,
+  eosTokenIds: [2],
+} as LlamaConfig;
+
+function randomModel(seed: number): NamedTensors {
+  const rng = new Prng(seed);
+  const out: NamedTensors = new Map();
+  for (const [name, shape] of llamaTensorShapes(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const norm = name.endsWith("norm.weight");
+    for (let i = 0; i < n; i++) data[i] = norm ? 1 + 0.1 * rng.normal() : 0.3 * rng.normal();
+    out.set(name, { shape, data });
+  }
+  return out;
+}
+
+const spec: LoraSpec = { rank: 2, alpha: 4, dropout: 0, targets: LORA_TARGETS, seed: 3 };
+const be = new CpuBackend();
+const tensors = randomModel(1);
+const rows = { batch: 2, seqLen: 5 };
+const ids = Int32Array.from([1, 4, 7, 2, 9, 3, 3, 10, 0, 5]);
+const targets = Int32Array.from([4, 7, 2, 9, 3, 3, 10, 0, 5, 6]);
+const weights = Float32Array.from([1, 1, 0, 1, 0.5, 1, 1, 1, 0, 1]);
+
+/** Loss Σ −lp·w through two chained stages; optionally backward. */
+function run(lora: (LoraSet | undefined)[], backward: boolean): number {
+  const stages = splitLayers(cfg.numLayers, 2).map((r, i) => new Stage(be, cfg, r, uploadStage(be, cfg, tensors, r), lora[i]));
+  let x = be.fromInts(ids, [10]);
+  const ctxs: StageContext[] = [];
+  for (const s of stages) {
+    const { out, ctx } = s.forward(x, rows, s.range.head ? be.fromInts(targets, [10]) : undefined);
+    ctxs.push(ctx);
+    x = out;
+  }
+  const lp = be.f32View(x);
+  let loss = 0;
+  for (let i = 0; i < lp.length; i++) loss -= lp[i] * weights[i];
+  if (backward) {
+    let d = be.fromArray(weights.map((w) => -w), [10]);
+    for (let i = stages.length - 1; i >= 0; i--) d = stages[i].backward(ctxs[i], d) ?? d;
+  } else {
+    stages.forEach((s, i) => s.release(ctxs[i]));
+  }
+  return loss;
+}
+
+function adapters(randomB: boolean): LoraSet[] {
+  return splitLayers(cfg.numLayers, 2).map((r) => {
+    const set = LoraSet.create(be, cfg, spec, r);
+    if (randomB) {
+      const rng = new Prng(7);
+      for (const key of set.keys) {
+        if (!key.includes("lora_B")) continue;
+        const t = be.f32View(set.params.get(key)!);
+        for (let i = 0; i < t.length; i++) t[i] = 0.2 * rng.normal();
+      }
+    }
+    return set;
+  });
+}
+
+Deno.test("Stage: LoRA gradients match central finite differences for every parameter", () => {
+  const lora = adapters(true);
+  run(lora, true);
+  const eps = 1e-2;
+  let worst = 0, count = 0;
+  for (const set of lora) {
+    for (const key of set.keys) {
+      const p = be.f32View(set.params.get(key)!);
+      const g = be.f32View(set.grads.get(key)!);
+      for (let i = 0; i < p.length; i++) {
+        const keep = p[i];
+        p[i] = keep + eps;
+        const up = run(lora, false);
+        p[i] = keep - eps;
+        const down = run(lora, false);
+        p[i] = keep;
+        const numeric = (up - down) / (2 * eps);
+        const err = Math.abs(numeric - g[i]) / Math.max(Math.abs(numeric), Math.abs(g[i]), 1e-2);
+        worst = Math.max(worst, err);
+        count++;
+        assert.ok(err < 3e-2, `${key}[${i}]: analytic ${g[i]}, numeric ${numeric}`);
+      }
+    }
+  }
+  console.log(`checked ${count} LoRA parameters by finite differences: max rel error ${worst.toExponential(2)}`);
+  assert.ok(count > 500);
+});
+
+Deno.test("Stage: an untrained adapter (B = 0) leaves the logprobs unchanged", () => {
+  const withLora = run(adapters(false), false);
+  const withoutLora = run([undefined, undefined], false);
+  assert.equal(withLora, withoutLora);
+});
