@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { BiosError, NotFoundError } from "../runtime/errors.ts";
+import { BiosError, NotFoundError, registerWireError } from "../runtime/errors.ts";
 import { readSafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
 import type { HostTensors } from "../model/lora.ts";
 
@@ -65,6 +65,8 @@ export class CorruptCheckpointError extends BiosError {
     this.name = "CorruptCheckpointError";
   }
 }
+// Comes back from the store actor as itself, not as a plain BiosError.
+registerWireError(CorruptCheckpointError);
 
 /** Test hook: called after each file is written, to simulate a crash mid-save. */
 export type SaveFault = (fileName: string) => void;

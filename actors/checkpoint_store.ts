@@ -5,7 +5,7 @@
  * @module
  */
 import type { Actor } from "../runtime/actor.ts";
-import { ConflictError, InvalidArgumentError } from "../runtime/errors.ts";
+import { ConflictError, InvalidArgumentError, NotFoundError } from "../runtime/errors.ts";
 import { parseCheckpointPath, validateCheckpointName } from "../protocol/types/checkpoint_path.ts";
 import {
   type CheckpointEntry,
@@ -73,7 +73,7 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
               `training loads bios://<run>/weights/<name> checkpoints`,
           );
         }
-        const ck = await readCheckpoint(dir, msg.optimizer);
+        const ck = await readCheckpoint(dir, msg.optimizer).catch((e) => notFoundAs(e, msg.path));
         return {
           manifest: ck.manifest,
           params: toWire(ck.params),
@@ -83,7 +83,7 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
       }
       case "info": {
         const { dir } = this.#locate(msg.path);
-        return await readManifest(dir);
+        return await readManifest(dir).catch((e) => notFoundAs(e, msg.path));
       }
       case "list":
         return await listCheckpoints(this.root, msg.runId) satisfies CheckpointEntry[];
@@ -95,4 +95,10 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
     const dir = checkpointDir(this.root, p.runId, p.kind, p.name);
     return { dir, kind: p.kind };
   }
+}
+
+// Name the checkpoint by the path the caller gave, not by its folder on this node.
+function notFoundAs(e: unknown, path: string): never {
+  if (e instanceof NotFoundError) throw new NotFoundError(`path ${path} names no checkpoint`);
+  throw e;
 }

@@ -108,7 +108,7 @@ export class Registry implements Actor<RegistryMsg, unknown> {
   }
 
   async #createRun(raw: unknown) {
-    const o = parseOrThrow(CreateLoraTrainingClientOptionsSchema, raw, "options");
+    const o = parseOrThrow(CreateLoraTrainingClientOptionsSchema, raw, "");
     const base = await loadBaseModel(o.baseModel).catch(async () => {
       const known = (await listModels()).map((m) => m.name).join(", ");
       throw new InvalidArgumentError(

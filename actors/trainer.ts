@@ -83,10 +83,20 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
 
   /** Handle one request. */
   async receive(raw: TrainerRequest): Promise<unknown> {
-    const msg = parseTrainerRequest(raw, this.spec.runId);
-    if (msg.type === "get_info") return this.#info();
-    if (msg.type === "snapshot") return await this.#snapshot();
-    const seq = msg.seq;
+    let msg: ParsedRequest | undefined;
+    let invalid: InvalidArgumentError | undefined;
+    try {
+      msg = parseTrainerRequest(raw, this.spec.runId);
+    } catch (e) {
+      // A request for this run with a valid seq but a bad body still takes its
+      // seq (its sender counted it): the error is its recorded outcome, so a
+      // replay gets it again and the next seq is not refused as a gap.
+      if (!(e instanceof InvalidArgumentError) || e.field === "seq" || e.field === "request") throw e;
+      invalid = e;
+    }
+    if (msg?.type === "get_info") return this.#info();
+    if (msg?.type === "snapshot") return await this.#snapshot();
+    const seq = msg ? msg.seq : (raw as { seq: number }).seq;
     if (seq <= this.#lastSeq) {
       const rec = this.#record.get(seq);
       if (!rec) {
@@ -101,11 +111,15 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       throw new ConflictError(`seq must be ${this.#lastSeq + 1} (the next after ${this.#lastSeq}): got ${seq}`);
     }
     let outcome: Outcome;
-    try {
-      outcome = { ok: true, value: await this.#apply(msg) };
-    } catch (e) {
-      if (!(e instanceof BiosError)) throw e; // a crash: no seq consumed, the op may be replayed
-      outcome = { ok: false, error: errorToWire(e) };
+    if (invalid || !msg) {
+      outcome = { ok: false, error: errorToWire(invalid) };
+    } else {
+      try {
+        outcome = { ok: true, value: await this.#apply(msg) };
+      } catch (e) {
+        if (!(e instanceof BiosError)) throw e; // a crash: no seq consumed, the op may be replayed
+        outcome = { ok: false, error: errorToWire(e) };
+      }
     }
     this.#lastSeq = seq;
     this.#record.set(seq, outcome);

@@ -9,7 +9,9 @@
 export class FutureTimeoutError extends Error {
   /** @param ms the timeout that passed */
   constructor(ms: number) {
-    super(`result() timed out after ${ms} ms (the operation may still complete)`);
+    super(
+      `result() timed out after ${ms} ms (the operation may still complete)`,
+    );
     this.name = "FutureTimeoutError";
   }
 }
@@ -41,7 +43,10 @@ export class APIFuture<T> implements PromiseLike<T> {
     if (timeoutMs === undefined) return this.#p;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new FutureTimeoutError(timeoutMs)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new FutureTimeoutError(timeoutMs)),
+        timeoutMs,
+      );
     });
     return Promise.race([this.#p, timeout]).finally(() => clearTimeout(timer));
   }

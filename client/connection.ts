@@ -38,7 +38,9 @@ export function biosHome(): string {
 }
 
 /** Start a node in this process and connect to it. */
-export async function connectEmbedded(opts: EmbeddedOptions = {}): Promise<Connection> {
+export async function connectEmbedded(
+  opts: EmbeddedOptions = {},
+): Promise<Connection> {
   const system = new ActorSystem({ name: "embedded" });
   await startNode(system, {
     checkpointRoot: opts.checkpointDir ?? `${biosHome()}/runs`,

@@ -6,7 +6,10 @@
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
-import { type ModelInput, NonEmptyModelInputSchema } from "../protocol/types/model_input.ts";
+import {
+  type ModelInput,
+  NonEmptyModelInputSchema,
+} from "../protocol/types/model_input.ts";
 import type { SamplingParamsInput } from "../protocol/types/sampling_params.ts";
 import type { SampleResponse } from "../protocol/types/responses.ts";
 import { APIFuture } from "./api_future.ts";
@@ -53,9 +56,16 @@ export class SamplingClient {
   sample(args: SampleArgs): APIFuture<SampleResponse> {
     const p = (async () => {
       if (args === null || typeof args !== "object") {
-        throw new InvalidArgumentError("args", "sample takes { prompt, samplingParams, numSamples? }");
+        throw new InvalidArgumentError(
+          "args",
+          "sample takes { prompt, samplingParams, numSamples? }",
+        );
       }
-      const prompt = parseOrThrow(NonEmptyModelInputSchema, args.prompt, "prompt");
+      const prompt = parseOrThrow(
+        NonEmptyModelInputSchema,
+        args.prompt,
+        "prompt",
+      );
       const ids = prompt.chunks.flatMap((c) => Array.from(c.tokens));
       return await this.ref.ask<SampleResponse>({
         type: "sample",

@@ -9,7 +9,11 @@ import { InvalidArgumentError } from "../runtime/errors.ts";
 import type { GetServerCapabilitiesResponse } from "../protocol/types/responses.ts";
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
 import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
-import { type Connection, connectEmbedded, type EmbeddedOptions } from "./connection.ts";
+import {
+  connectEmbedded,
+  type Connection,
+  type EmbeddedOptions,
+} from "./connection.ts";
 import { TrainingClient } from "./training_client.ts";
 import { SamplingClient } from "./sampling_client.ts";
 
@@ -60,13 +64,17 @@ export class ServiceClient implements AsyncDisposable {
   }
 
   /** The models this cluster serves, and the compute backend it uses. */
-  async getServerCapabilities(): Promise<GetServerCapabilitiesResponse & { backendReason?: string }> {
+  async getServerCapabilities(): Promise<
+    GetServerCapabilitiesResponse & { backendReason?: string }
+  > {
     const c = await this.connection();
     return await c.registry.ask({ type: "capabilities" });
   }
 
   /** Start a LoRA training run on a base model. */
-  async createLoraTrainingClient(options: CreateLoraTrainingClientOptionsInput): Promise<TrainingClient> {
+  async createLoraTrainingClient(
+    options: CreateLoraTrainingClientOptionsInput,
+  ): Promise<TrainingClient> {
     const c = await this.connection();
     const run = await c.registry.ask<{ runId: string; baseModel: string }>(
       { type: "create_run", options },
@@ -94,21 +102,37 @@ export class ServiceClient implements AsyncDisposable {
       baseModel: info.baseModel,
       rank: info.loraRank,
       alpha: info.loraAlpha,
-      targetModules: info.targetModules as CreateLoraTrainingClientOptionsInput["targetModules"],
+      targetModules: info
+        .targetModules as CreateLoraTrainingClientOptionsInput["targetModules"],
     });
-    await (opts.withOptimizer ? tc.loadStateWithOptimizer(path) : tc.loadState(path));
+    await (opts.withOptimizer
+      ? tc.loadStateWithOptimizer(path)
+      : tc.loadState(path));
     return tc;
   }
 
   /** A sampling client for a checkpoint (`modelPath`) or a bare base model. */
-  async createSamplingClient(opts: { modelPath?: string; baseModel?: string }): Promise<SamplingClient> {
-    if (opts.modelPath !== undefined) parseCheckpointPath(opts.modelPath, "modelPath");
+  async createSamplingClient(
+    opts: { modelPath?: string; baseModel?: string },
+  ): Promise<SamplingClient> {
+    if (opts.modelPath !== undefined) {
+      parseCheckpointPath(opts.modelPath, "modelPath");
+    }
     const c = await this.connection();
-    const r = await c.registry.ask<{ samplerId: string; address: string; baseModel: string }>(
-      { type: "create_sampler", modelPath: opts.modelPath, baseModel: opts.baseModel },
+    const r = await c.registry.ask<
+      { samplerId: string; address: string; baseModel: string }
+    >(
+      {
+        type: "create_sampler",
+        modelPath: opts.modelPath,
+        baseModel: opts.baseModel,
+      },
       { timeoutMs: 600_000 },
     );
-    return new SamplingClient(c.system.ref(r.address), { ...r, modelPath: opts.modelPath });
+    return new SamplingClient(c.system.ref(r.address), {
+      ...r,
+      modelPath: opts.modelPath,
+    });
   }
 
   /** What a checkpoint holds: base model, LoRA rank and targets, kind, step. */

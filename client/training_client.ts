@@ -83,11 +83,19 @@ export class TrainingClient {
 
   #submit<T>(msg: Record<string, unknown>): APIFuture<T> {
     const seq = ++this.#seq;
-    return new APIFuture(this.#trainer.ask<T>({ ...msg, runId: this.runId, seq }, { timeoutMs: OP_TIMEOUT_MS }));
+    return new APIFuture(
+      this.#trainer.ask<T>({ ...msg, runId: this.runId, seq }, {
+        timeoutMs: OP_TIMEOUT_MS,
+      }),
+    );
   }
 
   /** Forward pass only: logprobs and loss, no gradients. */
-  forward(data: DatumInput[], lossFn: LossFnType, lossFnConfig?: Record<string, number>): APIFuture<ForwardBackwardOutput> {
+  forward(
+    data: DatumInput[],
+    lossFn: LossFnType,
+    lossFnConfig?: Record<string, number>,
+  ): APIFuture<ForwardBackwardOutput> {
     return this.#submit({ type: "forward", data, lossFn, lossFnConfig });
   }
 
@@ -97,7 +105,12 @@ export class TrainingClient {
     lossFn: LossFnType,
     lossFnConfig?: Record<string, number>,
   ): APIFuture<ForwardBackwardOutput> {
-    return this.#submit({ type: "forward_backward", data, lossFn, lossFnConfig });
+    return this.#submit({
+      type: "forward_backward",
+      data,
+      lossFn,
+      lossFnConfig,
+    });
   }
 
   /** Apply the accumulated gradients with AdamW (torch semantics; anchor defaults). */
@@ -108,19 +121,39 @@ export class TrainingClient {
   /** `forwardBackward` then `optimStep`, both submitted at once. */
   train(
     data: DatumInput[],
-    opts: { lossFn?: LossFnType; learningRate?: number; adamParams?: AdamParamsInput } = {},
+    opts: {
+      lossFn?: LossFnType;
+      learningRate?: number;
+      adamParams?: AdamParamsInput;
+    } = {},
   ): APIFuture<TrainResult> {
     const fb = this.forwardBackward(data, opts.lossFn ?? "cross_entropy");
-    const adam = { ...opts.adamParams, ...(opts.learningRate !== undefined ? { learningRate: opts.learningRate } : {}) };
+    const adam = {
+      ...opts.adamParams,
+      ...(opts.learningRate !== undefined
+        ? { learningRate: opts.learningRate }
+        : {}),
+    };
     const opt = this.optimStep(adam);
     return new APIFuture(
-      Promise.all([fb.result(), opt.result()]).then(([f, o]) => ({ forwardBackward: f, optimStep: o, loss: f.loss })),
+      Promise.all([fb.result(), opt.result()]).then(([f, o]) => ({
+        forwardBackward: f,
+        optimStep: o,
+        loss: f.loss,
+      })),
     );
   }
 
   /** Save weights and optimizer state as `bios://<run>/weights/<name>`. */
-  saveState(name: string, opts: { overwrite?: boolean } = {}): APIFuture<SaveWeightsResponse> {
-    return this.#submit({ type: "save_state", name, overwrite: opts.overwrite ?? false });
+  saveState(
+    name: string,
+    opts: { overwrite?: boolean } = {},
+  ): APIFuture<SaveWeightsResponse> {
+    return this.#submit({
+      type: "save_state",
+      name,
+      overwrite: opts.overwrite ?? false,
+    });
   }
 
   /** Load weights from a `weights/` checkpoint; Adam starts fresh. */
@@ -134,8 +167,15 @@ export class TrainingClient {
   }
 
   /** Save a sampler-only copy as `bios://<run>/sampler_weights/<name>`. */
-  saveWeightsForSampler(name: string, opts: { overwrite?: boolean } = {}): APIFuture<SaveWeightsResponse> {
-    return this.#submit({ type: "save_weights_for_sampler", name, overwrite: opts.overwrite ?? false });
+  saveWeightsForSampler(
+    name: string,
+    opts: { overwrite?: boolean } = {},
+  ): APIFuture<SaveWeightsResponse> {
+    return this.#submit({
+      type: "save_weights_for_sampler",
+      name,
+      overwrite: opts.overwrite ?? false,
+    });
   }
 
   /**
@@ -143,17 +183,34 @@ export class TrainingClient {
    * saved as `sampler_weights/<name>` first; without, the snapshot lives only
    * in memory.
    */
-  async saveWeightsAndGetSamplingClient(name?: string): Promise<SamplingClient> {
+  async saveWeightsAndGetSamplingClient(
+    name?: string,
+  ): Promise<SamplingClient> {
     if (name !== undefined) {
-      const { path } = await this.saveWeightsForSampler(name, { overwrite: true });
+      const { path } = await this.saveWeightsForSampler(name, {
+        overwrite: true,
+      });
       return await this.service.createSamplingClient({ modelPath: path });
     }
-    const snap = await this.#trainer.ask<{ baseModel: string; lora: LoraSpec; params: WireTensors; version: number }>(
+    const snap = await this.#trainer.ask<
+      {
+        baseModel: string;
+        lora: LoraSpec;
+        params: WireTensors;
+        version: number;
+      }
+    >(
       { type: "snapshot" },
       { timeoutMs: OP_TIMEOUT_MS },
     );
-    const r = await this.conn.registry.ask<{ samplerId: string; address: string; baseModel: string }>(
-      { type: "create_sampler", baseModel: snap.baseModel, lora: { spec: snap.lora, params: snap.params } },
+    const r = await this.conn.registry.ask<
+      { samplerId: string; address: string; baseModel: string }
+    >(
+      {
+        type: "create_sampler",
+        baseModel: snap.baseModel,
+        lora: { spec: snap.lora, params: snap.params },
+      },
       { timeoutMs: OP_TIMEOUT_MS },
     );
     const client = new SamplingClient(this.conn.system.ref(r.address), r);
@@ -175,12 +232,16 @@ export class TrainingClient {
 
   /** The run's model, rank, step and sequence state. */
   async getInfo(): Promise<TrainingRunInfo> {
-    return await this.#trainer.ask<TrainingRunInfo>({ type: "get_info" }, { timeoutMs: OP_TIMEOUT_MS });
+    return await this.#trainer.ask<TrainingRunInfo>({ type: "get_info" }, {
+      timeoutMs: OP_TIMEOUT_MS,
+    });
   }
 
   /** The base model's tokenizer. */
   getTokenizer(): Promise<Tokenizer> {
-    this.#tokenizer ??= this.conn.registry.ask<{ files: Record<string, string>; hints: Record<string, unknown> }>(
+    this.#tokenizer ??= this.conn.registry.ask<
+      { files: Record<string, string>; hints: Record<string, unknown> }
+    >(
       { type: "tokenizer", baseModel: this.baseModel },
     ).then((r) => tokenizerFromFiles(r.files, r.hints));
     return this.#tokenizer;

@@ -1,7 +1,7 @@
 /**
- * The user-facing data types of Bios, as `bios.types`: zod schemas, the
- * TypeScript types inferred from them, and helpers such as
- * `ModelInput.fromInts`.
+ * The user-facing data types of Bios, as `bios.types`: the shapes of
+ * requests and replies, and helpers such as `ModelInput.fromInts`. (The zod
+ * schemas that check these live in `protocol/`.)
  *
  * @example
  * ```ts
@@ -14,65 +14,59 @@
  * @module
  */
 
+export type { NumericArray } from "../protocol/types/checks.ts";
 export {
   type EncodedTextChunk,
-  EncodedTextChunkSchema,
   ModelInput,
-  ModelInputSchema,
 } from "../protocol/types/model_input.ts";
 export {
   type TensorData,
   tensorData,
-  TensorDataSchema,
   type TensorDtype,
 } from "../protocol/types/tensor_data.ts";
-export {
-  type Datum,
-  type DatumInput,
-  DatumSchema,
-  type LossInputValue,
+export type {
+  Datum,
+  DatumInput,
+  LossInputValue,
 } from "../protocol/types/datum.ts";
 export {
   LOSS_FN_TYPES,
+  LOSS_INPUT_KEYS,
   type LossFnConfig,
   type LossFnType,
-  LossFnTypeSchema,
+  type LossInputKey,
 } from "../protocol/types/loss_fn.ts";
 export {
   type AdamParams,
   type AdamParamsInput,
-  AdamParamsSchema,
   DEFAULT_ADAM_PARAMS,
 } from "../protocol/types/adam_params.ts";
 export {
   MAX_SAMPLING_TOKENS,
   type SamplingParams,
   type SamplingParamsInput,
-  SamplingParamsSchema,
 } from "../protocol/types/sampling_params.ts";
 export {
   type CreateLoraTrainingClientOptions,
   type CreateLoraTrainingClientOptionsInput,
-  CreateLoraTrainingClientOptionsSchema,
   LORA_TARGET_MODULES,
   type LoraConfig,
   type LoraConfigInput,
-  LoraConfigSchema,
   type LoraTargetModule,
 } from "../protocol/types/lora_config.ts";
-export {
-  type ForwardBackwardOutput,
-  type GetInfoResponse,
-  type GetServerCapabilitiesResponse,
-  type LoadWeightsResponse,
-  type Metrics,
-  type OptimStepResponse,
-  type SampledSequence,
-  type SampleResponse,
-  type SaveWeightsForSamplerResponse,
-  type SaveWeightsResponse,
-  type SupportedModel,
-  type WeightsInfoResponse,
+export type {
+  ForwardBackwardOutput,
+  GetInfoResponse,
+  GetServerCapabilitiesResponse,
+  LoadWeightsResponse,
+  Metrics,
+  OptimStepResponse,
+  SampledSequence,
+  SampleResponse,
+  SaveWeightsForSamplerResponse,
+  SaveWeightsResponse,
+  SupportedModel,
+  WeightsInfoResponse,
 } from "../protocol/types/responses.ts";
 export {
   type CheckpointKind,

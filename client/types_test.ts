@@ -1,14 +1,16 @@
 import assert from "node:assert/strict";
 import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  CreateLoraTrainingClientOptionsSchema,
+  DatumSchema,
+  ModelInputSchema,
+} from "../protocol/mod.ts";
 import * as types from "./types.ts";
 
 Deno.test("bios.types.ModelInput.fromInts builds a valid prompt", () => {
   const prompt = types.ModelInput.fromInts([1, 2, 3]);
   assert.equal(types.ModelInput.length(prompt), 3);
-  assert.deepEqual(
-    parseOrThrow(types.ModelInputSchema, prompt, "prompt"),
-    prompt,
-  );
+  assert.deepEqual(parseOrThrow(ModelInputSchema, prompt, "prompt"), prompt);
 });
 
 Deno.test("helper-made and plain datums validate alike", () => {
@@ -23,42 +25,41 @@ Deno.test("helper-made and plain datums validate alike", () => {
       weights: [1, 1],
     },
   };
-  const a: types.Datum = parseOrThrow(types.DatumSchema, plain, "datum");
-  const b: types.Datum = parseOrThrow(types.DatumSchema, helper, "datum");
+  const a: types.Datum = parseOrThrow(DatumSchema, plain, "datum");
+  const b: types.Datum = parseOrThrow(DatumSchema, helper, "datum");
   assert.deepEqual(a.modelInput, b.modelInput);
   assert.deepEqual(Object.keys(a.lossFnInputs), Object.keys(b.lossFnInputs));
 });
 
-Deno.test("the user-facing schemas and helpers are all exported", () => {
-  const names = [
-    "ModelInput",
-    "ModelInputSchema",
-    "EncodedTextChunkSchema",
-    "TensorDataSchema",
-    "tensorData",
-    "DatumSchema",
-    "LOSS_FN_TYPES",
-    "LossFnTypeSchema",
-    "AdamParamsSchema",
+Deno.test("the user-facing values are exported and usable", () => {
+  assert.deepEqual(Object.keys(types).sort(), [
     "DEFAULT_ADAM_PARAMS",
-    "SamplingParamsSchema",
-    "MAX_SAMPLING_TOKENS",
-    "LoraConfigSchema",
-    "CreateLoraTrainingClientOptionsSchema",
     "LORA_TARGET_MODULES",
-    "parseCheckpointPath",
+    "LOSS_FN_TYPES",
+    "LOSS_INPUT_KEYS",
+    "MAX_SAMPLING_TOKENS",
+    "ModelInput",
     "checkpointPath",
+    "parseCheckpointPath",
+    "tensorData",
     "validateCheckpointName",
-  ];
-  for (const n of names) assert.ok(n in types, n);
-  assert.deepEqual(types.DEFAULT_ADAM_PARAMS.learningRate, 1e-4);
+  ]);
+  assert.equal(types.DEFAULT_ADAM_PARAMS.learningRate, 1e-4);
+  assert.ok(types.LOSS_FN_TYPES.includes("cross_entropy"));
+  const path = types.checkpointPath({
+    runId: "run-1",
+    kind: "sampler_weights",
+    name: "production-model",
+  });
+  assert.equal(types.parseCheckpointPath(path).name, "production-model");
   const opts: types.CreateLoraTrainingClientOptionsInput = {
     baseModel: "ultrasafe/usf-finance",
     rank: 16,
   };
-  assert.equal(
-    parseOrThrow(types.CreateLoraTrainingClientOptionsSchema, opts, "options")
-      .alpha,
-    32,
+  const parsed = parseOrThrow(
+    CreateLoraTrainingClientOptionsSchema,
+    opts,
+    "options",
   );
+  assert.equal(parsed.alpha, 32);
 });

@@ -688,7 +688,7 @@ export class WebGpuBackend implements Backend {
       SAMPLE,
       [gl, gu, scratch, tokens, logprobs],
       [b, v, opts.temperature, topK, opts.topP],
-      grid(b, 1),
+      grid(b),
     );
     this.free(scratch);
     return { tokens, logprobs };

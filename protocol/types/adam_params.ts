@@ -37,11 +37,24 @@ export const AdamParamsSchema = z.strictObject({
   ).default(0),
 }, { error: "must be an object of Adam settings" });
 
-/** Adam settings as users write them (every field optional). */
-export type AdamParamsInput = z.input<typeof AdamParamsSchema>;
-
 /** Adam settings with every field filled in. */
-export type AdamParams = z.output<typeof AdamParamsSchema>;
+export interface AdamParams {
+  /** Step size, in (0, 10]. Default 1e-4. */
+  learningRate: number;
+  /** Decay of the first-moment average, in [0, 1). Default 0.9. */
+  beta1: number;
+  /** Decay of the second-moment average, in [0, 1). Default 0.95. */
+  beta2: number;
+  /** Added to the root of the second moment, > 0. Default 1e-12. */
+  eps: number;
+  /** Decoupled (AdamW) weight decay, ≥ 0. Default 0. */
+  weightDecay: number;
+  /** Global gradient-norm clip, ≥ 0; 0 turns clipping off. Default 0. */
+  gradClipNorm: number;
+}
+
+/** Adam settings as users write them: every field optional. */
+export type AdamParamsInput = Partial<AdamParams>;
 
 /** The anchor's defaults: lr 1e-4, betas (0.9, 0.95), eps 1e-12, no decay, no clipping. */
 export const DEFAULT_ADAM_PARAMS: Readonly<AdamParams> = Object.freeze(

@@ -88,7 +88,10 @@ export const TOKEN_ID_RULE =
  * than one schema per element, since batches hold millions of tokens. The
  * first bad element is reported with its index.
  */
-export const TokenIdsSchema: z.ZodType<number[] | Int32Array> = z.custom<
+export const TokenIdsSchema: z.ZodType<
+  number[] | Int32Array,
+  number[] | Int32Array
+> = z.custom<
   number[] | Int32Array
 >(
   (v) => Array.isArray(v) || v instanceof Int32Array,

@@ -195,10 +195,20 @@ export const DatumSchema = z.strictObject({
 });
 
 /** A datum as users may write it (bare arrays, snake_case keys allowed). */
-export type DatumInput = z.input<typeof DatumSchema>;
+export interface DatumInput {
+  /** The tokens the model reads. */
+  modelInput: ModelInput;
+  /** Per-token loss inputs by key (`targetTokens`, `weights`, …). */
+  lossFnInputs: Record<string, LossInputValue>;
+}
 
 /** A validated datum, loss-input keys in camelCase. */
-export type Datum = z.output<typeof DatumSchema>;
+export interface Datum {
+  /** The tokens the model reads (at least one). */
+  modelInput: ModelInput;
+  /** Per-token loss inputs, one value per input token. */
+  lossFnInputs: Partial<Record<LossInputKey, LossInputValue>>;
+}
 
 /** Schema of a batch: a non-empty array of datums. */
 export const DatumBatchSchema = z.array(DatumSchema, {

@@ -111,11 +111,28 @@ export const LoraConfigSchema = z.strictObject(loraShape, {
   error: "must be an object of LoRA settings",
 }).superRefine(refineLora);
 
-/** A LoRA configuration as users write it. */
-export type LoraConfigInput = z.input<typeof LoraConfigSchema>;
-
 /** A LoRA configuration with defaults filled in. */
-export type LoraConfig = z.output<typeof LoraConfigSchema>;
+export interface LoraConfig {
+  /** Adapter rank, an integer ≥ 1 (at most the adapted layers' width). Default 32. */
+  rank: number;
+  /** Scale numerator: the update is `(alpha / rank) · B·A·x`. Default 32. */
+  alpha: number;
+  /** Dropout on the adapter's input while training, in [0, 1). Default 0. */
+  dropout: number;
+  /** When given, only these modules (of the groups switched on) are adapted. */
+  targetModules?: LoraTargetModule[];
+  /** Adapt attention projections (q/k/v/o). Default true. */
+  trainAttn: boolean;
+  /** Adapt MLP projections (gate/up/down). Default true. */
+  trainMlp: boolean;
+  /** Adapt the unembedding (lm_head). Default true. */
+  trainUnembed: boolean;
+  /** Seed of the adapter's initialisation; random when omitted. */
+  seed?: number;
+}
+
+/** A LoRA configuration as users write it: every field optional. */
+export type LoraConfigInput = Partial<LoraConfig>;
 
 /** Schema of `createLoraTrainingClient`'s options: a base model and LoRA settings. */
 export const CreateLoraTrainingClientOptionsSchema = z.strictObject({
@@ -127,15 +144,17 @@ export const CreateLoraTrainingClientOptionsSchema = z.strictObject({
   refineLora,
 );
 
-/** `createLoraTrainingClient`'s options as users write them. */
-export type CreateLoraTrainingClientOptionsInput = z.input<
-  typeof CreateLoraTrainingClientOptionsSchema
->;
-
 /** `createLoraTrainingClient`'s options with defaults filled in. */
-export type CreateLoraTrainingClientOptions = z.output<
-  typeof CreateLoraTrainingClientOptionsSchema
->;
+export interface CreateLoraTrainingClientOptions extends LoraConfig {
+  /** The model to adapt, e.g. `"ultrasafe/usf-finance"`. */
+  baseModel: string;
+}
+
+/** `createLoraTrainingClient`'s options as users write them. */
+export interface CreateLoraTrainingClientOptionsInput extends LoraConfigInput {
+  /** The model to adapt, e.g. `"ultrasafe/usf-finance"`. */
+  baseModel: string;
+}
 
 /**
  * The modules that get an adapter: those of the groups whose flag is on,

@@ -23,7 +23,7 @@ export const LossFnTypeSchema = z.enum(LOSS_FN_TYPES, {
 });
 
 /** A built-in loss function name. */
-export type LossFnType = z.output<typeof LossFnTypeSchema>;
+export type LossFnType = typeof LOSS_FN_TYPES[number];
 
 /** Every key a datum's `lossFnInputs` may hold, camelCase. */
 export const LOSS_INPUT_KEYS = [
@@ -120,7 +120,7 @@ export const LossFnConfigSchema = z.record(
 });
 
 /** A loss configuration, e.g. `{ clipLowThreshold: 0.8, clipHighThreshold: 1.2 }`. */
-export type LossFnConfig = z.output<typeof LossFnConfigSchema>;
+export type LossFnConfig = Record<string, number>;
 
 /**
  * Problems with `config` for `lossFn`, as `[key, message]` pairs: unknown

@@ -25,7 +25,12 @@ export const EncodedTextChunkSchema = z.strictObject({
 });
 
 /** One chunk of already-tokenized text. */
-export type EncodedTextChunk = z.output<typeof EncodedTextChunkSchema>;
+export interface EncodedTextChunk {
+  /** Always `"encoded_text"`. */
+  type: "encoded_text";
+  /** Token ids, each an integer in [0, 2^31 - 1]. */
+  tokens: number[] | Int32Array;
+}
 
 /** Schema of a model input; it may be empty (requests that need tokens say so). */
 export const ModelInputSchema = z.strictObject({
@@ -35,7 +40,10 @@ export const ModelInputSchema = z.strictObject({
 });
 
 /** A model input: `{ chunks: [{ type: "encoded_text", tokens: [...] }] }`. */
-export type ModelInput = z.output<typeof ModelInputSchema>;
+export interface ModelInput {
+  /** The chunks, read in order. */
+  chunks: EncodedTextChunk[];
+}
 
 /** Number of tokens in a model input (the sum over its chunks). */
 function length(mi: ModelInput): number {
@@ -122,8 +130,6 @@ function appendInt(mi: ModelInput, token: number): ModelInput {
  * ```
  */
 export const ModelInput: {
-  /** The zod schema of a model input. */
-  readonly schema: typeof ModelInputSchema;
   /** A model input holding `ids` as one text chunk. */
   fromInts(ids: ArrayLike<number> | Iterable<number>): ModelInput;
   /** A model input with no chunks. */
@@ -139,7 +145,6 @@ export const ModelInput: {
   /** A new model input with one more token. */
   appendInt(mi: ModelInput, token: number): ModelInput;
 } = Object.freeze({
-  schema: ModelInputSchema,
   fromInts,
   empty,
   toInts,

@@ -7,7 +7,7 @@
  */
 
 import { z } from "zod";
-import { TensorDataSchema } from "./tensor_data.ts";
+import { type TensorData, TensorDataSchema } from "./tensor_data.ts";
 
 /**
  * Any JS number, NaN and ±Infinity included: a diverged run's loss is NaN,
@@ -30,7 +30,7 @@ export const MetricsSchema = z.record(
 );
 
 /** Metrics keyed `name:reduction`, e.g. `{ "loss:sum": 1.23 }`. */
-export type Metrics = z.output<typeof MetricsSchema>;
+export type Metrics = Record<string, number>;
 
 /** Schema of a forward or forward-backward reply. */
 export const ForwardBackwardOutputSchema = z.object({
@@ -45,21 +45,34 @@ export const ForwardBackwardOutputSchema = z.object({
  * `logprobs`, the target tokens' log-probabilities), metrics, and
  * `loss` (= `metrics["loss:sum"]`, a Bios addition).
  */
-export type ForwardBackwardOutput = z.output<
-  typeof ForwardBackwardOutputSchema
->;
+export interface ForwardBackwardOutput {
+  /** Kind of the per-datum outputs, e.g. `"ArrayRecord"`. */
+  lossFnOutputType: string;
+  /** One record per datum; each holds `logprobs` (float32, one per token). */
+  lossFnOutputs: Array<Record<string, TensorData>>;
+  /** Metrics keyed `name:reduction`, with at least `loss:sum`. */
+  metrics: Metrics;
+  /** The summed loss, `metrics["loss:sum"]`. */
+  loss: number;
+}
 
 /** Schema of an optimizer step's reply. */
 export const OptimStepResponseSchema = z.object({ metrics: MetricsSchema });
 
 /** An optimizer step's reply: its metrics. */
-export type OptimStepResponse = z.output<typeof OptimStepResponseSchema>;
+export interface OptimStepResponse {
+  /** Metrics of the step, e.g. `step:max`, `learning_rate:mean`. */
+  metrics: Metrics;
+}
 
 /** Schema of `saveState`'s reply. */
 export const SaveWeightsResponseSchema = z.object({ path: z.string() });
 
 /** `saveState`'s reply: the `bios://<run>/weights/<name>` path. */
-export type SaveWeightsResponse = z.output<typeof SaveWeightsResponseSchema>;
+export interface SaveWeightsResponse {
+  /** Where the checkpoint is: `bios://<run>/weights/<name>`. */
+  path: string;
+}
 
 /** Schema of `saveWeightsForSampler`'s reply. */
 export const SaveWeightsForSamplerResponseSchema = z.object({
@@ -67,15 +80,19 @@ export const SaveWeightsForSamplerResponseSchema = z.object({
 });
 
 /** `saveWeightsForSampler`'s reply: the `bios://<run>/sampler_weights/<name>` path. */
-export type SaveWeightsForSamplerResponse = z.output<
-  typeof SaveWeightsForSamplerResponseSchema
->;
+export interface SaveWeightsForSamplerResponse {
+  /** Where the weights are: `bios://<run>/sampler_weights/<name>`. */
+  path: string;
+}
 
 /** Schema of `loadState`'s reply. */
 export const LoadWeightsResponseSchema = z.object({ path: z.string() });
 
 /** `loadState`'s reply: the path that was loaded. */
-export type LoadWeightsResponse = z.output<typeof LoadWeightsResponseSchema>;
+export interface LoadWeightsResponse {
+  /** The checkpoint that was loaded. */
+  path: string;
+}
 
 /** Schema of one generated sequence. */
 export const SampledSequenceSchema = z.object({
@@ -89,7 +106,14 @@ export const SampledSequenceSchema = z.object({
  * end-of-sequence token; `length`: `maxTokens` or the context ran out), its
  * tokens, and each token's log-probability under the sampling distribution.
  */
-export type SampledSequence = z.output<typeof SampledSequenceSchema>;
+export interface SampledSequence {
+  /** `stop` or `length`. */
+  stopReason: "stop" | "length";
+  /** The generated token ids. */
+  tokens: number[];
+  /** Log-probability of each generated token. */
+  logprobs: number[];
+}
 
 /** Schema of a sampling reply. */
 export const SampleResponseSchema = z.object({
@@ -101,7 +125,12 @@ export const SampleResponseSchema = z.object({
  * A sampling reply: the sequences, and (when asked) each prompt token's
  * log-probability, `null` for the first token, which nothing predicts.
  */
-export type SampleResponse = z.output<typeof SampleResponseSchema>;
+export interface SampleResponse {
+  /** One entry per requested sample. */
+  sequences: SampledSequence[];
+  /** Per prompt token log-probabilities, when asked; the first is `null`. */
+  promptLogprobs?: Array<number | null>;
+}
 
 /** Schema of `getInfo`'s reply. */
 export const GetInfoResponseSchema = z.object({
@@ -117,7 +146,25 @@ export const GetInfoResponseSchema = z.object({
 });
 
 /** `getInfo`'s reply: the run's model and its LoRA rank. */
-export type GetInfoResponse = z.output<typeof GetInfoResponseSchema>;
+export interface GetInfoResponse {
+  /** The run's id. */
+  modelId: string;
+  /** The base model's architecture and name. */
+  modelData: {
+    /** Architecture, e.g. `"llama"`. */
+    arch: string;
+    /** Base model name. */
+    modelName: string;
+    /** Tokenizer to load, when it differs from the model name. */
+    tokenizerId?: string;
+  };
+  /** Always true: Bios trains LoRA adapters. */
+  isLora: true;
+  /** The adapter's rank. */
+  loraRank: number;
+  /** Base model name. */
+  modelName: string;
+}
 
 /** Schema of one model a server offers. */
 export const SupportedModelSchema = z.object({
@@ -126,7 +173,12 @@ export const SupportedModelSchema = z.object({
 });
 
 /** One model a server offers, with its context length. */
-export type SupportedModel = z.output<typeof SupportedModelSchema>;
+export interface SupportedModel {
+  /** Name to pass as `baseModel`. */
+  modelName: string;
+  /** Longest sequence the model takes, in tokens. */
+  maxContextLength: number;
+}
 
 /** Schema of `getServerCapabilities`'s reply. */
 export const GetServerCapabilitiesResponseSchema = z.object({
@@ -136,9 +188,14 @@ export const GetServerCapabilitiesResponseSchema = z.object({
 });
 
 /** `getServerCapabilities`'s reply: models, and the compute backend and device. */
-export type GetServerCapabilitiesResponse = z.output<
-  typeof GetServerCapabilitiesResponseSchema
->;
+export interface GetServerCapabilitiesResponse {
+  /** The models this server trains and samples. */
+  supportedModels: SupportedModel[];
+  /** Compute backend, e.g. `"webgpu"`, `"native"`, `"cpu"`. */
+  backend?: string;
+  /** The device the backend runs on, in words. */
+  device?: string;
+}
 
 /** Schema of the reply describing a checkpoint's weights. */
 export const WeightsInfoResponseSchema = z.object({
@@ -151,4 +208,17 @@ export const WeightsInfoResponseSchema = z.object({
 });
 
 /** What a checkpoint holds: its base model and LoRA settings. */
-export type WeightsInfoResponse = z.output<typeof WeightsInfoResponseSchema>;
+export interface WeightsInfoResponse {
+  /** The model the checkpoint adapts. */
+  baseModel: string;
+  /** Whether the checkpoint is a LoRA adapter. */
+  isLora: boolean;
+  /** The adapter's rank. */
+  loraRank: number;
+  /** Whether the unembedding is adapted. */
+  trainUnembed: boolean;
+  /** Whether MLP projections are adapted. */
+  trainMlp: boolean;
+  /** Whether attention projections are adapted. */
+  trainAttn: boolean;
+}

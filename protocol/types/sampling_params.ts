@@ -74,8 +74,24 @@ export const SamplingParamsSchema = z.strictObject({
   },
 );
 
-/** Sampling settings as users write them. */
-export type SamplingParamsInput = z.input<typeof SamplingParamsSchema>;
-
 /** Sampling settings with defaults filled in. */
-export type SamplingParams = z.output<typeof SamplingParamsSchema>;
+export interface SamplingParams {
+  /**
+   * Most tokens to generate per sequence, in [1, 4096]. Required unless a
+   * non-empty `stop` is given.
+   */
+  maxTokens?: number;
+  /** Softmax temperature, ≥ 0; 0 samples greedily. Default 1. */
+  temperature: number;
+  /** Keep only the k likeliest tokens; -1 turns it off. Default -1. */
+  topK: number;
+  /** Keep the smallest set of tokens with this much probability, in (0, 1]. Default 1. */
+  topP: number;
+  /** Stop at this string, any of these strings, or any of these token ids. */
+  stop?: string | string[] | number[] | Int32Array;
+  /** Seed for reproducible sampling. */
+  seed?: number;
+}
+
+/** Sampling settings as users write them. */
+export type SamplingParamsInput = Partial<SamplingParams>;

@@ -25,27 +25,28 @@ export const TensorDtypeSchema = z.enum(TENSOR_DTYPES, {
 });
 
 /** A tensor's element type. */
-export type TensorDtype = z.output<typeof TensorDtypeSchema>;
+export type TensorDtype = typeof TENSOR_DTYPES[number];
 
 /** Schema of the values of a tensor: `number[]`, `Float32Array` or `Int32Array`. */
-export const NumericArraySchema: z.ZodType<NumericArray> = z.custom<
-  NumericArray
->(isNumericArray, {
-  error: "must be an array of numbers (number[], Float32Array or Int32Array)",
-  params: TYPE_MISMATCH,
-}).superRefine((v, ctx) => {
-  if (!Array.isArray(v)) return;
-  const i = firstBad(v, () => true);
-  if (i >= 0) {
-    ctx.addIssue({
-      code: "custom",
-      message: "must be a number",
-      path: [i],
-      input: v[i],
-      continue: false,
-    });
-  }
-});
+export const NumericArraySchema: z.ZodType<NumericArray, NumericArray> = z
+  .custom<
+    NumericArray
+  >(isNumericArray, {
+    error: "must be an array of numbers (number[], Float32Array or Int32Array)",
+    params: TYPE_MISMATCH,
+  }).superRefine((v, ctx) => {
+    if (!Array.isArray(v)) return;
+    const i = firstBad(v, () => true);
+    if (i >= 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: "must be a number",
+        path: [i],
+        input: v[i],
+        continue: false,
+      });
+    }
+  });
 
 /** Product of a shape's dimensions (1 for a scalar shape `[]`). */
 export function shapeSize(shape: readonly number[]): number {
@@ -91,7 +92,14 @@ export const TensorDataSchema = z.strictObject({
 });
 
 /** A dense tensor: flat `data`, its `dtype` and optional `shape`. */
-export type TensorData = z.output<typeof TensorDataSchema>;
+export interface TensorData {
+  /** The values, row-major. */
+  data: number[] | Float32Array | Int32Array;
+  /** Element type: `int64` values must be integers. */
+  dtype: TensorDtype;
+  /** Dimensions; their product is `data.length`. 1-D when omitted. */
+  shape?: number[];
+}
 
 /**
  * The values of a tensor as the typed array its dtype implies: `Int32Array`

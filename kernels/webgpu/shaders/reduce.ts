@@ -13,27 +13,29 @@ export const RW = 64;
  * gets the reduction of all lanes' `v`. Call from uniform control flow only.
  */
 export const REDUCE_FNS = `var<workgroup> red: array<f32, ${RW}>;
+var<workgroup> redOut: f32;
+// Lane 0 adds the lanes' values in lane order, and workgroupUniformLoad hands
+// the total to every lane: three barriers per reduction (a tree needs ~8,
+// and lavapipe mis-runs dispatches that execute too many barriers).
 fn reduceSum(lid: u32, v: f32) -> f32 {
   red[lid] = v;
   workgroupBarrier();
-  for (var s = ${RW / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
+  if (lid == 0u) {
+    var s = red[0];
+    for (var i = 1u; i < ${RW}u; i++) { s += red[i]; }
+    redOut = s;
   }
-  let r = workgroupUniformLoad(&red[0]);
-  workgroupBarrier();
-  return r;
+  return workgroupUniformLoad(&redOut);
 }
 fn reduceMax(lid: u32, v: f32) -> f32 {
   red[lid] = v;
   workgroupBarrier();
-  for (var s = ${RW / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
+  if (lid == 0u) {
+    var s = red[0];
+    for (var i = 1u; i < ${RW}u; i++) { s = max(s, red[i]); }
+    redOut = s;
   }
-  let r = workgroupUniformLoad(&red[0]);
-  workgroupBarrier();
-  return r;
+  return workgroupUniformLoad(&redOut);
 }`;
 
 /** WGSL entry-point parameters giving `row` (the workgroup's flat index) and `lid`. */

@@ -7,13 +7,17 @@
  * order-preserving key exceeds t, plus those with key t and id ≤ i. Top-k,
  * top-p and the inverse-CDF draw each look for the shortest prefix whose count
  * or mass passes a target, by binary search on t (32 passes) and then on i
- * (log₂ V passes); each pass is a fixed-order reduction over the row.
+ * (log₂ V passes); each pass sums over the row in id order.
+ *
+ * One thread per row, no workgroup barriers: on lavapipe a workgroup-parallel
+ * version (the same searches over barrier reductions) returned wrong tokens
+ * after its first search, so this simple form is the reference-matching one.
  *
  * @module
  */
 
 import type { Kernel } from "../context.ts";
-import { REDUCE_FNS, ROW_ARGS, ROW_INDEX, RW } from "./reduce.ts";
+import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
 
 /**
  * tokens[r], logprobs[r] from logits [B,V] and uniforms [B]; `e` [B,V] is
@@ -35,10 +39,7 @@ export const SAMPLE: Kernel = {
     ["tokens", "read_write", "array<i32>"],
     ["logprobs", "read_write", "array<f32>"],
   ],
-  body: `${REDUCE_FNS}
-var<workgroup> bestV: array<f32, ${RW}>;
-var<workgroup> bestI: array<u32, ${RW}>;
-
+  body: `
 // order-preserving map of f32 bits to u32: a larger logit gives a larger key
 fn key(x: f32) -> u32 {
   let u = bitcast<u32>(x);
@@ -48,113 +49,94 @@ fn inPrefix(j: u32, k: u32, t: u32, i: u32) -> bool {
   return k > t || (k == t && j <= i);
 }
 // count (or mass) of the tokens in prefix (t, i) and in the limit prefix (lt, li)
-fn measure(lid: u32, base: u32, t: u32, i: u32, lt: u32, li: u32, mass: bool) -> f32 {
+fn measure(base: u32, t: u32, i: u32, lt: u32, li: u32, mass: u32) -> f32 {
   var s = 0.0;
-  for (var j = lid; j < p.vocab; j += ${RW}u) {
+  for (var j = 0u; j < p.vocab; j++) {
     let k = key(logits[base + j]);
     if (inPrefix(j, k, t, i) && inPrefix(j, k, lt, li)) {
-      s += select(1.0, e[base + j], mass);
+      if (mass != 0u) { s += e[base + j]; } else { s += 1.0; }
     }
   }
-  return reduceSum(lid, s);
+  return s;
 }
-fn meets(x: f32, goal: f32, strict: bool) -> bool {
-  return select(x >= goal, x > goal, strict);
+fn meets(x: f32, goal: f32, strict: u32) -> bool {
+  if (strict != 0u) { return x > goal; }
+  return x >= goal;
 }
-// the shortest prefix inside (lt, li) whose measure meets target; z = 0 if none
-fn search(lid: u32, base: u32, lt: u32, li: u32, mass: bool, goal: f32, strict: bool) -> vec3<u32> {
-  if (!meets(measure(lid, base, 0u, 0xffffffffu, lt, li, mass), goal, strict)) {
-    return vec3<u32>(lt, li, 0u);
-  }
+// the shortest prefix inside (lt, li) whose measure meets goal; z = 0 if none.
+// Fixed trip counts (32 steps on the key, 21 on the id, V ≤ 2^21) and no
+// branch around a barrier: lavapipe mis-ran data-dependent loops of barriers.
+fn search(base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u32) -> vec3<u32> {
+  let ok = meets(measure(base, 0u, 0xffffffffu, lt, li, mass), goal, strict);
   var lo = 0u;
   var hi = 0xffffffffu;
-  while (lo < hi) {
-    let mid = lo + (hi - lo) / 2u + 1u;
-    if (meets(measure(lid, base, mid, 0xffffffffu, lt, li, mass), goal, strict)) {
-      lo = mid;
-    } else {
-      hi = mid - 1u;
-    }
+  for (var it = 0u; it < 32u; it++) {
+    let live = lo < hi;
+    let mid = select(lo, lo + (hi - lo) / 2u + 1u, live);
+    let m = meets(measure(base, mid, 0xffffffffu, lt, li, mass), goal, strict);
+    lo = select(lo, mid, live && m);
+    hi = select(hi, mid - 1u, live && !m);
   }
   var il = 0u;
   var ih = p.vocab - 1u;
-  while (il < ih) {
+  for (var it = 0u; it < 21u; it++) {
+    let live = il < ih;
     let mid = (il + ih) / 2u;
-    if (meets(measure(lid, base, lo, mid, lt, li, mass), goal, strict)) {
-      ih = mid;
-    } else {
-      il = mid + 1u;
-    }
+    let m = meets(measure(base, lo, mid, lt, li, mass), goal, strict);
+    ih = select(ih, mid, live && m);
+    il = select(il, mid + 1u, live && !m);
   }
-  return vec3<u32>(lo, il, 1u);
+  return vec3<u32>(select(lt, lo, ok), select(li, il, ok), select(0u, 1u, ok));
 }
 
-@compute @workgroup_size(${RW}) fn main(${ROW_ARGS}) {
-  let row = ${ROW_INDEX};
+@compute @workgroup_size(${WG}) fn main(${FLAT}) {
+  let row = ${FLAT_INDEX};
   if (row >= p.rows) { return; }
   let base = row * p.vocab;
   // argmax, lowest id on ties
-  var m = -3.4028235e38;
-  var arg = 0u;
-  for (var j = lid; j < p.vocab; j += ${RW}u) {
+  var mx = logits[base];
+  var amax = 0u;
+  for (var j = 1u; j < p.vocab; j++) {
     let x = logits[base + j];
-    if (x > m) { m = x; arg = j; }
+    if (x > mx) { mx = x; amax = j; }
   }
-  bestV[lid] = m;
-  bestI[lid] = arg;
-  workgroupBarrier();
-  for (var s = ${RW / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      let v2 = bestV[lid + s];
-      let i2 = bestI[lid + s];
-      if (v2 > bestV[lid] || (v2 == bestV[lid] && i2 < bestI[lid])) {
-        bestV[lid] = v2;
-        bestI[lid] = i2;
-      }
-    }
-    workgroupBarrier();
-  }
-  let mx = workgroupUniformLoad(&bestV[0]);
-  let amax = bestI[0];
   if (p.temperature == 0.0) {
-    var s = 0.0;
-    for (var j = lid; j < p.vocab; j += ${RW}u) { s += exp(logits[base + j] - mx); }
-    let total = reduceSum(lid, s);
-    if (lid == 0u) {
-      tokens[row] = i32(amax);
-      logprobs[row] = -log(total);
-    }
+    var total = 0.0;
+    for (var j = 0u; j < p.vocab; j++) { total += exp(logits[base + j] - mx); }
+    tokens[row] = i32(amax);
+    logprobs[row] = -log(total);
     return;
   }
-  for (var j = lid; j < p.vocab; j += ${RW}u) {
+  for (var j = 0u; j < p.vocab; j++) {
     e[base + j] = exp((logits[base + j] - mx) / p.temperature);
   }
-  storageBarrier();
-  workgroupBarrier();
+  // stages: top-k (k = V keeps all), top-p over those, then the draw; if
+  // rounding leaves the draw past the kept mass, the last kept token
+  let k = select(p.vocab, p.topK, p.topK > 0u && p.topK < p.vocab);
   var lt = 0u;
   var li = 0xffffffffu;
-  if (p.topK > 0u && p.topK < p.vocab) {
-    let r = search(lid, base, lt, li, false, f32(p.topK), false);
-    lt = r.x;
-    li = r.y;
-  }
-  var kept = measure(lid, base, lt, li, lt, li, true);
-  if (p.topP < 1.0) {
-    let r = search(lid, base, lt, li, true, p.topP * kept, false);
-    if (r.z == 1u) {
-      lt = r.x;
-      li = r.y;
-      kept = measure(lid, base, lt, li, lt, li, true);
+  var kept = 0.0;
+  var tok = 0u;
+  for (var stage = 0u; stage < 3u; stage++) {
+    var mass = 1u;
+    var goal = f32(k);
+    var strict = 0u;
+    if (stage == 0u) {
+      mass = 0u;
+    } else if (stage == 1u) {
+      goal = min(p.topP, 1.0) * kept;
+    } else {
+      goal = uniforms[row] * kept;
+      strict = 1u;
     }
+    let r = search(base, lt, li, mass, goal, strict);
+    let take = r.z == 1u && (stage == 0u || (stage == 1u && p.topP < 1.0));
+    lt = select(lt, r.x, take);
+    li = select(li, r.y, take);
+    tok = select(li, r.y, r.z == 1u);
+    kept = measure(base, lt, li, lt, li, 1u);
   }
-  var r = search(lid, base, lt, li, true, uniforms[row] * kept, true);
-  if (r.z == 0u) {
-    // rounding left the draw past the kept mass: take the last kept token
-    r = search(lid, base, lt, li, false, measure(lid, base, lt, li, lt, li, false), false);
-  }
-  if (lid == 0u) {
-    tokens[row] = i32(r.y);
-    logprobs[row] = log(e[base + r.y] / kept);
-  }
+  tokens[row] = i32(tok);
+  logprobs[row] = log(e[base + tok] / kept);
 }`,
 };

@@ -1,0 +1,144 @@
+/**
+ * Shared set-up for the end-to-end tests: two tiny Llama models in Hugging
+ * Face layout (`test/tiny`, `test/tiny2`) named by a catalog file, and an
+ * embedded ServiceClient with a temporary checkpoint folder.
+ *
+ * The models live in `$BIOS_HOME/test-models/<version>/` as a cache, like the
+ * built-in demo models: they are deterministic, so every test file (and every
+ * process) that builds them gets the same bytes. `BIOS_MODELS` is process-wide
+ * and test files may run in parallel in one process, so the models are loaded
+ * into this isolate's cache right after the variable is set, and the variable
+ * is only put back when it still names our catalog.
+ *
+ * @module
+ */
+import * as bios from "../mod.ts";
+import { biosHome } from "../client/connection.ts";
+import { loadBaseModel } from "../actors/base_models.ts";
+import { type LlamaConfig, llamaTensorShapes, parseLlamaConfig } from "../model/config.ts";
+import { writeModelFolder } from "../model/model_folder.ts";
+import { ByteTokenizer } from "../model/byte_tokenizer.ts";
+import { Prng } from "../model/prng.ts";
+
+/** The tiny model most tests train. */
+export const TINY = "test/tiny";
+/** A second tiny model with the same shapes but other weights. */
+export const TINY2 = "test/tiny2";
+/** Vocabulary size of both tiny models (the byte tokenizer's). */
+export const TINY_VOCAB = 259;
+/** Narrowest adapted matrix of the tiny models: k/v projections, 2 heads × 8. */
+export const TINY_MAX_RANK = 16;
+
+/** Bump when the generator below changes, so stale caches are not reused. */
+const VERSION = "v1";
+
+/** The tiny models' config: width 32, 2 layers, 4 heads, 2 kv heads. */
+export function tinyConfig(): LlamaConfig {
+  return parseLlamaConfig({
+    model_type: "llama",
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    vocab_size: TINY_VOCAB,
+    max_position_embeddings: 128,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: false,
+    bos_token_id: 256,
+    eos_token_id: 257,
+  });
+}
+
+function tinyTensors(name: string): Map<string, { shape: number[]; data: Float32Array }> {
+  const rng = Prng.fromString(`bios-test-model:${name}`);
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [tensorName, shape] of llamaTensorShapes(tinyConfig())) {
+    const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
+    if (shape.length === 1) data.fill(1); // RMSNorm gains
+    else rng.fillNormal(data, 0, 0.1);
+    out.set(tensorName, { shape, data });
+  }
+  return out;
+}
+
+/**
+ * Build (once) the tiny models and their catalog file; returns the catalog's
+ * path.
+ */
+export async function ensureTinyModels(): Promise<string> {
+  const root = `${biosHome()}/test-models/${VERSION}`;
+  const catalog = `${root}/catalog.json`;
+  for (const [name, folder] of [[TINY, "tiny"], [TINY2, "tiny2"]]) {
+    await writeModelFolder(`${root}/${folder}`, tinyConfig(), tinyTensors(name), new ByteTokenizer());
+  }
+  try {
+    await Deno.stat(catalog);
+  } catch {
+    // Written whole or not at all: a parallel reader never sees half a file.
+    const tmp = `${catalog}.tmp-${crypto.randomUUID()}`;
+    await Deno.writeTextFile(tmp, JSON.stringify({ models: { [TINY]: "tiny", [TINY2]: "tiny2" } }) + "\n");
+    await Deno.rename(tmp, catalog);
+  }
+  return catalog;
+}
+
+/** A running embedded service for one test file. */
+export interface TestService {
+  /** The client. */
+  service: bios.ServiceClient;
+  /** Its checkpoint folder (temporary). */
+  checkpointDir: string;
+  /** The catalog file naming the tiny models. */
+  catalogFile: string;
+  /** Close the service, remove the temporary folder, put `BIOS_MODELS` back. */
+  close(): Promise<void>;
+}
+
+/** Start an embedded service that knows the tiny models. */
+export async function startTestService(
+  opts: Omit<bios.ServiceClientOptions, "checkpointDir"> = {},
+): Promise<TestService> {
+  const catalogFile = await ensureTinyModels();
+  const prev = Deno.env.get("BIOS_MODELS");
+  Deno.env.set("BIOS_MODELS", catalogFile);
+  // Load into this isolate's cache now: later look-ups no longer read the variable.
+  await loadBaseModel(TINY);
+  await loadBaseModel(TINY2);
+  const checkpointDir = await Deno.makeTempDir({ prefix: "bios-test-ckpt-" });
+  const service = new bios.ServiceClient({ checkpointDir, ...opts });
+  return {
+    service,
+    checkpointDir,
+    catalogFile,
+    async close() {
+      await service.close();
+      await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
+      if (Deno.env.get("BIOS_MODELS") === catalogFile) {
+        if (prev === undefined || prev === catalogFile) Deno.env.delete("BIOS_MODELS");
+        else Deno.env.set("BIOS_MODELS", prev);
+      }
+    },
+  };
+}
+
+/** A next-token cross-entropy datum over `ids` (inputs ids[0..n-2], targets ids[1..n-1]). */
+export function nextTokenDatum(ids: number[]): bios.types.DatumInput {
+  const targets = ids.slice(1);
+  return {
+    modelInput: bios.types.ModelInput.fromInts(ids.slice(0, -1)),
+    lossFnInputs: { targetTokens: targets, weights: targets.map(() => 1) },
+  };
+}
+
+/** Token ids of `text` between BOS (256) and EOS (257), byte-level. */
+export function textIds(text: string): number[] {
+  return [256, ...new TextEncoder().encode(text), 257];
+}
+
+/** A few fixed training examples. */
+export const SAMPLE_TEXTS: readonly string[] = [
+  "Q: 2+2?\nA: 4",
+  "Q: capital of France?\nA: Paris",
+  "Q: 3*3?\nA: 9",
+];
