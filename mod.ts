@@ -22,9 +22,19 @@
  *
  * @module
  */
-export { ServiceClient, type ServiceClientOptions } from "./client/service_client.ts";
-export { type TrainingClient, type TrainingRunInfo, type TrainResult } from "./client/training_client.ts";
-export { type SampleArgs, type SamplingClient } from "./client/sampling_client.ts";
+export {
+  ServiceClient,
+  type ServiceClientOptions,
+} from "./client/service_client.ts";
+export {
+  type TrainingClient,
+  type TrainingRunInfo,
+  type TrainResult,
+} from "./client/training_client.ts";
+export {
+  type SampleArgs,
+  type SamplingClient,
+} from "./client/sampling_client.ts";
 export { APIFuture, FutureTimeoutError } from "./client/api_future.ts";
 export * as types from "./client/types.ts";
 export { errors } from "./runtime/errors.ts";

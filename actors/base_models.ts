@@ -34,10 +34,20 @@ export function loadBaseModel(name: string): Promise<BaseModel> {
       const dir = await resolveModel(name);
       if (!dir) {
         const known = (await listModels()).map((m) => m.name).join(", ");
-        throw new NotFoundError(`baseModel ${JSON.stringify(name)} is not in the catalog; known: ${known}`);
+        throw new NotFoundError(
+          `baseModel ${
+            JSON.stringify(name)
+          } is not in the catalog; known: ${known}`,
+        );
       }
       const m = await loadModelFolder(dir);
-      return { name, dir, config: m.config, tensors: m.tensors, tokenizer: m.tokenizer };
+      return {
+        name,
+        dir,
+        config: m.config,
+        tensors: m.tensors,
+        tokenizer: m.tokenizer,
+      };
     })();
     p.catch(() => loaded.delete(name));
     loaded.set(name, p);

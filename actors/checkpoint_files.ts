@@ -15,7 +15,11 @@
  *
  * @module
  */
-import { BiosError, NotFoundError, registerWireError } from "../runtime/errors.ts";
+import {
+  BiosError,
+  NotFoundError,
+  registerWireError,
+} from "../runtime/errors.ts";
 import { readSafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
 import type { HostTensors } from "../model/lora.ts";
 
@@ -29,7 +33,13 @@ export interface CheckpointManifest {
   kind: CheckpointKind;
   name: string;
   baseModel: string;
-  lora: { rank: number; alpha: number; dropout: number; targets: string[]; seed: number };
+  lora: {
+    rank: number;
+    alpha: number;
+    dropout: number;
+    targets: string[];
+    seed: number;
+  };
   /** Optimizer steps taken when saved. */
   step: number;
   /** Last training-op sequence number applied when saved. */
@@ -72,12 +82,19 @@ registerWireError(CorruptCheckpointError);
 export type SaveFault = (fileName: string) => void;
 
 /** Folder of a checkpoint. */
-export function checkpointDir(root: string, runId: string, kind: CheckpointKind, name: string): string {
+export function checkpointDir(
+  root: string,
+  runId: string,
+  kind: CheckpointKind,
+  name: string,
+): string {
   return `${root}/${runId}/${kind}/${name}`;
 }
 
 /** The PEFT `adapter_config.json` for a LoRA config. */
-export function adapterConfig(m: CheckpointData["manifest"]): Record<string, unknown> {
+export function adapterConfig(
+  m: CheckpointData["manifest"],
+): Record<string, unknown> {
   return {
     peft_type: "LORA",
     task_type: "CAUSAL_LM",
@@ -115,12 +132,18 @@ export async function writeCheckpoint(
   };
   try {
     await put("adapter_config.json", jsonBytes(adapterConfig(m)));
-    await put("adapter_model.safetensors", writeSafetensors(data.params, { format: "pt" }));
+    await put(
+      "adapter_model.safetensors",
+      writeSafetensors(data.params, { format: "pt" }),
+    );
     if (data.optimizer) {
       const opt = new Map<string, { shape: number[]; data: Float32Array }>();
       for (const [k, t] of data.optimizer.m) opt.set(`m.${k}`, t);
       for (const [k, t] of data.optimizer.v) opt.set(`v.${k}`, t);
-      await put("optimizer.safetensors", writeSafetensors(opt, { step: String(m.step) }));
+      await put(
+        "optimizer.safetensors",
+        writeSafetensors(opt, { step: String(m.step) }),
+      );
     }
     const manifest: CheckpointManifest = {
       format: "bios-checkpoint/1",
@@ -132,7 +155,9 @@ export async function writeCheckpoint(
     opts.fault?.("manifest.json");
     await writeSynced(`${tmp}/checkpoint_complete`, new Uint8Array());
     if (await exists(final)) {
-      if (!opts.overwrite) throw new Error(`checkpoint ${final} already exists`);
+      if (!opts.overwrite) {
+        throw new Error(`checkpoint ${final} already exists`);
+      }
       const trash = `${parent}/.trash-${m.name}-${crypto.randomUUID()}`;
       await Deno.rename(final, trash);
       await Deno.rename(tmp, final);
@@ -149,39 +174,60 @@ export async function writeCheckpoint(
 }
 
 /** Read and verify a checkpoint; NotFoundError if absent, CorruptCheckpointError if damaged. */
-export async function readCheckpoint(dir: string, withOptimizer: boolean): Promise<
-  { manifest: CheckpointManifest; params: HostTensors; optimizer?: { m: HostTensors; v: HostTensors } }
+export async function readCheckpoint(
+  dir: string,
+  withOptimizer: boolean,
+): Promise<
+  {
+    manifest: CheckpointManifest;
+    params: HostTensors;
+    optimizer?: { m: HostTensors; v: HostTensors };
+  }
 > {
   let manifestText: string;
   try {
     manifestText = await Deno.readTextFile(`${dir}/manifest.json`);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new NotFoundError(`no checkpoint at ${dir}`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new NotFoundError(`no checkpoint at ${dir}`);
+    }
     throw e;
   }
   let manifest: CheckpointManifest;
   try {
     manifest = JSON.parse(manifestText);
   } catch {
-    throw new CorruptCheckpointError(`checkpoint manifest ${dir}/manifest.json is not valid JSON`);
+    throw new CorruptCheckpointError(
+      `checkpoint manifest ${dir}/manifest.json is not valid JSON`,
+    );
   }
   for (const [file, hash] of Object.entries(manifest.files ?? {})) {
     let bytes: Uint8Array;
     try {
       bytes = await Deno.readFile(`${dir}/${file}`);
     } catch {
-      throw new CorruptCheckpointError(`checkpoint file ${dir}/${file} is missing`);
+      throw new CorruptCheckpointError(
+        `checkpoint file ${dir}/${file} is missing`,
+      );
     }
     if (await sha256Hex(bytes) !== hash) {
-      throw new CorruptCheckpointError(`checkpoint file ${dir}/${file} does not match its sha256 in manifest.json`);
+      throw new CorruptCheckpointError(
+        `checkpoint file ${dir}/${file} does not match its sha256 in manifest.json`,
+      );
     }
   }
-  const params = toHost((await readSafetensorsFile(`${dir}/adapter_model.safetensors`)).tensors);
+  const params = toHost(
+    (await readSafetensorsFile(`${dir}/adapter_model.safetensors`)).tensors,
+  );
   if (!withOptimizer) return { manifest, params };
   if (!manifest.files["optimizer.safetensors"]) {
-    throw new CorruptCheckpointError(`checkpoint ${dir} has no optimizer state`);
+    throw new CorruptCheckpointError(
+      `checkpoint ${dir} has no optimizer state`,
+    );
   }
-  const opt = toHost((await readSafetensorsFile(`${dir}/optimizer.safetensors`)).tensors);
+  const opt = toHost(
+    (await readSafetensorsFile(`${dir}/optimizer.safetensors`)).tensors,
+  );
   const m: HostTensors = new Map(), v: HostTensors = new Map();
   for (const [k, t] of opt) {
     if (k.startsWith("m.")) m.set(k.slice(2), t);
@@ -195,13 +241,20 @@ export async function readManifest(dir: string): Promise<CheckpointManifest> {
   try {
     return JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new NotFoundError(`no checkpoint at ${dir}`);
-    throw new CorruptCheckpointError(`checkpoint manifest ${dir}/manifest.json is unreadable`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new NotFoundError(`no checkpoint at ${dir}`);
+    }
+    throw new CorruptCheckpointError(
+      `checkpoint manifest ${dir}/manifest.json is unreadable`,
+    );
   }
 }
 
 /** List a run's complete checkpoints (temporary folders are skipped), oldest first. */
-export async function listCheckpoints(root: string, runId: string): Promise<CheckpointEntry[]> {
+export async function listCheckpoints(
+  root: string,
+  runId: string,
+): Promise<CheckpointEntry[]> {
   const out: CheckpointEntry[] = [];
   for (const kind of ["weights", "sampler_weights"] as const) {
     const parent = `${root}/${runId}/${kind}`;
@@ -218,7 +271,9 @@ export async function listCheckpoints(root: string, runId: string): Promise<Chec
       const manifest = await readManifest(dir).catch(() => undefined);
       if (!manifest) continue;
       let size = 0;
-      for (const f of Object.keys(manifest.files)) size += (await Deno.stat(`${dir}/${f}`)).size;
+      for (const f of Object.keys(manifest.files)) {
+        size += (await Deno.stat(`${dir}/${f}`)).size;
+      }
       out.push({
         runId,
         kind,
@@ -242,10 +297,15 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-function toHost(tensors: Map<string, { shape: number[]; data: Float32Array | Int32Array }>): HostTensors {
+function toHost(
+  tensors: Map<string, { shape: number[]; data: Float32Array | Int32Array }>,
+): HostTensors {
   const out: HostTensors = new Map();
   for (const [k, t] of tensors) {
-    out.set(k, { shape: t.shape, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data) });
+    out.set(k, {
+      shape: t.shape,
+      data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data),
+    });
   }
   return out;
 }
@@ -255,7 +315,11 @@ function jsonBytes(v: unknown): Uint8Array {
 }
 
 async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
-  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const f = await Deno.open(path, {
+    write: true,
+    create: true,
+    truncate: true,
+  });
   try {
     let off = 0;
     while (off < bytes.length) off += await f.write(bytes.subarray(off));
@@ -280,6 +344,10 @@ async function syncDir(path: string): Promise<void> {
 
 /** Hex sha256 of bytes. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const h = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const h = await crypto.subtle.digest(
+    "SHA-256",
+    bytes as Uint8Array<ArrayBuffer>,
+  );
+  return [...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
 }

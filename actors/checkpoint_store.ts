@@ -5,13 +5,20 @@
  * @module
  */
 import type { Actor } from "../runtime/actor.ts";
-import { ConflictError, InvalidArgumentError, NotFoundError } from "../runtime/errors.ts";
-import { parseCheckpointPath, validateCheckpointName } from "../protocol/types/checkpoint_path.ts";
 import {
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../runtime/errors.ts";
+import {
+  parseCheckpointPath,
+  validateCheckpointName,
+} from "../protocol/types/checkpoint_path.ts";
+import {
+  checkpointDir,
   type CheckpointEntry,
   type CheckpointKind,
   type CheckpointManifest,
-  checkpointDir,
   exists,
   listCheckpoints,
   readCheckpoint,
@@ -55,12 +62,18 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
         const dir = checkpointDir(this.root, m.runId, m.kind, m.name);
         const path = `bios://${m.runId}/${m.kind}/${m.name}`;
         if (!msg.overwrite && await exists(dir)) {
-          throw new ConflictError(`name ${JSON.stringify(m.name)} is taken: ${path} exists (pass overwrite: true)`);
+          throw new ConflictError(
+            `name ${
+              JSON.stringify(m.name)
+            } is taken: ${path} exists (pass overwrite: true)`,
+          );
         }
         await writeCheckpoint(this.root, {
           manifest: m,
           params: fromWire(msg.params),
-          optimizer: msg.m && msg.v ? { m: fromWire(msg.m), v: fromWire(msg.v) } : undefined,
+          optimizer: msg.m && msg.v
+            ? { m: fromWire(msg.m), v: fromWire(msg.v) }
+            : undefined,
         }, { overwrite: msg.overwrite, fault: this.fault });
         return { path };
       }
@@ -73,7 +86,9 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
               `training loads bios://<run>/weights/<name> checkpoints`,
           );
         }
-        const ck = await readCheckpoint(dir, msg.optimizer).catch((e) => notFoundAs(e, msg.path));
+        const ck = await readCheckpoint(dir, msg.optimizer).catch((e) =>
+          notFoundAs(e, msg.path)
+        );
         return {
           manifest: ck.manifest,
           params: toWire(ck.params),
@@ -86,7 +101,10 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
         return await readManifest(dir).catch((e) => notFoundAs(e, msg.path));
       }
       case "list":
-        return await listCheckpoints(this.root, msg.runId) satisfies CheckpointEntry[];
+        return await listCheckpoints(
+          this.root,
+          msg.runId,
+        ) satisfies CheckpointEntry[];
     }
   }
 
@@ -99,6 +117,8 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
 
 // Name the checkpoint by the path the caller gave, not by its folder on this node.
 function notFoundAs(e: unknown, path: string): never {
-  if (e instanceof NotFoundError) throw new NotFoundError(`path ${path} names no checkpoint`);
+  if (e instanceof NotFoundError) {
+    throw new NotFoundError(`path ${path} names no checkpoint`);
+  }
   throw e;
 }

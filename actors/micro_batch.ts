@@ -30,7 +30,10 @@ export interface MicroBatch {
  * Split datums, in order, into micro-batches of at most `maxTokens` padded
  * positions (a datum longer than that gets a micro-batch of its own).
  */
-export function packMicroBatches(data: readonly NormalizedDatum[], maxTokens: number): MicroBatch[] {
+export function packMicroBatches(
+  data: readonly NormalizedDatum[],
+  maxTokens: number,
+): MicroBatch[] {
   const groups: number[][] = [];
   let cur: number[] = [];
   let curMax = 0;

@@ -25,31 +25,50 @@ export interface NodeOptions extends Omit<RegistryOptions, "supervisors"> {
  * Children, in start order: `checkpoints` (the store), `runs` and `samplers`
  * (one_for_one supervisors new runs and samplers are added to), `registry`.
  */
-export async function startNode(system: ActorSystem, opts: NodeOptions): Promise<Supervisor> {
+export async function startNode(
+  system: ActorSystem,
+  opts: NodeOptions,
+): Promise<Supervisor> {
   const supervisors: RegistryOptions["supervisors"] = {};
   return await Supervisor.start(system, "bios", {
     strategy: "rest_for_one",
     intensity: 3,
     period: 5000,
     children: [
-      { id: "checkpoints", address: CHECKPOINT_STORE, start: () => new CheckpointStore(opts.checkpointRoot, opts.saveFault) },
+      {
+        id: "checkpoints",
+        address: CHECKPOINT_STORE,
+        start: () => new CheckpointStore(opts.checkpointRoot, opts.saveFault),
+      },
       {
         id: "runs",
         address: "runs",
         type: "supervisor",
-        start: () => (supervisors.runs = new Supervisor({ strategy: "one_for_one", intensity: 10, period: 5000 })),
+        start: () => (supervisors.runs = new Supervisor({
+          strategy: "one_for_one",
+          intensity: 10,
+          period: 5000,
+        })),
       },
       {
         id: "samplers",
         address: "samplers",
         type: "supervisor",
-        start: () => (supervisors.samplers = new Supervisor({ strategy: "one_for_one", intensity: 10, period: 5000 })),
+        start: () => (supervisors.samplers = new Supervisor({
+          strategy: "one_for_one",
+          intensity: 10,
+          period: 5000,
+        })),
       },
       {
         id: "registry",
         address: REGISTRY,
         start: () =>
-          new Registry({ shardsPerRun: opts.shardsPerRun, microBatchTokens: opts.microBatchTokens, supervisors }),
+          new Registry({
+            shardsPerRun: opts.shardsPerRun,
+            microBatchTokens: opts.microBatchTokens,
+            supervisors,
+          }),
       },
     ],
   });

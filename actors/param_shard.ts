@@ -13,7 +13,11 @@ import type { Actor } from "../runtime/actor.ts";
 import type { AdamStep, Backend } from "../kernels/backend.ts";
 import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage, type StageContext } from "../model/stage.ts";
-import { freeStage, type StageRange, uploadStage } from "../model/stage_weights.ts";
+import {
+  freeStage,
+  type StageRange,
+  uploadStage,
+} from "../model/stage_weights.ts";
 import type { RowShape } from "../model/block.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
@@ -103,9 +107,14 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
       }
       case "backward": {
         const ctx = this.#ctx.get(msg.mb);
-        if (!ctx) throw new Error(`no activations kept for micro-batch ${msg.mb}`);
+        if (!ctx) {
+          throw new Error(`no activations kept for micro-batch ${msg.mb}`);
+        }
         this.#ctx.delete(msg.mb);
-        const shape = this.#stage.range.head ? [msg.dout.length] : [msg.dout.length / this.#stage.cfg.hiddenSize, this.#stage.cfg.hiddenSize];
+        const shape = this.#stage.range.head ? [msg.dout.length] : [
+          msg.dout.length / this.#stage.cfg.hiddenSize,
+          this.#stage.cfg.hiddenSize,
+        ];
         const dout = be.fromArray(msg.dout, shape);
         const dx = this.#stage.backward(ctx, dout);
         be.free(dout);
@@ -118,7 +127,9 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         this.#release(msg.mb);
         return null;
       case "grad_norm_sq":
-        return await be.sumOfSquares(this.#lora.keys.map((k) => this.#lora.grads.get(k)!));
+        return await be.sumOfSquares(
+          this.#lora.keys.map((k) => this.#lora.grads.get(k)!),
+        );
       case "optim_step": {
         const keys = this.#lora.keys;
         be.adamw(
@@ -137,7 +148,10 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         this.#lora.zeroGrads();
         return null;
       case "get_state": {
-        const state: ShardState = { params: toWire(await this.#lora.toHost("params")), step: this.#lora.step };
+        const state: ShardState = {
+          params: toWire(await this.#lora.toHost("params")),
+          step: this.#lora.step,
+        };
         if (msg.optimizer) {
           state.m = toWire(await this.#lora.toHost("m"));
           state.v = toWire(await this.#lora.toHost("v"));
@@ -147,21 +161,27 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
       case "set_state": {
         const pick = (w: WireTensors) => {
           const all = fromWire(w);
-          const mine = new Map([...all].filter(([k]) => this.#lora.params.has(k)));
+          const mine = new Map(
+            [...all].filter(([k]) => this.#lora.params.has(k)),
+          );
           return mine;
         };
         // Validate everything before changing anything.
         const params = pick(msg.state.params);
         const m = msg.optimizer && msg.state.m ? pick(msg.state.m) : undefined;
         const v = msg.optimizer && msg.state.v ? pick(msg.state.v) : undefined;
-        for (const [name, map] of [["params", params], ["m", m], ["v", v]] as const) {
+        for (
+          const [name, map] of [["params", params], ["m", m], ["v", v]] as const
+        ) {
           if (!map) continue;
           for (const k of this.#lora.keys) {
             const t = map.get(k);
             const cur = this.#lora.params.get(k)!;
             if (!t) throw new Error(`${name} tensor ${k} is missing`);
             if (t.shape.join(",") !== cur.shape.join(",")) {
-              throw new Error(`${name} tensor ${k} has shape [${t.shape}], expected [${cur.shape}]`);
+              throw new Error(
+                `${name} tensor ${k} has shape [${t.shape}], expected [${cur.shape}]`,
+              );
             }
           }
         }
@@ -198,6 +218,8 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
 
 function zerosLike(t: Map<string, { shape: number[]; data: Float32Array }>) {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [k, v] of t) out.set(k, { shape: v.shape, data: new Float32Array(v.data.length) });
+  for (const [k, v] of t) {
+    out.set(k, { shape: v.shape, data: new Float32Array(v.data.length) });
+  }
   return out;
 }

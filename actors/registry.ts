@@ -16,7 +16,11 @@ import {
 } from "../protocol/types/lora_config.ts";
 import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
 import { listModels } from "../model/catalog.ts";
-import { adaptedModules, type LoraSpec, type LoraTarget } from "../model/lora.ts";
+import {
+  adaptedModules,
+  type LoraSpec,
+  type LoraTarget,
+} from "../model/lora.ts";
 import { splitLayers } from "../model/stage_weights.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
@@ -31,7 +35,12 @@ import type { WireTensors } from "./wire_tensors.ts";
 export type RegistryMsg =
   | { type: "capabilities" }
   | { type: "create_run"; options: unknown }
-  | { type: "create_sampler"; baseModel?: string; modelPath?: string; lora?: { spec: LoraSpec; params: WireTensors } }
+  | {
+    type: "create_sampler";
+    baseModel?: string;
+    modelPath?: string;
+    lora?: { spec: LoraSpec; params: WireTensors };
+  }
   | { type: "tokenizer"; baseModel: string }
   | { type: "weights_info"; path: string }
   | { type: "list_checkpoints"; runId: string };
@@ -69,7 +78,10 @@ export class Registry implements Actor<RegistryMsg, unknown> {
         const { backend, reason } = await sharedBackend();
         const models = await listModels();
         return {
-          supportedModels: models.map((m) => ({ modelName: m.name, maxContextLength: m.maxContextLength })),
+          supportedModels: models.map((m) => ({
+            modelName: m.name,
+            maxContextLength: m.maxContextLength,
+          })),
           backend: backend.name,
           device: backend.device,
           backendReason: reason,
@@ -83,11 +95,18 @@ export class Registry implements Actor<RegistryMsg, unknown> {
         const base = await loadBaseModel(msg.baseModel);
         return {
           files: base.tokenizer.toFiles(),
-          hints: { name: msg.baseModel, bosTokenId: base.config.bosTokenId, eosTokenId: base.config.eosTokenIds[0] },
+          hints: {
+            name: msg.baseModel,
+            bosTokenId: base.config.bosTokenId,
+            eosTokenId: base.config.eosTokenIds[0],
+          },
         };
       }
       case "weights_info": {
-        const m = await this.#store.ask({ type: "info", path: msg.path }) as CheckpointManifest;
+        const m = await this.#store.ask({
+          type: "info",
+          path: msg.path,
+        }) as CheckpointManifest;
         const t = m.lora.targets;
         return {
           baseModel: m.baseModel,
@@ -96,7 +115,9 @@ export class Registry implements Actor<RegistryMsg, unknown> {
           loraAlpha: m.lora.alpha,
           targetModules: t,
           trainAttn: t.some((x) => x.endsWith("_proj") && x.length === 6),
-          trainMlp: t.some((x) => ["gate_proj", "up_proj", "down_proj"].includes(x)),
+          trainMlp: t.some((x) =>
+            ["gate_proj", "up_proj", "down_proj"].includes(x)
+          ),
           trainUnembed: t.includes("lm_head"),
           kind: m.kind,
           step: m.step,
@@ -113,7 +134,9 @@ export class Registry implements Actor<RegistryMsg, unknown> {
       const known = (await listModels()).map((m) => m.name).join(", ");
       throw new InvalidArgumentError(
         "baseModel",
-        `baseModel ${JSON.stringify(o.baseModel)} is not a known model; known: ${known}`,
+        `baseModel ${
+          JSON.stringify(o.baseModel)
+        } is not a known model; known: ${known}`,
       );
     });
     const targets = resolveTargetModules(o) as LoraTarget[];
@@ -127,7 +150,9 @@ export class Registry implements Actor<RegistryMsg, unknown> {
     const cfg = base.config;
     // Rank cannot exceed the narrowest side of any adapted matrix.
     const narrowest = Math.min(
-      ...adaptedModules(cfg, spec, { first: 0, last: 1, head: true }).map((m) => Math.min(...m.shape)),
+      ...adaptedModules(cfg, spec, { first: 0, last: 1, head: true }).map((m) =>
+        Math.min(...m.shape)
+      ),
     );
     if (o.rank > narrowest) {
       throw new InvalidArgumentError(
@@ -157,9 +182,14 @@ export class Registry implements Actor<RegistryMsg, unknown> {
             ...ranges.map((range, i) => ({
               id: `shard-${i}`,
               address: shardAddress(runId, i),
-              start: () => new ParamShard({ baseModel: o.baseModel, range, lora: spec }),
+              start: () =>
+                new ParamShard({ baseModel: o.baseModel, range, lora: spec }),
             })),
-            { id: "trainer", address: trainerAddress(runId), start: () => new Trainer(runSpec) },
+            {
+              id: "trainer",
+              address: trainerAddress(runId),
+              start: () => new Trainer(runSpec),
+            },
           ],
         }),
     });
@@ -174,10 +204,17 @@ export class Registry implements Actor<RegistryMsg, unknown> {
 
   async #createSampler(msg: Extract<RegistryMsg, { type: "create_sampler" }>) {
     let spec: SamplerSpec;
-    const samplerId = `smp-${++this.#samplers}-${crypto.randomUUID().slice(0, 8)}`;
+    const samplerId = `smp-${++this.#samplers}-${
+      crypto.randomUUID().slice(0, 8)
+    }`;
     if (msg.modelPath !== undefined) {
       parseCheckpointPath(msg.modelPath, "modelPath");
-      const ck = await this.#store.ask({ type: "load", path: msg.modelPath, optimizer: false, forTraining: false }) as {
+      const ck = await this.#store.ask({
+        type: "load",
+        path: msg.modelPath,
+        optimizer: false,
+        forTraining: false,
+      }) as {
         manifest: CheckpointManifest;
         params: WireTensors;
       };
@@ -187,21 +224,37 @@ export class Registry implements Actor<RegistryMsg, unknown> {
         baseModel: m.baseModel,
         modelPath: msg.modelPath,
         lora: {
-          spec: { rank: m.lora.rank, alpha: m.lora.alpha, dropout: 0, targets: m.lora.targets as LoraTarget[], seed: m.lora.seed },
+          spec: {
+            rank: m.lora.rank,
+            alpha: m.lora.alpha,
+            dropout: 0,
+            targets: m.lora.targets as LoraTarget[],
+            seed: m.lora.seed,
+          },
           params: ck.params,
         },
       };
     } else if (msg.baseModel !== undefined) {
       spec = { samplerId, baseModel: msg.baseModel, lora: msg.lora };
     } else {
-      throw new InvalidArgumentError("modelPath", "createSamplingClient needs modelPath or baseModel");
+      throw new InvalidArgumentError(
+        "modelPath",
+        "createSamplingClient needs modelPath or baseModel",
+      );
     }
     await loadBaseModel(spec.baseModel).catch(() => {
-      throw new InvalidArgumentError("baseModel", `baseModel ${JSON.stringify(spec.baseModel)} is not a known model`);
+      throw new InvalidArgumentError(
+        "baseModel",
+        `baseModel ${JSON.stringify(spec.baseModel)} is not a known model`,
+      );
     });
     const samplers = this.opts.supervisors.samplers;
     if (!samplers) throw new Error("the node has no samplers supervisor");
-    const ref = await samplers.startChild({ id: samplerId, restart: "transient", start: () => new Sampler(spec) });
+    const ref = await samplers.startChild({
+      id: samplerId,
+      restart: "transient",
+      start: () => new Sampler(spec),
+    });
     return { samplerId, address: ref.address, baseModel: spec.baseModel };
   }
 }

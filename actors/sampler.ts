@@ -15,7 +15,10 @@ import { freeStage, splitLayers, uploadStage } from "../model/stage_weights.ts";
 import type { LlamaConfig } from "../model/config.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { checkTokenRange } from "../protocol/types/model_input.ts";
-import { type SamplingParams, SamplingParamsSchema } from "../protocol/types/sampling_params.ts";
+import {
+  type SamplingParams,
+  SamplingParamsSchema,
+} from "../protocol/types/sampling_params.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
@@ -70,7 +73,11 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
     const range = splitLayers(base.config.numLayers, 1)[0];
     const weights = uploadStage(this.#be, base.config, base.tensors, range);
     const lora = this.spec.lora
-      ? LoraSet.fromHost(this.#be, base.config, this.spec.lora.spec, { first: range.first, last: range.last, head: true }, fromWire(this.spec.lora.params))
+      ? LoraSet.fromHost(this.#be, base.config, this.spec.lora.spec, {
+        first: range.first,
+        last: range.last,
+        head: true,
+      }, fromWire(this.spec.lora.params))
       : undefined;
     this.#stage = new Stage(this.#be, base.config, range, weights, lora);
   }
@@ -79,7 +86,11 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
   async receive(msg: SamplerMsg): Promise<unknown> {
     switch (msg.type) {
       case "info":
-        return { samplerId: this.spec.samplerId, baseModel: this.spec.baseModel, modelPath: this.spec.modelPath };
+        return {
+          samplerId: this.spec.samplerId,
+          baseModel: this.spec.baseModel,
+          modelPath: this.spec.modelPath,
+        };
       case "compute_logprobs":
         return await this.#promptLogprobs(this.#checkPrompt(msg.prompt, 0));
       case "sample":
@@ -89,7 +100,12 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
 
   #checkPrompt(prompt: number[] | Int32Array, maxTokens: number): number[] {
     const ids = Array.from(prompt);
-    if (ids.length === 0) throw new InvalidArgumentError("prompt", "prompt must have at least 1 token: got 0");
+    if (ids.length === 0) {
+      throw new InvalidArgumentError(
+        "prompt",
+        "prompt must have at least 1 token: got 0",
+      );
+    }
     checkTokenRange(ids, this.#cfg.vocabSize, "prompt");
     const ctx = this.#cfg.maxPositionEmbeddings;
     if (ids.length + maxTokens > ctx) {
@@ -102,17 +118,28 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
   }
 
   async #sample(msg: Extract<SamplerMsg, { type: "sample" }>) {
-    const p: SamplingParams = parseOrThrow(SamplingParamsSchema, msg.samplingParams, "samplingParams");
+    const p: SamplingParams = parseOrThrow(
+      SamplingParamsSchema,
+      msg.samplingParams,
+      "samplingParams",
+    );
     const n = msg.numSamples;
     if (!Number.isInteger(n) || n < 1 || n > MAX_NUM_SAMPLES) {
-      throw new InvalidArgumentError("numSamples", `numSamples must be an integer in [1, ${MAX_NUM_SAMPLES}]: got ${n}`);
+      throw new InvalidArgumentError(
+        "numSamples",
+        `numSamples must be an integer in [1, ${MAX_NUM_SAMPLES}]: got ${n}`,
+      );
     }
     const ctx = this.#cfg.maxPositionEmbeddings;
     const maxTokens = p.maxTokens ?? Math.max(1, ctx - msg.prompt.length);
     const prompt = this.#checkPrompt(msg.prompt, maxTokens);
     const stopTokens: number[] = [...this.#cfg.eosTokenIds];
     const stopStrings: string[] = [];
-    const stop = p.stop === undefined ? [] : typeof p.stop === "string" ? [p.stop] : Array.from(p.stop as ArrayLike<number | string>);
+    const stop = p.stop === undefined
+      ? []
+      : typeof p.stop === "string"
+      ? [p.stop]
+      : Array.from(p.stop as ArrayLike<number | string>);
     for (const s of stop) {
       if (typeof s === "number") stopTokens.push(s);
       else stopStrings.push(s);
@@ -132,7 +159,9 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
     });
     return {
       sequences: seqs,
-      promptLogprobs: msg.includePromptLogprobs ? await this.#promptLogprobs(prompt) : undefined,
+      promptLogprobs: msg.includePromptLogprobs
+        ? await this.#promptLogprobs(prompt)
+        : undefined,
     };
   }
 
@@ -143,7 +172,11 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
     const T = prompt.length - 1;
     const ids = be.fromInts(Int32Array.from(prompt.slice(0, T)), [T]);
     const targets = be.fromInts(Int32Array.from(prompt.slice(1)), [T]);
-    const { out, ctx } = this.#stage.forward(ids, { batch: 1, seqLen: T }, targets);
+    const { out, ctx } = this.#stage.forward(
+      ids,
+      { batch: 1, seqLen: T },
+      targets,
+    );
     const lp = await be.read(out);
     be.free(out);
     this.#stage.release(ctx);

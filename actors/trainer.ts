@@ -13,7 +13,14 @@
  */
 import type { Actor, ActorContext } from "../runtime/actor.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
-import { BiosError, ConflictError, errorFromWire, errorToWire, InvalidArgumentError, type WireError } from "../runtime/errors.ts";
+import {
+  BiosError,
+  ConflictError,
+  errorFromWire,
+  errorToWire,
+  InvalidArgumentError,
+  type WireError,
+} from "../runtime/errors.ts";
 import type { AdamStep } from "../kernels/backend.ts";
 import { computeLoss, type LossFnName } from "../model/loss.ts";
 import type { LoraSpec } from "../model/lora.ts";
@@ -27,7 +34,11 @@ import { loadBaseModel } from "./base_models.ts";
 import { mergeWire, type WireTensors } from "./wire_tensors.ts";
 import type { CheckpointMsg } from "./checkpoint_store.ts";
 import type { CheckpointManifest } from "./checkpoint_files.ts";
-import { type ParsedRequest, parseTrainerRequest, type TrainerRequest } from "./trainer_request.ts";
+import {
+  type ParsedRequest,
+  parseTrainerRequest,
+  type TrainerRequest,
+} from "./trainer_request.ts";
 
 /** Everything that defines a run. */
 export interface RunSpec {
@@ -77,7 +88,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   async init(ctx: ActorContext): Promise<void> {
     this.#cfg = (await loadBaseModel(this.spec.baseModel)).config;
     const n = splitLayers(this.#cfg.numLayers, this.spec.shards).length;
-    for (let i = 0; i < n; i++) this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i)));
+    for (let i = 0; i < n; i++) {
+      this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i)));
+    }
     this.#store = ctx.system.ref("checkpoints");
   }
 
@@ -91,7 +104,10 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       // A request for this run with a valid seq but a bad body still takes its
       // seq (its sender counted it): the error is its recorded outcome, so a
       // replay gets it again and the next seq is not refused as a gap.
-      if (!(e instanceof InvalidArgumentError) || e.field === "seq" || e.field === "request") throw e;
+      if (
+        !(e instanceof InvalidArgumentError) || e.field === "seq" ||
+        e.field === "request"
+      ) throw e;
       invalid = e;
     }
     if (msg?.type === "get_info") return this.#info();
@@ -108,7 +124,11 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       throw errorFromWire(rec.error);
     }
     if (seq !== this.#lastSeq + 1) {
-      throw new ConflictError(`seq must be ${this.#lastSeq + 1} (the next after ${this.#lastSeq}): got ${seq}`);
+      throw new ConflictError(
+        `seq must be ${
+          this.#lastSeq + 1
+        } (the next after ${this.#lastSeq}): got ${seq}`,
+      );
     }
     let outcome: Outcome;
     if (invalid || !msg) {
@@ -123,7 +143,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     }
     this.#lastSeq = seq;
     this.#record.set(seq, outcome);
-    if (this.#record.size > RECORD_SIZE) this.#record.delete(this.#record.keys().next().value!);
+    if (this.#record.size > RECORD_SIZE) {
+      this.#record.delete(this.#record.keys().next().value!);
+    }
     if (outcome.ok) return outcome.value;
     throw errorFromWire(outcome.error);
   }
@@ -135,7 +157,11 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       modelName: s.baseModel,
       isLora: true,
       loraRank: s.lora.rank,
-      modelData: { arch: "llama", modelName: s.baseModel, tokenizerId: s.baseModel },
+      modelData: {
+        arch: "llama",
+        modelName: s.baseModel,
+        tokenizerId: s.baseModel,
+      },
       step: this.#step,
       lastSeq: this.#lastSeq,
       version: this.#version,
@@ -143,11 +169,18 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     };
   }
 
-  async #apply(msg: Exclude<ParsedRequest, { type: "get_info" | "snapshot" }>): Promise<unknown> {
+  async #apply(
+    msg: Exclude<ParsedRequest, { type: "get_info" | "snapshot" }>,
+  ): Promise<unknown> {
     switch (msg.type) {
       case "forward":
       case "forward_backward":
-        return await this.#forwardBackward(msg.data, msg.lossFn, msg.lossFnConfig, msg.type === "forward_backward");
+        return await this.#forwardBackward(
+          msg.data,
+          msg.lossFn,
+          msg.lossFnConfig,
+          msg.type === "forward_backward",
+        );
       case "optim_step":
         return await this.#optimStep(msg.adamParams);
       case "save_state":
@@ -171,9 +204,17 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   ) {
     const ctxLen = this.#cfg.maxPositionEmbeddings;
     data.forEach((d, i) => {
-      checkTokenRange(d.tokens, this.#cfg.vocabSize, `data[${i}].modelInput.tokens`);
+      checkTokenRange(
+        d.tokens,
+        this.#cfg.vocabSize,
+        `data[${i}].modelInput.tokens`,
+      );
       if (d.inputs.targetTokens) {
-        checkTokenRange(d.inputs.targetTokens, this.#cfg.vocabSize, `data[${i}].lossFnInputs.targetTokens`);
+        checkTokenRange(
+          d.inputs.targetTokens,
+          this.#cfg.vocabSize,
+          `data[${i}].lossFnInputs.targetTokens`,
+        );
       }
       if (d.tokens.length > ctxLen) {
         throw new InvalidArgumentError(
@@ -220,13 +261,17 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       if (!backward) continue;
       let d: Float32Array | null = r.dlogprobs;
       for (let s = last; s >= 0; s--) {
-        d = await this.#ask(s, { type: "backward", mb: id, dout: d! }) as Float32Array | null;
+        d = await this.#ask(s, { type: "backward", mb: id, dout: d! }) as
+          | Float32Array
+          | null;
       }
       this.#pendingGrads = true;
     }
     return {
       lossFnOutputType: "ArrayRecord",
-      lossFnOutputs: outputs.map((lp) => ({ logprobs: { data: lp, dtype: "float32", shape: [lp.length] } })),
+      lossFnOutputs: outputs.map((lp) => ({
+        logprobs: { data: lp, dtype: "float32", shape: [lp.length] },
+      })),
       metrics: { "loss:sum": loss, "num_tokens:sum": tokens },
       loss,
     };
@@ -241,7 +286,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     gradClipNorm: number;
   }) {
     if (!this.#pendingGrads) {
-      throw new ConflictError("optimStep needs accumulated gradients: call forwardBackward first");
+      throw new ConflictError(
+        "optimStep needs accumulated gradients: call forwardBackward first",
+      );
     }
     let normSq = 0;
     for (let i = 0; i < this.#shards.length; i++) {
@@ -249,7 +296,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     }
     const norm = Math.sqrt(normSq);
     // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
-    const gradScale = p.gradClipNorm > 0 ? Math.min(1, p.gradClipNorm / (norm + 1e-6)) : 1;
+    const gradScale = p.gradClipNorm > 0
+      ? Math.min(1, p.gradClipNorm / (norm + 1e-6))
+      : 1;
     const step: AdamStep = {
       lr: p.learningRate,
       beta1: p.beta1,
@@ -259,7 +308,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       step: this.#step + 1,
       gradScale,
     };
-    for (let i = 0; i < this.#shards.length; i++) await this.#ask(i, { type: "optim_step", step });
+    for (let i = 0; i < this.#shards.length; i++) {
+      await this.#ask(i, { type: "optim_step", step });
+    }
     this.#step++;
     this.#version++;
     this.#pendingGrads = false;
@@ -273,10 +324,14 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     };
   }
 
-  async #gather(optimizer: boolean): Promise<{ params: WireTensors; m?: WireTensors; v?: WireTensors }> {
+  async #gather(
+    optimizer: boolean,
+  ): Promise<{ params: WireTensors; m?: WireTensors; v?: WireTensors }> {
     const states: ShardState[] = [];
     for (let i = 0; i < this.#shards.length; i++) {
-      states.push(await this.#ask(i, { type: "get_state", optimizer }) as ShardState);
+      states.push(
+        await this.#ask(i, { type: "get_state", optimizer }) as ShardState,
+      );
     }
     return {
       params: mergeWire(states.map((s) => s.params)),
@@ -287,10 +342,19 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
 
   async #snapshot() {
     const { params } = await this.#gather(false);
-    return { baseModel: this.spec.baseModel, lora: this.spec.lora, params, version: this.#version };
+    return {
+      baseModel: this.spec.baseModel,
+      lora: this.spec.lora,
+      params,
+      version: this.#version,
+    };
   }
 
-  async #save(name: string, kind: "weights" | "sampler_weights", overwrite: boolean) {
+  async #save(
+    name: string,
+    kind: "weights" | "sampler_weights",
+    overwrite: boolean,
+  ) {
     const withOpt = kind === "weights";
     const state = await this.#gather(withOpt);
     const s = this.spec;
@@ -314,14 +378,24 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   }
 
   async #load(path: string, optimizer: boolean) {
-    const ck = await this.#store.ask({ type: "load", path, optimizer, forTraining: true }, { timeoutMs: SHARD_TIMEOUT_MS }) as {
+    const ck = await this.#store.ask({
+      type: "load",
+      path,
+      optimizer,
+      forTraining: true,
+    }, { timeoutMs: SHARD_TIMEOUT_MS }) as {
       manifest: CheckpointManifest;
       params: WireTensors;
       m?: WireTensors;
       v?: WireTensors;
     };
     checkCompatible(ck.manifest, this.spec);
-    const state: ShardState = { params: ck.params, m: ck.m, v: ck.v, step: optimizer ? ck.manifest.step : 0 };
+    const state: ShardState = {
+      params: ck.params,
+      m: ck.m,
+      v: ck.v,
+      step: optimizer ? ck.manifest.step : 0,
+    };
     for (let i = 0; i < this.#shards.length; i++) {
       await this.#ask(i, { type: "set_state", state, optimizer });
     }
@@ -341,11 +415,18 @@ export function checkCompatible(m: CheckpointManifest, spec: RunSpec): void {
     );
   }
   if (m.lora.rank !== spec.lora.rank) {
-    throw new InvalidArgumentError("path", `path holds a rank ${m.lora.rank} adapter, but this run has rank ${spec.lora.rank}`);
+    throw new InvalidArgumentError(
+      "path",
+      `path holds a rank ${m.lora.rank} adapter, but this run has rank ${spec.lora.rank}`,
+    );
   }
-  const a = [...m.lora.targets].sort().join(","), b = [...spec.lora.targets].sort().join(",");
+  const a = [...m.lora.targets].sort().join(","),
+    b = [...spec.lora.targets].sort().join(",");
   if (a !== b) {
-    throw new InvalidArgumentError("path", `path adapts [${a}], but this run adapts [${b}]`);
+    throw new InvalidArgumentError(
+      "path",
+      `path adapts [${a}], but this run adapts [${b}]`,
+    );
   }
 }
 

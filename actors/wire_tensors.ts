@@ -7,7 +7,10 @@
 import type { HostTensors } from "../model/lora.ts";
 
 /** A host tensor map as a plain record (what the codec carries). */
-export type WireTensors = Record<string, { shape: number[]; data: Float32Array }>;
+export type WireTensors = Record<
+  string,
+  { shape: number[]; data: Float32Array }
+>;
 
 /** Map → record. */
 export function toWire(t: HostTensors): WireTensors {
@@ -19,7 +22,9 @@ export function toWire(t: HostTensors): WireTensors {
 /** Record → map (keys sorted, so iteration order is fixed). */
 export function fromWire(t: WireTensors): HostTensors {
   const out: HostTensors = new Map();
-  for (const k of Object.keys(t).sort()) out.set(k, { shape: t[k].shape, data: t[k].data });
+  for (const k of Object.keys(t).sort()) {
+    out.set(k, { shape: t[k].shape, data: t[k].data });
+  }
   return out;
 }
 

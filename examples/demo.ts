@@ -19,13 +19,27 @@ const started = performance.now();
 
 await using service = new bios.ServiceClient();
 const caps = await service.getServerCapabilities();
-log(`Bios demo: fine-tuning ${baseModel} on ${FINANCE_QA.length} finance Q&A pairs`);
-log(`compute: ${caps.backend} (${caps.device})${caps.backendReason ? ` — ${caps.backendReason}` : ""}`);
+log(
+  `Bios demo: fine-tuning ${baseModel} on ${FINANCE_QA.length} finance Q&A pairs`,
+);
+log(
+  `compute: ${caps.backend} (${caps.device})${
+    caps.backendReason ? ` — ${caps.backendReason}` : ""
+  }`,
+);
 
-const tc = await service.createLoraTrainingClient({ baseModel, rank: 16, alpha: 32, seed: 0 });
+const tc = await service.createLoraTrainingClient({
+  baseModel,
+  rank: 16,
+  alpha: 32,
+  seed: 0,
+});
 const tok = await tc.getTokenizer();
 const batch = FINANCE_QA.map((ex) => sftDatum(tok, ex.prompt, ex.completion));
-const weightSum = batch.reduce((s, d) => s + (d.lossFnInputs.weights as number[]).reduce((a, b) => a + b, 0), 0);
+const weightSum = batch.reduce(
+  (s, d) => s + (d.lossFnInputs.weights as number[]).reduce((a, b) => a + b, 0),
+  0,
+);
 
 const base = await service.createSamplingClient({ baseModel });
 const before = await answers(base);
@@ -54,10 +68,16 @@ FINANCE_QA.forEach((ex, i) => {
   const want = ex.completion.trim();
   if (after[i] === want) learned++;
   if (before[i] === want) baseRight++;
-  console.log(`${ex.prompt.split("\n")[0]}\n  base:       ${JSON.stringify(before[i])}\n  fine-tuned: ${JSON.stringify(after[i])}`);
+  console.log(
+    `${ex.prompt.split("\n")[0]}\n  base:       ${
+      JSON.stringify(before[i])
+    }\n  fine-tuned: ${JSON.stringify(after[i])}`,
+  );
 });
 console.log(
-  `\nloss per completion token: ${first.toFixed(3)} → ${last.toFixed(3)} over ${steps} steps; ` +
+  `\nloss per completion token: ${first.toFixed(3)} → ${
+    last.toFixed(3)
+  } over ${steps} steps; ` +
     `exact answers: base ${baseRight}/${FINANCE_QA.length}, fine-tuned ${learned}/${FINANCE_QA.length}; ` +
     `${((performance.now() - started) / 1000).toFixed(1)} s`,
 );
@@ -80,7 +100,11 @@ function progress(step: number, total: number, loss: number): void {
   const done = Math.round((step / total) * width);
   const bar = "█".repeat(done) + "░".repeat(width - done);
   const line = `[${bar}] step ${step}/${total}  loss ${loss.toFixed(3)}`;
-  const text = Deno.stderr.isTerminal() ? `\r${line}` : step % 10 === 0 || step === total ? `${line}\n` : "";
+  const text = Deno.stderr.isTerminal()
+    ? `\r${line}`
+    : step % 10 === 0 || step === total
+    ? `${line}\n`
+    : "";
   Deno.stderr.writeSync(new TextEncoder().encode(text));
 }
 

@@ -13,7 +13,11 @@ export function promptIds(tok: bios.Tokenizer, prompt: string): number[] {
 }
 
 /** A cross-entropy datum that teaches `completion` after `prompt`. */
-export function sftDatum(tok: bios.Tokenizer, prompt: string, completion: string): bios.types.DatumInput {
+export function sftDatum(
+  tok: bios.Tokenizer,
+  prompt: string,
+  completion: string,
+): bios.types.DatumInput {
   const p = promptIds(tok, prompt);
   const c = [...tok.encode(completion), tok.eosTokenId!];
   const seq = [...p, ...c];

@@ -197,7 +197,13 @@ export interface Backend {
    */
   rope(
     x: Tensor,
-    dims: { seqLen: number; heads: number; headDim: number; offset: number; theta: number },
+    dims: {
+      seqLen: number;
+      heads: number;
+      headDim: number;
+      offset: number;
+      theta: number;
+    },
     inverse?: boolean,
   ): Tensor;
   /**

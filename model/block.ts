@@ -14,7 +14,12 @@
  *
  * @module
  */
-import type { AttentionDims, Backend, LinearResult, Tensor } from "../kernels/backend.ts";
+import type {
+  AttentionDims,
+  Backend,
+  LinearResult,
+  Tensor,
+} from "../kernels/backend.ts";
 import type { LlamaConfig } from "./config.ts";
 import type { LoraSet } from "./lora.ts";
 import type { LayerWeights } from "./stage_weights.ts";
@@ -81,7 +86,12 @@ export function blockForward(
   const q = be.linear(xn, w.q, lora?.weights(p + "self_attn.q_proj"));
   const k = be.linear(xn, w.k, lora?.weights(p + "self_attn.k_proj"));
   const v = be.linear(xn, w.v, lora?.weights(p + "self_attn.v_proj"));
-  const ropeDims = { seqLen: rows.seqLen, headDim: D, offset, theta: cfg.ropeTheta };
+  const ropeDims = {
+    seqLen: rows.seqLen,
+    headDim: D,
+    offset,
+    theta: cfg.ropeTheta,
+  };
   const qr = be.rope(q.y, { ...ropeDims, heads: H });
   const kr = be.rope(k.y, { ...ropeDims, heads: G });
   let attn: { out: Tensor; lse: Tensor };
@@ -111,7 +121,26 @@ export function blockForward(
   const y = be.add(x1, d.y);
   return {
     y,
-    acts: { x, xn, rstd1, q, k, v, qr, kr, att: attn.out, lse: attn.lse, o, x1, hn, rstd2, g, u, a, d },
+    acts: {
+      x,
+      xn,
+      rstd1,
+      q,
+      k,
+      v,
+      qr,
+      kr,
+      att: attn.out,
+      lse: attn.lse,
+      o,
+      x1,
+      hn,
+      rstd2,
+      g,
+      u,
+      a,
+      d,
+    },
   };
 }
 
@@ -145,39 +174,127 @@ export function blockBackward(
   const H = cfg.numHeads, G = cfg.numKvHeads, D = cfg.headDim;
   // MLP branch: y = x1 + down(silu(g)·u), so dx1 = dy + rmsnorm'(d hn).
   const down = p + "mlp.down_proj";
-  const gd = be.linearBackward(dy, acts.a, w.down, lora?.weights(down), acts.d.xa);
+  const gd = be.linearBackward(
+    dy,
+    acts.a,
+    w.down,
+    lora?.weights(down),
+    acts.d.xa,
+  );
   lora?.accumulate(down, gd.da, gd.db);
   const { dgate, dup } = be.swigluBackward(gd.dx, acts.g.y, acts.u.y);
   const gate = p + "mlp.gate_proj", up = p + "mlp.up_proj";
-  const gg = be.linearBackward(dgate, acts.hn, w.gate, lora?.weights(gate), acts.g.xa);
+  const gg = be.linearBackward(
+    dgate,
+    acts.hn,
+    w.gate,
+    lora?.weights(gate),
+    acts.g.xa,
+  );
   lora?.accumulate(gate, gg.da, gg.db);
-  const gu = be.linearBackward(dup, acts.hn, w.up, lora?.weights(up), acts.u.xa);
+  const gu = be.linearBackward(
+    dup,
+    acts.hn,
+    w.up,
+    lora?.weights(up),
+    acts.u.xa,
+  );
   lora?.accumulate(up, gu.da, gu.db);
   const dhn = be.add(gg.dx, gu.dx);
   const n2 = be.rmsNormBackward(dhn, acts.x1, w.postNorm, acts.rstd2);
   const dx1 = be.add(dy, n2.dx);
-  freeAll(be, [gd.dx, gd.da, gd.db, dgate, dup, gg.dx, gg.da, gg.db, gu.dx, gu.da, gu.db, dhn, n2.dx, n2.dw]);
+  freeAll(be, [
+    gd.dx,
+    gd.da,
+    gd.db,
+    dgate,
+    dup,
+    gg.dx,
+    gg.da,
+    gg.db,
+    gu.dx,
+    gu.da,
+    gu.db,
+    dhn,
+    n2.dx,
+    n2.dw,
+  ]);
 
   // Attention branch: x1 = x + o_proj(att), so dx = dx1 + rmsnorm'(d xn).
   const oName = p + "self_attn.o_proj";
-  const go = be.linearBackward(dx1, acts.att, w.o, lora?.weights(oName), acts.o.xa);
+  const go = be.linearBackward(
+    dx1,
+    acts.att,
+    w.o,
+    lora?.weights(oName),
+    acts.o.xa,
+  );
   lora?.accumulate(oName, go.da, go.db);
-  const ga = be.attentionBackward(go.dx, acts.qr, acts.kr, acts.v.y, acts.att, acts.lse, attentionDims(cfg, rows));
-  const ropeDims = { seqLen: rows.seqLen, headDim: D, offset: 0, theta: cfg.ropeTheta };
+  const ga = be.attentionBackward(
+    go.dx,
+    acts.qr,
+    acts.kr,
+    acts.v.y,
+    acts.att,
+    acts.lse,
+    attentionDims(cfg, rows),
+  );
+  const ropeDims = {
+    seqLen: rows.seqLen,
+    headDim: D,
+    offset: 0,
+    theta: cfg.ropeTheta,
+  };
   const dq = be.rope(ga.dq, { ...ropeDims, heads: H }, true);
   const dk = be.rope(ga.dk, { ...ropeDims, heads: G }, true);
-  const qName = p + "self_attn.q_proj", kName = p + "self_attn.k_proj", vName = p + "self_attn.v_proj";
-  const gq = be.linearBackward(dq, acts.xn, w.q, lora?.weights(qName), acts.q.xa);
+  const qName = p + "self_attn.q_proj",
+    kName = p + "self_attn.k_proj",
+    vName = p + "self_attn.v_proj";
+  const gq = be.linearBackward(
+    dq,
+    acts.xn,
+    w.q,
+    lora?.weights(qName),
+    acts.q.xa,
+  );
   lora?.accumulate(qName, gq.da, gq.db);
-  const gk = be.linearBackward(dk, acts.xn, w.k, lora?.weights(kName), acts.k.xa);
+  const gk = be.linearBackward(
+    dk,
+    acts.xn,
+    w.k,
+    lora?.weights(kName),
+    acts.k.xa,
+  );
   lora?.accumulate(kName, gk.da, gk.db);
-  const gv = be.linearBackward(ga.dv, acts.xn, w.v, lora?.weights(vName), acts.v.xa);
+  const gv = be.linearBackward(
+    ga.dv,
+    acts.xn,
+    w.v,
+    lora?.weights(vName),
+    acts.v.xa,
+  );
   lora?.accumulate(vName, gv.da, gv.db);
   const dqk = be.add(gq.dx, gk.dx);
   const dxn = be.add(dqk, gv.dx);
   const n1 = be.rmsNormBackward(dxn, acts.x, w.inputNorm, acts.rstd1);
   const dx = be.add(dx1, n1.dx);
-  freeAll(be, [dx1, go.dx, go.da, go.db, ga.dq, ga.dk, ga.dv, dq, dk, gq.dx, gq.da, gq.db, gk.dx, gk.da, gk.db]);
+  freeAll(be, [
+    dx1,
+    go.dx,
+    go.da,
+    go.db,
+    ga.dq,
+    ga.dk,
+    ga.dv,
+    dq,
+    dk,
+    gq.dx,
+    gq.da,
+    gq.db,
+    gk.dx,
+    gk.da,
+    gk.db,
+  ]);
   freeAll(be, [gv.dx, gv.da, gv.db, dqk, dxn, n1.dx, n1.dw]);
   freeActivations(be, acts);
   return dx;
@@ -185,8 +302,34 @@ export function blockBackward(
 
 /** Free a layer's saved activations (all but its input x, which the caller owns). */
 export function freeActivations(be: Backend, a: BlockActivations): void {
-  freeAll(be, [a.xn, a.rstd1, a.q.y, a.q.xa, a.k.y, a.k.xa, a.v.y, a.v.xa, a.qr, a.kr, a.att, a.lse]);
-  freeAll(be, [a.o.y, a.o.xa, a.x1, a.hn, a.rstd2, a.g.y, a.g.xa, a.u.y, a.u.xa, a.a, a.d.y, a.d.xa]);
+  freeAll(be, [
+    a.xn,
+    a.rstd1,
+    a.q.y,
+    a.q.xa,
+    a.k.y,
+    a.k.xa,
+    a.v.y,
+    a.v.xa,
+    a.qr,
+    a.kr,
+    a.att,
+    a.lse,
+  ]);
+  freeAll(be, [
+    a.o.y,
+    a.o.xa,
+    a.x1,
+    a.hn,
+    a.rstd2,
+    a.g.y,
+    a.g.xa,
+    a.u.y,
+    a.u.xa,
+    a.a,
+    a.d.y,
+    a.d.xa,
+  ]);
 }
 
 /** Free every defined tensor in the list. */

@@ -54,7 +54,10 @@ export async function generate(
   const caches: LayerCache[][] = stages.map((s) => s.newCaches(B, capacity));
   const rng = new Prng(opts.seed);
   const readEvery = Math.max(1, opts.readEvery ?? 1);
-  const out: Generated[] = Array.from({ length: B }, () => ({ tokens: [], logprobs: [], stopReason: "length" }));
+  const out: Generated[] = Array.from(
+    { length: B },
+    () => ({ tokens: [], logprobs: [], stopReason: "length" }),
+  );
   const done = new Array<boolean>(B).fill(false);
   const stopSet = new Set(opts.stopTokens);
   try {
@@ -69,7 +72,9 @@ export async function generate(
     let pending: { tokens: Tensor; logprobs: Tensor }[] = [];
     for (let step = 0; step < opts.maxTokens; step++) {
       let x = input;
-      for (let s = 0; s < stages.length; s++) x = stages[s].decode(x, rows, caches[s], offset);
+      for (let s = 0; s < stages.length; s++) {
+        x = stages[s].decode(x, rows, caches[s], offset);
+      }
       if (inputFreeable) be.free(input);
       const u = new Float32Array(B);
       for (let b = 0; b < B; b++) u[b] = rng.nextFloat();
@@ -116,7 +121,9 @@ export async function generate(
 }
 
 function hitsStopString(tokens: number[], opts: GenerateOptions): boolean {
-  if (!opts.stopStrings || opts.stopStrings.length === 0 || !opts.decode) return false;
+  if (!opts.stopStrings || opts.stopStrings.length === 0 || !opts.decode) {
+    return false;
+  }
   const text = opts.decode(tokens);
   return opts.stopStrings.some((s) => s.length > 0 && text.includes(s));
 }

@@ -72,12 +72,17 @@ export function resolveTargets(opts: {
  */
 export function modulePath(target: LoraTarget, layer: number): string {
   if (target === "lm_head") return "lm_head";
-  const group = target.endsWith("_proj") && target.length === 6 ? "self_attn" : "mlp";
+  const group = target.endsWith("_proj") && target.length === 6
+    ? "self_attn"
+    : "mlp";
   return `model.layers.${layer}.${group}.${target}`;
 }
 
 /** [out, in] of a target's base weight. */
-export function moduleShape(cfg: LlamaConfig, target: LoraTarget): [number, number] {
+export function moduleShape(
+  cfg: LlamaConfig,
+  target: LoraTarget,
+): [number, number] {
   const c = cfg.hiddenSize, d = cfg.headDim;
   switch (target) {
     case "q_proj":
@@ -103,14 +108,25 @@ export function adaptedModules(
   spec: LoraSpec,
   layers: { first: number; last: number; head: boolean },
 ): { path: string; target: LoraTarget; shape: [number, number] }[] {
-  const out: { path: string; target: LoraTarget; shape: [number, number] }[] = [];
+  const out: { path: string; target: LoraTarget; shape: [number, number] }[] =
+    [];
   for (let l = layers.first; l < layers.last; l++) {
     for (const t of spec.targets) {
-      if (t !== "lm_head") out.push({ path: modulePath(t, l), target: t, shape: moduleShape(cfg, t) });
+      if (t !== "lm_head") {
+        out.push({
+          path: modulePath(t, l),
+          target: t,
+          shape: moduleShape(cfg, t),
+        });
+      }
     }
   }
   if (layers.head && spec.targets.includes("lm_head")) {
-    out.push({ path: "lm_head", target: "lm_head", shape: moduleShape(cfg, "lm_head") });
+    out.push({
+      path: "lm_head",
+      target: "lm_head",
+      shape: moduleShape(cfg, "lm_head"),
+    });
   }
   return out;
 }
@@ -150,7 +166,11 @@ export class LoraSet {
   private constructor(
     readonly be: Backend,
     readonly spec: LoraSpec,
-    readonly modules: { path: string; target: LoraTarget; shape: [number, number] }[],
+    readonly modules: {
+      path: string;
+      target: LoraTarget;
+      shape: [number, number];
+    }[],
     init: HostTensors,
   ) {
     this.scale = spec.alpha / spec.rank;
@@ -186,10 +206,15 @@ export class LoraSet {
       const rng = new Prng(hashSeed(spec.seed, mod.path));
       const a = new Float32Array(spec.rank * inp);
       const bound = 1 / Math.sqrt(inp);
-      for (let i = 0; i < a.length; i++) a[i] = (rng.nextFloat() * 2 - 1) * bound;
+      for (let i = 0; i < a.length; i++) {
+        a[i] = (rng.nextFloat() * 2 - 1) * bound;
+      }
       const k = peftKeys(mod.path);
       init.set(k.a, { shape: [spec.rank, inp], data: a });
-      init.set(k.b, { shape: [out, spec.rank], data: new Float32Array(out * spec.rank) });
+      init.set(k.b, {
+        shape: [out, spec.rank],
+        data: new Float32Array(out * spec.rank),
+      });
     }
     return new LoraSet(be, spec, modules, init);
   }
@@ -214,7 +239,11 @@ export class LoraSet {
   }
 
   /** Add a module's gradients into the accumulators. */
-  accumulate(path: string, da: Tensor | undefined, db: Tensor | undefined): void {
+  accumulate(
+    path: string,
+    da: Tensor | undefined,
+    db: Tensor | undefined,
+  ): void {
     const k = peftKeys(path);
     if (da) this.be.axpy(this.grads.get(k.a)!, da, 1);
     if (db) this.be.axpy(this.grads.get(k.b)!, db, 1);
@@ -248,7 +277,9 @@ export class LoraSet {
       const cur = dst.get(key)!;
       if (!src) throw new Error(`LoRA tensor ${key} is missing`);
       if (src.shape.join(",") !== cur.shape.join(",")) {
-        throw new Error(`LoRA tensor ${key} has shape [${src.shape}], expected [${cur.shape}]`);
+        throw new Error(
+          `LoRA tensor ${key} has shape [${src.shape}], expected [${cur.shape}]`,
+        );
       }
       this.be.free(cur);
       dst.set(key, this.be.fromArray(src.data, src.shape));

@@ -10,7 +10,13 @@
  */
 
 /** Loss function names, as the anchor spells them. */
-export const LOSS_FNS = ["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"] as const;
+export const LOSS_FNS = [
+  "cross_entropy",
+  "importance_sampling",
+  "ppo",
+  "cispo",
+  "dro",
+] as const;
 
 /** One loss function name. */
 export type LossFnName = typeof LOSS_FNS[number];
@@ -38,15 +44,6 @@ export interface LossResult {
   /** dL/dlogprobs per token. */
   dlogprobs: Float32Array;
 }
-
-/** Which `lossFnInputs` keys each loss needs. */
-export const REQUIRED_INPUTS: Record<LossFnName, readonly string[]> = {
-  cross_entropy: ["targetTokens", "weights"],
-  importance_sampling: ["targetTokens", "logprobs", "advantages"],
-  ppo: ["targetTokens", "logprobs", "advantages"],
-  cispo: ["targetTokens", "logprobs", "advantages"],
-  dro: ["targetTokens", "logprobs", "advantages"],
-};
 
 /** Default clip thresholds (CB tutorial 202): ppo 0.8/1.2; cispo one-sided 0/4. */
 const CLIP_DEFAULTS = { ppo: [0.8, 1.2], cispo: [0.0, 4.0] } as const;

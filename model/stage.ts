@@ -28,7 +28,14 @@ export interface StageContext {
   x0: Tensor;
   layers: BlockActivations[];
   /** Head state (last stage only). */
-  head?: { xl: Tensor; hn: Tensor; rstd: Tensor; logits: LinearResult; targets: Tensor; lse: Tensor };
+  head?: {
+    xl: Tensor;
+    hn: Tensor;
+    rstd: Tensor;
+    logits: LinearResult;
+    targets: Tensor;
+    lse: Tensor;
+  };
   /** Token ids (first stage only). */
   ids?: Tensor;
 }
@@ -74,14 +81,30 @@ export class Stage {
     }
     for (let i = 0; i < this.weights.layers.length; i++) {
       const l = this.range.first + i;
-      const { y, acts } = blockForward(be, this.cfg, l, this.weights.layers[i], this.lora, x, rows);
+      const { y, acts } = blockForward(
+        be,
+        this.cfg,
+        l,
+        this.weights.layers[i],
+        this.lora,
+        x,
+        rows,
+      );
       ctx.layers.push(acts);
       x = y;
     }
     if (!this.range.head) return { out: x, ctx };
     if (!targets) throw new Error("the last stage needs target tokens");
-    const { y: hn, rstd } = be.rmsNorm(x, this.weights.finalNorm!, this.cfg.rmsNormEps);
-    const logits = be.linear(hn, this.weights.lmHead!, this.lora?.weights("lm_head"));
+    const { y: hn, rstd } = be.rmsNorm(
+      x,
+      this.weights.finalNorm!,
+      this.cfg.rmsNormEps,
+    );
+    const logits = be.linear(
+      hn,
+      this.weights.lmHead!,
+      this.lora?.weights("lm_head"),
+    );
     const { logprobs, lse } = be.logSoftmaxGather(logits.y, targets);
     ctx.head = { xl: x, hn, rstd, logits, targets, lse };
     return { out: logprobs, ctx };
@@ -97,17 +120,49 @@ export class Stage {
     let dx = dout;
     if (ctx.head) {
       const h = ctx.head;
-      const dlogits = be.logSoftmaxGatherBackward(dout, h.logits.y, h.targets, h.lse);
-      const g = be.linearBackward(dlogits, h.hn, this.weights.lmHead!, this.lora?.weights("lm_head"), h.logits.xa);
+      const dlogits = be.logSoftmaxGatherBackward(
+        dout,
+        h.logits.y,
+        h.targets,
+        h.lse,
+      );
+      const g = be.linearBackward(
+        dlogits,
+        h.hn,
+        this.weights.lmHead!,
+        this.lora?.weights("lm_head"),
+        h.logits.xa,
+      );
       this.lora?.accumulate("lm_head", g.da, g.db);
       const n = be.rmsNormBackward(g.dx, h.xl, this.weights.finalNorm!, h.rstd);
       dx = n.dx;
-      freeAll(be, [dlogits, g.dx, g.da, g.db, n.dw, h.hn, h.rstd, h.logits.y, h.logits.xa, h.lse, h.targets]);
+      freeAll(be, [
+        dlogits,
+        g.dx,
+        g.da,
+        g.db,
+        n.dw,
+        h.hn,
+        h.rstd,
+        h.logits.y,
+        h.logits.xa,
+        h.lse,
+        h.targets,
+      ]);
     }
     for (let i = ctx.layers.length - 1; i >= 0; i--) {
       const l = this.range.first + i;
       const acts = ctx.layers[i];
-      const dprev = blockBackward(be, this.cfg, l, this.weights.layers[i], this.lora, acts, dx, ctx.rows);
+      const dprev = blockBackward(
+        be,
+        this.cfg,
+        l,
+        this.weights.layers[i],
+        this.lora,
+        acts,
+        dx,
+        ctx.rows,
+      );
       if (dx !== dout) be.free(dx);
       // The layer's input is the previous layer's output (or x0): free it once used.
       if (acts.x !== ctx.x0) be.free(acts.x);
@@ -145,13 +200,27 @@ export class Stage {
    * each sequence's last row on the last stage. Frees a hidden-state `input`;
    * token ids stay the caller's.
    */
-  decode(input: Tensor, rows: RowShape, caches: LayerCache[], offset: number): Tensor {
+  decode(
+    input: Tensor,
+    rows: RowShape,
+    caches: LayerCache[],
+    offset: number,
+  ): Tensor {
     const be = this.be;
     let x = this.range.embed ? this.embed(input) : input;
     for (let i = 0; i < this.weights.layers.length; i++) {
       const l = this.range.first + i;
       const cache = { layer: caches[i], offset };
-      const { y, acts } = blockForward(be, this.cfg, l, this.weights.layers[i], this.lora, x, rows, cache);
+      const { y, acts } = blockForward(
+        be,
+        this.cfg,
+        l,
+        this.weights.layers[i],
+        this.lora,
+        x,
+        rows,
+        cache,
+      );
       freeActivations(be, acts);
       be.free(x);
       x = y;
@@ -159,8 +228,16 @@ export class Stage {
     if (!this.range.head) return x;
     const last = rows.seqLen === 1 ? x : lastRows(be, x, rows);
     if (last !== x) be.free(x);
-    const { y: hn, rstd } = be.rmsNorm(last, this.weights.finalNorm!, this.cfg.rmsNormEps);
-    const logits = be.linear(hn, this.weights.lmHead!, this.lora?.weights("lm_head"));
+    const { y: hn, rstd } = be.rmsNorm(
+      last,
+      this.weights.finalNorm!,
+      this.cfg.rmsNormEps,
+    );
+    const logits = be.linear(
+      hn,
+      this.weights.lmHead!,
+      this.lora?.weights("lm_head"),
+    );
     freeAll(be, [last, hn, rstd, logits.xa]);
     return logits.y;
   }
@@ -180,7 +257,9 @@ export class Stage {
 function lastRows(be: Backend, x: Tensor, rows: RowShape): Tensor {
   // Gather rows (b·T + T−1) with the embedding op: x plays the table.
   const idx = new Int32Array(rows.batch);
-  for (let b = 0; b < rows.batch; b++) idx[b] = b * rows.seqLen + rows.seqLen - 1;
+  for (let b = 0; b < rows.batch; b++) {
+    idx[b] = b * rows.seqLen + rows.seqLen - 1;
+  }
   const ids = be.fromInts(idx, [rows.batch]);
   const out = be.embedding(x, ids);
   be.free(ids);

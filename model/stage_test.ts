@@ -4,7 +4,11 @@ import type { LlamaConfig } from "./config.ts";
 import { LORA_TARGETS, LoraSet, type LoraSpec } from "./lora.ts";
 import { Prng } from "./prng.ts";
 import { Stage, type StageContext } from "./stage.ts";
-import { type NamedTensors, splitLayers, uploadStage } from "./stage_weights.ts";
+import {
+  type NamedTensors,
+  splitLayers,
+  uploadStage,
+} from "./stage_weights.ts";
 import { llamaTensorShapes } from "./config.ts";
 
 // A tiny model: C 16, 2 layers, H 2, G 1, D 8, F 24, V 11.
@@ -30,13 +34,21 @@ function randomModel(seed: number): NamedTensors {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     const norm = name.endsWith("norm.weight");
-    for (let i = 0; i < n; i++) data[i] = norm ? 1 + 0.1 * rng.normal() : 0.3 * rng.normal();
+    for (let i = 0; i < n; i++) {
+      data[i] = norm ? 1 + 0.1 * rng.normal() : 0.3 * rng.normal();
+    }
     out.set(name, { shape, data });
   }
   return out;
 }
 
-const spec: LoraSpec = { rank: 2, alpha: 4, dropout: 0, targets: LORA_TARGETS, seed: 3 };
+const spec: LoraSpec = {
+  rank: 2,
+  alpha: 4,
+  dropout: 0,
+  targets: LORA_TARGETS,
+  seed: 3,
+};
 const be = new CpuBackend();
 const tensors = randomModel(1);
 const rows = { batch: 2, seqLen: 5 };
@@ -46,11 +58,17 @@ const weights = Float32Array.from([1, 1, 0, 1, 0.5, 1, 1, 1, 0, 1]);
 
 /** Loss Σ −lp·w through two chained stages; optionally backward. */
 function run(lora: (LoraSet | undefined)[], backward: boolean): number {
-  const stages = splitLayers(cfg.numLayers, 2).map((r, i) => new Stage(be, cfg, r, uploadStage(be, cfg, tensors, r), lora[i]));
+  const stages = splitLayers(cfg.numLayers, 2).map((r, i) =>
+    new Stage(be, cfg, r, uploadStage(be, cfg, tensors, r), lora[i])
+  );
   let x = be.fromInts(ids, [10]);
   const ctxs: StageContext[] = [];
   for (const s of stages) {
-    const { out, ctx } = s.forward(x, rows, s.range.head ? be.fromInts(targets, [10]) : undefined);
+    const { out, ctx } = s.forward(
+      x,
+      rows,
+      s.range.head ? be.fromInts(targets, [10]) : undefined,
+    );
     ctxs.push(ctx);
     x = out;
   }
@@ -59,7 +77,9 @@ function run(lora: (LoraSet | undefined)[], backward: boolean): number {
   for (let i = 0; i < lp.length; i++) loss -= lp[i] * weights[i];
   if (backward) {
     let d = be.fromArray(weights.map((w) => -w), [10]);
-    for (let i = stages.length - 1; i >= 0; i--) d = stages[i].backward(ctxs[i], d) ?? d;
+    for (let i = stages.length - 1; i >= 0; i--) {
+      d = stages[i].backward(ctxs[i], d) ?? d;
+    }
   } else {
     stages.forEach((s, i) => s.release(ctxs[i]));
   }
@@ -98,14 +118,22 @@ Deno.test("Stage: LoRA gradients match central finite differences for every para
         const down = run(lora, false);
         p[i] = keep;
         const numeric = (up - down) / (2 * eps);
-        const err = Math.abs(numeric - g[i]) / Math.max(Math.abs(numeric), Math.abs(g[i]), 1e-2);
+        const err = Math.abs(numeric - g[i]) /
+          Math.max(Math.abs(numeric), Math.abs(g[i]), 1e-2);
         worst = Math.max(worst, err);
         count++;
-        assert.ok(err < 3e-2, `${key}[${i}]: analytic ${g[i]}, numeric ${numeric}`);
+        assert.ok(
+          err < 3e-2,
+          `${key}[${i}]: analytic ${g[i]}, numeric ${numeric}`,
+        );
       }
     }
   }
-  console.log(`checked ${count} LoRA parameters by finite differences: max rel error ${worst.toExponential(2)}`);
+  console.log(
+    `checked ${count} LoRA parameters by finite differences: max rel error ${
+      worst.toExponential(2)
+    }`,
+  );
   assert.ok(count > 500);
 });
 

@@ -101,7 +101,9 @@ export function uploadStage(
   if (range.embed) w.embed = get("model.embed_tokens.weight");
   if (range.head) {
     w.finalNorm = get("model.norm.weight");
-    w.lmHead = cfg.tieWordEmbeddings ? get("model.embed_tokens.weight") : get("lm_head.weight");
+    w.lmHead = cfg.tieWordEmbeddings
+      ? get("model.embed_tokens.weight")
+      : get("lm_head.weight");
   }
   return w;
 }

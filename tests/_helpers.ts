@@ -15,7 +15,11 @@
 import * as bios from "../mod.ts";
 import { biosHome } from "../client/connection.ts";
 import { loadBaseModel } from "../actors/base_models.ts";
-import { type LlamaConfig, llamaTensorShapes, parseLlamaConfig } from "../model/config.ts";
+import {
+  type LlamaConfig,
+  llamaTensorShapes,
+  parseLlamaConfig,
+} from "../model/config.ts";
 import { writeModelFolder } from "../model/model_folder.ts";
 import { ByteTokenizer } from "../model/byte_tokenizer.ts";
 import { Prng } from "../model/prng.ts";
@@ -50,7 +54,9 @@ export function tinyConfig(): LlamaConfig {
   });
 }
 
-function tinyTensors(name: string): Map<string, { shape: number[]; data: Float32Array }> {
+function tinyTensors(
+  name: string,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const rng = Prng.fromString(`bios-test-model:${name}`);
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [tensorName, shape] of llamaTensorShapes(tinyConfig())) {
@@ -70,14 +76,22 @@ export async function ensureTinyModels(): Promise<string> {
   const root = `${biosHome()}/test-models/${VERSION}`;
   const catalog = `${root}/catalog.json`;
   for (const [name, folder] of [[TINY, "tiny"], [TINY2, "tiny2"]]) {
-    await writeModelFolder(`${root}/${folder}`, tinyConfig(), tinyTensors(name), new ByteTokenizer());
+    await writeModelFolder(
+      `${root}/${folder}`,
+      tinyConfig(),
+      tinyTensors(name),
+      new ByteTokenizer(),
+    );
   }
   try {
     await Deno.stat(catalog);
   } catch {
     // Written whole or not at all: a parallel reader never sees half a file.
     const tmp = `${catalog}.tmp-${crypto.randomUUID()}`;
-    await Deno.writeTextFile(tmp, JSON.stringify({ models: { [TINY]: "tiny", [TINY2]: "tiny2" } }) + "\n");
+    await Deno.writeTextFile(
+      tmp,
+      JSON.stringify({ models: { [TINY]: "tiny", [TINY2]: "tiny2" } }) + "\n",
+    );
     await Deno.rename(tmp, catalog);
   }
   return catalog;
@@ -115,8 +129,9 @@ export async function startTestService(
       await service.close();
       await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
       if (Deno.env.get("BIOS_MODELS") === catalogFile) {
-        if (prev === undefined || prev === catalogFile) Deno.env.delete("BIOS_MODELS");
-        else Deno.env.set("BIOS_MODELS", prev);
+        if (prev === undefined || prev === catalogFile) {
+          Deno.env.delete("BIOS_MODELS");
+        } else Deno.env.set("BIOS_MODELS", prev);
       }
     },
   };

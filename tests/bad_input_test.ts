@@ -11,7 +11,15 @@ import * as bios from "../mod.ts";
 import type { TrainingClient } from "../client/training_client.ts";
 import type { Connection } from "../client/connection.ts";
 import type { CheckpointEntry } from "../actors/checkpoint_files.ts";
-import { nextTokenDatum, SAMPLE_TEXTS, startTestService, type TestService, textIds, TINY, TINY2 } from "./_helpers.ts";
+import {
+  nextTokenDatum,
+  SAMPLE_TEXTS,
+  startTestService,
+  type TestService,
+  textIds,
+  TINY,
+  TINY2,
+} from "./_helpers.ts";
 
 const { InvalidArgumentError, NotFoundError, ConflictError } = bios.errors;
 
@@ -48,8 +56,14 @@ interface Fixture {
   tc: TrainingClient;
 }
 
-async function checkpoints(f: Fixture, runId = f.tc.runId): Promise<CheckpointEntry[]> {
-  return await f.conn.registry.ask<CheckpointEntry[]>({ type: "list_checkpoints", runId });
+async function checkpoints(
+  f: Fixture,
+  runId = f.tc.runId,
+): Promise<CheckpointEntry[]> {
+  return await f.conn.registry.ask<CheckpointEntry[]>({
+    type: "list_checkpoints",
+    runId,
+  });
 }
 
 /**
@@ -71,12 +85,24 @@ async function withRun(body: (f: Fixture) => Promise<void>): Promise<void> {
 
     await body(f);
 
-    assert.equal((await tc.forward([DATUM], "cross_entropy")).loss, ref.before, "weights changed");
+    assert.equal(
+      (await tc.forward([DATUM], "cross_entropy")).loss,
+      ref.before,
+      "weights changed",
+    );
     assert.equal((await tc.getInfo()).step, stepBefore, "step changed");
     assert.deepEqual(await checkpoints(f), ckptsBefore, "checkpoints changed");
-    assert.deepEqual(conn.system.liveActors().sort(), actorsBefore, "actors left behind");
+    assert.deepEqual(
+      conn.system.liveActors().sort(),
+      actorsBefore,
+      "actors left behind",
+    );
     await tc.optimStep({ learningRate: LR });
-    assert.equal((await tc.forward([DATUM], "cross_entropy")).loss, ref.after, "pending gradients changed");
+    assert.equal(
+      (await tc.forward([DATUM], "cross_entropy")).loss,
+      ref.after,
+      "pending gradients changed",
+    );
   } finally {
     await ts.close();
   }
@@ -92,10 +118,22 @@ async function rejects(
   ...parts: string[]
 ): Promise<void> {
   await assert.rejects(async () => await call(), (e: unknown) => {
-    assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    assert.ok(
+      e instanceof cls,
+      `expected ${cls.name}, got ${(e as Error)?.name}: ${
+        (e as Error)?.message
+      }`,
+    );
     assert.equal(e.name, cls.name);
-    if (field !== undefined) assert.equal((e as { field?: string }).field, field);
-    for (const p of parts) assert.ok(e.message.includes(p), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(p)}`);
+    if (field !== undefined) {
+      assert.equal((e as { field?: string }).field, field);
+    }
+    for (const p of parts) {
+      assert.ok(
+        e.message.includes(p),
+        `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(p)}`,
+      );
+    }
     return true;
   });
 }
@@ -115,39 +153,85 @@ function withToken(i: number, v: number): bios.types.DatumInput {
 Deno.test("TrainingClient.forwardBackward rejects a token id outside the vocabulary", async () => {
   await withRun(async ({ tc }) => {
     const field = "data[0].modelInput.tokens[2]";
-    await rejects(() => tc.forwardBackward([withToken(2, 259)], "cross_entropy"), InvalidArgumentError, field, field, "[0, 258]", "got 259");
-    await rejects(() => tc.forward([withToken(2, 259)], "cross_entropy"), InvalidArgumentError, field, "[0, 258]");
+    await rejects(
+      () => tc.forwardBackward([withToken(2, 259)], "cross_entropy"),
+      InvalidArgumentError,
+      field,
+      field,
+      "[0, 258]",
+      "got 259",
+    );
+    await rejects(
+      () => tc.forward([withToken(2, 259)], "cross_entropy"),
+      InvalidArgumentError,
+      field,
+      "[0, 258]",
+    );
     const targets = IDS.slice(1);
     targets[1] = 259;
-    const bad = { modelInput: DATUM.modelInput, lossFnInputs: { targetTokens: targets } };
+    const bad = {
+      modelInput: DATUM.modelInput,
+      lossFnInputs: { targetTokens: targets },
+    };
     const tfield = "data[0].lossFnInputs.targetTokens[1]";
-    await rejects(() => tc.forwardBackward([bad], "cross_entropy"), InvalidArgumentError, tfield, tfield, "[0, 258]", "got 259");
+    await rejects(
+      () => tc.forwardBackward([bad], "cross_entropy"),
+      InvalidArgumentError,
+      tfield,
+      tfield,
+      "[0, 258]",
+      "got 259",
+    );
   });
 });
 
 Deno.test("TrainingClient.forwardBackward rejects a negative token id", async () => {
   await withRun(async ({ tc }) => {
     const field = "data[0].modelInput.chunks[0].tokens[2]";
-    await rejects(() => tc.forwardBackward([withToken(2, -1)], "cross_entropy"), InvalidArgumentError, field, field, "[0, 2147483647]", "got -1");
+    await rejects(
+      () => tc.forwardBackward([withToken(2, -1)], "cross_entropy"),
+      InvalidArgumentError,
+      field,
+      field,
+      "[0, 2147483647]",
+      "got -1",
+    );
     // ModelInput.fromInts refuses it before anything is sent.
-    assert.throws(() => bios.types.ModelInput.fromInts([1, -1]), (e: unknown) => {
-      assert.ok(e instanceof InvalidArgumentError);
-      assert.equal(e.field, "tokens[1]");
-      return true;
-    });
+    assert.throws(
+      () => bios.types.ModelInput.fromInts([1, -1]),
+      (e: unknown) => {
+        assert.ok(e instanceof InvalidArgumentError);
+        assert.equal(e.field, "tokens[1]");
+        return true;
+      },
+    );
   });
 });
 
 Deno.test("TrainingClient.forwardBackward rejects an empty batch", async () => {
   await withRun(async ({ tc }) => {
-    await rejects(() => tc.forwardBackward([], "cross_entropy"), InvalidArgumentError, "data", "data", "at least 1 datum");
-    await rejects(() => tc.forward([], "cross_entropy"), InvalidArgumentError, "data", "at least 1 datum");
+    await rejects(
+      () => tc.forwardBackward([], "cross_entropy"),
+      InvalidArgumentError,
+      "data",
+      "data",
+      "at least 1 datum",
+    );
+    await rejects(
+      () => tc.forward([], "cross_entropy"),
+      InvalidArgumentError,
+      "data",
+      "at least 1 datum",
+    );
   });
 });
 
 Deno.test("TrainingClient.forwardBackward rejects an empty model input", async () => {
   await withRun(async ({ tc }) => {
-    const empty = { modelInput: bios.types.ModelInput.empty(), lossFnInputs: { targetTokens: [] } };
+    const empty = {
+      modelInput: bios.types.ModelInput.empty(),
+      lossFnInputs: { targetTokens: [] },
+    };
     await rejects(
       () => tc.forwardBackward([DATUM, empty], "cross_entropy"),
       InvalidArgumentError,
@@ -160,14 +244,42 @@ Deno.test("TrainingClient.forwardBackward rejects an empty model input", async (
 
 Deno.test("TrainingClient.forwardBackward rejects targetTokens and weights whose length differs from the input", async () => {
   await withRun(async ({ tc }) => {
-    const short = { modelInput: DATUM.modelInput, lossFnInputs: { targetTokens: IDS.slice(2) } };
+    const short = {
+      modelInput: DATUM.modelInput,
+      lossFnInputs: { targetTokens: IDS.slice(2) },
+    };
     const f1 = "data[0].lossFnInputs.targetTokens";
-    await rejects(() => tc.forwardBackward([short], "cross_entropy"), InvalidArgumentError, f1, f1, `(${N})`, `length ${N - 1}`);
-    const long = { modelInput: DATUM.modelInput, lossFnInputs: { targetTokens: [...IDS.slice(1), 5] } };
-    await rejects(() => tc.forwardBackward([long], "cross_entropy"), InvalidArgumentError, f1, `(${N})`, `length ${N + 1}`);
-    const weights = { modelInput: DATUM.modelInput, lossFnInputs: { targetTokens: IDS.slice(1), weights: [1, 1] } };
+    await rejects(
+      () => tc.forwardBackward([short], "cross_entropy"),
+      InvalidArgumentError,
+      f1,
+      f1,
+      `(${N})`,
+      `length ${N - 1}`,
+    );
+    const long = {
+      modelInput: DATUM.modelInput,
+      lossFnInputs: { targetTokens: [...IDS.slice(1), 5] },
+    };
+    await rejects(
+      () => tc.forwardBackward([long], "cross_entropy"),
+      InvalidArgumentError,
+      f1,
+      `(${N})`,
+      `length ${N + 1}`,
+    );
+    const weights = {
+      modelInput: DATUM.modelInput,
+      lossFnInputs: { targetTokens: IDS.slice(1), weights: [1, 1] },
+    };
     const f2 = "data[0].lossFnInputs.weights";
-    await rejects(() => tc.forwardBackward([DATUM, weights], "cross_entropy"), InvalidArgumentError, f2.replace("[0]", "[1]"), `(${N})`, "length 2");
+    await rejects(
+      () => tc.forwardBackward([DATUM, weights], "cross_entropy"),
+      InvalidArgumentError,
+      f2.replace("[0]", "[1]"),
+      `(${N})`,
+      "length 2",
+    );
   });
 });
 
@@ -189,10 +301,19 @@ Deno.test("TrainingClient.forwardBackward rejects a loss input the loss needs bu
   await withRun(async ({ tc }) => {
     const noAdv = {
       modelInput: DATUM.modelInput,
-      lossFnInputs: { targetTokens: IDS.slice(1), logprobs: IDS.slice(1).map(() => -1) },
+      lossFnInputs: {
+        targetTokens: IDS.slice(1),
+        logprobs: IDS.slice(1).map(() => -1),
+      },
     };
     const field = "data[0].lossFnInputs.advantages";
-    await rejects(() => tc.forwardBackward([noAdv], "ppo"), InvalidArgumentError, field, field, "ppo");
+    await rejects(
+      () => tc.forwardBackward([noAdv], "ppo"),
+      InvalidArgumentError,
+      field,
+      field,
+      "ppo",
+    );
   });
 });
 
@@ -215,9 +336,17 @@ Deno.test("TrainingClient.optimStep rejects a NaN, infinite or negative learning
 
 // ---- run creation ----
 
-async function createRejects(f: Fixture, opts: Record<string, unknown>, field: string, ...parts: string[]): Promise<void> {
+async function createRejects(
+  f: Fixture,
+  opts: Record<string, unknown>,
+  field: string,
+  ...parts: string[]
+): Promise<void> {
   await rejects(
-    () => f.service.createLoraTrainingClient(opts as unknown as bios.types.CreateLoraTrainingClientOptionsInput),
+    () =>
+      f.service.createLoraTrainingClient(
+        opts as unknown as bios.types.CreateLoraTrainingClientOptionsInput,
+      ),
     InvalidArgumentError,
     field,
     field,
@@ -227,30 +356,84 @@ async function createRejects(f: Fixture, opts: Record<string, unknown>, field: s
 
 Deno.test("ServiceClient.createLoraTrainingClient rejects rank 0 and a rank above the model width", async () => {
   await withRun(async (f) => {
-    await createRejects(f, { baseModel: TINY, rank: 0 }, "rank", "≥ 1", "got 0");
-    await createRejects(f, { baseModel: TINY, rank: 17 }, "rank", "[1, 16]", "got 17");
-    await createRejects(f, { baseModel: TINY, rank: 1000 }, "rank", "[1, 16]", "got 1000");
-    await createRejects(f, { baseModel: TINY, rank: 2.5 }, "rank", "integer", "got 2.5");
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 0 },
+      "rank",
+      "≥ 1",
+      "got 0",
+    );
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 17 },
+      "rank",
+      "[1, 16]",
+      "got 17",
+    );
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 1000 },
+      "rank",
+      "[1, 16]",
+      "got 1000",
+    );
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 2.5 },
+      "rank",
+      "integer",
+      "got 2.5",
+    );
   });
 });
 
 Deno.test("ServiceClient.createLoraTrainingClient rejects alpha ≤ 0", async () => {
   await withRun(async (f) => {
-    await createRejects(f, { baseModel: TINY, rank: 4, alpha: 0 }, "alpha", "> 0", "got 0");
-    await createRejects(f, { baseModel: TINY, rank: 4, alpha: -1 }, "alpha", "> 0", "got -1");
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 4, alpha: 0 },
+      "alpha",
+      "> 0",
+      "got 0",
+    );
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 4, alpha: -1 },
+      "alpha",
+      "> 0",
+      "got -1",
+    );
   });
 });
 
 Deno.test("ServiceClient.createLoraTrainingClient rejects dropout outside [0, 1)", async () => {
   await withRun(async (f) => {
-    await createRejects(f, { baseModel: TINY, rank: 4, dropout: 1 }, "dropout", "[0, 1)", "got 1");
-    await createRejects(f, { baseModel: TINY, rank: 4, dropout: -0.1 }, "dropout", "[0, 1)", "got -0.1");
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 4, dropout: 1 },
+      "dropout",
+      "[0, 1)",
+      "got 1",
+    );
+    await createRejects(
+      f,
+      { baseModel: TINY, rank: 4, dropout: -0.1 },
+      "dropout",
+      "[0, 1)",
+      "got -0.1",
+    );
   });
 });
 
 Deno.test("ServiceClient.createLoraTrainingClient rejects an unknown base model", async () => {
   await withRun(async (f) => {
-    await createRejects(f, { baseModel: "nope/none", rank: 4 }, "baseModel", '"nope/none"', TINY);
+    await createRejects(
+      f,
+      { baseModel: "nope/none", rank: 4 },
+      "baseModel",
+      '"nope/none"',
+      TINY,
+    );
   });
 });
 
@@ -260,16 +443,38 @@ Deno.test("SamplingClient.sample rejects maxTokens ≤ 0, temperature < 0, topP 
   await withRun(async ({ service, tc }) => {
     const sc = await service.createSamplingClient({ baseModel: TINY });
     const prompt = bios.types.ModelInput.fromInts(IDS.slice(0, 4));
-    const cases: [bios.types.SamplingParamsInput, number, string, string[]][] = [
-      [{ maxTokens: 0 }, 1, "samplingParams.maxTokens", ["[1, 4096]", "got 0"]],
-      [{ maxTokens: -3 }, 1, "samplingParams.maxTokens", ["[1, 4096]", "got -3"]],
-      [{ maxTokens: 2, temperature: -0.5 }, 1, "samplingParams.temperature", ["≥ 0", "got -0.5"]],
-      [{ maxTokens: 2, topP: 0 }, 1, "samplingParams.topP", ["(0, 1]", "got 0"]],
-      [{ maxTokens: 2, topP: 1.5 }, 1, "samplingParams.topP", ["(0, 1]", "got 1.5"]],
-      [{ maxTokens: 2 }, 0, "numSamples", ["[1, 128]", "got 0"]],
-    ];
+    const cases: [bios.types.SamplingParamsInput, number, string, string[]][] =
+      [
+        [{ maxTokens: 0 }, 1, "samplingParams.maxTokens", [
+          "[1, 4096]",
+          "got 0",
+        ]],
+        [{ maxTokens: -3 }, 1, "samplingParams.maxTokens", [
+          "[1, 4096]",
+          "got -3",
+        ]],
+        [{ maxTokens: 2, temperature: -0.5 }, 1, "samplingParams.temperature", [
+          "≥ 0",
+          "got -0.5",
+        ]],
+        [{ maxTokens: 2, topP: 0 }, 1, "samplingParams.topP", [
+          "(0, 1]",
+          "got 0",
+        ]],
+        [{ maxTokens: 2, topP: 1.5 }, 1, "samplingParams.topP", [
+          "(0, 1]",
+          "got 1.5",
+        ]],
+        [{ maxTokens: 2 }, 0, "numSamples", ["[1, 128]", "got 0"]],
+      ];
     for (const [samplingParams, numSamples, field, parts] of cases) {
-      await rejects(() => sc.sample({ prompt, samplingParams, numSamples }), InvalidArgumentError, field, field, ...parts);
+      await rejects(
+        () => sc.sample({ prompt, samplingParams, numSamples }),
+        InvalidArgumentError,
+        field,
+        field,
+        ...parts,
+      );
     }
     // The training client's own sampler says the same.
     await rejects(
@@ -279,7 +484,11 @@ Deno.test("SamplingClient.sample rejects maxTokens ≤ 0, temperature < 0, topP 
       "[1, 4096]",
     );
     // The sampler lives on and still answers.
-    const ok = await sc.sample({ prompt, samplingParams: { maxTokens: 3, temperature: 0 }, numSamples: 2 });
+    const ok = await sc.sample({
+      prompt,
+      samplingParams: { maxTokens: 3, temperature: 0 },
+      numSamples: 2,
+    });
     assert.equal(ok.sequences.length, 2);
     // Samplers were added: take them out of the "no actors left behind" check.
     await stopSamplers(service);
@@ -289,7 +498,7 @@ Deno.test("SamplingClient.sample rejects maxTokens ≤ 0, temperature < 0, topP 
 async function stopSamplers(service: bios.ServiceClient): Promise<void> {
   const conn = await service.connection();
   for (const a of conn.system.liveActors()) {
-    if (a.startsWith("sampler.")) await conn.system.stop(a);
+    if (a.startsWith("samplers.")) await conn.system.stop(a);
   }
 }
 
@@ -297,24 +506,48 @@ async function stopSamplers(service: bios.ServiceClient): Promise<void> {
 
 Deno.test("TrainingClient.loadState rejects a checkpoint made for another base model or another rank", async () => {
   await withRun(async (f) => {
-    const other = await f.service.createLoraTrainingClient({ ...RUN, baseModel: TINY2 });
+    const other = await f.service.createLoraTrainingClient({
+      ...RUN,
+      baseModel: TINY2,
+    });
     const p2 = (await other.saveState("tiny2")).path;
-    await rejects(() => f.tc.loadState(p2), InvalidArgumentError, "path", TINY2, "trains test/tiny");
-    await rejects(() => f.tc.loadStateWithOptimizer(p2), InvalidArgumentError, "path", TINY2);
+    await rejects(
+      () => f.tc.loadState(p2),
+      InvalidArgumentError,
+      "path",
+      TINY2,
+      "trains test/tiny",
+    );
+    await rejects(
+      () => f.tc.loadStateWithOptimizer(p2),
+      InvalidArgumentError,
+      "path",
+      TINY2,
+    );
     const r8 = await f.service.createLoraTrainingClient({ ...RUN, rank: 8 });
     const p8 = (await r8.saveState("rank8")).path;
-    await rejects(() => f.tc.loadStateWithOptimizer(p8), InvalidArgumentError, "path", "rank 8", "rank 4");
+    await rejects(
+      () => f.tc.loadStateWithOptimizer(p8),
+      InvalidArgumentError,
+      "path",
+      "rank 8",
+      "rank 4",
+    );
     await stopRuns(f, [other.runId, r8.runId]);
   });
 });
 
 async function stopRuns(f: Fixture, runIds: string[]): Promise<void> {
   for (const a of f.conn.system.liveActors()) {
-    if (runIds.some((id) => a.includes(id))) await f.conn.system.stop(a).catch(() => {});
+    if (runIds.some((id) => a.includes(id))) {
+      await f.conn.system.stop(a).catch(() => {});
+    }
   }
   // Their supervisors too: every address naming the run.
   for (const a of f.conn.system.liveActors()) {
-    if (runIds.some((id) => a.includes(id))) await f.conn.system.stop(a).catch(() => {});
+    if (runIds.some((id) => a.includes(id))) {
+      await f.conn.system.stop(a).catch(() => {});
+    }
   }
 }
 
@@ -323,9 +556,25 @@ Deno.test("TrainingClient.loadState rejects a sampler-only checkpoint", async ()
     const other = await f.service.createLoraTrainingClient(RUN);
     const path = (await other.saveWeightsForSampler("smp")).path;
     assert.ok(path.includes("/sampler_weights/"));
-    await rejects(() => f.tc.loadState(path), InvalidArgumentError, "path", "sampler", "weights/<name>");
-    await rejects(() => f.tc.loadStateWithOptimizer(path), InvalidArgumentError, "path", "sampler");
-    await rejects(() => f.service.createTrainingClientFromState(path), InvalidArgumentError, "path", "sampler");
+    await rejects(
+      () => f.tc.loadState(path),
+      InvalidArgumentError,
+      "path",
+      "sampler",
+      "weights/<name>",
+    );
+    await rejects(
+      () => f.tc.loadStateWithOptimizer(path),
+      InvalidArgumentError,
+      "path",
+      "sampler",
+    );
+    await rejects(
+      () => f.service.createTrainingClientFromState(path),
+      InvalidArgumentError,
+      "path",
+      "sampler",
+    );
     await stopRuns(f, [other.runId]);
   });
 });
@@ -334,26 +583,68 @@ Deno.test("TrainingClient.loadState rejects an unknown checkpoint path with NotF
   await withRun(async (f) => {
     const path = `bios://${f.tc.runId}/weights/never-saved`;
     await rejects(() => f.tc.loadState(path), NotFoundError, undefined, path);
-    await rejects(() => f.service.createTrainingClientFromState(path), NotFoundError, undefined, path);
-    await rejects(() => f.service.createSamplingClient({ modelPath: path }), NotFoundError, undefined, path);
-    await rejects(() => f.service.weightsInfo(path), NotFoundError, undefined, path);
+    await rejects(
+      () => f.service.createTrainingClientFromState(path),
+      NotFoundError,
+      undefined,
+      path,
+    );
+    await rejects(
+      () => f.service.createSamplingClient({ modelPath: path }),
+      NotFoundError,
+      undefined,
+      path,
+    );
+    await rejects(
+      () => f.service.weightsInfo(path),
+      NotFoundError,
+      undefined,
+      path,
+    );
     // The message names the checkpoint, not the node's folders.
-    await rejects(() => f.tc.loadState(path), NotFoundError, undefined, "names no checkpoint");
-    await assert.rejects(() => f.tc.loadState(path).result(), (e: Error) => !e.message.includes(f.ts.checkpointDir));
+    await rejects(
+      () => f.tc.loadState(path),
+      NotFoundError,
+      undefined,
+      "names no checkpoint",
+    );
+    await assert.rejects(
+      () => f.tc.loadState(path).result(),
+      (e: Error) => !e.message.includes(f.ts.checkpointDir),
+    );
     // Not a checkpoint path at all.
-    await rejects(() => f.tc.loadState("/etc/passwd"), InvalidArgumentError, "path", "bios://");
+    await rejects(
+      () => f.tc.loadState("/etc/passwd"),
+      InvalidArgumentError,
+      "path",
+      "bios://",
+    );
   });
 });
 
 Deno.test("TrainingClient.saveState rejects names with '/', '..' and control characters", async () => {
   await withRun(async (f) => {
-    for (const name of ["a/b", "..", "../escape", "a\u0001b", "line\nbreak", ""]) {
-      await rejects(() => f.tc.saveState(name), InvalidArgumentError, "name", "name must be 1–128 characters");
-      await rejects(() => f.tc.saveWeightsForSampler(name), InvalidArgumentError, "name", "name must be");
+    for (
+      const name of ["a/b", "..", "../escape", "a\u0001b", "line\nbreak", ""]
+    ) {
+      await rejects(
+        () => f.tc.saveState(name),
+        InvalidArgumentError,
+        "name",
+        "name must be 1–128 characters",
+      );
+      await rejects(
+        () => f.tc.saveWeightsForSampler(name),
+        InvalidArgumentError,
+        "name",
+        "name must be",
+      );
     }
     // Nothing was written anywhere under the checkpoint folder.
     const written: string[] = [];
-    for await (const e of Deno.readDir(f.ts.checkpointDir)) written.push(e.name);
+    for await (const e of Deno.readDir(f.ts.checkpointDir)) {
+      written.push(e.name);
+    }
     assert.deepEqual(written, []);
   });
 });
@@ -362,8 +653,17 @@ Deno.test("TrainingClient.saveState refuses a taken name with ConflictError unle
   await withRun(async (f) => {
     const other = await f.service.createLoraTrainingClient(RUN);
     const first = await other.saveState("taken");
-    await rejects(() => other.saveState("taken"), ConflictError, undefined, '"taken"', "overwrite");
-    assert.deepEqual(await other.saveState("taken", { overwrite: true }), first);
+    await rejects(
+      () => other.saveState("taken"),
+      ConflictError,
+      undefined,
+      '"taken"',
+      "overwrite",
+    );
+    assert.deepEqual(
+      await other.saveState("taken", { overwrite: true }),
+      first,
+    );
     await stopRuns(f, [other.runId]);
   });
 });

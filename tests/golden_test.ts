@@ -20,7 +20,10 @@ function maxRelError(a: Float32Array, b: Float32Array, floor: number): number {
   assert.equal(a.length, b.length);
   let worst = 0;
   for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor));
+    worst = Math.max(
+      worst,
+      Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor),
+    );
   }
   return worst;
 }
@@ -32,24 +35,50 @@ async function f32(path: string) {
 
 async function checkFixture(name: string, be: Backend, shards: number) {
   const dir = `${ROOT}${name}`;
-  const cfg = parseLlamaConfig(JSON.parse(await Deno.readTextFile(`${dir}/model/config.json`)));
-  const adapterCfg = JSON.parse(await Deno.readTextFile(`${dir}/adapter/adapter_config.json`));
+  const cfg = parseLlamaConfig(
+    JSON.parse(await Deno.readTextFile(`${dir}/model/config.json`)),
+  );
+  const adapterCfg = JSON.parse(
+    await Deno.readTextFile(`${dir}/adapter/adapter_config.json`),
+  );
   const base = await f32(`${dir}/model/model.safetensors`);
   const adapter = await f32(`${dir}/adapter/adapter_model.safetensors`);
   const io = await f32(`${dir}/io.safetensors`);
-  const tensors = new Map([...base].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]));
-  const lora = new Map([...adapter].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]));
-  const spec = { rank: adapterCfg.r, alpha: adapterCfg.lora_alpha, dropout: 0, targets: LORA_TARGETS, seed: 0 };
+  const tensors = new Map(
+    [...base].map((
+      [k, t],
+    ) => [k, { shape: t.shape, data: t.data as Float32Array }]),
+  );
+  const lora = new Map(
+    [...adapter].map((
+      [k, t],
+    ) => [k, { shape: t.shape, data: t.data as Float32Array }]),
+  );
+  const spec = {
+    rank: adapterCfg.r,
+    alpha: adapterCfg.lora_alpha,
+    dropout: 0,
+    targets: LORA_TARGETS,
+    seed: 0,
+  };
   const [B, T] = io.get("tokens")!.shape;
   const rows = { batch: B, seqLen: T };
   const stages = splitLayers(cfg.numLayers, shards).map((range) =>
-    new Stage(be, cfg, range, uploadStage(be, cfg, tensors, range), LoraSet.fromHost(be, cfg, spec, { ...range }, lora))
+    new Stage(
+      be,
+      cfg,
+      range,
+      uploadStage(be, cfg, tensors, range),
+      LoraSet.fromHost(be, cfg, spec, { ...range }, lora),
+    )
   );
   // Forward through the chain; keep the logits of the last stage.
   let x = be.fromInts(io.get("tokens")!.data as Int32Array, [B * T]);
   const ctxs = [];
   for (const s of stages) {
-    const targets = s.range.head ? be.fromInts(io.get("targets")!.data as Int32Array, [B * T]) : undefined;
+    const targets = s.range.head
+      ? be.fromInts(io.get("targets")!.data as Int32Array, [B * T])
+      : undefined;
     const { out, ctx } = s.forward(x, rows, targets);
     ctxs.push(ctx);
     x = out;
@@ -60,8 +89,16 @@ async function checkFixture(name: string, be: Backend, shards: number) {
   const w = io.get("weights")!.data as Float32Array;
   let loss = 0;
   for (let i = 0; i < w.length; i++) loss -= logprobs[i] * w[i];
-  const errLogits = maxRelError(logits, io.get("logits")!.data as Float32Array, 1e-2);
-  const errLp = maxRelError(logprobs, io.get("logprobs")!.data as Float32Array, 1e-2);
+  const errLogits = maxRelError(
+    logits,
+    io.get("logits")!.data as Float32Array,
+    1e-2,
+  );
+  const errLp = maxRelError(
+    logprobs,
+    io.get("logprobs")!.data as Float32Array,
+    1e-2,
+  );
   const wantLoss = (io.get("loss")!.data as Float32Array)[0];
   const errLoss = Math.abs(loss - wantLoss) / Math.abs(wantLoss);
   // Backward: cross-entropy with weights w has dL/dlogprob = −w.
@@ -77,15 +114,22 @@ async function checkFixture(name: string, be: Backend, shards: number) {
     for (const [key, g] of await s.lora!.toHost("grads")) {
       const want = io.get(`grad.${key}`);
       assert.ok(want, `fixture lacks grad.${key}`);
-      errGrad = Math.max(errGrad, maxRelError(g.data, want.data as Float32Array, 1e-3));
+      errGrad = Math.max(
+        errGrad,
+        maxRelError(g.data, want.data as Float32Array, 1e-3),
+      );
       checked++;
     }
   }
   assert.equal(checked, adapter.size, "every adapter tensor has a gradient");
   console.log(
-    `golden ${name} on ${be.name} (${shards} stage${shards > 1 ? "s" : ""}): max rel error logits ${
-      errLogits.toExponential(2)
-    }, logprobs ${errLp.toExponential(2)}, loss ${errLoss.toExponential(2)}, LoRA grads ${errGrad.toExponential(2)}`,
+    `golden ${name} on ${be.name} (${shards} stage${
+      shards > 1 ? "s" : ""
+    }): max rel error logits ${errLogits.toExponential(2)}, logprobs ${
+      errLp.toExponential(2)
+    }, loss ${errLoss.toExponential(2)}, LoRA grads ${
+      errGrad.toExponential(2)
+    }`,
   );
   // f32 compute against an f64 reference: 1e-4 on values, 1e-3 on gradients (rel, with floors).
   assert.ok(errLogits < 1e-4, `logits rel error ${errLogits}`);
@@ -105,8 +149,12 @@ for (const [name, make] of backends) {
       Deno.test(`golden: ${fixture} Llama + LoRA matches PyTorch on ${name}, ${shards} stage(s)`, async () => {
         const be = make();
         if (!be) {
-          if (Deno.env.get("BIOS_REQUIRE_ALL") === "1") throw new Error(`${name} backend unavailable`);
-          console.log(`skipping ${name}: backend unavailable (apt-get install libopenblas0-pthread)`);
+          if (Deno.env.get("BIOS_REQUIRE_ALL") === "1") {
+            throw new Error(`${name} backend unavailable`);
+          }
+          console.log(
+            `skipping ${name}: backend unavailable (apt-get install libopenblas0-pthread)`,
+          );
           return;
         }
         await checkFixture(fixture, be, shards);

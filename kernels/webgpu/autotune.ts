@@ -23,7 +23,10 @@ const SKINNY_N: MatmulConfig = { kind: "reg", tm: 8, tn: 4, wx: 2, wy: 32 };
 const SKINNY_M: MatmulConfig = { kind: "reg", tm: 4, tn: 8, wx: 32, wy: 2 };
 
 /** The tile candidates for an adapter, filtered by the device limits. */
-export function candidates(isFallback: boolean, limits: GPUSupportedLimits): MatmulConfig[] {
+export function candidates(
+  isFallback: boolean,
+  limits: GPUSupportedLimits,
+): MatmulConfig[] {
   const list: MatmulConfig[] = isFallback
     ? [
       // CPU adapters: no workgroup memory, big register tiles (lavapipe runs
@@ -40,9 +43,12 @@ export function candidates(isFallback: boolean, limits: GPUSupportedLimits): Mat
     ];
   return list.filter((c) => {
     const threads = c.wx * c.wy;
-    const shared = c.kind === "shared" ? (c.tm * c.wy + c.tn * c.wx) * (c.bk ?? 16) * 4 : 0;
+    const shared = c.kind === "shared"
+      ? (c.tm * c.wy + c.tn * c.wx) * (c.bk ?? 16) * 4
+      : 0;
     return threads <= limits.maxComputeInvocationsPerWorkgroup &&
-      c.wx <= limits.maxComputeWorkgroupSizeX && c.wy <= limits.maxComputeWorkgroupSizeY &&
+      c.wx <= limits.maxComputeWorkgroupSizeX &&
+      c.wy <= limits.maxComputeWorkgroupSizeY &&
       shared <= limits.maxComputeWorkgroupStorageSize;
   });
 }
@@ -91,7 +97,10 @@ function cacheFile(): string | null {
 function readCache(file: string | null): Record<string, MatmulConfig> {
   if (!file) return {};
   try {
-    return JSON.parse(Deno.readTextFileSync(file)) as Record<string, MatmulConfig>;
+    return JSON.parse(Deno.readTextFileSync(file)) as Record<
+      string,
+      MatmulConfig
+    >;
   } catch {
     return {};
   }
@@ -123,7 +132,9 @@ export async function autotune(
   }
   const bytes = size * size * 4;
   const a = ctx.acquire(bytes), b = ctx.acquire(bytes), c = ctx.acquire(bytes);
-  const fill = new Float32Array(size * size).map((_, i) => ((i * 7919) % 97) / 97 - 0.5);
+  const fill = new Float32Array(size * size).map((_, i) =>
+    ((i * 7919) % 97) / 97 - 0.5
+  );
   ctx.write(a, fill);
   ctx.write(b, fill);
   const gflops: Record<string, number> = {};
@@ -131,7 +142,12 @@ export async function autotune(
   let bestTime = Infinity;
   try {
     for (const cfg of cands) {
-      const k = matmulKernel(cfg, { transA: false, transB: true, vec: true, lora: "" });
+      const k = matmulKernel(cfg, {
+        transA: false,
+        transB: true,
+        vec: true,
+        lora: "",
+      });
       const run = () =>
         ctx.run(
           k,

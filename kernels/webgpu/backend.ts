@@ -18,17 +18,52 @@ import type {
   SampleOptions,
   Tensor,
 } from "../backend.ts";
-import { autotune, candidates, MatmulPlanner, type TuneResult } from "./autotune.ts";
-import { dims2, expectShape, fmtShape, gpu, positiveInt, ShapeError } from "./check.ts";
+import {
+  autotune,
+  candidates,
+  MatmulPlanner,
+  type TuneResult,
+} from "./autotune.ts";
+import {
+  dims2,
+  expectShape,
+  fmtShape,
+  gpu,
+  positiveInt,
+  ShapeError,
+} from "./check.ts";
 import { type Binding, GpuContext } from "./context.ts";
 import { GpuTensor } from "./tensor.ts";
-import { ADD, AXPY, SWIGLU, SWIGLU_BACKWARD, WRITE_ROWS } from "./shaders/elementwise.ts";
+import {
+  ADD,
+  AXPY,
+  SWIGLU,
+  SWIGLU_BACKWARD,
+  WRITE_ROWS,
+} from "./shaders/elementwise.ts";
 import { EMBEDDING, EMBEDDING_BACKWARD } from "./shaders/embedding.ts";
 import { grid } from "./shaders/grid.ts";
-import { LOG_SOFTMAX_GATHER, LOG_SOFTMAX_GATHER_BACKWARD } from "./shaders/loss.ts";
-import { canVectorize, type MatmulShape, matmulGroups, matmulKernel } from "./shaders/matmul.ts";
-import { RMSNORM, RMSNORM_BACKWARD_DW, RMSNORM_BACKWARD_DX } from "./shaders/norm.ts";
-import { adamwKernel, SUM_FINAL, SUMSQ_CHUNK, SUMSQ_PARTIAL } from "./shaders/optim.ts";
+import {
+  LOG_SOFTMAX_GATHER,
+  LOG_SOFTMAX_GATHER_BACKWARD,
+} from "./shaders/loss.ts";
+import {
+  canVectorize,
+  matmulGroups,
+  matmulKernel,
+  type MatmulShape,
+} from "./shaders/matmul.ts";
+import {
+  RMSNORM,
+  RMSNORM_BACKWARD_DW,
+  RMSNORM_BACKWARD_DX,
+} from "./shaders/norm.ts";
+import {
+  adamwKernel,
+  SUM_FINAL,
+  SUMSQ_CHUNK,
+  SUMSQ_PARTIAL,
+} from "./shaders/optim.ts";
 import { ROPE } from "./shaders/rope.ts";
 import { SAMPLE } from "./shaders/sample.ts";
 import {
@@ -63,8 +98,11 @@ const LIMITS = [
 export function isCpuAdapter(adapter: GPUAdapter): boolean {
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const fallback = info.isFallbackAdapter ??
-    (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;
-  return fallback || /llvmpipe|lavapipe|swiftshader|basic render|warp/i.test(info.description);
+    (adapter as GPUAdapter & { isFallbackAdapter?: boolean })
+      .isFallbackAdapter ??
+    false;
+  return fallback ||
+    /llvmpipe|lavapipe|swiftshader|basic render|warp/i.test(info.description);
 }
 
 /**
@@ -76,7 +114,9 @@ export function isCpuAdapter(adapter: GPUAdapter): boolean {
  * if (be) console.log(be.device); // e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (CPU adapter)"
  * ```
  */
-export async function openWebGpuBackend(opts: WebGpuOptions = {}): Promise<WebGpuBackend | null> {
+export async function openWebGpuBackend(
+  opts: WebGpuOptions = {},
+): Promise<WebGpuBackend | null> {
   const g = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (!g) return null;
   const adapter = await g.requestAdapter({
@@ -87,7 +127,8 @@ export async function openWebGpuBackend(opts: WebGpuOptions = {}): Promise<WebGp
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
   const device = await adapter.requestDevice({ requiredLimits });
   const cpu = isCpuAdapter(adapter);
-  const name = adapter.info.description || adapter.info.vendor || "unknown adapter";
+  const name = adapter.info.description || adapter.info.vendor ||
+    "unknown adapter";
   const be = new WebGpuBackend(new GpuContext(device, name, cpu));
   if (opts.autotune ?? true) await be.tune();
   return be;
@@ -117,14 +158,28 @@ export class WebGpuBackend implements Backend {
   constructor(ctx: GpuContext) {
     this.ctx = ctx;
     this.device = `${ctx.adapterName}${ctx.isFallback ? " (CPU adapter)" : ""}`;
-    this.planner = new MatmulPlanner(candidates(ctx.isFallback, ctx.device.limits)[0]);
+    this.planner = new MatmulPlanner(
+      candidates(ctx.isFallback, ctx.device.limits)[0],
+    );
     // 4 storage bindings per tensor (p, g, m, v)
-    this.#adamGroup = Math.max(1, Math.min(8, Math.floor(ctx.device.limits.maxStorageBuffersPerShaderStage / 4)));
+    this.#adamGroup = Math.max(
+      1,
+      Math.min(
+        8,
+        Math.floor(ctx.device.limits.maxStorageBuffersPerShaderStage / 4),
+      ),
+    );
   }
 
   /** Runs (or recalls) the matmul autotune and adopts its choice. */
-  async tune(opts: { useCache?: boolean; size?: number } = {}): Promise<TuneResult> {
-    const r = await autotune(this.ctx, candidates(this.ctx.isFallback, this.ctx.device.limits), opts);
+  async tune(
+    opts: { useCache?: boolean; size?: number } = {},
+  ): Promise<TuneResult> {
+    const r = await autotune(
+      this.ctx,
+      candidates(this.ctx.isFallback, this.ctx.device.limits),
+      opts,
+    );
     this.planner.main = r.best;
     return r;
   }
@@ -147,7 +202,10 @@ export class WebGpuBackend implements Backend {
     const t = this.#new(shape);
     if (data.length !== t.size) {
       this.ctx.release(t.detach());
-      throw new ShapeError("fromArray", `data length ${data.length} does not match shape ${fmtShape(shape)}`);
+      throw new ShapeError(
+        "fromArray",
+        `data length ${data.length} does not match shape ${fmtShape(shape)}`,
+      );
     }
     this.ctx.write(t.buffer, data);
     return t;
@@ -158,7 +216,10 @@ export class WebGpuBackend implements Backend {
     const t = this.#new(shape, "i32");
     if (data.length !== t.size) {
       this.ctx.release(t.detach());
-      throw new ShapeError("fromInts", `data length ${data.length} does not match shape ${fmtShape(shape)}`);
+      throw new ShapeError(
+        "fromInts",
+        `data length ${data.length} does not match shape ${fmtShape(shape)}`,
+      );
     }
     this.ctx.write(t.buffer, data);
     return t;
@@ -189,7 +250,9 @@ export class WebGpuBackend implements Backend {
 
   /** Return a tensor's buffer to the pool. */
   free(t: Tensor): void {
-    if (!(t instanceof GpuTensor)) throw new ShapeError("free", "t is not a webgpu tensor");
+    if (!(t instanceof GpuTensor)) {
+      throw new ShapeError("free", "t is not a webgpu tensor");
+    }
     this.ctx.release(t.detach());
   }
 
@@ -226,7 +289,12 @@ export class WebGpuBackend implements Backend {
     const out = this.#new([1]);
     let offset = 0;
     gs.forEach((g, i) => {
-      this.ctx.run(SUMSQ_PARTIAL, [g, partial], [g.size, offset], grid(chunks[i], 1));
+      this.ctx.run(
+        SUMSQ_PARTIAL,
+        [g, partial],
+        [g.size, offset],
+        grid(chunks[i], 1),
+      );
       offset += chunks[i];
     });
     this.ctx.run(SUM_FINAL, [partial, out], [total], [1]);
@@ -251,7 +319,13 @@ export class WebGpuBackend implements Backend {
       transB?: boolean;
       alpha?: number;
       beta?: number;
-      lora?: { xa: Binding; lb: Binding; r: number; scale: number; layout: "t" | "n" };
+      lora?: {
+        xa: Binding;
+        lb: Binding;
+        r: number;
+        scale: number;
+        layout: "t" | "n";
+      };
     },
   ): void {
     if (m === 0 || n === 0) return;
@@ -284,7 +358,9 @@ export class WebGpuBackend implements Backend {
     if (k !== k2) {
       throw new ShapeError(
         op,
-        `inner dimensions differ: op(a) is [${m},${k}] (a ${fmtShape(a.shape)}, transA ${transA}), ` +
+        `inner dimensions differ: op(a) is [${m},${k}] (a ${
+          fmtShape(a.shape)
+        }, transA ${transA}), ` +
           `op(b) is [${k2},${n}] (b ${fmtShape(b.shape)}, transB ${transB})`,
       );
     }
@@ -298,7 +374,12 @@ export class WebGpuBackend implements Backend {
     } else {
       out = this.#new([m, n]);
     }
-    this.#matmul(ga, gb, out, m, n, k, { transA, transB, alpha: opts.alpha ?? 1, beta });
+    this.#matmul(ga, gb, out, m, n, k, {
+      transA,
+      transB,
+      alpha: opts.alpha ?? 1,
+      beta,
+    });
     return out;
   }
 
@@ -306,11 +387,21 @@ export class WebGpuBackend implements Backend {
     const [n, inF] = dims2(x, op, "x");
     const [outF, wIn] = dims2(w, op, "w");
     if (wIn !== inF) {
-      throw new ShapeError(op, `x ${fmtShape(x.shape)} and w ${fmtShape(w.shape)} differ in the input width`);
+      throw new ShapeError(
+        op,
+        `x ${fmtShape(x.shape)} and w ${
+          fmtShape(w.shape)
+        } differ in the input width`,
+      );
     }
     if (!lora) return { n, inF, outF, rank: 0 };
     const [rank, aIn] = dims2(lora.a, op, "lora.a");
-    if (aIn !== inF) throw new ShapeError(op, `lora.a must be [R, ${inF}]: got ${fmtShape(lora.a.shape)}`);
+    if (aIn !== inF) {
+      throw new ShapeError(
+        op,
+        `lora.a must be [R, ${inF}]: got ${fmtShape(lora.a.shape)}`,
+      );
+    }
     expectShape(op, "lora.b", lora.b, [outF, rank]);
     return { n, inF, outF, rank };
   }
@@ -336,7 +427,13 @@ export class WebGpuBackend implements Backend {
   }
 
   /** dx = dy W + scale · (dy B) A; dA = scale · (dy B)ᵀ x; dB = scale · dyᵀ (x Aᵀ). */
-  linearBackward(dy: Tensor, x: Tensor, w: Tensor, lora?: LoraWeights, xa?: Tensor): LinearGrads {
+  linearBackward(
+    dy: Tensor,
+    x: Tensor,
+    w: Tensor,
+    lora?: LoraWeights,
+    xa?: Tensor,
+  ): LinearGrads {
     const op = "linearBackward";
     const { n, inF, outF, rank } = this.#checkLinear(op, x, w, lora);
     expectShape(op, "dy", dy, [n, outF]);
@@ -354,7 +451,10 @@ export class WebGpuBackend implements Backend {
       lora: { xa: dyb, lb: la, r: rank, scale: lora.scale, layout: "n" },
     });
     const da = this.#new([rank, inF]);
-    this.#matmul(dyb, gx, da, rank, inF, n, { transA: true, alpha: lora.scale });
+    this.#matmul(dyb, gx, da, rank, inF, n, {
+      transA: true,
+      alpha: lora.scale,
+    });
     let gxa: GpuTensor;
     let own = false;
     if (xa) {
@@ -366,7 +466,10 @@ export class WebGpuBackend implements Backend {
       this.#matmul(gx, la, gxa, n, rank, inF, { transB: true });
     }
     const db = this.#new([outF, rank]);
-    this.#matmul(gdy, gxa, db, outF, rank, n, { transA: true, alpha: lora.scale });
+    this.#matmul(gdy, gxa, db, outF, rank, n, {
+      transA: true,
+      alpha: lora.scale,
+    });
     this.free(dyb);
     if (own) this.free(gxa);
     return { dx, da, db };
@@ -386,7 +489,12 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Backward of rmsNorm: dx [N,C], dw [C]. */
-  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor): { dx: Tensor; dw: Tensor } {
+  rmsNormBackward(
+    dy: Tensor,
+    x: Tensor,
+    w: Tensor,
+    rstd: Tensor,
+  ): { dx: Tensor; dw: Tensor } {
     const op = "rmsNormBackward";
     const [n, c] = dims2(x, op, "x");
     expectShape(op, "dy", dy, [n, c]);
@@ -395,7 +503,12 @@ export class WebGpuBackend implements Backend {
     const gdy = gpu(dy, op, "dy"), gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
     const gr = gpu(rstd, op, "rstd");
     const dx = this.#new([n, c]), dw = this.#new([c]);
-    this.ctx.run(RMSNORM_BACKWARD_DX, [gdy, gx, gw, gr, dx], [n, c], grid(n, 1));
+    this.ctx.run(
+      RMSNORM_BACKWARD_DX,
+      [gdy, gx, gw, gr, dx],
+      [n, c],
+      grid(n, 1),
+    );
     this.ctx.run(RMSNORM_BACKWARD_DW, [gdy, gx, gr, dw], [n, c], grid(c));
     return { dx, dw };
   }
@@ -432,7 +545,13 @@ export class WebGpuBackend implements Backend {
   /** Rotary embedding (rotate-half); `inverse` is the backward. */
   rope(
     x: Tensor,
-    dims: { seqLen: number; heads: number; headDim: number; offset: number; theta: number },
+    dims: {
+      seqLen: number;
+      heads: number;
+      headDim: number;
+      offset: number;
+      theta: number;
+    },
     inverse = false,
   ): Tensor {
     const op = "rope";
@@ -440,39 +559,75 @@ export class WebGpuBackend implements Backend {
     positiveInt(op, "seqLen", dims.seqLen);
     positiveInt(op, "heads", dims.heads);
     positiveInt(op, "headDim", dims.headDim);
-    if (dims.headDim % 2 !== 0) throw new ShapeError(op, `headDim must be even: got ${dims.headDim}`);
+    if (dims.headDim % 2 !== 0) {
+      throw new ShapeError(op, `headDim must be even: got ${dims.headDim}`);
+    }
     if (!Number.isInteger(dims.offset) || dims.offset < 0) {
-      throw new ShapeError(op, `offset must be a non-negative integer: got ${dims.offset}`);
+      throw new ShapeError(
+        op,
+        `offset must be a non-negative integer: got ${dims.offset}`,
+      );
     }
     if (width !== dims.heads * dims.headDim || rows % dims.seqLen !== 0) {
-      throw new ShapeError(op, `x ${fmtShape(x.shape)} is not [B·${dims.seqLen}, ${dims.heads}·${dims.headDim}]`);
+      throw new ShapeError(
+        op,
+        `x ${
+          fmtShape(x.shape)
+        } is not [B·${dims.seqLen}, ${dims.heads}·${dims.headDim}]`,
+      );
     }
     const gx = gpu(x, op, "x");
-    const table = this.#ropeTable(dims.headDim, dims.theta, dims.offset + dims.seqLen);
+    const table = this.#ropeTable(
+      dims.headDim,
+      dims.theta,
+      dims.offset + dims.seqLen,
+    );
     const half = dims.headDim / 2;
     const y = this.#new(x.shape);
     const total = rows * dims.heads * half;
     this.ctx.run(
       ROPE,
       [gx, { buffer: table.buffer, bytes: table.rows * half * 8 }, y],
-      [total, half, dims.heads, dims.seqLen, dims.offset, table.rows, inverse ? -1 : 1],
+      [
+        total,
+        half,
+        dims.heads,
+        dims.seqLen,
+        dims.offset,
+        table.rows,
+        inverse ? -1 : 1,
+      ],
       grid(total),
     );
     return y;
   }
 
-  #checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, dims: AttentionDims) {
+  #checkAttention(
+    op: string,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    dims: AttentionDims,
+  ) {
     const kvRows = dims.kvRows ?? dims.tk;
-    for (const key of ["batch", "tq", "tk", "heads", "kvHeads", "headDim"] as const) {
+    for (
+      const key of ["batch", "tq", "tk", "heads", "kvHeads", "headDim"] as const
+    ) {
       positiveInt(op, key, dims[key]);
     }
     positiveInt(op, "kvRows", kvRows);
     const { batch, tq, tk, heads, kvHeads, headDim } = dims;
     if (heads % kvHeads !== 0) {
-      throw new ShapeError(op, `heads (${heads}) must be a multiple of kvHeads (${kvHeads})`);
+      throw new ShapeError(
+        op,
+        `heads (${heads}) must be a multiple of kvHeads (${kvHeads})`,
+      );
     }
     if (tk < tq || kvRows < tk) {
-      throw new ShapeError(op, `need tq ≤ tk ≤ kvRows: got tq ${tq}, tk ${tk}, kvRows ${kvRows}`);
+      throw new ShapeError(
+        op,
+        `need tq ≤ tk ≤ kvRows: got tq ${tq}, tk ${tk}, kvRows ${kvRows}`,
+      );
     }
     expectShape(op, "q", q, [batch * tq, heads * headDim]);
     expectShape(op, "k", k, [batch * kvRows, kvHeads * headDim]);
@@ -484,14 +639,24 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Causal GQA attention; returns out and lse [B·H·Tq]. */
-  attention(q: Tensor, k: Tensor, v: Tensor, dims: AttentionDims): { out: Tensor; lse: Tensor } {
+  attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    dims: AttentionDims,
+  ): { out: Tensor; lse: Tensor } {
     const op = "attention";
     const { u } = this.#checkAttention(op, q, k, v, dims);
     const gq = gpu(q, op, "q"), gk = gpu(k, op, "k"), gv = gpu(v, op, "v");
     const out = this.#new(q.shape);
     const rows = dims.batch * dims.heads * dims.tq;
     const lse = this.#new([rows]);
-    this.ctx.run(attentionKernel(dims.headDim), [gq, gk, gv, out, lse], u, grid(rows));
+    this.ctx.run(
+      attentionKernel(dims.headDim),
+      [gq, gk, gv, out, lse],
+      u,
+      grid(rows),
+    );
     return { out, lse };
   }
 
@@ -511,21 +676,41 @@ export class WebGpuBackend implements Backend {
     expectShape(op, "dout", dout, q.shape);
     expectShape(op, "out", out, q.shape);
     expectShape(op, "lse", lse, [rows]);
-    const gdo = gpu(dout, op, "dout"), gq = gpu(q, op, "q"), gk = gpu(k, op, "k");
-    const gv = gpu(v, op, "v"), go = gpu(out, op, "out"), gl = gpu(lse, op, "lse");
+    const gdo = gpu(dout, op, "dout"),
+      gq = gpu(q, op, "q"),
+      gk = gpu(k, op, "k");
+    const gv = gpu(v, op, "v"),
+      go = gpu(out, op, "out"),
+      gl = gpu(lse, op, "lse");
     const d = dims.headDim;
     const delta = this.#new([rows]);
     this.ctx.run(attentionDeltaKernel(d), [gdo, go, delta], u, grid(rows));
-    const dq = this.#new(q.shape), dk = this.#new(k.shape), dv = this.#new(v.shape);
-    this.ctx.run(attentionDqKernel(d), [gdo, gq, gk, gv, gl, delta, dq], u, grid(rows));
+    const dq = this.#new(q.shape),
+      dk = this.#new(k.shape),
+      dv = this.#new(v.shape);
+    this.ctx.run(
+      attentionDqKernel(d),
+      [gdo, gq, gk, gv, gl, delta, dq],
+      u,
+      grid(rows),
+    );
     const kvThreads = dims.batch * dims.kvHeads * kvRows;
-    this.ctx.run(attentionDkvKernel(d), [gdo, gq, gk, gv, gl, delta, dk, dv], u, grid(kvThreads));
+    this.ctx.run(
+      attentionDkvKernel(d),
+      [gdo, gq, gk, gv, gl, delta, dk, dv],
+      u,
+      grid(kvThreads),
+    );
     this.free(delta);
     return { dq, dk, dv };
   }
 
   /** KV-cache append: src rows into rows start.. of each sequence of cache. */
-  writeRows(cache: Tensor, src: Tensor, dims: { batch: number; rows: number; start: number }): void {
+  writeRows(
+    cache: Tensor,
+    src: Tensor,
+    dims: { batch: number; rows: number; start: number },
+  ): void {
     const op = "writeRows";
     const [cr, c] = dims2(cache, op, "cache");
     const [sr, sc] = dims2(src, op, "src");
@@ -534,17 +719,25 @@ export class WebGpuBackend implements Backend {
     const n = sr / dims.batch;
     if (
       cr !== dims.batch * dims.rows || sc !== c || !Number.isInteger(n) ||
-      !Number.isInteger(dims.start) || dims.start < 0 || dims.start + n > dims.rows
+      !Number.isInteger(dims.start) || dims.start < 0 ||
+      dims.start + n > dims.rows
     ) {
       throw new ShapeError(
         op,
-        `cannot write src ${fmtShape(src.shape)} at row ${dims.start} of cache ${fmtShape(cache.shape)} ` +
+        `cannot write src ${
+          fmtShape(src.shape)
+        } at row ${dims.start} of cache ${fmtShape(cache.shape)} ` +
           `(batch ${dims.batch}, rows ${dims.rows})`,
       );
     }
     const gc = gpu(cache, op, "cache"), gs = gpu(src, op, "src");
     const total = sr * c;
-    this.ctx.run(WRITE_ROWS, [gc, gs], [total, n, c, dims.rows, dims.start], grid(total));
+    this.ctx.run(
+      WRITE_ROWS,
+      [gc, gs],
+      [total, n, c, dims.rows, dims.start],
+      grid(total),
+    );
   }
 
   /** h = silu(gate) · up. */
@@ -557,13 +750,24 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Backward of swiglu. */
-  swigluBackward(dh: Tensor, gate: Tensor, up: Tensor): { dgate: Tensor; dup: Tensor } {
+  swigluBackward(
+    dh: Tensor,
+    gate: Tensor,
+    up: Tensor,
+  ): { dgate: Tensor; dup: Tensor } {
     const op = "swigluBackward";
-    const gd = gpu(dh, op, "dh"), gg = gpu(gate, op, "gate"), gu = gpu(up, op, "up");
+    const gd = gpu(dh, op, "dh"),
+      gg = gpu(gate, op, "gate"),
+      gu = gpu(up, op, "up");
     expectShape(op, "up", up, gate.shape);
     expectShape(op, "dh", dh, gate.shape);
     const dgate = this.#new(gate.shape), dup = this.#new(gate.shape);
-    this.ctx.run(SWIGLU_BACKWARD, [gd, gg, gu, dgate, dup], [gg.size], grid(gg.size));
+    this.ctx.run(
+      SWIGLU_BACKWARD,
+      [gd, gg, gu, dgate, dup],
+      [gg.size],
+      grid(gg.size),
+    );
     return { dgate, dup };
   }
 
@@ -585,7 +789,12 @@ export class WebGpuBackend implements Backend {
     const [n, c] = dims2(dy, op, "dy");
     const gd = gpu(dy, op, "dy"), gi = gpu(ids, op, "ids", "i32");
     if (gi.size !== n) {
-      throw new ShapeError(op, `ids ${fmtShape(ids.shape)} has ${gi.size} ids but dy ${fmtShape(dy.shape)} has ${n} rows`);
+      throw new ShapeError(
+        op,
+        `ids ${fmtShape(ids.shape)} has ${gi.size} ids but dy ${
+          fmtShape(dy.shape)
+        } has ${n} rows`,
+      );
     }
     const dt = this.#new([vocab, c]);
     this.#clear(dt);
@@ -596,18 +805,32 @@ export class WebGpuBackend implements Backend {
   // ---- losses -----------------------------------------------------------------
 
   /** Log-softmax of each row gathered at the targets, plus the row lse. */
-  logSoftmaxGather(logits: Tensor, targets: Tensor): { logprobs: Tensor; lse: Tensor } {
+  logSoftmaxGather(
+    logits: Tensor,
+    targets: Tensor,
+  ): { logprobs: Tensor; lse: Tensor } {
     const op = "logSoftmaxGather";
     const [n, v] = dims2(logits, op, "logits");
     expectShape(op, "targets", targets, [n]);
-    const gl = gpu(logits, op, "logits"), gt = gpu(targets, op, "targets", "i32");
+    const gl = gpu(logits, op, "logits"),
+      gt = gpu(targets, op, "targets", "i32");
     const logprobs = this.#new([n]), lse = this.#new([n]);
-    this.ctx.run(LOG_SOFTMAX_GATHER, [gl, gt, logprobs, lse], [n, v], grid(n, 1));
+    this.ctx.run(
+      LOG_SOFTMAX_GATHER,
+      [gl, gt, logprobs, lse],
+      [n, v],
+      grid(n, 1),
+    );
     return { logprobs, lse };
   }
 
   /** d logits = dlp · (onehot(target) − softmax). */
-  logSoftmaxGatherBackward(dlogprobs: Tensor, logits: Tensor, targets: Tensor, lse: Tensor): Tensor {
+  logSoftmaxGatherBackward(
+    dlogprobs: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    lse: Tensor,
+  ): Tensor {
     const op = "logSoftmaxGatherBackward";
     const [n, v] = dims2(logits, op, "logits");
     expectShape(op, "dlogprobs", dlogprobs, [n]);
@@ -617,7 +840,12 @@ export class WebGpuBackend implements Backend {
     const gt = gpu(targets, op, "targets", "i32"), gs = gpu(lse, op, "lse");
     const out = this.#new([n, v]);
     const total = n * v;
-    this.ctx.run(LOG_SOFTMAX_GATHER_BACKWARD, [gd, gl, gt, gs, out], [total, v], grid(total));
+    this.ctx.run(
+      LOG_SOFTMAX_GATHER_BACKWARD,
+      [gd, gl, gt, gs, out],
+      [total, v],
+      grid(total),
+    );
     return out;
   }
 
@@ -632,14 +860,19 @@ export class WebGpuBackend implements Backend {
     step: AdamStep,
   ): void {
     const op = "adamw";
-    if (grads.length !== params.length || m.length !== params.length || v.length !== params.length) {
+    if (
+      grads.length !== params.length || m.length !== params.length ||
+      v.length !== params.length
+    ) {
       throw new ShapeError(
         op,
         `params, grads, m and v must have the same length: got ${params.length}, ${grads.length}, ${m.length}, ${v.length}`,
       );
     }
     if (!Number.isInteger(step.step) || step.step < 1) {
-      throw new RangeError(`adamw: step must be an integer ≥ 1: got ${step.step}`);
+      throw new RangeError(
+        `adamw: step must be an integer ≥ 1: got ${step.step}`,
+      );
     }
     const groups: GpuTensor[][] = params.map((p, i) => {
       expectShape(op, `grads[${i}]`, grads[i], p.shape);
@@ -653,29 +886,56 @@ export class WebGpuBackend implements Backend {
       ];
     }).filter((g) => g[0].size > 0);
     const bc1 = 1 - step.beta1 ** step.step, bc2 = 1 - step.beta2 ** step.step;
-    const head = [step.lr, step.beta1, step.beta2, step.eps, step.weightDecay, bc1, bc2, step.gradScale];
+    const head = [
+      step.lr,
+      step.beta1,
+      step.beta2,
+      step.eps,
+      step.weightDecay,
+      bc1,
+      bc2,
+      step.gradScale,
+    ];
     for (let s = 0; s < groups.length; s += this.#adamGroup) {
       const part = groups.slice(s, s + this.#adamGroup);
       const ends: number[] = [];
       let total = 0;
       for (const g of part) ends.push(total += g[0].size);
-      this.ctx.run(adamwKernel(part.length), part.flat(), [...head, ...ends], grid(total));
+      this.ctx.run(
+        adamwKernel(part.length),
+        part.flat(),
+        [...head, ...ends],
+        grid(total),
+      );
     }
   }
 
   /** One token per row of logits [B,V] with the given uniforms. */
-  sample(logits: Tensor, uniforms: Tensor, opts: SampleOptions): { tokens: Tensor; logprobs: Tensor } {
+  sample(
+    logits: Tensor,
+    uniforms: Tensor,
+    opts: SampleOptions,
+  ): { tokens: Tensor; logprobs: Tensor } {
     const op = "sample";
     const [b, v] = dims2(logits, op, "logits");
     expectShape(op, "uniforms", uniforms, [b]);
     if (v < 1 || v > 1 << 21) {
-      throw new ShapeError(op, `vocabulary must be in [1, ${1 << 21}]: logits ${fmtShape(logits.shape)}`);
+      throw new ShapeError(
+        op,
+        `vocabulary must be in [1, ${1 << 21}]: logits ${
+          fmtShape(logits.shape)
+        }`,
+      );
     }
     if (!(opts.temperature >= 0) || !Number.isFinite(opts.temperature)) {
-      throw new RangeError(`sample: temperature must be a finite number ≥ 0: got ${opts.temperature}`);
+      throw new RangeError(
+        `sample: temperature must be a finite number ≥ 0: got ${opts.temperature}`,
+      );
     }
     if (!Number.isInteger(opts.topK)) {
-      throw new RangeError(`sample: topK must be an integer (-1 keeps all): got ${opts.topK}`);
+      throw new RangeError(
+        `sample: topK must be an integer (-1 keeps all): got ${opts.topK}`,
+      );
     }
     if (!(opts.topP > 0 && opts.topP <= 1)) {
       throw new RangeError(`sample: topP must be in (0, 1]: got ${opts.topP}`);

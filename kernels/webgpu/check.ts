@@ -10,7 +10,12 @@ import { fmtShape, ShapeError } from "../cpu/shape_error.ts";
 import { GpuTensor } from "./tensor.ts";
 
 /** The tensor as a live f32 (or i32) GpuTensor, or a ShapeError naming `op` and `name`. */
-export function gpu(t: Tensor, op: string, name: string, dtype: "f32" | "i32" = "f32"): GpuTensor {
+export function gpu(
+  t: Tensor,
+  op: string,
+  name: string,
+  dtype: "f32" | "i32" = "f32",
+): GpuTensor {
   if (!(t instanceof GpuTensor)) {
     throw new ShapeError(op, `${name} is not a webgpu tensor`);
   }
@@ -30,9 +35,19 @@ export function dims2(t: Tensor, op: string, name: string): [number, number] {
 }
 
 /** Throws unless `t` has exactly `shape`. */
-export function expectShape(op: string, name: string, t: Tensor, shape: readonly number[]): void {
-  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-    throw new ShapeError(op, `${name} must be ${fmtShape(shape)}: got ${fmtShape(t.shape)}`);
+export function expectShape(
+  op: string,
+  name: string,
+  t: Tensor,
+  shape: readonly number[],
+): void {
+  if (
+    t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])
+  ) {
+    throw new ShapeError(
+      op,
+      `${name} must be ${fmtShape(shape)}: got ${fmtShape(t.shape)}`,
+    );
   }
 }
 

@@ -23,7 +23,8 @@ export interface Kernel {
    * Storage bindings 1..n in order: name, access, WGSL type
    * (e.g. `["x", "read", "array<f32>"]`).
    */
-  readonly buffers: readonly (readonly [string, "read" | "read_write", string])[];
+  readonly buffers:
+    readonly (readonly [string, "read" | "read_write", string])[];
   /** WGSL declarations and the `@compute fn main` entry point. */
   readonly body: string;
 }
@@ -38,8 +39,13 @@ const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
 
 /** Builds the full WGSL source of a kernel (uniform struct and bindings first). */
 export function kernelSource(k: Kernel): string {
-  const fields = k.uniforms.length > 0 ? k.uniforms : [["_pad", "u32"] as const];
-  const struct = `struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join("\n")}\n}\n` +
+  const fields = k.uniforms.length > 0
+    ? k.uniforms
+    : [["_pad", "u32"] as const];
+  const struct =
+    `struct Params {\n${
+      fields.map(([n, t]) => `  ${n}: ${t},`).join("\n")
+    }\n}\n` +
     `@group(0) @binding(0) var<uniform> p: Params;\n`;
   const binds = k.buffers.map(([n, access, type], i) =>
     `@group(0) @binding(${i + 1}) var<storage, ${access}> ${n}: ${type};`
@@ -94,7 +100,9 @@ export class GpuContext {
     });
     device.addEventListener("uncapturederror", (e) => {
       const err = (e as GPUUncapturedErrorEvent).error;
-      this.#errors.push(new WebGpuError(this.#batch.at(-1) ?? "webgpu", err.message));
+      this.#errors.push(
+        new WebGpuError(this.#batch.at(-1) ?? "webgpu", err.message),
+      );
     });
   }
 
@@ -119,7 +127,10 @@ export class GpuContext {
     if (hit) return hit;
     const d = this.device;
     d.pushErrorScope("validation");
-    const module = d.createShaderModule({ code: kernelSource(k), label: k.name });
+    const module = d.createShaderModule({
+      code: kernelSource(k),
+      label: k.name,
+    });
     const entries: GPUBindGroupLayoutEntry[] = [
       { binding: 0, visibility: 4, buffer: { type: "uniform" } },
       ...k.buffers.map(([, access], i): GPUBindGroupLayoutEntry => ({
@@ -143,7 +154,9 @@ export class GpuContext {
   #watch(name: string, what: string): void {
     this.#scopes.push(
       this.device.popErrorScope().then((e) => {
-        if (e) this.#errors.push(new WebGpuError(name, `${what}: ${e.message}`));
+        if (e) {
+          this.#errors.push(new WebGpuError(name, `${what}: ${e.message}`));
+        }
       }),
     );
   }
@@ -179,11 +192,17 @@ export class GpuContext {
     const [gx, gy = 1, gz = 1] = groups;
     if (gx === 0 || gy === 0 || gz === 0) return;
     if (bindings.length !== k.buffers.length) {
-      throw new WebGpuError(k.name, `expected ${k.buffers.length} bindings, got ${bindings.length}`);
+      throw new WebGpuError(
+        k.name,
+        `expected ${k.buffers.length} bindings, got ${bindings.length}`,
+      );
     }
     const max = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (gx > max || gy > max || gz > max) {
-      throw new WebGpuError(k.name, `workgroup count [${gx},${gy},${gz}] exceeds ${max}`);
+      throw new WebGpuError(
+        k.name,
+        `workgroup count [${gx},${gy},${gz}] exceeds ${max}`,
+      );
     }
     const c = this.pipeline(k);
     if (this.#slot === SLOTS) this.flush();
@@ -200,10 +219,17 @@ export class GpuContext {
     const group = this.device.createBindGroup({
       layout: c.layout,
       entries: [
-        { binding: 0, resource: { buffer: this.#uniformBuf, offset, size: SLOT } },
+        {
+          binding: 0,
+          resource: { buffer: this.#uniformBuf, offset, size: SLOT },
+        },
         ...bindings.map((b, i) => ({
           binding: i + 1,
-          resource: { buffer: b.buffer, offset: 0, size: Math.ceil(b.bytes / 4) * 4 },
+          resource: {
+            buffer: b.buffer,
+            offset: 0,
+            size: Math.ceil(b.bytes / 4) * 4,
+          },
         })),
       ],
     });
@@ -229,13 +255,21 @@ export class GpuContext {
       this.#pass = null;
     }
     if (this.#slot > 0) {
-      this.device.queue.writeBuffer(this.#uniformBuf, 0, this.#uniformData, 0, this.#slot * SLOT);
+      this.device.queue.writeBuffer(
+        this.#uniformBuf,
+        0,
+        this.#uniformData,
+        0,
+        this.#slot * SLOT,
+      );
     }
     const names = [...new Set(this.#batch)];
     this.device.pushErrorScope("validation");
     this.device.queue.submit([this.#encoder.finish()]);
     this.#watch(
-      names.length > 6 ? `${names.slice(0, 6).join(",")},…` : names.join(",") || "submit",
+      names.length > 6
+        ? `${names.slice(0, 6).join(",")},…`
+        : names.join(",") || "submit",
       "submit failed",
     );
     this.#encoder = null;
@@ -249,7 +283,13 @@ export class GpuContext {
     // queue.writeBuffer runs before any unsubmitted command buffer, so submit first.
     this.flush();
     if (data.byteLength > 0) {
-      this.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+      this.device.queue.writeBuffer(
+        buffer,
+        0,
+        data.buffer as ArrayBuffer,
+        data.byteOffset,
+        data.byteLength,
+      );
     }
   }
 

@@ -36,7 +36,10 @@ export class GpuTensor implements Tensor {
   /** The storage buffer; throws once the tensor has been freed. */
   get buffer(): GPUBuffer {
     if (this.#buffer === null) {
-      throw new WebGpuError("tensor", `used after free (shape [${this.shape.join(",")}])`);
+      throw new WebGpuError(
+        "tensor",
+        `used after free (shape [${this.shape.join(",")}])`,
+      );
     }
     return this.#buffer;
   }

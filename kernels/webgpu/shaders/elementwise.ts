@@ -79,8 +79,15 @@ export const SWIGLU_BACKWARD: Kernel = {
 /** cache[b·rows + start + r, c] = src[b·n + r, c] for every sequence b. */
 export const WRITE_ROWS: Kernel = {
   name: "write_rows",
-  uniforms: [["total", "u32"], ["n", "u32"], ["cols", "u32"], ["rows", "u32"], ["start", "u32"]],
-  buffers: [["cache", "read_write", "array<f32>"], ["src", "read", "array<f32>"]],
+  uniforms: [["total", "u32"], ["n", "u32"], ["cols", "u32"], ["rows", "u32"], [
+    "start",
+    "u32",
+  ]],
+  buffers: [["cache", "read_write", "array<f32>"], [
+    "src",
+    "read",
+    "array<f32>",
+  ]],
   body: `@compute @workgroup_size(${WG}) fn main(${FLAT}) {
   let i = ${FLAT_INDEX};
   if (i < p.total) {

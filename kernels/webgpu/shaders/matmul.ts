@@ -55,7 +55,8 @@ export function canVectorize(
   transA: boolean,
   transB: boolean,
 ): boolean {
-  return (transA ? m % 4 === 0 : k % 4 === 0) && (transB ? k % 4 === 0 : n % 4 === 0);
+  return (transA ? m % 4 === 0 : k % 4 === 0) &&
+    (transB ? k % 4 === 0 : n % 4 === 0);
 }
 
 /** A short string naming a config, e.g. `reg16x16w8x8`. */
@@ -64,7 +65,11 @@ export function configName(c: MatmulConfig): string {
 }
 
 /** Workgroup counts covering an [M,N] output with `c`. */
-export function matmulGroups(c: MatmulConfig, m: number, n: number): [number, number] {
+export function matmulGroups(
+  c: MatmulConfig,
+  m: number,
+  n: number,
+): [number, number] {
   return [Math.ceil(n / (c.tn * c.wx)), Math.ceil(m / (c.tm * c.wy))];
 }
 
@@ -89,17 +94,25 @@ export function matmulKernel(cfg: MatmulConfig, shape: MatmulShape): Kernel {
 }
 
 function kernelName(cfg: MatmulConfig, s: MatmulShape): string {
-  return `matmul_${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}${s.vec ? "_v4" : ""}` +
+  return `matmul_${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}${
+    s.vec ? "_v4" : ""
+  }` +
     `${s.lora ? `_lora${s.lora}` : ""}_${configName(cfg)}`;
 }
 
-function buffers(s: MatmulShape, vecA: boolean, vecB: boolean): Kernel["buffers"] {
+function buffers(
+  s: MatmulShape,
+  vecA: boolean,
+  vecB: boolean,
+): Kernel["buffers"] {
   const list: [string, "read" | "read_write", string][] = [
     ["a", "read", vecA ? "array<vec4<f32>>" : "array<f32>"],
     ["b", "read", vecB ? "array<vec4<f32>>" : "array<f32>"],
     ["c", "read_write", "array<f32>"],
   ];
-  if (s.lora) list.push(["xa", "read", "array<f32>"], ["lb", "read", "array<f32>"]);
+  if (s.lora) {
+    list.push(["xa", "read", "array<f32>"], ["lb", "read", "array<f32>"]);
+  }
   return list;
 }
 
@@ -112,21 +125,37 @@ function idxB(s: MatmulShape, k: string, n: string): string {
 }
 
 /** Epilogue: LoRA term, alpha/beta, guarded scalar stores of acc_i_jj. */
-function epilogue(tm: number, tn: number, s: MatmulShape, rowOf: (i: number) => string, colOf: (j: number) => string): string {
+function epilogue(
+  tm: number,
+  tn: number,
+  s: MatmulShape,
+  rowOf: (i: number) => string,
+  colOf: (j: number) => string,
+): string {
   const lines: string[] = [];
   if (s.lora) {
     lines.push(`for (var r = 0u; r < p.R; r++) {`);
     for (const i of range(tm)) {
-      lines.push(`  let x_${i} = p.scale * xa[min(${rowOf(i)}, p.M - 1u) * p.R + r];`);
+      lines.push(
+        `  let x_${i} = p.scale * xa[min(${rowOf(i)}, p.M - 1u) * p.R + r];`,
+      );
     }
     for (const j of range(tn)) {
       const cj = `min(${colOf(j)}, p.N - 1u)`;
-      lines.push(`  let l_${j} = lb[${s.lora === "t" ? `${cj} * p.R + r` : `r * p.N + ${cj}`}];`);
+      lines.push(
+        `  let l_${j} = lb[${
+          s.lora === "t" ? `${cj} * p.R + r` : `r * p.N + ${cj}`
+        }];`,
+      );
     }
     for (const jj of range(tn / 4)) {
-      const v = `vec4<f32>(${range(4).map((q) => `l_${jj * 4 + q}`).join(", ")})`;
+      const v = `vec4<f32>(${
+        range(4).map((q) => `l_${jj * 4 + q}`).join(", ")
+      })`;
       lines.push(`  let lv_${jj} = ${v};`);
-      for (const i of range(tm)) lines.push(`  acc_${i}_${jj} += x_${i} * lv_${jj};`);
+      for (const i of range(tm)) {
+        lines.push(`  acc_${i}_${jj} += x_${i} * lv_${jj};`);
+      }
     }
     lines.push(`}`);
   }
@@ -154,7 +183,11 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
   const L: string[] = [];
   const row = (i: number) => `(m0 + ${i}u)`;
   const col = (j: number) => `(n0 + ${j}u)`;
-  for (const i of range(tm)) for (const jj of range(tn / 4)) L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
+  for (const i of range(tm)) {
+    for (const jj of range(tn / 4)) {
+      L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
+    }
+  }
   // clamped row / column indices used by the loads
   for (const i of range(tm)) L.push(`let r_${i} = min(${row(i)}, p.M - 1u);`);
   for (const j of range(tn)) L.push(`let c_${j} = min(${col(j)}, p.N - 1u);`);
@@ -165,16 +198,31 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
       ? (i, kk) => `a_${kk}_${i >> 2}.${LANE[i & 3]}`
       : (i, kk) => `a_${i}.${LANE[kk]}`;
     const bExpr: (jj: number, kk: number) => string = s.transB
-      ? (jj, kk) => `vec4<f32>(${range(4).map((q) => `b_${jj * 4 + q}.${LANE[kk]}`).join(", ")})`
+      ? (jj, kk) =>
+        `vec4<f32>(${
+          range(4).map((q) => `b_${jj * 4 + q}.${LANE[kk]}`).join(", ")
+        })`
       : (jj, kk) => `b_${kk}_${jj}`;
-    if (s.transA) for (const ii of range(tm / 4)) L.push(`let ma_${ii} = min(m0 + ${ii * 4}u, p.M - 4u) / 4u;`);
-    if (!s.transB) for (const jj of range(tn / 4)) L.push(`let nb_${jj} = min(n0 + ${jj * 4}u, p.N - 4u) / 4u;`);
+    if (s.transA) {
+      for (const ii of range(tm / 4)) {
+        L.push(`let ma_${ii} = min(m0 + ${ii * 4}u, p.M - 4u) / 4u;`);
+      }
+    }
+    if (!s.transB) {
+      for (const jj of range(tn / 4)) {
+        L.push(`let nb_${jj} = min(n0 + ${jj * 4}u, p.N - 4u) / 4u;`);
+      }
+    }
     L.push(`let K4 = p.K / 4u;`);
     L.push(`for (var kq = 0u; kq < K4; kq++) {`);
     L.push(`  let k = kq * 4u;`);
     if (s.transA) {
       for (const kk of range(4)) {
-        for (const ii of range(tm / 4)) L.push(`  let a_${kk}_${ii} = a[(k + ${kk}u) * (p.M / 4u) + ma_${ii}];`);
+        for (const ii of range(tm / 4)) {
+          L.push(
+            `  let a_${kk}_${ii} = a[(k + ${kk}u) * (p.M / 4u) + ma_${ii}];`,
+          );
+        }
       }
     } else {
       for (const i of range(tm)) L.push(`  let a_${i} = a[r_${i} * K4 + kq];`);
@@ -183,13 +231,19 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
       for (const j of range(tn)) L.push(`  let b_${j} = b[c_${j} * K4 + kq];`);
     } else {
       for (const kk of range(4)) {
-        for (const jj of range(tn / 4)) L.push(`  let b_${kk}_${jj} = b[(k + ${kk}u) * (p.N / 4u) + nb_${jj}];`);
+        for (const jj of range(tn / 4)) {
+          L.push(
+            `  let b_${kk}_${jj} = b[(k + ${kk}u) * (p.N / 4u) + nb_${jj}];`,
+          );
+        }
       }
     }
     for (const kk of range(4)) {
       for (const jj of range(tn / 4)) {
         L.push(`  let bv_${kk}_${jj} = ${bExpr(jj, kk)};`);
-        for (const i of range(tm)) L.push(`  acc_${i}_${jj} += ${aExpr(i, kk)} * bv_${kk}_${jj};`);
+        for (const i of range(tm)) {
+          L.push(`  acc_${i}_${jj} += ${aExpr(i, kk)} * bv_${kk}_${jj};`);
+        }
       }
     }
     L.push(`}`);
@@ -197,14 +251,22 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
   }
   // scalar loop (the whole product without vec4, or the k tail with it)
   const ldA = (m: string, k: string) =>
-    vecA ? `a[(${idxA(s, m, k)}) / 4u][(${idxA(s, m, k)}) % 4u]` : `a[${idxA(s, m, k)}]`;
+    vecA
+      ? `a[(${idxA(s, m, k)}) / 4u][(${idxA(s, m, k)}) % 4u]`
+      : `a[${idxA(s, m, k)}]`;
   const ldB = (k: string, n: string) =>
-    vecB ? `b[(${idxB(s, k, n)}) / 4u][(${idxB(s, k, n)}) % 4u]` : `b[${idxB(s, k, n)}]`;
+    vecB
+      ? `b[(${idxB(s, k, n)}) / 4u][(${idxB(s, k, n)}) % 4u]`
+      : `b[${idxB(s, k, n)}]`;
   L.push(`for (var k = ${k0}; k < p.K; k++) {`);
   for (const i of range(tm)) L.push(`  let a_${i} = ${ldA(`r_${i}`, "k")};`);
   for (const j of range(tn)) L.push(`  let b_${j} = ${ldB("k", `c_${j}`)};`);
   for (const jj of range(tn / 4)) {
-    L.push(`  let bv_${jj} = vec4<f32>(${range(4).map((q) => `b_${jj * 4 + q}`).join(", ")});`);
+    L.push(
+      `  let bv_${jj} = vec4<f32>(${
+        range(4).map((q) => `b_${jj * 4 + q}`).join(", ")
+      });`,
+    );
     for (const i of range(tm)) L.push(`  acc_${i}_${jj} += a_${i} * bv_${jj};`);
   }
   L.push(`}`);
@@ -213,7 +275,8 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
     name: kernelName(cfg, s),
     uniforms: UNIFORMS,
     buffers: buffers(s, vecA, vecB),
-    body: `@compute @workgroup_size(${wx}, ${wy}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    body:
+      `@compute @workgroup_size(${wx}, ${wy}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = gid.x * ${tn}u;
   let m0 = gid.y * ${tm}u;
   ${L.join("\n  ")}
@@ -231,7 +294,11 @@ function sharedKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
   const bk = cfg.bk ?? 16;
   const bm = tm * wy, bn = tn * wx, threads = wx * wy;
   const L: string[] = [];
-  for (const i of range(tm)) for (const jj of range(tn / 4)) L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
+  for (const i of range(tm)) {
+    for (const jj of range(tn / 4)) {
+      L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
+    }
+  }
   L.push(`let tid = lid.y * ${wx}u + lid.x;`);
   L.push(`let bm0 = wg.y * ${bm}u;`);
   L.push(`let bn0 = wg.x * ${bn}u;`);
@@ -253,10 +320,19 @@ function sharedKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
   L.push(`  }`);
   L.push(`  workgroupBarrier();`);
   L.push(`  for (var kk = 0u; kk < ${bk}u; kk++) {`);
-  for (const i of range(tm)) L.push(`    let a_${i} = ta[kk * ${bm}u + lid.y * ${tm}u + ${i}u];`);
+  for (const i of range(tm)) {
+    L.push(`    let a_${i} = ta[kk * ${bm}u + lid.y * ${tm}u + ${i}u];`);
+  }
   for (const jj of range(tn / 4)) {
-    L.push(`    let bv_${jj} = vec4<f32>(${range(4).map((q) => `tb[kk * ${bn}u + lid.x * ${tn}u + ${jj * 4 + q}u]`).join(", ")});`);
-    for (const i of range(tm)) L.push(`    acc_${i}_${jj} += a_${i} * bv_${jj};`);
+    L.push(
+      `    let bv_${jj} = vec4<f32>(${
+        range(4).map((q) => `tb[kk * ${bn}u + lid.x * ${tn}u + ${jj * 4 + q}u]`)
+          .join(", ")
+      });`,
+    );
+    for (const i of range(tm)) {
+      L.push(`    acc_${i}_${jj} += a_${i} * bv_${jj};`);
+    }
   }
   L.push(`  }`);
   L.push(`  workgroupBarrier();`);

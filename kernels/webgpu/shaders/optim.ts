@@ -66,7 +66,11 @@ export const SUMSQ_CHUNK = 4096;
 export const SUMSQ_PARTIAL: Kernel = {
   name: "sumsq_partial",
   uniforms: [["n", "u32"], ["offset", "u32"]],
-  buffers: [["x", "read", "array<f32>"], ["partial", "read_write", "array<f32>"]],
+  buffers: [["x", "read", "array<f32>"], [
+    "partial",
+    "read_write",
+    "array<f32>",
+  ]],
   body: `${REDUCE_FNS}
 @compute @workgroup_size(${RW}) fn main(${ROW_ARGS}) {
   let w = ${ROW_INDEX};
@@ -83,7 +87,11 @@ export const SUMSQ_PARTIAL: Kernel = {
 export const SUM_FINAL: Kernel = {
   name: "sum_final",
   uniforms: [["n", "u32"]],
-  buffers: [["partial", "read", "array<f32>"], ["out", "read_write", "array<f32>"]],
+  buffers: [["partial", "read", "array<f32>"], [
+    "out",
+    "read_write",
+    "array<f32>",
+  ]],
   body: `${REDUCE_FNS}
 @compute @workgroup_size(${RW}) fn main(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;

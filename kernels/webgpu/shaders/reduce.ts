@@ -9,34 +9,33 @@
 export const RW = 64;
 
 /**
- * WGSL declarations of `reduceSum(lid, v)` and `reduceMax(lid, v)`: every lane
- * gets the reduction of all lanes' `v`. Call from uniform control flow only.
+ * WGSL declarations of `reduceSum(lid, v)`, `reduceMax(lid, v)` and
+ * `reduceMin(lid, v)` over `lanes` lanes (a power of two): every lane gets
+ * the reduction of all lanes' `v`, combined in a fixed tree order. Call from
+ * uniform control flow only. A tree also keeps each lane's loop count small:
+ * lavapipe stops any invocation after 65535 loop iterations in total.
  */
-export const REDUCE_FNS = `var<workgroup> red: array<f32, ${RW}>;
-var<workgroup> redOut: f32;
-// Lane 0 adds the lanes' values in lane order, and workgroupUniformLoad hands
-// the total to every lane: three barriers per reduction (a tree needs ~8,
-// and lavapipe mis-runs dispatches that execute too many barriers).
-fn reduceSum(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
+export function reduceFns(lanes: number): string {
+  const fn = (name: string, type: string, op: (a: string, b: string) => string) => `
+fn ${name}(lid: u32, v: ${type}) -> ${type} {
+  ${name}Buf[lid] = v;
   workgroupBarrier();
-  if (lid == 0u) {
-    var s = red[0];
-    for (var i = 1u; i < ${RW}u; i++) { s += red[i]; }
-    redOut = s;
+  for (var s = ${lanes / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { ${name}Buf[lid] = ${op(`${name}Buf[lid]`, `${name}Buf[lid + s]`)}; }
+    workgroupBarrier();
   }
-  return workgroupUniformLoad(&redOut);
+  let r = workgroupUniformLoad(&${name}Buf[0]);
+  workgroupBarrier();
+  return r;
 }
-fn reduceMax(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  if (lid == 0u) {
-    var s = red[0];
-    for (var i = 1u; i < ${RW}u; i++) { s = max(s, red[i]); }
-    redOut = s;
-  }
-  return workgroupUniformLoad(&redOut);
-}`;
+var<workgroup> ${name}Buf: array<${type}, ${lanes}>;`;
+  return fn("reduceSum", "f32", (a, b) => `${a} + ${b}`) +
+    fn("reduceMax", "f32", (a, b) => `max(${a}, ${b})`) +
+    fn("reduceMinU", "u32", (a, b) => `min(${a}, ${b})`);
+}
+
+/** {@linkcode reduceFns} over {@linkcode RW} lanes. */
+export const REDUCE_FNS: string = reduceFns(RW);
 
 /** WGSL entry-point parameters giving `row` (the workgroup's flat index) and `lid`. */
 export const ROW_ARGS = `@builtin(workgroup_id) wid: vec3<u32>,
