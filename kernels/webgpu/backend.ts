@@ -65,7 +65,7 @@ import {
   SUMSQ_PARTIAL,
 } from "./shaders/optim.ts";
 import { ROPE } from "./shaders/rope.ts";
-import { SAMPLE } from "./shaders/sample.ts";
+import { sampleKernel } from "./shaders/sample.ts";
 import {
   attentionDeltaKernel,
   attentionDkvKernel,
@@ -153,6 +153,7 @@ export class WebGpuBackend implements Backend {
   readonly planner: MatmulPlanner;
   readonly #ropeTables = new Map<string, RopeTable>();
   readonly #adamGroup: number;
+  readonly #sampleLanes: number;
 
   /** Wraps a context; prefer {@linkcode openWebGpuBackend}. */
   constructor(ctx: GpuContext) {
@@ -162,6 +163,9 @@ export class WebGpuBackend implements Backend {
       candidates(ctx.isFallback, ctx.device.limits)[0],
     );
     // 4 storage bindings per tensor (p, g, m, v)
+    // the sampler's lanes per row: as many as allowed, up to 1024
+    const lanes = Math.min(1024, ctx.device.limits.maxComputeInvocationsPerWorkgroup);
+    this.#sampleLanes = 2 ** Math.floor(Math.log2(lanes));
     this.#adamGroup = Math.max(
       1,
       Math.min(
@@ -945,10 +949,10 @@ export class WebGpuBackend implements Backend {
     const scratch = this.#new([b, v]);
     const topK = opts.topK > 0 && opts.topK < v ? opts.topK : 0;
     this.ctx.run(
-      SAMPLE,
+      sampleKernel(this.#sampleLanes),
       [gl, gu, scratch, tokens, logprobs],
       [b, v, opts.temperature, topK, opts.topP],
-      grid(b),
+      grid(b, 1),
     );
     this.free(scratch);
     return { tokens, logprobs };

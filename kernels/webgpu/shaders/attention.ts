@@ -14,6 +14,15 @@
 import type { Kernel } from "../context.ts";
 import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
 
+/**
+ * Repeats `stmt` for # = 0..d−1 (the head dimension is unrolled: lavapipe
+ * stops an invocation after 65535 loop iterations, so loops over D inside the
+ * loop over keys would cap the sequence length).
+ */
+function unroll(d: number, stmt: string): string {
+  return Array.from({ length: d }, (_, i) => stmt.replaceAll("#", String(i))).join("\n  ");
+}
+
 const UNIFORMS = [
   ["batch", "u32"],
   ["tq", "u32"],
@@ -54,24 +63,24 @@ export function attentionKernel(d: number): Kernel {
   ${QUERY_INDEX(d)}
   var qv: array<f32, ${d}>;
   var acc: array<f32, ${d}>;
-  for (var e = 0u; e < ${d}u; e++) { qv[e] = q[qo + e] * p.scale; acc[e] = 0.0; }
+  ${unroll(d, `qv[#] = q[qo + #u] * p.scale; acc[#] = 0.0;`)}
   var m = -3.4028235e38;
   var l = 0.0;
   for (var j = 0u; j <= pos; j++) {
     let ko = kb + j * kstride;
     var s = 0.0;
-    for (var e = 0u; e < ${d}u; e++) { s += qv[e] * k[ko + e]; }
+    ${unroll(d, `s += qv[#] * k[ko + #u];`)}
     if (s > m) {
       let c = exp(m - s);
       l = l * c;
-      for (var e = 0u; e < ${d}u; e++) { acc[e] = acc[e] * c; }
+      ${unroll(d, `acc[#] = acc[#] * c;`)}
       m = s;
     }
     let w = exp(s - m);
     l += w;
-    for (var e = 0u; e < ${d}u; e++) { acc[e] += w * v[ko + e]; }
+    ${unroll(d, `acc[#] += w * v[ko + #u];`)}
   }
-  for (var e = 0u; e < ${d}u; e++) { out[qo + e] = acc[e] / l; }
+  ${unroll(d, `out[qo + #u] = acc[#] / l;`)}
   lse[t] = m + log(l);
 }`,
   };
@@ -92,7 +101,7 @@ export function attentionDeltaKernel(d: number): Kernel {
   if (t >= p.batch * p.heads * p.tq) { return; }
   ${QUERY_INDEX(d)}
   var s = 0.0;
-  for (var e = 0u; e < ${d}u; e++) { s += dout[qo + e] * out[qo + e]; }
+  ${unroll(d, `s += dout[qo + #u] * out[qo + #u];`)}
   delta[t] = s;
 }`,
   };
@@ -119,18 +128,18 @@ export function attentionDqKernel(d: number): Kernel {
   var qv: array<f32, ${d}>;
   var dv: array<f32, ${d}>;
   var acc: array<f32, ${d}>;
-  for (var e = 0u; e < ${d}u; e++) { qv[e] = q[qo + e] * p.scale; dv[e] = dout[qo + e]; acc[e] = 0.0; }
+  ${unroll(d, `qv[#] = q[qo + #u] * p.scale; dv[#] = dout[qo + #u]; acc[#] = 0.0;`)}
   let l = lse[t];
   let dl = delta[t];
   for (var j = 0u; j <= pos; j++) {
     let ko = kb + j * kstride;
     var s = 0.0;
     var dp = 0.0;
-    for (var e = 0u; e < ${d}u; e++) { s += qv[e] * k[ko + e]; dp += dv[e] * v[ko + e]; }
+    ${unroll(d, `s += qv[#] * k[ko + #u]; dp += dv[#] * v[ko + #u];`)}
     let ds = exp(s - l) * (dp - dl);
-    for (var e = 0u; e < ${d}u; e++) { acc[e] += ds * k[ko + e]; }
+    ${unroll(d, `acc[#] += ds * k[ko + #u];`)}
   }
-  for (var e = 0u; e < ${d}u; e++) { dq[qo + e] = acc[e] * p.scale; }
+  ${unroll(d, `dq[qo + #u] = acc[#] * p.scale;`)}
 }`,
   };
 }
@@ -167,7 +176,7 @@ export function attentionDkvKernel(d: number): Kernel {
   var vv: array<f32, ${d}>;
   var ak: array<f32, ${d}>;
   var av: array<f32, ${d}>;
-  for (var e = 0u; e < ${d}u; e++) { kv[e] = k[ko + e]; vv[e] = v[ko + e]; ak[e] = 0.0; av[e] = 0.0; }
+  ${unroll(d, `kv[#] = k[ko + #u]; vv[#] = v[ko + #u]; ak[#] = 0.0; av[#] = 0.0;`)}
   if (j < p.tk) {
     let group = p.heads / p.kvHeads;
     let first = select(0u, j - (p.tk - p.tq), j > p.tk - p.tq);
@@ -178,14 +187,14 @@ export function attentionDkvKernel(d: number): Kernel {
         let qo = (b * p.tq + i) * p.heads * ${d}u + h * ${d}u;
         var s = 0.0;
         var dp = 0.0;
-        for (var e = 0u; e < ${d}u; e++) { s += q[qo + e] * kv[e]; dp += dout[qo + e] * vv[e]; }
+        ${unroll(d, `s += q[qo + #u] * kv[#]; dp += dout[qo + #u] * vv[#];`)}
         let pr = exp(s * p.scale - lse[r]);
         let ds = pr * (dp - delta[r]) * p.scale;
-        for (var e = 0u; e < ${d}u; e++) { av[e] += pr * dout[qo + e]; ak[e] += ds * q[qo + e]; }
+        ${unroll(d, `av[#] += pr * dout[qo + #u]; ak[#] += ds * q[qo + #u];`)}
       }
     }
   }
-  for (var e = 0u; e < ${d}u; e++) { dk[ko + e] = ak[e]; dvo[ko + e] = av[e]; }
+  ${unroll(d, `dk[ko + #u] = ak[#]; dvo[ko + #u] = av[#];`)}
 }`,
   };
 }

@@ -8,38 +8,41 @@
  * top-p and the inverse-CDF draw each look for the shortest prefix whose count
  * or mass passes a target, by binary search on t (32 passes) and then on i
  * (log₂ V passes); each pass sums over the row in id order.
- *
- * One thread per row, no workgroup barriers: on lavapipe a workgroup-parallel
- * version (the same searches over barrier reductions) returned wrong tokens
- * after its first search, so this simple form is the reference-matching one.
+
  *
  * @module
  */
 
 import type { Kernel } from "../context.ts";
-import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
+import { reduceFns, ROW_ARGS, ROW_INDEX } from "./reduce.ts";
 
 /**
- * tokens[r], logprobs[r] from logits [B,V] and uniforms [B]; `e` [B,V] is
- * scratch for exp((logit − max) / temperature).
+ * The sampling kernel over `lanes` lanes per row (a power of two; more lanes
+ * keep each lane's loop count under lavapipe's 65535-iteration cap at large
+ * vocabularies). tokens[r], logprobs[r] from logits [B,V] and uniforms [B];
+ * `e` [B,V] is scratch for exp((logit − max) / temperature).
  */
-export const SAMPLE: Kernel = {
-  name: "sample",
-  uniforms: [
-    ["rows", "u32"],
-    ["vocab", "u32"],
-    ["temperature", "f32"],
-    ["topK", "u32"],
-    ["topP", "f32"],
-  ],
-  buffers: [
-    ["logits", "read", "array<f32>"],
-    ["uniforms", "read", "array<f32>"],
-    ["e", "read_write", "array<f32>"],
-    ["tokens", "read_write", "array<i32>"],
-    ["logprobs", "read_write", "array<f32>"],
-  ],
-  body: `
+export function sampleKernel(lanes: number): Kernel {
+  return {
+    name: `sample_${lanes}`,
+    uniforms: [
+      ["rows", "u32"],
+      ["vocab", "u32"],
+      ["temperature", "f32"],
+      ["topK", "u32"],
+      ["topP", "f32"],
+    ],
+    buffers: [
+      ["logits", "read", "array<f32>"],
+      ["uniforms", "read", "array<f32>"],
+      ["e", "read_write", "array<f32>"],
+      ["tokens", "read_write", "array<i32>"],
+      ["logprobs", "read_write", "array<f32>"],
+    ],
+    body: `${reduceFns(lanes)}
+var<workgroup> bestV: array<f32, ${lanes}>;
+var<workgroup> bestI: array<u32, ${lanes}>;
+
 // order-preserving map of f32 bits to u32: a larger logit gives a larger key
 fn key(x: f32) -> u32 {
   let u = bitcast<u32>(x);
@@ -48,95 +51,148 @@ fn key(x: f32) -> u32 {
 fn inPrefix(j: u32, k: u32, t: u32, i: u32) -> bool {
   return k > t || (k == t && j <= i);
 }
-// count (or mass) of the tokens in prefix (t, i) and in the limit prefix (lt, li)
-fn measure(base: u32, t: u32, i: u32, lt: u32, li: u32, mass: u32) -> f32 {
+// count (mass = 0) or mass of the tokens in prefix (t, i) and in the limit (lt, li)
+fn measure(lid: u32, base: u32, t: u32, i: u32, lt: u32, li: u32, mass: u32) -> f32 {
   var s = 0.0;
-  for (var j = 0u; j < p.vocab; j++) {
+  for (var j = lid; j < p.vocab; j += ${lanes}u) {
     let k = key(logits[base + j]);
     if (inPrefix(j, k, t, i) && inPrefix(j, k, lt, li)) {
       if (mass != 0u) { s += e[base + j]; } else { s += 1.0; }
     }
   }
-  return s;
+  return reduceSum(lid, s);
 }
 fn meets(x: f32, goal: f32, strict: u32) -> bool {
   if (strict != 0u) { return x > goal; }
   return x >= goal;
 }
-// the shortest prefix inside (lt, li) whose measure meets goal; z = 0 if none.
-// Fixed trip counts (32 steps on the key, 21 on the id, V ≤ 2^21) and no
-// branch around a barrier: lavapipe mis-ran data-dependent loops of barriers.
-fn search(base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u32) -> vec3<u32> {
-  let ok = meets(measure(base, 0u, 0xffffffffu, lt, li, mass), goal, strict);
+// the shortest prefix inside (lt, li) whose measure meets goal; z = 0 if none
+fn search(lid: u32, base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u32) -> vec3<u32> {
+  if (!meets(measure(lid, base, 0u, 0xffffffffu, lt, li, mass), goal, strict)) {
+    return vec3<u32>(lt, li, 0u);
+  }
   var lo = 0u;
   var hi = 0xffffffffu;
-  for (var it = 0u; it < 32u; it++) {
-    let live = lo < hi;
-    let mid = select(lo, lo + (hi - lo) / 2u + 1u, live);
-    let m = meets(measure(base, mid, 0xffffffffu, lt, li, mass), goal, strict);
-    lo = select(lo, mid, live && m);
-    hi = select(hi, mid - 1u, live && !m);
+  while (lo < hi) {
+    let mid = lo + (hi - lo) / 2u + 1u;
+    if (meets(measure(lid, base, mid, 0xffffffffu, lt, li, mass), goal, strict)) {
+      lo = mid;
+    } else {
+      hi = mid - 1u;
+    }
   }
-  var il = 0u;
-  var ih = p.vocab - 1u;
-  for (var it = 0u; it < 21u; it++) {
-    let live = il < ih;
-    let mid = (il + ih) / 2u;
-    let m = meets(measure(base, lo, mid, lt, li, mass), goal, strict);
-    ih = select(ih, mid, live && m);
-    il = select(il, mid + 1u, live && !m);
+  // the tokens with key lo inside the limit: usually one, whose id ends the prefix
+  var c = 0.0;
+  var first = 0xffffffffu;
+  for (var j = lid; j < p.vocab; j += ${lanes}u) {
+    let k = key(logits[base + j]);
+    if (k == lo && inPrefix(j, k, lt, li)) {
+      c += 1.0;
+      first = min(first, j);
+    }
   }
-  return vec3<u32>(select(lt, lo, ok), select(li, il, ok), select(0u, 1u, ok));
+  let ties = reduceSum(lid, c);
+  var il = reduceMinU(lid, first);
+  if (ties > 1.0) {
+    var ih = p.vocab - 1u;
+    while (il < ih) {
+      let mid = (il + ih) / 2u;
+      if (meets(measure(lid, base, lo, mid, lt, li, mass), goal, strict)) {
+        ih = mid;
+      } else {
+        il = mid + 1u;
+      }
+    }
+  }
+  return vec3<u32>(lo, il, 1u);
 }
 
-@compute @workgroup_size(${WG}) fn main(${FLAT}) {
-  let row = ${FLAT_INDEX};
+@compute @workgroup_size(${lanes}) fn main(${ROW_ARGS}) {
+  let row = ${ROW_INDEX};
   if (row >= p.rows) { return; }
   let base = row * p.vocab;
   // argmax, lowest id on ties
-  var mx = logits[base];
-  var amax = 0u;
-  for (var j = 1u; j < p.vocab; j++) {
+  var m = -3.4028235e38;
+  var arg = 0u;
+  for (var j = lid; j < p.vocab; j += ${lanes}u) {
     let x = logits[base + j];
-    if (x > mx) { mx = x; amax = j; }
+    if (x > m) { m = x; arg = j; }
   }
+  bestV[lid] = m;
+  bestI[lid] = arg;
+  workgroupBarrier();
+  for (var s = ${lanes / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      let v2 = bestV[lid + s];
+      let i2 = bestI[lid + s];
+      if (v2 > bestV[lid] || (v2 == bestV[lid] && i2 < bestI[lid])) {
+        bestV[lid] = v2;
+        bestI[lid] = i2;
+      }
+    }
+    workgroupBarrier();
+  }
+  let mx = workgroupUniformLoad(&bestV[0]);
+  let amax = bestI[0];
   if (p.temperature == 0.0) {
-    var total = 0.0;
-    for (var j = 0u; j < p.vocab; j++) { total += exp(logits[base + j] - mx); }
-    tokens[row] = i32(amax);
-    logprobs[row] = -log(total);
+    var s0 = 0.0;
+    for (var j = lid; j < p.vocab; j += ${lanes}u) { s0 += exp(logits[base + j] - mx); }
+    let total = reduceSum(lid, s0);
+    if (lid == 0u) {
+      tokens[row] = i32(amax);
+      logprobs[row] = -log(total);
+    }
     return;
   }
-  for (var j = 0u; j < p.vocab; j++) {
+  for (var j = lid; j < p.vocab; j += ${lanes}u) {
     e[base + j] = exp((logits[base + j] - mx) / p.temperature);
   }
-  // stages: top-k (k = V keeps all), top-p over those, then the draw; if
-  // rounding leaves the draw past the kept mass, the last kept token
-  let k = select(p.vocab, p.topK, p.topK > 0u && p.topK < p.vocab);
+  storageBarrier();
+  workgroupBarrier();
+  // stages: 0 top-k (skipped when off), 1 top-p over those (skipped when
+  // off), 2 the draw: the first token whose cumulative mass exceeds u · kept,
+  // or, if rounding leaves none, the last kept token.
   var lt = 0u;
   var li = 0xffffffffu;
-  var kept = 0.0;
+  var kept = measure(lid, base, lt, li, lt, li, 1u);
   var tok = 0u;
   for (var stage = 0u; stage < 3u; stage++) {
     var mass = 1u;
-    var goal = f32(k);
+    var goal = 0.0;
     var strict = 0u;
+    var run = true;
     if (stage == 0u) {
       mass = 0u;
+      goal = f32(p.topK);
+      run = p.topK > 0u && p.topK < p.vocab;
     } else if (stage == 1u) {
-      goal = min(p.topP, 1.0) * kept;
+      goal = p.topP * kept;
+      run = p.topP < 1.0;
     } else {
       goal = uniforms[row] * kept;
       strict = 1u;
     }
-    let r = search(base, lt, li, mass, goal, strict);
-    let take = r.z == 1u && (stage == 0u || (stage == 1u && p.topP < 1.0));
-    lt = select(lt, r.x, take);
-    li = select(li, r.y, take);
-    tok = select(li, r.y, r.z == 1u);
-    kept = measure(base, lt, li, lt, li, 1u);
+    if (run) {
+      let r = search(lid, base, lt, li, mass, goal, strict);
+      if (stage < 2u) {
+        if (r.z == 1u) {
+          lt = r.x;
+          li = r.y;
+          kept = measure(lid, base, lt, li, lt, li, 1u);
+        }
+      } else if (r.z == 1u) {
+        tok = r.y;
+      } else {
+        // the last kept token: the shortest prefix holding all kept tokens
+        let n = measure(lid, base, lt, li, lt, li, 0u);
+        tok = search(lid, base, lt, li, 0u, n, 0u).y;
+      }
+    }
   }
-  tokens[row] = i32(tok);
-  logprobs[row] = log(e[base + tok] / kept);
+  if (lid == 0u) {
+    tokens[row] = i32(tok);
+    logprobs[row] = log(e[base + tok] / kept);
+  }
 }`,
-};
+  };
+}

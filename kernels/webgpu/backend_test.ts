@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import { CpuBackend } from "../cpu/backend.ts";
+import type { Backend, Tensor } from "../backend.ts";
+import { haveAdapter, testBackend } from "./_open_for_test.ts";
+import { candidates } from "./autotune.ts";
+import { WebGpuBackend } from "./backend.ts";
+import { WebGpuError } from "./errors.ts";
+import { configName } from "./shaders/matmul.ts";
+
+const be = await testBackend();
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return new Float32Array(n).map(() => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  });
+}
+
+function close(got: Float32Array, want: Float32Array, tol = 1e-4): void {
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < got.length; i++) {
+    const err = Math.abs(got[i] - want[i]);
+    if (!(err <= tol + tol * 10 * Math.abs(want[i]))) {
+      assert.fail(`element ${i}: got ${got[i]}, want ${want[i]}`);
+    }
+  }
+}
+
+if (haveAdapter(be)) {
+  Deno.test({
+    name: "webgpu autotune times every candidate, adopts the fastest, then recalls it",
+    ...opts,
+    fn: async () => {
+      const cands = candidates(be.ctx.isFallback, be.ctx.device.limits);
+      const before = be.planner.main;
+      const r = await be.tune({ useCache: false, size: 128 });
+      assert.equal(r.source, "timed");
+      assert.deepEqual(Object.keys(r.gflops).sort(), cands.map(configName).sort());
+      const fastest = Object.entries(r.gflops).sort((a, b) => b[1] - a[1])[0][0];
+      assert.equal(configName(r.best), fastest);
+      assert.equal(be.planner.main, r.best);
+      if (be.ctx.isFallback) assert.equal(r.best.kind, "reg"); // no workgroup memory on CPU adapters
+      const again = await be.tune({ size: 128 });
+      assert.equal(configName(again.best), configName(r.best));
+      assert.notEqual(again.source, "timed");
+      be.planner.main = before;
+    },
+  });
+
+  Deno.test({
+    name: "webgpu ops only record; read waits once and the pool reuses freed buffers",
+    ...opts,
+    fn: async () => {
+      const x = be.fromArray(rand(48 * 40, 1), [48, 40]);
+      const w = be.fromArray(rand(36 * 40, 2), [36, 40]);
+      const a = be.fromArray(rand(4 * 40, 3), [4, 40]);
+      const b = be.fromArray(rand(36 * 4, 4), [36, 4]);
+      const lora = { a, b, scale: 0.5 };
+      const step = () => {
+        const { y, xa } = be.linear(x, w, lora);
+        const g = be.linearBackward(y, x, w, lora, xa);
+        for (const t of [y, xa!, g.dx, g.da!, g.db!]) be.free(t);
+      };
+      step(); // warm-up: compiles pipelines and fills the pool
+      await be.sync();
+      const created = be.ctx.poolStats().created;
+      const submits = be.ctx.submits;
+      for (let i = 0; i < 3; i++) step();
+      assert.equal(be.ctx.submits, submits, "recording ops must not submit");
+      assert.equal(be.ctx.poolStats().created, created, "no buffer allocated after warm-up");
+      const y = be.linear(x, w, lora).y;
+      await be.read(y);
+      assert.equal(be.ctx.submits, submits + 1, "one submit per read");
+    },
+  });
+
+  Deno.test({
+    name: "webgpu validation errors name the kernel",
+    ...opts,
+    fn: async () => {
+      const t = be.zeros([4]) as unknown as { buffer: GPUBuffer; bytes: number };
+      be.ctx.run(
+        {
+          name: "broken_kernel",
+          uniforms: [["n", "u32"]],
+          buffers: [["x", "read_write", "array<f32>"]],
+          body: "@compute @workgroup_size(64) fn main() { x[0] = undefined_thing; }",
+        },
+        [t],
+        [4],
+        [1],
+      );
+      await assert.rejects(be.sync(), (e: unknown) => {
+        assert.ok(e instanceof WebGpuError);
+        assert.equal(e.kernel, "broken_kernel");
+        assert.match(e.message, /^broken_kernel: shader or pipeline creation failed/);
+        return true;
+      });
+      // a bad binding (vec4 array over 4 bytes) fails at dispatch, naming the kernel
+      be.ctx.run(
+        {
+          name: "small_binding",
+          uniforms: [],
+          buffers: [["x", "read_write", "array<vec4<f32>>"]],
+          body: "@compute @workgroup_size(1) fn main() { x[0] = vec4<f32>(1.0); }",
+        },
+        [{ buffer: t.buffer, bytes: 4 }],
+        [],
+        [1],
+      );
+      await assert.rejects(be.sync(), /small_binding/);
+      await be.sync(); // errors are reported once
+    },
+  });
+
+  Deno.test({
+    name: "webgpu reruns are bit-identical",
+    ...opts,
+    fn: async () => {
+      const run = async (): Promise<Float32Array[]> => {
+        const x = be.fromArray(rand(37 * 64, 5), [37, 64]);
+        const w = be.fromArray(rand(96 * 64, 6), [96, 64]);
+        const nw = be.fromArray(rand(64, 7), [64]);
+        const n = be.rmsNorm(x, nw, 1e-5);
+        const { y } = be.linear(n.y, w);
+        const dims = { batch: 1, tq: 37, tk: 37, heads: 2, kvHeads: 1, headDim: 32 };
+        const q = be.gemm(y, be.fromArray(rand(96 * 64, 8), [96, 64]), { transB: true });
+        const kv = be.gemm(y, be.fromArray(rand(96 * 32, 9), [32, 96]), { transB: true });
+        const att = be.attention(q, kv, kv, dims);
+        const g = be.attentionBackward(att.out, q, kv, kv, att.out, att.lse, dims);
+        const ids = be.fromInts(new Int32Array(37).map((_, i) => (i * 7) % 96), [37]);
+        const ls = be.logSoftmaxGather(y, ids);
+        const ss = await be.sumOfSquares([g.dq, g.dk, y]);
+        return [
+          await be.read(att.out),
+          await be.read(g.dq),
+          await be.read(g.dk),
+          await be.read(ls.logprobs),
+          new Float32Array([ss]),
+        ];
+      };
+      const first = await run();
+      const second = await run();
+      for (let i = 0; i < first.length; i++) {
+        assert.deepEqual(new Uint8Array(second[i].buffer), new Uint8Array(first[i].buffer));
+      }
+    },
+  });
+
+  Deno.test({
+    name: "webgpu attention over 1200 keys matches the cpu (no per-invocation loop cap)",
+    ...opts,
+    fn: async () => {
+      const cpu = new CpuBackend();
+      const dims = { batch: 1, tq: 4, tk: 1200, heads: 1, kvHeads: 1, headDim: 64 };
+      const data = [rand(4 * 64, 10), rand(1200 * 64, 11), rand(1200 * 64, 12)];
+      const on = (b: Backend): Tensor[] =>
+        [[4, 64], [1200, 64], [1200, 64]].map((s, i) => b.fromArray(data[i], s));
+      const [gq, gk, gv] = on(be);
+      const [cq, ck, cv] = on(cpu);
+      const got = be.attention(gq, gk, gv, dims);
+      const want = cpu.attention(cq, ck, cv, dims);
+      close(await be.read(got.out), await cpu.read(want.out));
+      close(await be.read(got.lse), await cpu.read(want.lse));
+    },
+  });
+
+  Deno.test({
+    name: "webgpu workgroup-memory matmul (the real-GPU variant) matches the cpu",
+    ...opts,
+    fn: async () => {
+      const cpu = new CpuBackend();
+      const shared = new WebGpuBackend(be.ctx);
+      shared.planner.main = { kind: "shared", tm: 4, tn: 4, wx: 16, wy: 16, bk: 16 };
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+        const [m, n, k] = [70, 67, 45];
+        const a = rand(m * k, 13), b = rand(k * n, 14), c = rand(m * n, 15);
+        const sa = transA ? [k, m] : [m, k], sb = transB ? [n, k] : [k, n];
+        const o = { transA, transB, alpha: 0.5, beta: 2 };
+        const got = shared.gemm(shared.fromArray(a, sa), shared.fromArray(b, sb), {
+          ...o,
+          out: shared.fromArray(c, [m, n]),
+        });
+        const want = cpu.gemm(cpu.fromArray(a, sa), cpu.fromArray(b, sb), {
+          ...o,
+          out: cpu.fromArray(c, [m, n]),
+        });
+        close(await shared.read(got), await cpu.read(want));
+      }
+    },
+  });
+}
