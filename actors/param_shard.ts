@@ -10,6 +10,7 @@
  * @module
  */
 import type { Actor } from "../runtime/actor.ts";
+import { BiosError, registerWireError } from "../runtime/errors.ts";
 import type { AdamStep, Backend } from "../kernels/backend.ts";
 import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage, type StageContext } from "../model/stage.ts";
@@ -22,6 +23,20 @@ import type { RowShape } from "../model/block.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
 import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
+
+/**
+ * The shard is not the instance the trainer last spoke to (it restarted and
+ * holds fresh state), or it lost a micro-batch's activations for that reason.
+ * The trainer answers by restoring the last commit and replaying.
+ */
+export class ShardRestartedError extends BiosError {
+  /** @param message what was found */
+  constructor(message: string) {
+    super("shard_restarted", message);
+    this.name = "ShardRestartedError";
+  }
+}
+registerWireError(ShardRestartedError);
 
 /** How to build a shard. */
 export interface ShardSpec {
@@ -38,26 +53,33 @@ export interface ShardState {
   step: number;
 }
 
-/** Messages a shard handles. */
+/**
+ * Messages a shard handles. Each may carry `inc`, the shard instance the
+ * sender expects (from `ping`); a restarted shard refuses a stale one.
+ */
 export type ShardMsg =
-  | {
-    type: "forward";
-    mb: number;
-    /** Token ids (first stage) or hidden state [N,C]. */
-    input: Int32Array | Float32Array;
-    rows: RowShape;
-    /** Target ids (last stage). */
-    targets?: Int32Array;
-    /** Keep activations for a later `backward`. */
-    keep: boolean;
-  }
-  | { type: "backward"; mb: number; dout: Float32Array }
-  | { type: "release"; mb: number }
-  | { type: "grad_norm_sq" }
-  | { type: "optim_step"; step: AdamStep }
-  | { type: "zero_grads" }
-  | { type: "get_state"; optimizer: boolean }
-  | { type: "set_state"; state: ShardState; optimizer: boolean };
+  & { inc?: string }
+  & (
+    | {
+      type: "forward";
+      mb: number;
+      /** Token ids (first stage) or hidden state [N,C]. */
+      input: Int32Array | Float32Array;
+      rows: RowShape;
+      /** Target ids (last stage). */
+      targets?: Int32Array;
+      /** Keep activations for a later `backward`. */
+      keep: boolean;
+    }
+    | { type: "backward"; mb: number; dout: Float32Array }
+    | { type: "release"; mb: number }
+    | { type: "ping" }
+    | { type: "grad_norm_sq" }
+    | { type: "optim_step"; step: AdamStep }
+    | { type: "zero_grads" }
+    | { type: "get_state"; optimizer: boolean }
+    | { type: "set_state"; state: ShardState; optimizer: boolean }
+  );
 
 /** The ParameterShard actor. */
 export class ParamShard implements Actor<ShardMsg, unknown> {
@@ -65,6 +87,8 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
   #stage!: Stage;
   #lora!: LoraSet;
   #ctx = new Map<number, StageContext>();
+  /** This instance's id: a restart makes a new one. */
+  readonly #incarnation: string = crypto.randomUUID();
 
   /** @param spec what to hold */
   constructor(readonly spec: ShardSpec) {}
@@ -86,6 +110,14 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
   /** Handle one message. */
   async receive(msg: ShardMsg): Promise<unknown> {
     const be = this.#be;
+    if (
+      msg.type !== "ping" && msg.inc !== undefined &&
+      msg.inc !== this.#incarnation
+    ) {
+      throw new ShardRestartedError(
+        `shard instance ${this.#incarnation} is not the expected ${msg.inc}`,
+      );
+    }
     switch (msg.type) {
       case "forward": {
         const n = msg.rows.batch * msg.rows.seqLen;
@@ -126,6 +158,8 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
       case "release":
         this.#release(msg.mb);
         return null;
+      case "ping":
+        return this.#incarnation;
       case "grad_norm_sq":
         return await be.sumOfSquares(
           this.#lora.keys.map((k) => this.#lora.grads.get(k)!),
@@ -185,6 +219,8 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
             }
           }
         }
+        // Restoring state abandons any micro-batch in flight.
+        for (const mb of [...this.#ctx.keys()]) this.#release(mb);
         this.#lora.load("params", params);
         if (m && v) {
           this.#lora.load("m", m);

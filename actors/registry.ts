@@ -171,20 +171,37 @@ export class Registry implements Actor<RegistryMsg, unknown> {
     };
     const runs = this.opts.supervisors.runs;
     if (!runs) throw new Error("the node has no runs supervisor");
+    // A run's tree: its shards under a one_for_one supervisor (a crashed
+    // shard restarts alone and the trainer restores and replays it), then the
+    // trainer; rest_for_one, so a failing shard tree restarts the trainer too.
     await runs.startChild({
       id: runId,
       type: "supervisor",
       restart: "temporary",
       start: () =>
         new Supervisor({
-          strategy: "one_for_all",
+          strategy: "rest_for_one",
           children: [
-            ...ranges.map((range, i) => ({
-              id: `shard-${i}`,
-              address: shardAddress(runId, i),
+            {
+              id: "shards",
+              type: "supervisor",
               start: () =>
-                new ParamShard({ baseModel: o.baseModel, range, lora: spec }),
-            })),
+                new Supervisor({
+                  strategy: "one_for_one",
+                  intensity: 20,
+                  period: 10_000,
+                  children: ranges.map((range, i) => ({
+                    id: `shard-${i}`,
+                    address: shardAddress(runId, i),
+                    start: () =>
+                      new ParamShard({
+                        baseModel: o.baseModel,
+                        range,
+                        lora: spec,
+                      }),
+                  })),
+                }),
+            },
             {
               id: "trainer",
               address: trainerAddress(runId),

@@ -14,11 +14,16 @@
 import type { Actor, ActorContext } from "../runtime/actor.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import {
+  ActorCrashedError,
+  ActorStoppedError,
+  ActorTimeoutError,
   BiosError,
   ConflictError,
   errorFromWire,
   errorToWire,
   InvalidArgumentError,
+  UnavailableError,
+  UnknownActorError,
   type WireError,
 } from "../runtime/errors.ts";
 import type { AdamStep } from "../kernels/backend.ts";
@@ -29,7 +34,11 @@ import { splitLayers } from "../model/stage_weights.ts";
 import { checkTokenRange } from "../protocol/types/model_input.ts";
 import type { NormalizedDatum } from "../protocol/types/datum.ts";
 import { packMicroBatches } from "./micro_batch.ts";
-import type { ShardMsg, ShardState } from "./param_shard.ts";
+import {
+  type ShardMsg,
+  ShardRestartedError,
+  type ShardState,
+} from "./param_shard.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { mergeWire, type WireTensors } from "./wire_tensors.ts";
 import type { CheckpointMsg } from "./checkpoint_store.ts";
@@ -53,6 +62,10 @@ export interface RunSpec {
 
 /** Time a shard gets for one message before the trainer gives up. */
 const SHARD_TIMEOUT_MS = 600_000;
+/** How long the trainer waits for a crashed shard to come back. */
+const SHARD_RESTART_WAIT_MS = 60_000;
+/** Recoveries one operation may go through before the run is reported unavailable. */
+const MAX_RECOVERIES = 5;
 /** Replies kept for replayed sequence numbers. */
 const RECORD_SIZE = 1024;
 
@@ -80,6 +93,16 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   #version = 0;
   #pendingGrads = false;
   #mb = 0;
+  /** Each shard's LoRA + Adam state as of the last optimizer step or load. */
+  #committed: ShardState[] = [];
+  /** forward_backward ops applied since that commit, replayed after a shard crash. */
+  /** The shard instances this trainer speaks to (from `ping`). */
+  #inc: string[] = [];
+  #sinceCommit: {
+    data: NormalizedDatum[];
+    lossFn: LossFnName;
+    lossFnConfig: Record<string, number>;
+  }[] = [];
 
   /** @param spec the run */
   constructor(readonly spec: RunSpec) {}
@@ -92,6 +115,8 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i)));
     }
     this.#store = ctx.system.ref("checkpoints");
+    for (let i = 0; i < n; i++) await this.#waitFor(i);
+    await this.#recovering(() => this.#commit());
   }
 
   /** Handle one request. */
@@ -137,7 +162,8 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
       try {
         outcome = { ok: true, value: await this.#apply(msg) };
       } catch (e) {
-        if (!(e instanceof BiosError)) throw e; // a crash: no seq consumed, the op may be replayed
+        // A crash or an unavailable run consumes no seq: the op may be sent again.
+        if (!(e instanceof BiosError) || e instanceof UnavailableError) throw e;
         outcome = { ok: false, error: errorToWire(e) };
       }
     }
@@ -169,31 +195,135 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     };
   }
 
-  async #apply(
+  /**
+   * Apply one operation. If a shard fails meanwhile (crash, stop, timeout),
+   * restore every shard to the last commit, replay the forward_backward ops
+   * since then, and run the operation again: its effect lands exactly once.
+   */
+  #apply(
     msg: Exclude<ParsedRequest, { type: "get_info" | "snapshot" }>,
   ): Promise<unknown> {
-    switch (msg.type) {
-      case "forward":
-      case "forward_backward":
-        return await this.#forwardBackward(
-          msg.data,
-          msg.lossFn,
-          msg.lossFnConfig,
-          msg.type === "forward_backward",
-        );
-      case "optim_step":
-        return await this.#optimStep(msg.adamParams);
-      case "save_state":
-        return await this.#save(msg.name, "weights", msg.overwrite);
-      case "save_weights_for_sampler":
-        return await this.#save(msg.name, "sampler_weights", msg.overwrite);
-      case "load_state":
-        return await this.#load(msg.path, msg.optimizer);
+    return this.#recovering(async () => {
+      switch (msg.type) {
+        case "forward":
+          return await this.#forwardBackward(
+            msg.data,
+            msg.lossFn,
+            msg.lossFnConfig,
+            false,
+          );
+        case "forward_backward": {
+          const out = await this.#forwardBackward(
+            msg.data,
+            msg.lossFn,
+            msg.lossFnConfig,
+            true,
+          );
+          this.#sinceCommit.push(msg);
+          this.#pendingGrads = true;
+          return out;
+        }
+        case "optim_step": {
+          const out = await this.#optimStep(msg.adamParams);
+          await this.#commit();
+          this.#step++;
+          this.#version++;
+          this.#pendingGrads = false;
+          return out;
+        }
+        case "save_state":
+          return await this.#save(msg.name, "weights", msg.overwrite);
+        case "save_weights_for_sampler":
+          return await this.#save(msg.name, "sampler_weights", msg.overwrite);
+        case "load_state": {
+          const out = await this.#load(msg.path, msg.optimizer);
+          await this.#commit();
+          this.#step = out.step;
+          this.#version++;
+          this.#pendingGrads = false;
+          return { path: out.path };
+        }
+      }
+    });
+  }
+
+  /** Run `fn`, recovering from shard failures up to MAX_RECOVERIES times. */
+  async #recovering<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!isWorkerFailure(e)) throw e;
+        if (attempt >= MAX_RECOVERIES) {
+          throw new UnavailableError(
+            `run ${this.spec.runId}: shards keep failing (${
+              (e as Error).message
+            })`,
+            {
+              cause: e,
+            },
+          );
+        }
+        this.recoveries++;
+        await this.#restoreCommitted();
+      }
     }
   }
 
+  /** Shard recoveries so far (for tests and metrics). */
+  recoveries = 0;
+
+  /** Record every shard's state as the commit point. */
+  async #commit(): Promise<void> {
+    const states: ShardState[] = [];
+    for (let i = 0; i < this.#shards.length; i++) {
+      states.push(
+        await this.#ask(i, {
+          type: "get_state",
+          optimizer: true,
+        }) as ShardState,
+      );
+    }
+    this.#committed = states;
+    this.#sinceCommit = [];
+  }
+
+  /** Wait for every shard to answer, restore the commit, replay since it. */
+  async #restoreCommitted(): Promise<void> {
+    for (let i = 0; i < this.#shards.length; i++) await this.#waitFor(i);
+    for (let i = 0; i < this.#shards.length; i++) {
+      await this.#ask(i, {
+        type: "set_state",
+        state: this.#committed[i],
+        optimizer: true,
+      });
+    }
+    for (const op of this.#sinceCommit) {
+      await this.#forwardBackward(op.data, op.lossFn, op.lossFnConfig, true);
+    }
+  }
+
+  /** Poll a shard until its (restarted) actor answers. */
+  async #waitFor(i: number): Promise<void> {
+    const deadline = Date.now() + SHARD_RESTART_WAIT_MS;
+    for (;;) {
+      try {
+        this.#inc[i] = await this.#shards[i].ask({ type: "ping" }, {
+          timeoutMs: 5_000,
+        }) as string;
+        return;
+      } catch (e) {
+        if (!isWorkerFailure(e) || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  /** Ask shard i, naming the instance we expect (a restarted one refuses). */
   #ask(i: number, m: ShardMsg): Promise<unknown> {
-    return this.#shards[i].ask(m, { timeoutMs: SHARD_TIMEOUT_MS });
+    return this.#shards[i].ask({ ...m, inc: this.#inc[i] }, {
+      timeoutMs: SHARD_TIMEOUT_MS,
+    });
   }
 
   async #forwardBackward(
@@ -265,7 +395,6 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
           | Float32Array
           | null;
       }
-      this.#pendingGrads = true;
     }
     return {
       lossFnOutputType: "ArrayRecord",
@@ -311,12 +440,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     for (let i = 0; i < this.#shards.length; i++) {
       await this.#ask(i, { type: "optim_step", step });
     }
-    this.#step++;
-    this.#version++;
-    this.#pendingGrads = false;
     return {
       metrics: {
-        "step:max": this.#step,
+        "step:max": this.#step + 1,
         "learning_rate:mean": p.learningRate,
         "grad_norm:mean": norm,
         "grad_scale:mean": gradScale,
@@ -399,10 +525,7 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     for (let i = 0; i < this.#shards.length; i++) {
       await this.#ask(i, { type: "set_state", state, optimizer });
     }
-    this.#step = state.step;
-    this.#version++;
-    this.#pendingGrads = false;
-    return { path };
+    return { path, step: state.step };
   }
 }
 
@@ -434,4 +557,11 @@ function mask(w: Float32Array, valid: Float32Array): Float32Array {
   const out = new Float32Array(w.length);
   for (let i = 0; i < w.length; i++) out[i] = w[i] * valid[i];
   return out;
+}
+
+/** Whether an ask failed because the worker is gone, not because of the request. */
+function isWorkerFailure(e: unknown): boolean {
+  return e instanceof ActorCrashedError || e instanceof ActorStoppedError ||
+    e instanceof UnknownActorError || e instanceof ActorTimeoutError ||
+    e instanceof ShardRestartedError;
 }

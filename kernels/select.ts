@@ -8,7 +8,10 @@
 
 import type { Backend } from "./backend.ts";
 import { CpuBackend } from "./cpu/backend.ts";
-import { nativeUnavailableReason, openNativeBackend } from "./native/backend.ts";
+import {
+  nativeUnavailableReason,
+  openNativeBackend,
+} from "./native/backend.ts";
 import { openWebGpuBackend, type WebGpuBackend } from "./webgpu/backend.ts";
 
 /** The names `BIOS_BACKEND` accepts. */
@@ -29,7 +32,8 @@ export interface EnvReader {
   get(key: string): string | undefined;
 }
 
-const NO_ADAPTER = "no WebGPU adapter was found (on a machine without a GPU: apt-get install mesa-vulkan-drivers)";
+const NO_ADAPTER =
+  "no WebGPU adapter was found (on a machine without a GPU: apt-get install mesa-vulkan-drivers)";
 
 /**
  * Opens the backend to use and says why in one line.
@@ -45,7 +49,9 @@ export async function selectBackend(
 ): Promise<{ backend: Backend; reason: string }> {
   const forced = env.get("BIOS_BACKEND")?.trim().toLowerCase();
   if (forced) {
-    if (forced === "cpu") return { backend: new CpuBackend(), reason: "BIOS_BACKEND=cpu" };
+    if (forced === "cpu") {
+      return { backend: new CpuBackend(), reason: "BIOS_BACKEND=cpu" };
+    }
     if (forced === "native") {
       const be = openNativeBackend();
       if (!be) {
@@ -57,11 +63,17 @@ export async function selectBackend(
     }
     if (forced === "webgpu") {
       const be = await openWebGpuBackend();
-      if (!be) throw new BackendUnavailableError(`BIOS_BACKEND=webgpu but ${NO_ADAPTER}`);
+      if (!be) {
+        throw new BackendUnavailableError(
+          `BIOS_BACKEND=webgpu but ${NO_ADAPTER}`,
+        );
+      }
       return { backend: be, reason: `BIOS_BACKEND=webgpu: ${be.device}` };
     }
     throw new BackendUnavailableError(
-      `BIOS_BACKEND must be one of ${BACKEND_NAMES.join(", ")}: got ${JSON.stringify(forced)}`,
+      `BIOS_BACKEND must be one of ${BACKEND_NAMES.join(", ")}: got ${
+        JSON.stringify(forced)
+      }`,
     );
   }
   let gpu: WebGpuBackend | null = null;
@@ -73,7 +85,10 @@ export async function selectBackend(
   let gpuNote = "no GPU adapter";
   if (gpu && !gpu.ctx.isFallback) {
     await gpu.tune();
-    return { backend: gpu, reason: `GPU adapter ${gpu.device}: using the webgpu backend` };
+    return {
+      backend: gpu,
+      reason: `GPU adapter ${gpu.device}: using the webgpu backend`,
+    };
   }
   if (gpu) {
     gpuNote = `only a CPU WebGPU adapter (${gpu.ctx.adapterName})`;
@@ -81,10 +96,14 @@ export async function selectBackend(
   }
   const native = openNativeBackend();
   if (native) {
-    return { backend: native, reason: `${gpuNote}; OpenBLAS loaded: using the native backend` };
+    return {
+      backend: native,
+      reason: `${gpuNote}; OpenBLAS loaded: using the native backend`,
+    };
   }
   return {
     backend: new CpuBackend(),
-    reason: `${gpuNote}; OpenBLAS not found (apt-get install libopenblas0-pthread): using the cpu backend`,
+    reason:
+      `${gpuNote}; OpenBLAS not found (apt-get install libopenblas0-pthread): using the cpu backend`,
   };
 }

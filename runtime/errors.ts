@@ -219,6 +219,21 @@ export class CodecError extends BiosError {
   }
 }
 
+/**
+ * The service cannot do this right now (a worker keeps failing); nothing was
+ * applied, and the same request may be sent again.
+ */
+export class UnavailableError extends BiosError {
+  /**
+   * @param message what is unavailable
+   * @param options standard error options (`cause`)
+   */
+  constructor(message: string, options?: BiosErrorOptions) {
+    super("unavailable", message, options);
+    this.name = "UnavailableError";
+  }
+}
+
 /** All runtime error classes, by name. */
 export const errors: {
   BiosError: typeof BiosError;
@@ -231,6 +246,7 @@ export const errors: {
   ActorCrashedError: typeof ActorCrashedError;
   RestartIntensityError: typeof RestartIntensityError;
   CodecError: typeof CodecError;
+  UnavailableError: typeof UnavailableError;
 } = {
   BiosError,
   InvalidArgumentError,
@@ -242,6 +258,7 @@ export const errors: {
   ActorCrashedError,
   RestartIntensityError,
   CodecError,
+  UnavailableError,
 };
 
 /**

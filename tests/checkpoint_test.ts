@@ -17,7 +17,14 @@ import {
   writeCheckpoint,
 } from "../actors/checkpoint_files.ts";
 import { readSafetensorsFile } from "../model/safetensors.ts";
-import { nextTokenDatum, SAMPLE_TEXTS, startTestService, type TestService, textIds, TINY } from "./_helpers.ts";
+import {
+  nextTokenDatum,
+  SAMPLE_TEXTS,
+  startTestService,
+  type TestService,
+  textIds,
+  TINY,
+} from "./_helpers.ts";
 
 const LR = 1e-2;
 const RUN = { baseModel: TINY, rank: 4, alpha: 8, seed: 11 } as const;
@@ -25,13 +32,21 @@ const BATCHES: bios.types.DatumInput[][] = [
   ...SAMPLE_TEXTS.map((t) => [nextTokenDatum(textIds(t))]),
   SAMPLE_TEXTS.map((t) => nextTokenDatum(textIds(t.toUpperCase()))),
   [nextTokenDatum(textIds("Q: 1+1?\nA: 2"))],
-  [nextTokenDatum(textIds("Q: sky?\nA: blue")), nextTokenDatum(textIds("hello"))],
+  [
+    nextTokenDatum(textIds("Q: sky?\nA: blue")),
+    nextTokenDatum(textIds("hello")),
+  ],
 ];
 const PROBE = [nextTokenDatum(textIds("Q: 5-1?\nA: 4"))];
 
-async function trainSteps(tc: TrainingClient, batches: bios.types.DatumInput[][]): Promise<number[]> {
+async function trainSteps(
+  tc: TrainingClient,
+  batches: bios.types.DatumInput[][],
+): Promise<number[]> {
   const losses: number[] = [];
-  for (const b of batches) losses.push((await tc.train(b, { learningRate: LR })).loss);
+  for (const b of batches) {
+    losses.push((await tc.train(b, { learningRate: LR })).loss);
+  }
   return losses;
 }
 
@@ -39,7 +54,9 @@ async function probeLoss(tc: TrainingClient): Promise<number> {
   return (await tc.forward(PROBE, "cross_entropy")).loss;
 }
 
-async function withService(body: (ts: TestService) => Promise<void>): Promise<void> {
+async function withService(
+  body: (ts: TestService) => Promise<void>,
+): Promise<void> {
   const ts = await startTestService();
   try {
     await body(ts);
@@ -63,13 +80,18 @@ Deno.test("TrainingClient resumed from saveState with its optimizer trains bit-i
     const lossesA = await trainSteps(a, BATCHES.slice(3));
     const probeA = await probeLoss(a);
 
-    const b = await service.createTrainingClientFromState(path, { withOptimizer: true });
+    const b = await service.createTrainingClientFromState(path, {
+      withOptimizer: true,
+    });
     assert.notEqual(b.runId, a.runId);
     assert.equal((await b.getInfo()).step, 3);
     assert.equal(await probeLoss(b), probeAtSave);
     const lossesB = await trainSteps(b, BATCHES.slice(3));
     for (let i = 0; i < lossesA.length; i++) {
-      assert.ok(lossesB[i] === lossesA[i], `step ${i + 4}: ${lossesB[i]} !== ${lossesA[i]}`);
+      assert.ok(
+        lossesB[i] === lossesA[i],
+        `step ${i + 4}: ${lossesB[i]} !== ${lossesA[i]}`,
+      );
     }
     assert.equal(await probeLoss(b), probeA);
     assert.equal((await b.getInfo()).step, 6);
@@ -114,25 +136,53 @@ Deno.test("TrainingClient.saveState writes PEFT adapter files, optimizer state a
 
     const names: string[] = [];
     for await (const e of Deno.readDir(dir)) names.push(e.name);
-    for (const f of ["adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "manifest.json"]) {
+    for (
+      const f of [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "optimizer.safetensors",
+        "manifest.json",
+      ]
+    ) {
       assert.ok(names.includes(f), `${f} missing from ${names}`);
     }
 
-    const cfg = JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`));
+    const cfg = JSON.parse(
+      await Deno.readTextFile(`${dir}/adapter_config.json`),
+    );
     assert.equal(cfg.peft_type, "LORA");
     assert.equal(cfg.r, RUN.rank);
     assert.equal(cfg.lora_alpha, RUN.alpha);
     assert.deepEqual(
       [...cfg.target_modules].sort(),
-      ["down_proj", "gate_proj", "k_proj", "lm_head", "o_proj", "q_proj", "up_proj", "v_proj"],
+      [
+        "down_proj",
+        "gate_proj",
+        "k_proj",
+        "lm_head",
+        "o_proj",
+        "q_proj",
+        "up_proj",
+        "v_proj",
+      ],
     );
 
-    const adapter = await readSafetensorsFile(`${dir}/adapter_model.safetensors`);
-    const qa = adapter.tensors.get("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
-    const qb = adapter.tensors.get("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight");
+    const adapter = await readSafetensorsFile(
+      `${dir}/adapter_model.safetensors`,
+    );
+    const qa = adapter.tensors.get(
+      "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+    );
+    const qb = adapter.tensors.get(
+      "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
+    );
     assert.deepEqual(qa?.shape, [RUN.rank, 32]);
     assert.deepEqual(qb?.shape, [32, RUN.rank]);
-    assert.ok(adapter.tensors.has("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"));
+    assert.ok(
+      adapter.tensors.has(
+        "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight",
+      ),
+    );
     assert.ok(adapter.tensors.has("base_model.model.lm_head.lora_A.weight"));
     // Two adapted matrices per module: 7 per layer × 2 layers, plus lm_head.
     assert.equal(adapter.tensors.size, 2 * (7 * 2 + 1));
@@ -141,30 +191,51 @@ Deno.test("TrainingClient.saveState writes PEFT adapter files, optimizer state a
 
     const opt = await readSafetensorsFile(`${dir}/optimizer.safetensors`);
     for (const k of adapter.tensors.keys()) {
-      assert.deepEqual(opt.tensors.get(`m.${k}`)?.shape, adapter.tensors.get(k)!.shape);
-      assert.deepEqual(opt.tensors.get(`v.${k}`)?.shape, adapter.tensors.get(k)!.shape);
+      assert.deepEqual(
+        opt.tensors.get(`m.${k}`)?.shape,
+        adapter.tensors.get(k)!.shape,
+      );
+      assert.deepEqual(
+        opt.tensors.get(`v.${k}`)?.shape,
+        adapter.tensors.get(k)!.shape,
+      );
     }
     assert.equal(opt.metadata.step, "2");
 
-    const manifest: CheckpointManifest = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
+    const manifest: CheckpointManifest = JSON.parse(
+      await Deno.readTextFile(`${dir}/manifest.json`),
+    );
     assert.equal(manifest.baseModel, TINY);
     assert.equal(manifest.step, 2);
     assert.equal(manifest.kind, "weights");
     assert.deepEqual(
       Object.keys(manifest.files).sort(),
-      ["adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors"],
+      [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "optimizer.safetensors",
+      ],
     );
     for (const [file, hash] of Object.entries(manifest.files)) {
       assert.match(hash, /^[0-9a-f]{64}$/);
-      assert.equal(await sha256Hex(await Deno.readFile(`${dir}/${file}`)), hash, `${file} hash`);
+      assert.equal(
+        await sha256Hex(await Deno.readFile(`${dir}/${file}`)),
+        hash,
+        `${file} hash`,
+      );
     }
 
     // A sampler copy has the adapter but no optimizer state.
     const smp = folderOf(ts, (await tc.saveWeightsForSampler("files")).path);
-    const smpManifest: CheckpointManifest = JSON.parse(await Deno.readTextFile(`${smp}/manifest.json`));
+    const smpManifest: CheckpointManifest = JSON.parse(
+      await Deno.readTextFile(`${smp}/manifest.json`),
+    );
     assert.equal(smpManifest.kind, "sampler_weights");
     assert.ok(!("optimizer.safetensors" in smpManifest.files));
-    await assert.rejects(() => Deno.stat(`${smp}/optimizer.safetensors`), Deno.errors.NotFound);
+    await assert.rejects(
+      () => Deno.stat(`${smp}/optimizer.safetensors`),
+      Deno.errors.NotFound,
+    );
   });
 });
 
@@ -189,26 +260,44 @@ Deno.test("writeCheckpoint is atomic: a crash mid-save leaves no checkpoint and 
     });
     const root = ts.checkpointDir;
     await assert.rejects(
-      () => writeCheckpoint(root, data("bad"), { fault: crash("adapter_model.safetensors") }),
+      () =>
+        writeCheckpoint(root, data("bad"), {
+          fault: crash("adapter_model.safetensors"),
+        }),
       /simulated crash after adapter_model.safetensors/,
     );
     // An overwrite of the good one that dies just before its rename.
     await assert.rejects(
-      () => writeCheckpoint(root, data("good"), { overwrite: true, fault: crash("manifest.json") }),
+      () =>
+        writeCheckpoint(root, data("good"), {
+          overwrite: true,
+          fault: crash("manifest.json"),
+        }),
       /simulated crash/,
     );
 
     const listed = await listCheckpoints(root, tc.runId);
     assert.deepEqual(listed.map((e) => e.name), ["good"]);
     const left: string[] = [];
-    for await (const e of Deno.readDir(`${root}/${tc.runId}/weights`)) left.push(e.name);
+    for await (const e of Deno.readDir(`${root}/${tc.runId}/weights`)) {
+      left.push(e.name);
+    }
     assert.deepEqual(left, ["good"], "no partial or temporary folder is left");
-    await assert.rejects(() => Deno.stat(`${root}/${tc.runId}/weights/bad`), Deno.errors.NotFound);
-    assert.equal(await Deno.readTextFile(`${goodDir}/manifest.json`), goodManifest);
+    await assert.rejects(
+      () => Deno.stat(`${root}/${tc.runId}/weights/bad`),
+      Deno.errors.NotFound,
+    );
+    assert.equal(
+      await Deno.readTextFile(`${goodDir}/manifest.json`),
+      goodManifest,
+    );
 
     // The service lists and loads the previous checkpoint as before.
     const conn = await ts.service.connection();
-    const fromNode = await conn.registry.ask<{ name: string }[]>({ type: "list_checkpoints", runId: tc.runId });
+    const fromNode = await conn.registry.ask<{ name: string }[]>({
+      type: "list_checkpoints",
+      runId: tc.runId,
+    });
     assert.deepEqual(fromNode.map((e) => e.name), ["good"]);
     await tc.loadStateWithOptimizer(path);
     assert.equal(await probeLoss(tc), probeGood);
@@ -230,16 +319,34 @@ Deno.test("TrainingClient.loadState refuses a corrupted checkpoint with CorruptC
     await Deno.remove(`${folderOf(ts, missing)}/optimizer.safetensors`);
 
     const isCorrupt = (what: string) => (e: unknown) => {
-      assert.ok(e instanceof CorruptCheckpointError, `${(e as Error).name}: ${(e as Error).message}`);
+      assert.ok(
+        e instanceof CorruptCheckpointError,
+        `${(e as Error).name}: ${(e as Error).message}`,
+      );
       assert.equal(e.name, "CorruptCheckpointError");
       assert.ok(e.message.includes(what), e.message);
       return true;
     };
-    await assert.rejects(() => tc.loadState(flipped).result(), isCorrupt("adapter_model.safetensors"));
-    await assert.rejects(() => tc.loadStateWithOptimizer(flipped).result(), isCorrupt("sha256"));
-    await assert.rejects(() => ts.service.createSamplingClient({ modelPath: flipped }), isCorrupt("adapter_model"));
-    await assert.rejects(() => tc.loadStateWithOptimizer(missing).result(), isCorrupt("optimizer.safetensors"));
-    await assert.rejects(() => readCheckpoint(folderOf(ts, flipped), false), isCorrupt("sha256"));
+    await assert.rejects(
+      () => tc.loadState(flipped).result(),
+      isCorrupt("adapter_model.safetensors"),
+    );
+    await assert.rejects(
+      () => tc.loadStateWithOptimizer(flipped).result(),
+      isCorrupt("sha256"),
+    );
+    await assert.rejects(
+      () => ts.service.createSamplingClient({ modelPath: flipped }),
+      isCorrupt("adapter_model"),
+    );
+    await assert.rejects(
+      () => tc.loadStateWithOptimizer(missing).result(),
+      isCorrupt("optimizer.safetensors"),
+    );
+    await assert.rejects(
+      () => readCheckpoint(folderOf(ts, flipped), false),
+      isCorrupt("sha256"),
+    );
     // Nothing was loaded.
     assert.equal(await probeLoss(tc), probe);
   });
@@ -275,7 +382,9 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
       child.kill("SIGKILL");
       await child.status;
       await lines.cancel();
-      const err = new TextDecoder().decode((await new Response(child.stderr).arrayBuffer()));
+      const err = new TextDecoder().decode(
+        await new Response(child.stderr).arrayBuffer(),
+      );
       assert.fail(`the saver never completed a round: ${err}`);
     }
     await new Promise((r) => setTimeout(r, 1000 + Math.random() * 1000));
@@ -287,7 +396,10 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
 
     const listed = await listCheckpoints(ts.checkpointDir, runId);
     const weights = listed.filter((e) => e.kind === "weights");
-    assert.ok(weights.some((e) => e.name === "c0"), `listed: ${listed.map((e) => e.path)}`);
+    assert.ok(
+      weights.some((e) => e.name === "c0"),
+      `listed: ${listed.map((e) => e.path)}`,
+    );
     for (const e of listed) {
       const dir = `${ts.checkpointDir}/${runId}/${e.kind}/${e.name}`;
       const ck = await readCheckpoint(dir, e.kind === "weights"); // verifies every sha256
@@ -295,8 +407,12 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
       assert.equal(ck.manifest.runId, runId);
     }
     // The newest one loads into a new run through the service.
-    const newest = weights.filter((e) => /^c\d+$/.test(e.name)).sort((x, y) => Number(y.name.slice(1)) - Number(x.name.slice(1)))[0];
-    const tc = await ts.service.createTrainingClientFromState(newest.path, { withOptimizer: true });
+    const newest = weights.filter((e) =>
+      /^c\d+$/.test(e.name)
+    ).sort((x, y) => Number(y.name.slice(1)) - Number(x.name.slice(1)))[0];
+    const tc = await ts.service.createTrainingClientFromState(newest.path, {
+      withOptimizer: true,
+    });
     assert.equal((await tc.getInfo()).step, Number(newest.name.slice(1)) + 1);
   } finally {
     await ts.close();

@@ -9,7 +9,14 @@ import * as bios from "../mod.ts";
 import { trainerAddress } from "../actors/trainer.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import type { TrainingClient } from "../client/training_client.ts";
-import { nextTokenDatum, SAMPLE_TEXTS, startTestService, type TestService, textIds, TINY } from "./_helpers.ts";
+import {
+  nextTokenDatum,
+  SAMPLE_TEXTS,
+  startTestService,
+  type TestService,
+  textIds,
+  TINY,
+} from "./_helpers.ts";
 
 const { InvalidArgumentError, ConflictError } = bios.errors;
 
@@ -37,7 +44,8 @@ async function withRawRun(body: (r: RawRun) => Promise<void>): Promise<void> {
       ts,
       tc,
       trainer,
-      ask: <T>(msg: Record<string, unknown>) => trainer.ask<T>({ runId: tc.runId, ...msg }),
+      ask: <T>(msg: Record<string, unknown>) =>
+        trainer.ask<T>({ runId: tc.runId, ...msg }),
       info: () => tc.getInfo(),
     });
   } finally {
@@ -46,12 +54,28 @@ async function withRawRun(body: (r: RawRun) => Promise<void>): Promise<void> {
 }
 
 type Fb = bios.types.ForwardBackwardOutput;
-const fb = (seq: number, data: unknown = DATA) => ({ type: "forward_backward", seq, data, lossFn: "cross_entropy" });
-const fwd = (seq: number) => ({ type: "forward", seq, data: DATA, lossFn: "cross_entropy" });
-const step = (seq: number, learningRate = LR) => ({ type: "optim_step", seq, adamParams: { learningRate } });
+const fb = (seq: number, data: unknown = DATA) => ({
+  type: "forward_backward",
+  seq,
+  data,
+  lossFn: "cross_entropy",
+});
+const fwd = (seq: number) => ({
+  type: "forward",
+  seq,
+  data: DATA,
+  lossFn: "cross_entropy",
+});
+const step = (seq: number, learningRate = LR) => ({
+  type: "optim_step",
+  seq,
+  adamParams: { learningRate },
+});
 
 /** The error a rejected promise gives. */
-async function errorOf(p: Promise<unknown>): Promise<Error & { field?: string }> {
+async function errorOf(
+  p: Promise<unknown>,
+): Promise<Error & { field?: string }> {
   try {
     await p;
   } catch (e) {
@@ -89,7 +113,11 @@ Deno.test("Trainer answers a replayed seq whose original was rejected with the s
   await withRawRun(async ({ ask, info }) => {
     await ask(fb(1));
     // Rejected inside the trainer (the vocabulary check), so the error is recorded under seq 2.
-    const bad = [{ ...DATA[0], modelInput: bios.types.ModelInput.fromInts([1, 2, 300]), lossFnInputs: { targetTokens: [2, 3, 4] } }];
+    const bad = [{
+      ...DATA[0],
+      modelInput: bios.types.ModelInput.fromInts([1, 2, 300]),
+      lossFnInputs: { targetTokens: [2, 3, 4] },
+    }];
     const e1 = await errorOf(ask(fb(2, bad)));
     assert.ok(e1 instanceof InvalidArgumentError);
     assert.equal(e1.field, "data[0].modelInput.tokens[2]");
@@ -107,7 +135,10 @@ Deno.test("Trainer answers a replayed seq whose original was rejected with the s
     assert.ok(e4 instanceof InvalidArgumentError);
     assert.equal(e4.field, "adamParams.learningRate");
     const e5 = await errorOf(ask(step(3)));
-    assert.ok(e5 instanceof InvalidArgumentError, "a valid replay of a rejected seq is not applied");
+    assert.ok(
+      e5 instanceof InvalidArgumentError,
+      "a valid replay of a rejected seq is not applied",
+    );
     assert.equal(e5.message, e4.message);
     assert.equal((await info()).step, 0);
     assert.equal((await info()).lastSeq, 3);
@@ -179,10 +210,19 @@ Deno.test("TrainingClient.forwardBackward then optimStep submitted before awaiti
     assert.equal((await tc.getInfo()).step, 1);
 
     // Everything else at once.
-    const futures = batches.slice(1).flatMap((b) => [tc.forwardBackward(b, "cross_entropy"), tc.optimStep({ learningRate: LR })]);
+    const futures = batches.slice(1).flatMap((
+      b,
+    ) => [
+      tc.forwardBackward(b, "cross_entropy"),
+      tc.optimStep({ learningRate: LR }),
+    ]);
     const results = await Promise.all(futures.map((f) => f.result()));
-    const losses = results.filter((_, i) => i % 2 === 0).map((r) => (r as bios.types.ForwardBackwardOutput).loss);
-    const steps = results.filter((_, i) => i % 2 === 1).map((r) => (r as bios.types.OptimStepResponse).metrics["step:max"]);
+    const losses = results.filter((_, i) => i % 2 === 0).map((r) =>
+      (r as bios.types.ForwardBackwardOutput).loss
+    );
+    const steps = results.filter((_, i) => i % 2 === 1).map((r) =>
+      (r as bios.types.OptimStepResponse).metrics["step:max"]
+    );
     assert.deepEqual(losses, expected.slice(1));
     assert.deepEqual(steps, [2, 3]);
     assert.equal((await tc.getInfo()).step, 3);

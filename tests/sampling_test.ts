@@ -5,12 +5,22 @@
  */
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
-import { nextTokenDatum, SAMPLE_TEXTS, startTestService, type TestService, textIds, TINY, TINY_VOCAB } from "./_helpers.ts";
+import {
+  nextTokenDatum,
+  SAMPLE_TEXTS,
+  startTestService,
+  type TestService,
+  textIds,
+  TINY,
+  TINY_VOCAB,
+} from "./_helpers.ts";
 
 const PROMPT_IDS = textIds("Q: 2+2?\nA:").slice(0, -1); // no EOS
 const PROMPT = bios.types.ModelInput.fromInts(PROMPT_IDS);
 
-async function withService(body: (ts: TestService) => Promise<void>): Promise<void> {
+async function withService(
+  body: (ts: TestService) => Promise<void>,
+): Promise<void> {
   const ts = await startTestService();
   try {
     await body(ts);
@@ -23,25 +33,55 @@ Deno.test("SamplingClient.sample with a fixed seed gives the same samples twice"
   await withService(async ({ service }) => {
     const sc = await service.createSamplingClient({ baseModel: TINY });
     const params = { maxTokens: 12, temperature: 1, seed: 42 };
-    const a = await sc.sample({ prompt: PROMPT, samplingParams: params, numSamples: 3 });
-    const b = await sc.sample({ prompt: PROMPT, samplingParams: params, numSamples: 3 });
+    const a = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: params,
+      numSamples: 3,
+    });
+    const b = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: params,
+      numSamples: 3,
+    });
     assert.deepEqual(b.sequences, a.sequences);
     // Another sampler of the same model agrees too.
     const other = await service.createSamplingClient({ baseModel: TINY });
-    assert.deepEqual((await other.sample({ prompt: PROMPT, samplingParams: params, numSamples: 3 })).sequences, a.sequences);
+    assert.deepEqual(
+      (await other.sample({
+        prompt: PROMPT,
+        samplingParams: params,
+        numSamples: 3,
+      })).sequences,
+      a.sequences,
+    );
     // The samples of one request are not copies of each other, and another seed gives others.
     const tokens = a.sequences.map((s) => s.tokens.join(","));
     assert.ok(new Set(tokens).size > 1, `all samples equal: ${tokens}`);
-    const c = await sc.sample({ prompt: PROMPT, samplingParams: { ...params, seed: 43 }, numSamples: 3 });
-    assert.notDeepEqual(c.sequences.map((s) => s.tokens), a.sequences.map((s) => s.tokens));
+    const c = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { ...params, seed: 43 },
+      numSamples: 3,
+    });
+    assert.notDeepEqual(
+      c.sequences.map((s) => s.tokens),
+      a.sequences.map((s) => s.tokens),
+    );
   });
 });
 
 Deno.test("SamplingClient.sample at temperature 0 picks the most likely token", async () => {
   await withService(async ({ service }) => {
     const sc = await service.createSamplingClient({ baseModel: TINY });
-    const out = await sc.sample({ prompt: PROMPT, samplingParams: { maxTokens: 3, temperature: 0, seed: 1 }, numSamples: 2 });
-    const again = await sc.sample({ prompt: PROMPT, samplingParams: { maxTokens: 3, temperature: 0, seed: 2 }, numSamples: 1 });
+    const out = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { maxTokens: 3, temperature: 0, seed: 1 },
+      numSamples: 2,
+    });
+    const again = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { maxTokens: 3, temperature: 0, seed: 2 },
+      numSamples: 1,
+    });
     const greedy = out.sequences[0].tokens;
     assert.deepEqual(out.sequences[1].tokens, greedy);
     assert.deepEqual(again.sequences[0].tokens, greedy);
@@ -52,15 +92,26 @@ Deno.test("SamplingClient.sample at temperature 0 picks the most likely token", 
       const context = [...PROMPT_IDS, ...greedy.slice(0, j)];
       const scores = await Promise.all(
         Array.from({ length: TINY_VOCAB }, async (_, v) => {
-          const lps = await sc.computeLogprobs(bios.types.ModelInput.fromInts([...context, v]));
+          const lps = await sc.computeLogprobs(
+            bios.types.ModelInput.fromInts([...context, v]),
+          );
           return lps.at(-1) as number;
         }),
       );
       let best = 0;
-      for (let v = 1; v < TINY_VOCAB; v++) if (scores[v] > scores[best]) best = v;
-      assert.equal(greedy[j], best, `position ${j}: sampled ${greedy[j]}, argmax ${best}`);
+      for (let v = 1; v < TINY_VOCAB; v++) {
+        if (scores[v] > scores[best]) best = v;
+      }
+      assert.equal(
+        greedy[j],
+        best,
+        `position ${j}: sampled ${greedy[j]}, argmax ${best}`,
+      );
       // The reported logprob is the model's.
-      assert.ok(Math.abs(out.sequences[0].logprobs[j] - scores[best]) < 1e-4, `${out.sequences[0].logprobs[j]} vs ${scores[best]}`);
+      assert.ok(
+        Math.abs(out.sequences[0].logprobs[j] - scores[best]) < 1e-4,
+        `${out.sequences[0].logprobs[j]} vs ${scores[best]}`,
+      );
     }
   });
 });
@@ -68,28 +119,53 @@ Deno.test("SamplingClient.sample at temperature 0 picks the most likely token", 
 Deno.test("an untrained LoRA adapter leaves the base model's logprobs unchanged", async () => {
   await withService(async ({ service }) => {
     const base = await service.createSamplingClient({ baseModel: TINY });
-    const tc = await service.createLoraTrainingClient({ baseModel: TINY, rank: 8, alpha: 32, seed: 3 });
+    const tc = await service.createLoraTrainingClient({
+      baseModel: TINY,
+      rank: 8,
+      alpha: 32,
+      seed: 3,
+    });
     for (const text of SAMPLE_TEXTS) {
       const ids = textIds(text);
-      const baseLps = (await base.computeLogprobs(bios.types.ModelInput.fromInts(ids))).slice(1) as number[];
+      const baseLps =
+        (await base.computeLogprobs(bios.types.ModelInput.fromInts(ids))).slice(
+          1,
+        ) as number[];
       const out = await tc.forward([nextTokenDatum(ids)], "cross_entropy");
-      const runLps = Array.from(out.lossFnOutputs[0].logprobs.data as ArrayLike<number>);
+      const runLps = Array.from(
+        out.lossFnOutputs[0].logprobs.data as ArrayLike<number>,
+      );
       assert.equal(runLps.length, baseLps.length);
       for (let i = 0; i < runLps.length; i++) {
-        assert.ok(Math.abs(runLps[i] - baseLps[i]) <= 1e-5, `${text} position ${i}: ${runLps[i]} vs ${baseLps[i]}`);
+        assert.ok(
+          Math.abs(runLps[i] - baseLps[i]) <= 1e-5,
+          `${text} position ${i}: ${runLps[i]} vs ${baseLps[i]}`,
+        );
       }
     }
     // The comparison can tell: one step moves the run away from the base model.
     const ids = textIds(SAMPLE_TEXTS[0]);
     await tc.train([nextTokenDatum(ids)], { learningRate: 5e-2 });
-    const baseLps = (await base.computeLogprobs(bios.types.ModelInput.fromInts(ids))).slice(1) as number[];
+    const baseLps =
+      (await base.computeLogprobs(bios.types.ModelInput.fromInts(ids))).slice(
+        1,
+      ) as number[];
     const trained = Array.from(
-      (await tc.forward([nextTokenDatum(ids)], "cross_entropy")).lossFnOutputs[0].logprobs.data as ArrayLike<number>,
+      (await tc.forward([nextTokenDatum(ids)], "cross_entropy"))
+        .lossFnOutputs[0].logprobs.data as ArrayLike<number>,
     );
-    assert.ok(trained.some((x, i) => Math.abs(x - baseLps[i]) > 1e-3), "training changed nothing");
+    assert.ok(
+      trained.some((x, i) => Math.abs(x - baseLps[i]) > 1e-3),
+      "training changed nothing",
+    );
     // And the training client's own sampler sees the trained weights.
     const mine = await tc.saveWeightsAndGetSamplingClient();
-    const mineLps = (await mine.computeLogprobs(bios.types.ModelInput.fromInts(ids))).slice(1) as number[];
-    for (let i = 0; i < trained.length; i++) assert.ok(Math.abs(mineLps[i] - trained[i]) <= 1e-5);
+    const mineLps =
+      (await mine.computeLogprobs(bios.types.ModelInput.fromInts(ids))).slice(
+        1,
+      ) as number[];
+    for (let i = 0; i < trained.length; i++) {
+      assert.ok(Math.abs(mineLps[i] - trained[i]) <= 1e-5);
+    }
   });
 });

@@ -49,6 +49,7 @@ import {
 } from "./shaders/loss.ts";
 import {
   canVectorize,
+  type MatmulConfig,
   matmulGroups,
   matmulKernel,
   type MatmulShape,
@@ -164,7 +165,10 @@ export class WebGpuBackend implements Backend {
     );
     // 4 storage bindings per tensor (p, g, m, v)
     // the sampler's lanes per row: as many as allowed, up to 1024
-    const lanes = Math.min(1024, ctx.device.limits.maxComputeInvocationsPerWorkgroup);
+    const lanes = Math.min(
+      1024,
+      ctx.device.limits.maxComputeInvocationsPerWorkgroup,
+    );
     this.#sampleLanes = 2 ** Math.floor(Math.log2(lanes));
     this.#adamGroup = Math.max(
       1,
@@ -177,11 +181,15 @@ export class WebGpuBackend implements Backend {
 
   /** Runs (or recalls) the matmul autotune and adopts its choice. */
   async tune(
-    opts: { useCache?: boolean; size?: number } = {},
+    opts: {
+      useCache?: boolean;
+      size?: number;
+      cands?: readonly MatmulConfig[];
+    } = {},
   ): Promise<TuneResult> {
     const r = await autotune(
       this.ctx,
-      candidates(this.ctx.isFallback, this.ctx.device.limits),
+      opts.cands ?? candidates(this.ctx.isFallback, this.ctx.device.limits),
       opts,
     );
     this.planner.main = r.best;

@@ -20,7 +20,8 @@ import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
  * loop over keys would cap the sequence length).
  */
 function unroll(d: number, stmt: string): string {
-  return Array.from({ length: d }, (_, i) => stmt.replaceAll("#", String(i))).join("\n  ");
+  return Array.from({ length: d }, (_, i) => stmt.replaceAll("#", String(i)))
+    .join("\n  ");
 }
 
 const UNIFORMS = [
@@ -128,7 +129,12 @@ export function attentionDqKernel(d: number): Kernel {
   var qv: array<f32, ${d}>;
   var dv: array<f32, ${d}>;
   var acc: array<f32, ${d}>;
-  ${unroll(d, `qv[#] = q[qo + #u] * p.scale; dv[#] = dout[qo + #u]; acc[#] = 0.0;`)}
+  ${
+      unroll(
+        d,
+        `qv[#] = q[qo + #u] * p.scale; dv[#] = dout[qo + #u]; acc[#] = 0.0;`,
+      )
+    }
   let l = lse[t];
   let dl = delta[t];
   for (var j = 0u; j <= pos; j++) {
@@ -176,7 +182,12 @@ export function attentionDkvKernel(d: number): Kernel {
   var vv: array<f32, ${d}>;
   var ak: array<f32, ${d}>;
   var av: array<f32, ${d}>;
-  ${unroll(d, `kv[#] = k[ko + #u]; vv[#] = v[ko + #u]; ak[#] = 0.0; av[#] = 0.0;`)}
+  ${
+      unroll(
+        d,
+        `kv[#] = k[ko + #u]; vv[#] = v[ko + #u]; ak[#] = 0.0; av[#] = 0.0;`,
+      )
+    }
   if (j < p.tk) {
     let group = p.heads / p.kvHeads;
     let first = select(0u, j - (p.tk - p.tq), j > p.tk - p.tq);

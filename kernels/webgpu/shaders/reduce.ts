@@ -16,12 +16,18 @@ export const RW = 64;
  * lavapipe stops any invocation after 65535 loop iterations in total.
  */
 export function reduceFns(lanes: number): string {
-  const fn = (name: string, type: string, op: (a: string, b: string) => string) => `
+  const fn = (
+    name: string,
+    type: string,
+    op: (a: string, b: string) => string,
+  ) => `
 fn ${name}(lid: u32, v: ${type}) -> ${type} {
   ${name}Buf[lid] = v;
   workgroupBarrier();
   for (var s = ${lanes / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { ${name}Buf[lid] = ${op(`${name}Buf[lid]`, `${name}Buf[lid + s]`)}; }
+    if (lid < s) { ${name}Buf[lid] = ${
+    op(`${name}Buf[lid]`, `${name}Buf[lid + s]`)
+  }; }
     workgroupBarrier();
   }
   let r = workgroupUniformLoad(&${name}Buf[0]);

@@ -6,9 +6,10 @@
  * of that order is named by a boundary (t, i): every token whose
  * order-preserving key exceeds t, plus those with key t and id ≤ i. Top-k,
  * top-p and the inverse-CDF draw each look for the shortest prefix whose count
- * or mass passes a target, by binary search on t (32 passes) and then on i
- * (log₂ V passes); each pass sums over the row in id order.
-
+ * or mass passes a target, by binary search on t (32 passes; a pass is a
+ * fixed-order reduction over the row), then on i only when tokens tie at t.
+ * Lanes per row are many (up to 1024) because lavapipe stops an invocation
+ * after 65535 loop iterations in total.
  *
  * @module
  */

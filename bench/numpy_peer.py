@@ -1,0 +1,71 @@
+"""Peer: numpy/OpenBLAS sgemm throughput, as bench/matmul_worker.ts measures Bios.
+
+    /usr/bin/python3 bench/numpy_peer.py --sizes 512,1024,2048 [--seconds 0.5]
+
+Prints one JSON line: {"peer": "numpy", "blas": ..., "gflops": {"512": ...}}.
+Each size n times numpy.matmul(A, B, out=C) in float32 with the same policy as
+the Bios worker: one warm-up batch, then batches of k products (k = 8 at
+n <= 512, else 1) for at least three batches and --seconds.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def products_per_batch(n):
+    return 8 if n <= 512 else 1
+
+
+def blas_name():
+    try:
+        from numpy.__config__ import CONFIG  # numpy >= 1.25
+
+        return str(CONFIG["Build Dependencies"]["blas"]["name"])
+    except Exception:
+        pass
+    try:
+        info = np.__config__.get_info("blas_opt_info")
+        libs = info.get("libraries", [])
+        return ",".join(libs) or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def measure(n, min_seconds):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    c = np.empty((n, n), dtype=np.float32)
+    k = products_per_batch(n)
+
+    def batch():
+        for _ in range(k):
+            np.matmul(a, b, out=c)
+
+    w0 = time.perf_counter()
+    batch()
+    slow = time.perf_counter() - w0 > 1.0
+    min_runs, min_s = (1, 0.0) if slow else (3, min_seconds)
+    runs, t0, seconds = 0, time.perf_counter(), 0.0
+    while runs < 50 and (runs < min_runs or seconds < min_s):
+        batch()
+        runs += 1
+        seconds = time.perf_counter() - t0
+    return 2 * n**3 * k * runs / seconds / 1e9
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", required=True)
+    p.add_argument("--seconds", type=float, default=0.5)
+    args = p.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    gflops = {str(n): measure(n, args.seconds) for n in sizes}
+    print(json.dumps({"peer": "numpy", "version": np.__version__, "blas": blas_name(), "gflops": gflops}))
+
+
+if __name__ == "__main__":
+    main()
