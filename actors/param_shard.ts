@@ -70,6 +70,8 @@ export type ShardMsg =
       targets?: Int32Array;
       /** Keep activations for a later `backward`. */
       keep: boolean;
+      /** Set when training: the adapter's dropout draws its masks from it. */
+      dropoutKey?: number;
     }
     | { type: "backward"; mb: number; dout: Float32Array }
     | { type: "release"; mb: number }
@@ -125,7 +127,12 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
           ? be.fromInts(msg.input, [n])
           : be.fromArray(msg.input, [n, this.#stage.cfg.hiddenSize]);
         const targets = msg.targets ? be.fromInts(msg.targets, [n]) : undefined;
-        const { out, ctx } = this.#stage.forward(input, msg.rows, targets);
+        const { out, ctx } = this.#stage.forward(
+          input,
+          msg.rows,
+          targets,
+          msg.dropoutKey,
+        );
         // The output travels on the wire as a copy; no saved activation refers to it.
         const host = await be.read(out);
         be.free(out);

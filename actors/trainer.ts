@@ -218,6 +218,7 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
             msg.lossFn,
             msg.lossFnConfig,
             true,
+            this.#sinceCommit.length,
           );
           this.#sinceCommit.push(msg);
           this.#pendingGrads = true;
@@ -298,8 +299,8 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
         optimizer: true,
       });
     }
-    for (const op of this.#sinceCommit) {
-      await this.#forwardBackward(op.data, op.lossFn, op.lossFnConfig, true);
+    for (const [i, op] of this.#sinceCommit.entries()) {
+      await this.#forwardBackward(op.data, op.lossFn, op.lossFnConfig, true, i);
     }
   }
 
@@ -331,6 +332,8 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     lossFn: LossFnName,
     lossFnConfig: Record<string, number>,
     backward: boolean,
+    /** Index of this op since the last commit (with the step, it keys dropout masks). */
+    opIndex = 0,
   ) {
     const ctxLen = this.#cfg.maxPositionEmbeddings;
     data.forEach((d, i) => {
@@ -357,7 +360,10 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     let loss = 0;
     let tokens = 0;
     const last = this.#shards.length - 1;
-    for (const mb of packMicroBatches(data, this.spec.microBatchTokens)) {
+    for (
+      const [mbIndex, mb] of packMicroBatches(data, this.spec.microBatchTokens)
+        .entries()
+    ) {
       const id = ++this.#mb;
       const rows = { batch: mb.batch, seqLen: mb.seqLen };
       let x: Int32Array | Float32Array = mb.tokens;
@@ -369,6 +375,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
           rows,
           targets: s === last ? mb.targets : undefined,
           keep: backward,
+          dropoutKey: backward
+            ? dropoutKey(this.#step, opIndex, mbIndex)
+            : undefined,
         }) as Float32Array;
       }
       const logprobs = x as Float32Array;
@@ -564,4 +573,13 @@ function isWorkerFailure(e: unknown): boolean {
   return e instanceof ActorCrashedError || e instanceof ActorStoppedError ||
     e instanceof UnknownActorError || e instanceof ActorTimeoutError ||
     e instanceof ShardRestartedError;
+}
+
+/**
+ * The dropout key of a micro-batch: the same (step, op since commit,
+ * micro-batch) always draws the same masks, so a replay is exact.
+ */
+function dropoutKey(step: number, opIndex: number, mbIndex: number): number {
+  return (Math.imul(step + 1, 0x9e3779b1) ^ Math.imul(opIndex + 1, 0x85ebca6b) ^
+    Math.imul(mbIndex + 1, 0xc2b2ae35)) >>> 0;
 }

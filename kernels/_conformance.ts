@@ -160,6 +160,12 @@ export function backendConformance(
     await h.same("add", h.be.add(a[0], b[0]), h.ref.add(a[1], b[1]));
   });
 
+  check("mul", async (_be, h) => {
+    const a = h.both(h.rng.floats(37 * 53), [37, 53]);
+    const b = h.both(h.rng.floats(37 * 53), [37, 53]);
+    await h.same("mul", h.be.mul(a[0], b[0]), h.ref.mul(a[1], b[1]));
+  });
+
   check("sumOfSquares", async (_be, h) => {
     const a = h.both(h.rng.floats(37 * 53), [37, 53]);
     const b = h.both(h.rng.floats(29), [29]);

@@ -157,6 +157,8 @@ export interface Backend {
   axpy(out: Tensor, x: Tensor, alpha: number): void;
   /** `a + b` (same shapes), as a new tensor. */
   add(a: Tensor, b: Tensor): Tensor;
+  /** `a ⊙ b`, the elementwise product (same shapes), as a new tensor. */
+  mul(a: Tensor, b: Tensor): Tensor;
   /** Σ over all tensors of Σ x² (in a fixed order), read back to the host. */
   sumOfSquares(ts: readonly Tensor[]): Promise<number>;
 

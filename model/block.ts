@@ -14,12 +14,13 @@
  *
  * @module
  */
-import type {
-  AttentionDims,
-  Backend,
-  LinearResult,
-  Tensor,
-} from "../kernels/backend.ts";
+import type { AttentionDims, Backend, Tensor } from "../kernels/backend.ts";
+import {
+  freeLinear,
+  loraLinear,
+  loraLinearBackward,
+  type LoraLinearResult,
+} from "./lora_linear.ts";
 import type { LlamaConfig } from "./config.ts";
 import type { LoraSet } from "./lora.ts";
 import type { LayerWeights } from "./stage_weights.ts";
@@ -29,21 +30,21 @@ export interface BlockActivations {
   x: Tensor;
   xn: Tensor;
   rstd1: Tensor;
-  q: LinearResult;
-  k: LinearResult;
-  v: LinearResult;
+  q: LoraLinearResult;
+  k: LoraLinearResult;
+  v: LoraLinearResult;
   qr: Tensor;
   kr: Tensor;
   att: Tensor;
   lse: Tensor;
-  o: LinearResult;
+  o: LoraLinearResult;
   x1: Tensor;
   hn: Tensor;
   rstd2: Tensor;
-  g: LinearResult;
-  u: LinearResult;
+  g: LoraLinearResult;
+  u: LoraLinearResult;
   a: Tensor;
-  d: LinearResult;
+  d: LoraLinearResult;
 }
 
 /** Shape of the rows being processed: B sequences of T tokens each. */
@@ -78,14 +79,15 @@ export function blockForward(
   x: Tensor,
   rows: RowShape,
   cache?: { layer: LayerCache; offset: number },
+  dropoutKey?: number,
 ): { y: Tensor; acts: BlockActivations } {
   const p = prefix(l);
   const H = cfg.numHeads, G = cfg.numKvHeads, D = cfg.headDim;
   const offset = cache?.offset ?? 0;
   const { y: xn, rstd: rstd1 } = be.rmsNorm(x, w.inputNorm, cfg.rmsNormEps);
-  const q = be.linear(xn, w.q, lora?.weights(p + "self_attn.q_proj"));
-  const k = be.linear(xn, w.k, lora?.weights(p + "self_attn.k_proj"));
-  const v = be.linear(xn, w.v, lora?.weights(p + "self_attn.v_proj"));
+  const q = loraLinear(be, xn, w.q, lora, p + "self_attn.q_proj", dropoutKey);
+  const k = loraLinear(be, xn, w.k, lora, p + "self_attn.k_proj", dropoutKey);
+  const v = loraLinear(be, xn, w.v, lora, p + "self_attn.v_proj", dropoutKey);
   const ropeDims = {
     seqLen: rows.seqLen,
     headDim: D,
@@ -111,13 +113,20 @@ export function blockForward(
   } else {
     attn = be.attention(qr, kr, v.y, attentionDims(cfg, rows));
   }
-  const o = be.linear(attn.out, w.o, lora?.weights(p + "self_attn.o_proj"));
+  const o = loraLinear(
+    be,
+    attn.out,
+    w.o,
+    lora,
+    p + "self_attn.o_proj",
+    dropoutKey,
+  );
   const x1 = be.add(x, o.y);
   const { y: hn, rstd: rstd2 } = be.rmsNorm(x1, w.postNorm, cfg.rmsNormEps);
-  const g = be.linear(hn, w.gate, lora?.weights(p + "mlp.gate_proj"));
-  const u = be.linear(hn, w.up, lora?.weights(p + "mlp.up_proj"));
+  const g = loraLinear(be, hn, w.gate, lora, p + "mlp.gate_proj", dropoutKey);
+  const u = loraLinear(be, hn, w.up, lora, p + "mlp.up_proj", dropoutKey);
   const a = be.swiglu(g.y, u.y);
-  const d = be.linear(a, w.down, lora?.weights(p + "mlp.down_proj"));
+  const d = loraLinear(be, a, w.down, lora, p + "mlp.down_proj", dropoutKey);
   const y = be.add(x1, d.y);
   return {
     y,
@@ -174,31 +183,13 @@ export function blockBackward(
   const H = cfg.numHeads, G = cfg.numKvHeads, D = cfg.headDim;
   // MLP branch: y = x1 + down(silu(g)·u), so dx1 = dy + rmsnorm'(d hn).
   const down = p + "mlp.down_proj";
-  const gd = be.linearBackward(
-    dy,
-    acts.a,
-    w.down,
-    lora?.weights(down),
-    acts.d.xa,
-  );
+  const gd = loraLinearBackward(be, dy, acts.a, w.down, lora, down, acts.d);
   lora?.accumulate(down, gd.da, gd.db);
   const { dgate, dup } = be.swigluBackward(gd.dx, acts.g.y, acts.u.y);
   const gate = p + "mlp.gate_proj", up = p + "mlp.up_proj";
-  const gg = be.linearBackward(
-    dgate,
-    acts.hn,
-    w.gate,
-    lora?.weights(gate),
-    acts.g.xa,
-  );
+  const gg = loraLinearBackward(be, dgate, acts.hn, w.gate, lora, gate, acts.g);
   lora?.accumulate(gate, gg.da, gg.db);
-  const gu = be.linearBackward(
-    dup,
-    acts.hn,
-    w.up,
-    lora?.weights(up),
-    acts.u.xa,
-  );
+  const gu = loraLinearBackward(be, dup, acts.hn, w.up, lora, up, acts.u);
   lora?.accumulate(up, gu.da, gu.db);
   const dhn = be.add(gg.dx, gu.dx);
   const n2 = be.rmsNormBackward(dhn, acts.x1, w.postNorm, acts.rstd2);
@@ -222,13 +213,7 @@ export function blockBackward(
 
   // Attention branch: x1 = x + o_proj(att), so dx = dx1 + rmsnorm'(d xn).
   const oName = p + "self_attn.o_proj";
-  const go = be.linearBackward(
-    dx1,
-    acts.att,
-    w.o,
-    lora?.weights(oName),
-    acts.o.xa,
-  );
+  const go = loraLinearBackward(be, dx1, acts.att, w.o, lora, oName, acts.o);
   lora?.accumulate(oName, go.da, go.db);
   const ga = be.attentionBackward(
     go.dx,
@@ -250,29 +235,11 @@ export function blockBackward(
   const qName = p + "self_attn.q_proj",
     kName = p + "self_attn.k_proj",
     vName = p + "self_attn.v_proj";
-  const gq = be.linearBackward(
-    dq,
-    acts.xn,
-    w.q,
-    lora?.weights(qName),
-    acts.q.xa,
-  );
+  const gq = loraLinearBackward(be, dq, acts.xn, w.q, lora, qName, acts.q);
   lora?.accumulate(qName, gq.da, gq.db);
-  const gk = be.linearBackward(
-    dk,
-    acts.xn,
-    w.k,
-    lora?.weights(kName),
-    acts.k.xa,
-  );
+  const gk = loraLinearBackward(be, dk, acts.xn, w.k, lora, kName, acts.k);
   lora?.accumulate(kName, gk.da, gk.db);
-  const gv = be.linearBackward(
-    ga.dv,
-    acts.xn,
-    w.v,
-    lora?.weights(vName),
-    acts.v.xa,
-  );
+  const gv = loraLinearBackward(be, ga.dv, acts.xn, w.v, lora, vName, acts.v);
   lora?.accumulate(vName, gv.da, gv.db);
   const dqk = be.add(gq.dx, gk.dx);
   const dxn = be.add(dqk, gv.dx);
@@ -302,33 +269,18 @@ export function blockBackward(
 
 /** Free a layer's saved activations (all but its input x, which the caller owns). */
 export function freeActivations(be: Backend, a: BlockActivations): void {
+  for (const r of [a.q, a.k, a.v, a.o, a.g, a.u, a.d]) freeLinear(be, r);
   freeAll(be, [
     a.xn,
     a.rstd1,
-    a.q.y,
-    a.q.xa,
-    a.k.y,
-    a.k.xa,
-    a.v.y,
-    a.v.xa,
     a.qr,
     a.kr,
     a.att,
     a.lse,
-  ]);
-  freeAll(be, [
-    a.o.y,
-    a.o.xa,
     a.x1,
     a.hn,
     a.rstd2,
-    a.g.y,
-    a.g.xa,
-    a.u.y,
-    a.u.xa,
     a.a,
-    a.d.y,
-    a.d.xa,
   ]);
 }
 

@@ -7,7 +7,13 @@
  *
  * @module
  */
-import type { Backend, LinearResult, Tensor } from "../kernels/backend.ts";
+import type { Backend, Tensor } from "../kernels/backend.ts";
+import {
+  freeLinear,
+  loraLinear,
+  loraLinearBackward,
+  type LoraLinearResult,
+} from "./lora_linear.ts";
 import {
   type BlockActivations,
   blockBackward,
@@ -32,7 +38,7 @@ export interface StageContext {
     xl: Tensor;
     hn: Tensor;
     rstd: Tensor;
-    logits: LinearResult;
+    logits: LoraLinearResult;
     targets: Tensor;
     lse: Tensor;
   };
@@ -68,9 +74,15 @@ export class Stage {
   /**
    * Forward pass. `input` is token ids (i32 [N]) on the first stage, the hidden
    * state [N,C] otherwise; `targets` (i32 [N]) are required on the last stage.
-   * The stage takes ownership of `input`.
+   * The stage takes ownership of `input`. `dropoutKey` turns on the adapter's
+   * dropout (training), drawing masks from that key.
    */
-  forward(input: Tensor, rows: RowShape, targets?: Tensor): StageOutput {
+  forward(
+    input: Tensor,
+    rows: RowShape,
+    targets?: Tensor,
+    dropoutKey?: number,
+  ): StageOutput {
     const be = this.be;
     let x = input;
     const ctx: StageContext = { rows, x0: input, layers: [] };
@@ -89,6 +101,8 @@ export class Stage {
         this.lora,
         x,
         rows,
+        undefined,
+        dropoutKey,
       );
       ctx.layers.push(acts);
       x = y;
@@ -100,10 +114,13 @@ export class Stage {
       this.weights.finalNorm!,
       this.cfg.rmsNormEps,
     );
-    const logits = be.linear(
+    const logits = loraLinear(
+      be,
       hn,
       this.weights.lmHead!,
-      this.lora?.weights("lm_head"),
+      this.lora,
+      "lm_head",
+      dropoutKey,
     );
     const { logprobs, lse } = be.logSoftmaxGather(logits.y, targets);
     ctx.head = { xl: x, hn, rstd, logits, targets, lse };
@@ -126,12 +143,14 @@ export class Stage {
         h.targets,
         h.lse,
       );
-      const g = be.linearBackward(
+      const g = loraLinearBackward(
+        be,
         dlogits,
         h.hn,
         this.weights.lmHead!,
-        this.lora?.weights("lm_head"),
-        h.logits.xa,
+        this.lora,
+        "lm_head",
+        h.logits,
       );
       this.lora?.accumulate("lm_head", g.da, g.db);
       const n = be.rmsNormBackward(g.dx, h.xl, this.weights.finalNorm!, h.rstd);
@@ -144,11 +163,10 @@ export class Stage {
         n.dw,
         h.hn,
         h.rstd,
-        h.logits.y,
-        h.logits.xa,
         h.lse,
         h.targets,
       ]);
+      freeLinear(be, h.logits);
     }
     for (let i = ctx.layers.length - 1; i >= 0; i--) {
       const l = this.range.first + i;
@@ -187,7 +205,8 @@ export class Stage {
     }
     if (ctx.head) {
       const h = ctx.head;
-      freeAll(be, [h.hn, h.rstd, h.logits.y, h.logits.xa, h.lse, h.targets]);
+      freeAll(be, [h.hn, h.rstd, h.lse, h.targets]);
+      freeLinear(be, h.logits);
       if (h.xl !== ctx.x0) be.free(h.xl);
     }
     be.free(ctx.x0);

@@ -30,6 +30,7 @@ async function train(
       baseModel: TINY,
       rank: 4,
       seed: 11,
+      dropout: 0.1,
     });
     const conn = await ts.service.connection();
     const shards = (await tc.getInfo()).shards;

@@ -30,6 +30,7 @@ import {
 } from "./attention.ts";
 import {
   addForward,
+  mulForward,
   axpyForward,
   sumOfSquaresOf,
   writeRowsForward,
@@ -135,6 +136,18 @@ export class CpuBackend implements Backend {
       out.data as Float32Array,
       f32(a, "add", "a"),
       f32(b, "add", "b"),
+    );
+    return out;
+  }
+
+  /** a ⊙ b. */
+  mul(a: Tensor, b: Tensor): Tensor {
+    sameShape("mul", ["a", a], ["b", b]);
+    const out = newF32(a.shape);
+    mulForward(
+      out.data as Float32Array,
+      f32(a, "mul", "a"),
+      f32(b, "mul", "b"),
     );
     return out;
   }

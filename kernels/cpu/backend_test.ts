@@ -29,10 +29,11 @@ Deno.test("CpuBackend memory: fromArray copies, read returns a copy, free forbid
   await be.sync();
 });
 
-Deno.test("CpuBackend axpy, add, sumOfSquares", async () => {
+Deno.test("CpuBackend axpy, add, mul, sumOfSquares", async () => {
   const a = be.fromArray(new Float32Array([1, 2]), [2]);
   const b = be.fromArray(new Float32Array([10, 20]), [2]);
   assert.deepEqual([...(await be.read(be.add(a, b)))], [11, 22]);
+  assert.deepEqual([...(await be.read(be.mul(a, b)))], [10, 40]);
   be.axpy(a, b, 0.5);
   assert.deepEqual([...(await be.read(a))], [6, 12]);
   assert.equal(await be.sumOfSquares([a, b]), 36 + 144 + 100 + 400);

@@ -46,3 +46,12 @@ export function writeRowsForward(
     cache.set(src.subarray(b * n * c, (b + 1) * n * c), (b * rows + start) * c);
   }
 }
+
+/** out = a ⊙ b (elementwise product). */
+export function mulForward(
+  out: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+): void {
+  for (let i = 0; i < out.length; i++) out[i] = a[i] * b[i];
+}

@@ -36,6 +36,7 @@ import { type Binding, GpuContext } from "./context.ts";
 import { GpuTensor } from "./tensor.ts";
 import {
   ADD,
+  MUL,
   AXPY,
   SWIGLU,
   SWIGLU_BACKWARD,
@@ -288,6 +289,15 @@ export class WebGpuBackend implements Backend {
     expectShape("add", "b", b, a.shape);
     const out = this.#new(a.shape);
     this.ctx.run(ADD, [ga, gb, out], [ga.size], grid(ga.size));
+    return out;
+  }
+
+  /** a ⊙ b. */
+  mul(a: Tensor, b: Tensor): Tensor {
+    const ga = gpu(a, "mul", "a"), gb = gpu(b, "mul", "b");
+    expectShape("mul", "b", b, a.shape);
+    const out = this.#new(a.shape);
+    this.ctx.run(MUL, [ga, gb, out], [ga.size], grid(ga.size));
     return out;
   }
 

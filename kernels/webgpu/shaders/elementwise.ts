@@ -34,6 +34,21 @@ export const ADD: Kernel = {
 }`,
 };
 
+/** `out = a ⊙ b`. */
+export const MUL: Kernel = {
+  name: "mul",
+  uniforms: [["n", "u32"]],
+  buffers: [["a", "read", "array<f32>"], ["b", "read", "array<f32>"], [
+    "out",
+    "read_write",
+    "array<f32>",
+  ]],
+  body: `@compute @workgroup_size(${WG}) fn main(${FLAT}) {
+  let i = ${FLAT_INDEX};
+  if (i < p.n) { out[i] = a[i] * b[i]; }
+}`,
+};
+
 /** `h = silu(gate) · up`, silu(g) = g · σ(g). */
 export const SWIGLU: Kernel = {
   name: "swiglu",
