@@ -43,7 +43,8 @@ export type RegistryMsg =
   }
   | { type: "tokenizer"; baseModel: string }
   | { type: "weights_info"; path: string }
-  | { type: "list_checkpoints"; runId: string };
+  | { type: "list_checkpoints"; runId: string }
+  | { type: "stop_sampler"; samplerId: string };
 
 /** Settings of a node's registry. */
 export interface RegistryOptions {
@@ -122,6 +123,12 @@ export class Registry implements Actor<RegistryMsg, unknown> {
           kind: m.kind,
           step: m.step,
         };
+      }
+      case "stop_sampler": {
+        const samplers = this.opts.supervisors.samplers;
+        await samplers?.terminateChild(msg.samplerId).catch(() => {});
+        await samplers?.deleteChild(msg.samplerId).catch(() => {});
+        return null;
       }
       case "list_checkpoints":
         return await this.#store.ask({ type: "list", runId: msg.runId });

@@ -49,11 +49,6 @@ export type SamplerMsg =
   | { type: "compute_logprobs"; prompt: number[] | Int32Array }
   | { type: "info" };
 
-/** Address of a sampler. */
-export function samplerAddress(id: string): string {
-  return `sampler.${id}`;
-}
-
 /** The Sampler actor. */
 export class Sampler implements Actor<SamplerMsg, unknown> {
   #be!: Backend;

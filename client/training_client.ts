@@ -214,7 +214,6 @@ export class TrainingClient {
       { timeoutMs: OP_TIMEOUT_MS },
     );
     const client = new SamplingClient(this.conn.system.ref(r.address), r);
-    this.#sampler = { version: snap.version, client };
     return client;
   }
 
@@ -222,10 +221,21 @@ export class TrainingClient {
   sample(args: SampleArgs): APIFuture<SampleResponse> {
     const p = (async () => {
       const info = await this.getInfo();
-      const sc = this.#sampler && this.#sampler.version === info.version
-        ? this.#sampler.client
-        : await this.saveWeightsAndGetSamplingClient();
-      return await sc.sample(args);
+      if (!this.#sampler || this.#sampler.version !== info.version) {
+        // The snapshot of older weights is no longer needed: stop its sampler.
+        const old = this.#sampler?.client.info.samplerId;
+        this.#sampler = {
+          version: info.version,
+          client: await this.saveWeightsAndGetSamplingClient(),
+        };
+        if (old) {
+          await this.conn.registry.ask({
+            type: "stop_sampler",
+            samplerId: old,
+          });
+        }
+      }
+      return await this.#sampler.client.sample(args);
     })();
     return new APIFuture(p);
   }
