@@ -37,5 +37,11 @@ export {
 } from "./client/sampling_client.ts";
 export { APIFuture, FutureTimeoutError } from "./client/api_future.ts";
 export * as types from "./client/types.ts";
-export { errors } from "./runtime/errors.ts";
-export type { Tokenizer } from "./model/tokenizer.ts";
+export * from "./runtime/mod.ts";
+export type {
+  DecodeOptions,
+  EncodeOptions,
+  Tokenizer,
+} from "./model/tokenizer.ts";
+export * from "./client/types.ts";
+export * from "./client/connection.ts";

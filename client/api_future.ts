@@ -7,7 +7,11 @@
 
 /** A future's wait ran out before the result came. */
 export class FutureTimeoutError extends Error {
-  /** @param ms the timeout that passed */
+  /**
+   * The wait ran out.
+   *
+   * @param ms the timeout that passed
+   */
   constructor(ms: number) {
     super(
       `result() timed out after ${ms} ms (the operation may still complete)`,
@@ -31,7 +35,11 @@ export class FutureTimeoutError extends Error {
 export class APIFuture<T> implements PromiseLike<T> {
   readonly #p: Promise<T>;
 
-  /** @param p the promise of the operation's result */
+  /**
+   * Wrap the promise of an operation's result.
+   *
+   * @param p the promise of the operation's result
+   */
   constructor(p: Promise<T>) {
     this.#p = p;
     // The caller may never await: don't let a failure become an unhandled rejection here.

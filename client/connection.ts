@@ -7,14 +7,14 @@
 import { ActorSystem } from "../runtime/system.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import { startNode } from "../actors/node.ts";
-import { REGISTRY, type RegistryMsg } from "../actors/registry.ts";
+import { REGISTRY } from "../actors/registry.ts";
 
 /** An open connection to a cluster. */
 export interface Connection {
   /** The actor system requests go through. */
   system: ActorSystem;
   /** The registry. */
-  registry: ActorRef<RegistryMsg, unknown>;
+  registry: ActorRef;
   /** Close the connection (and stop an embedded node). */
   close(): Promise<void>;
 }

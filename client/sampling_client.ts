@@ -44,6 +44,8 @@ const SAMPLE_TIMEOUT_MS = 3_600_000;
  */
 export class SamplingClient {
   /**
+   * A client of one sampler actor.
+   *
    * @param ref the sampler actor
    * @param info what it samples
    */

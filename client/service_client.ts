@@ -44,7 +44,11 @@ export class ServiceClient implements AsyncDisposable {
   #conn?: Promise<Connection>;
   readonly #opts: ServiceClientOptions;
 
-  /** @param opts where the cluster is; nothing given runs one in this process */
+  /**
+   * A client of a Bios cluster; with no address, an embedded one in this process.
+   *
+   * @param opts where the cluster is; nothing given runs one in this process
+   */
   constructor(opts: ServiceClientOptions = {}) {
     this.#opts = opts;
     this.apiKey = opts.apiKey ?? Deno.env.get("BIOS_API_KEY");

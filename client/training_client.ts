@@ -31,20 +31,31 @@ const OP_TIMEOUT_MS = 3_600_000;
 
 /** What {@linkcode TrainingClient.getInfo} returns. */
 export interface TrainingRunInfo {
+  /** The run id. */
   modelId: string;
+  /** The base model. */
   modelName: string;
+  /** Always true: Bios trains LoRA adapters. */
   isLora: true;
+  /** The adapter's rank. */
   loraRank: number;
+  /** Architecture and names, as the anchor's GetInfoResponse. */
   modelData: { arch: string; modelName: string; tokenizerId?: string };
+  /** Optimizer steps taken. */
   step: number;
+  /** Last sequence number applied. */
   lastSeq: number;
+  /** Bumped whenever the weights change. */
   version: number;
+  /** Pipeline stages (parameter shards) of the run. */
   shards: number;
 }
 
 /** Result of {@linkcode TrainingClient.train}. */
 export interface TrainResult {
+  /** The forwardBackward result. */
   forwardBackward: ForwardBackwardOutput;
+  /** The optimStep result. */
   optimStep: OptimStepResponse;
   /** The forward-backward loss (sum over weighted tokens). */
   loss: number;
@@ -67,6 +78,8 @@ export class TrainingClient {
   readonly #trainer: ActorRef;
 
   /**
+   * A client of run `runId` (made by {@linkcode ServiceClient.createLoraTrainingClient}).
+   *
    * @param service the service client that made this run
    * @param conn its connection
    * @param runId the run

@@ -20,6 +20,7 @@ export {
   ModelInput,
 } from "../protocol/types/model_input.ts";
 export {
+  TENSOR_DTYPES,
   type TensorData,
   tensorData,
   type TensorDtype,
@@ -69,6 +70,7 @@ export type {
   WeightsInfoResponse,
 } from "../protocol/types/responses.ts";
 export {
+  CHECKPOINT_KINDS,
   type CheckpointKind,
   checkpointPath,
   type CheckpointPathParts,

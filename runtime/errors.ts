@@ -225,6 +225,8 @@ export class CodecError extends BiosError {
  */
 export class UnavailableError extends BiosError {
   /**
+   * The service is unavailable.
+   *
    * @param message what is unavailable
    * @param options standard error options (`cause`)
    */
