@@ -160,6 +160,14 @@ export function backendConformance(
     await h.same("add", h.be.add(a[0], b[0]), h.ref.add(a[1], b[1]));
   });
 
+  check("readMany", async (_be, h) => {
+    const a = h.both(h.rng.floats(37 * 53), [37, 53]);
+    const b = h.both(h.rng.floats(5), [5]);
+    const [ga, gb] = await h.be.readMany([a[0], b[0]]);
+    assertClose("readMany", ga, await h.ref.read(a[1]), h.tol);
+    assertClose("readMany", gb, await h.ref.read(b[1]), h.tol);
+  });
+
   check("mul", async (_be, h) => {
     const a = h.both(h.rng.floats(37 * 53), [37, 53]);
     const b = h.both(h.rng.floats(37 * 53), [37, 53]);

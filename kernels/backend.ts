@@ -145,6 +145,8 @@ export interface Backend {
   zeros(shape: readonly number[]): Tensor;
   /** Copy an f32 tensor back to the host. */
   read(t: Tensor): Promise<Float32Array>;
+  /** Copy several f32 tensors back to the host at once (one GPU wait on webgpu). */
+  readMany(ts: readonly Tensor[]): Promise<Float32Array[]>;
   /** Copy an i32 tensor back to the host. */
   readInts(t: Tensor): Promise<Int32Array>;
   /** Release a tensor's memory; the handle must not be used again. */

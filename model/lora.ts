@@ -261,11 +261,12 @@ export class LoraSet {
   /** Copy one of the tensor maps back to the host. */
   async toHost(which: "params" | "grads" | "m" | "v"): Promise<HostTensors> {
     const src = this[which];
+    const ts = this.keys.map((k) => src.get(k)!);
+    const data = await this.be.readMany(ts);
     const out: HostTensors = new Map();
-    for (const key of this.keys) {
-      const t = src.get(key)!;
-      out.set(key, { shape: [...t.shape], data: await this.be.read(t) });
-    }
+    this.keys.forEach((k, i) =>
+      out.set(k, { shape: [...ts[i].shape], data: data[i] })
+    );
     return out;
   }
 

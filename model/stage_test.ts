@@ -57,7 +57,11 @@ const targets = Int32Array.from([4, 7, 2, 9, 3, 3, 10, 0, 5, 6]);
 const weights = Float32Array.from([1, 1, 0, 1, 0.5, 1, 1, 1, 0, 1]);
 
 /** Loss Σ −lp·w through two chained stages; optionally backward. */
-function run(lora: (LoraSet | undefined)[], backward: boolean, dropoutKey?: number): number {
+function run(
+  lora: (LoraSet | undefined)[],
+  backward: boolean,
+  dropoutKey?: number,
+): number {
   const stages = splitLayers(cfg.numLayers, 2).map((r, i) =>
     new Stage(be, cfg, r, uploadStage(be, cfg, tensors, r), lora[i])
   );
@@ -163,21 +167,35 @@ Deno.test("Stage: with dropout, LoRA gradients match finite differences under a 
         const down = run(lora, false, key);
         p[i] = keep;
         const numeric = (up - down) / (2 * eps);
-        const err = Math.abs(numeric - g[i]) / Math.max(Math.abs(numeric), Math.abs(g[i]), 1e-2);
+        const err = Math.abs(numeric - g[i]) /
+          Math.max(Math.abs(numeric), Math.abs(g[i]), 1e-2);
         worst = Math.max(worst, err);
         count++;
-        assert.ok(err < 3e-2, `${k}[${i}]: analytic ${g[i]}, numeric ${numeric}`);
+        assert.ok(
+          err < 3e-2,
+          `${k}[${i}]: analytic ${g[i]}, numeric ${numeric}`,
+        );
       }
     }
   }
-  console.log(`dropout 0.3: checked ${count} LoRA parameters, max rel error ${worst.toExponential(2)}`);
+  console.log(
+    `dropout 0.3: checked ${count} LoRA parameters, max rel error ${
+      worst.toExponential(2)
+    }`,
+  );
 });
 
 Deno.test("Stage: dropout applies only in training, and a key always draws the same mask", () => {
   const lora = adapters(true, 0.3);
   const plain = run(adapters(true, 0), false);
-  assert.equal(run(lora, false), plain, "no key (evaluation, sampling): no dropout");
-  const a = run(lora, false, 1), b = run(lora, false, 1), c = run(lora, false, 2);
+  assert.equal(
+    run(lora, false),
+    plain,
+    "no key (evaluation, sampling): no dropout",
+  );
+  const a = run(lora, false, 1),
+    b = run(lora, false, 1),
+    c = run(lora, false, 2);
   assert.equal(a, b);
   assert.notEqual(a, plain);
   assert.notEqual(a, c);

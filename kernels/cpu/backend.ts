@@ -30,8 +30,8 @@ import {
 } from "./attention.ts";
 import {
   addForward,
-  mulForward,
   axpyForward,
+  mulForward,
   sumOfSquaresOf,
   writeRowsForward,
 } from "./elementwise.ts";
@@ -93,6 +93,13 @@ export class CpuBackend implements Backend {
   /** A copy of an f32 tensor's data. */
   read(t: Tensor): Promise<Float32Array> {
     return settle(() => f32(t, "read", "t").slice());
+  }
+
+  /** Copies of several f32 tensors' data. */
+  readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
+    return settle(() =>
+      ts.map((t, i) => f32(t, "readMany", `ts[${i}]`).slice())
+    );
   }
 
   /** A copy of an i32 tensor's data. */

@@ -36,8 +36,8 @@ import { type Binding, GpuContext } from "./context.ts";
 import { GpuTensor } from "./tensor.ts";
 import {
   ADD,
-  MUL,
   AXPY,
+  MUL,
   SWIGLU,
   SWIGLU_BACKWARD,
   WRITE_ROWS,
@@ -253,6 +253,15 @@ export class WebGpuBackend implements Backend {
   async read(t: Tensor): Promise<Float32Array> {
     const g = gpu(t, "read", "t");
     return new Float32Array(await this.ctx.read(g.buffer, g.size * 4));
+  }
+
+  /** Copy several f32 tensors back to the host (one GPU wait for all). */
+  async readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
+    const gs = ts.map((t, i) => gpu(t, "readMany", `ts[${i}]`));
+    const bufs = await this.ctx.readMany(
+      gs.map((g) => ({ buffer: g.buffer, bytes: g.size * 4 })),
+    );
+    return bufs.map((b) => new Float32Array(b));
   }
 
   /** Copy an i32 tensor back to the host (one GPU wait). */

@@ -313,6 +313,43 @@ export class GpuContext {
     }
   }
 
+  /**
+   * Copies several buffers back with one staging buffer and one map, so a
+   * batch of reads costs one GPU wait instead of one each.
+   */
+  async readMany(
+    parts: readonly { buffer: GPUBuffer; bytes: number }[],
+  ): Promise<ArrayBuffer[]> {
+    const sizes = parts.map((p) => Math.ceil(Math.max(4, p.bytes) / 4) * 4);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (parts.length === 0) return [];
+    const staging = this.#readback.acquire(total);
+    let off = 0;
+    parts.forEach((p, i) => {
+      this.encoder().copyBufferToBuffer(p.buffer, 0, staging, off, sizes[i]);
+      off += sizes[i];
+    });
+    this.#batch.push("read");
+    this.flush();
+    try {
+      await staging.mapAsync(1, 0, total); // GPUMapMode.READ
+      const all = staging.getMappedRange(0, total);
+      const out: ArrayBuffer[] = [];
+      off = 0;
+      parts.forEach((p, i) => {
+        out.push(all.slice(off, off + p.bytes));
+        off += sizes[i];
+      });
+      staging.unmap();
+      this.#readback.release(staging);
+      await this.check();
+      return out;
+    } catch (e) {
+      await this.check();
+      throw e;
+    }
+  }
+
   /** Submits and waits until all recorded work is done. */
   async sync(): Promise<void> {
     this.flush();
