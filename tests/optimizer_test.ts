@@ -4,7 +4,13 @@
  * does; weightDecay is decoupled; optimStep without gradients is refused.
  */
 import assert from "node:assert/strict";
-import { nextTokenDatum, SAMPLE_TEXTS, startTestService, textIds, TINY } from "./_helpers.ts";
+import {
+  nextTokenDatum,
+  SAMPLE_TEXTS,
+  startTestService,
+  textIds,
+  TINY,
+} from "./_helpers.ts";
 import { ConflictError } from "../runtime/errors.ts";
 import type { TrainingClient } from "../mod.ts";
 
@@ -17,7 +23,12 @@ async function probe(tc: TrainingClient): Promise<number> {
 Deno.test("optimStep: gradients accumulate over forwardBackward calls until the step", async () => {
   const ts = await startTestService();
   try {
-    const make = () => ts.service.createLoraTrainingClient({ baseModel: TINY, rank: 4, seed: 3 });
+    const make = () =>
+      ts.service.createLoraTrainingClient({
+        baseModel: TINY,
+        rank: 4,
+        seed: 3,
+      });
     const [a, b] = [await make(), await make()];
     // a: the whole batch at once; b: the same data in two calls.
     await a.forwardBackward(batch, "cross_entropy");
@@ -40,12 +51,18 @@ Deno.test("optimStep: gradients accumulate over forwardBackward calls until the 
 Deno.test("optimStep: gradClipNorm scales the gradient to the clip norm, as clip_grad_norm_", async () => {
   const ts = await startTestService();
   try {
-    const tc = await ts.service.createLoraTrainingClient({ baseModel: TINY, rank: 4, seed: 3 });
+    const tc = await ts.service.createLoraTrainingClient({
+      baseModel: TINY,
+      rank: 4,
+      seed: 3,
+    });
     await tc.forwardBackward(batch, "cross_entropy");
     const r = await tc.optimStep({ learningRate: 1e-2, gradClipNorm: 0.5 });
     const norm = r.metrics["grad_norm:mean"];
     assert.ok(norm > 0.5, `the unclipped norm ${norm} should exceed the clip`);
-    assert.ok(Math.abs(r.metrics["grad_scale:mean"] - 0.5 / (norm + 1e-6)) < 1e-12);
+    assert.ok(
+      Math.abs(r.metrics["grad_scale:mean"] - 0.5 / (norm + 1e-6)) < 1e-12,
+    );
     // A clip above the norm leaves the gradient alone.
     await tc.forwardBackward(batch, "cross_entropy");
     const r2 = await tc.optimStep({ learningRate: 1e-2, gradClipNorm: 1e9 });
@@ -58,7 +75,12 @@ Deno.test("optimStep: gradClipNorm scales the gradient to the clip norm, as clip
 Deno.test("optimStep: weightDecay shrinks the adapter (decoupled) and changes the result", async () => {
   const ts = await startTestService();
   try {
-    const make = () => ts.service.createLoraTrainingClient({ baseModel: TINY, rank: 4, seed: 3 });
+    const make = () =>
+      ts.service.createLoraTrainingClient({
+        baseModel: TINY,
+        rank: 4,
+        seed: 3,
+      });
     const plain = await make(), decayed = await make();
     for (const [tc, wd] of [[plain, 0], [decayed, 0.5]] as const) {
       for (let i = 0; i < 3; i++) {
@@ -72,10 +94,15 @@ Deno.test("optimStep: weightDecay shrinks the adapter (decoupled) and changes th
         { params: Record<string, { data: Float32Array }> }
       >({ type: "snapshot" });
       let s = 0;
-      for (const t of Object.values(snap.params)) for (const v of t.data) s += v * v;
+      for (const t of Object.values(snap.params)) {
+        for (const v of t.data) s += v * v;
+      }
       return Math.sqrt(s);
     };
-    assert.ok(await norm(decayed) < await norm(plain), "decay makes the adapter smaller");
+    assert.ok(
+      await norm(decayed) < await norm(plain),
+      "decay makes the adapter smaller",
+    );
   } finally {
     await ts.close();
   }
@@ -84,9 +111,16 @@ Deno.test("optimStep: weightDecay shrinks the adapter (decoupled) and changes th
 Deno.test("optimStep without accumulated gradients is refused and changes nothing", async () => {
   const ts = await startTestService();
   try {
-    const tc = await ts.service.createLoraTrainingClient({ baseModel: TINY, rank: 4, seed: 3 });
+    const tc = await ts.service.createLoraTrainingClient({
+      baseModel: TINY,
+      rank: 4,
+      seed: 3,
+    });
     const before = await probe(tc);
-    await assert.rejects(() => tc.optimStep({ learningRate: 1e-2 }).result(), ConflictError);
+    await assert.rejects(
+      () => tc.optimStep({ learningRate: 1e-2 }).result(),
+      ConflictError,
+    );
     assert.equal((await tc.getInfo()).step, 0);
     assert.equal(await probe(tc), before);
   } finally {
