@@ -1,0 +1,208 @@
+/**
+ * Whole training steps and sampling on every backend against the CPU
+ * reference, and determinism: two runs on one backend are bit-identical.
+ * Tolerance: LoRA weights after 3 AdamW steps within 1e-3 relative (floor
+ * 1e-3) of the CPU's; losses within 1e-5 relative; sampled tokens equal.
+ */
+import assert from "node:assert/strict";
+import type { Backend } from "../kernels/backend.ts";
+import { CpuBackend } from "../kernels/cpu/backend.ts";
+import { openNativeBackend } from "../kernels/native/backend.ts";
+import { testBackend } from "../kernels/webgpu/_open_for_test.ts";
+import { llamaTensorShapes } from "../model/config.ts";
+import { generate } from "../model/generate.ts";
+import { LORA_TARGETS, LoraSet } from "../model/lora.ts";
+import { Prng } from "../model/prng.ts";
+import { Stage, type StageContext } from "../model/stage.ts";
+import {
+  type NamedTensors,
+  splitLayers,
+  uploadStage,
+} from "../model/stage_weights.ts";
+import { tinyConfig } from "./_helpers.ts";
+
+const cfg = tinyConfig();
+const tensors: NamedTensors = (() => {
+  const rng = new Prng(21);
+  const out: NamedTensors = new Map();
+  for (const [name, shape] of llamaTensorShapes(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const norm = name.endsWith("norm.weight");
+    for (let i = 0; i < n; i++) data[i] = norm ? 1 : 0.05 * rng.normal();
+    out.set(name, { shape, data });
+  }
+  return out;
+})();
+const spec = {
+  rank: 4,
+  alpha: 8,
+  dropout: 0.1,
+  targets: LORA_TARGETS,
+  seed: 9,
+};
+const rows = { batch: 2, seqLen: 12 };
+const N = rows.batch * rows.seqLen;
+const ids = Int32Array.from(
+  { length: N },
+  (_, i) => (i * 37 + 11) % cfg.vocabSize,
+);
+const targets = Int32Array.from(
+  { length: N },
+  (_, i) => (i * 53 + 5) % cfg.vocabSize,
+);
+
+/** Three AdamW steps through two stages; returns the losses and the final LoRA weights. */
+async function train(
+  be: Backend,
+): Promise<{ losses: number[]; params: Map<string, Float32Array> }> {
+  const stages = splitLayers(cfg.numLayers, 2).map((r) =>
+    new Stage(
+      be,
+      cfg,
+      r,
+      uploadStage(be, cfg, tensors, r),
+      LoraSet.create(be, cfg, spec, r),
+    )
+  );
+  const losses: number[] = [];
+  for (let step = 1; step <= 3; step++) {
+    let x = be.fromInts(ids, [N]);
+    const ctxs: StageContext[] = [];
+    for (const s of stages) {
+      const { out, ctx } = s.forward(
+        x,
+        rows,
+        s.range.head ? be.fromInts(targets, [N]) : undefined,
+        step,
+      );
+      ctxs.push(ctx);
+      x = out;
+    }
+    const lp = await be.read(x);
+    losses.push(lp.reduce((a, v) => a - v, 0));
+    let d = be.fromArray(new Float32Array(N).fill(-1), [N]);
+    be.free(x);
+    for (let i = stages.length - 1; i >= 0; i--) {
+      const dx = stages[i].backward(ctxs[i], d);
+      be.free(d);
+      if (dx) d = dx;
+    }
+    for (const s of stages) {
+      const l = s.lora!;
+      const ks = l.keys;
+      be.adamw(
+        ks.map((k) => l.params.get(k)!),
+        ks.map((k) => l.grads.get(k)!),
+        ks.map((k) => l.m.get(k)!),
+        ks.map((k) => l.v.get(k)!),
+        {
+          lr: 1e-2,
+          beta1: 0.9,
+          beta2: 0.95,
+          eps: 1e-12,
+          weightDecay: 0.01,
+          step,
+          gradScale: 1,
+        },
+      );
+      l.zeroGrads();
+    }
+  }
+  const params = new Map<string, Float32Array>();
+  for (const s of stages) {
+    for (const [k, t] of await s.lora!.toHost("params")) {
+      params.set(k, t.data);
+    }
+  }
+  return { losses, params };
+}
+
+async function sample(be: Backend): Promise<number[][]> {
+  const stage = new Stage(
+    be,
+    cfg,
+    splitLayers(cfg.numLayers, 1)[0],
+    uploadStage(be, cfg, tensors, splitLayers(cfg.numLayers, 1)[0]),
+  );
+  const out = await generate(be, [stage], [256, 5, 9, 77], {
+    numSamples: 3,
+    maxTokens: 12,
+    temperature: 0.8,
+    topK: 50,
+    topP: 0.95,
+    seed: 4,
+    stopTokens: [],
+  });
+  return out.map((s) => s.tokens);
+}
+
+const reference = await train(new CpuBackend());
+const referenceSamples = await sample(new CpuBackend());
+
+const candidates: [
+  string,
+  () => Backend | null | Promise<Backend | null>,
+  string,
+][] = [
+  ["cpu", () => new CpuBackend(), ""],
+  ["native", () => openNativeBackend(), "libopenblas0-pthread"],
+  ["webgpu", () => testBackend(), "mesa-vulkan-drivers"],
+];
+
+for (const [name, make, pkg] of candidates) {
+  const be = await make();
+  const required = Deno.env.get("BIOS_REQUIRE_ALL") === "1";
+  if (!be && !required) {
+    console.log(
+      `backend parity on ${name} skipped: unavailable (apt-get install ${pkg})`,
+    );
+  }
+  Deno.test({
+    name:
+      `${name}: three training steps match the cpu reference, and a rerun is bit-identical`,
+    ignore: !be && !required,
+    fn: async () => {
+      if (!be) {
+        throw new Error(`${name} backend unavailable (apt-get install ${pkg})`);
+      }
+      const a = await train(be), b = await train(be);
+      assert.deepEqual(b.losses, a.losses, "rerun losses bit-identical");
+      for (const [k, v] of a.params) {
+        assert.deepEqual(b.params.get(k), v, `rerun ${k} bit-identical`);
+      }
+      let worst = 0;
+      for (const [k, want] of reference.params) {
+        const got = a.params.get(k)!;
+        for (let i = 0; i < want.length; i++) {
+          worst = Math.max(
+            worst,
+            Math.abs(got[i] - want[i]) / Math.max(Math.abs(want[i]), 1e-3),
+          );
+        }
+      }
+      a.losses.forEach((l, i) =>
+        assert.ok(
+          Math.abs(l - reference.losses[i]) / Math.abs(reference.losses[i]) <
+            1e-5,
+        )
+      );
+      console.log(
+        `${name}: LoRA weights after 3 steps, max rel error vs cpu ${
+          worst.toExponential(2)
+        }`,
+      );
+      assert.ok(worst < 1e-3, `max rel error ${worst}`);
+    },
+  });
+  Deno.test({
+    name: `${name}: sampling with a seed gives the cpu reference's tokens`,
+    ignore: !be && !required,
+    fn: async () => {
+      if (!be) {
+        throw new Error(`${name} backend unavailable (apt-get install ${pkg})`);
+      }
+      assert.deepEqual(await sample(be), referenceSamples);
+    },
+  });
+}
