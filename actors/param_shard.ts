@@ -189,13 +189,16 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         this.#lora.zeroGrads();
         return null;
       case "get_state": {
+        const [params, m, v] = await this.#lora.manyToHost(
+          msg.optimizer ? ["params", "m", "v"] : ["params"],
+        );
         const state: ShardState = {
-          params: toWire(await this.#lora.toHost("params")),
+          params: toWire(params),
           step: this.#lora.step,
         };
-        if (msg.optimizer) {
-          state.m = toWire(await this.#lora.toHost("m"));
-          state.v = toWire(await this.#lora.toHost("v"));
+        if (m && v) {
+          state.m = toWire(m);
+          state.v = toWire(v);
         }
         return state;
       }

@@ -252,21 +252,19 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   async #recovering<T>(fn: () => Promise<T>): Promise<T> {
     for (let attempt = 0;; attempt++) {
       try {
+        // The restore itself may meet another crash: it is retried the same way.
+        if (attempt > 0) await this.#restoreCommitted();
         return await fn();
       } catch (e) {
         if (!isWorkerFailure(e)) throw e;
         if (attempt >= MAX_RECOVERIES) {
+          const why = (e as Error).message;
           throw new UnavailableError(
-            `run ${this.spec.runId}: shards keep failing (${
-              (e as Error).message
-            })`,
-            {
-              cause: e,
-            },
+            `run ${this.spec.runId}: shards keep failing (${why})`,
+            { cause: e },
           );
         }
         this.recoveries++;
-        await this.#restoreCommitted();
       }
     }
   }

@@ -260,14 +260,23 @@ export class LoraSet {
 
   /** Copy one of the tensor maps back to the host. */
   async toHost(which: "params" | "grads" | "m" | "v"): Promise<HostTensors> {
-    const src = this[which];
-    const ts = this.keys.map((k) => src.get(k)!);
+    return (await this.manyToHost([which]))[0];
+  }
+
+  /** Copy several tensor maps back at once (one read-back on a GPU). */
+  async manyToHost(
+    which: readonly ("params" | "grads" | "m" | "v")[],
+  ): Promise<HostTensors[]> {
+    const ts = which.flatMap((w) => this.keys.map((k) => this[w].get(k)!));
     const data = await this.be.readMany(ts);
-    const out: HostTensors = new Map();
-    this.keys.forEach((k, i) =>
-      out.set(k, { shape: [...ts[i].shape], data: data[i] })
-    );
-    return out;
+    return which.map((_, j) => {
+      const out: HostTensors = new Map();
+      this.keys.forEach((k, i) => {
+        const n = j * this.keys.length + i;
+        out.set(k, { shape: [...ts[n].shape], data: data[n] });
+      });
+      return out;
+    });
   }
 
   /** Replace values of one tensor map from host data (same keys and shapes). */
