@@ -1,19 +1,14 @@
 /**
  * Matmul tile choice per adapter: candidates from the adapter kind and device
- * limits, a short autotune (each candidate timed once on a 512³ product),
+ * limits, a short autotune (each candidate timed once on a 512³ product, x·Wᵀ),
  * cached in memory and in `$BIOS_HOME/webgpu_autotune.json` (or
  * `~/.cache/bios/webgpu_autotune.json`).
  *
  * @module
  */
 
-import type { GpuContext } from "./context.ts";
-import {
-  configName,
-  type MatmulConfig,
-  matmulGroups,
-  matmulKernel,
-} from "./shaders/matmul.ts";
+import type { Binding, GpuContext } from "./context.ts";
+import { configName, type MatmulConfig } from "./shaders/matmul.ts";
 
 /** Largest side of a product that counts as skinny (the LoRA rank-r products). */
 export const SKINNY = 64;
@@ -22,6 +17,19 @@ export const SKINNY = 64;
 const SKINNY_N: MatmulConfig = { kind: "reg", tm: 8, tn: 4, wx: 2, wy: 32 };
 const SKINNY_M: MatmulConfig = { kind: "reg", tm: 4, tn: 8, wx: 32, wy: 2 };
 
+/**
+ * The storage-fed tile used on CPU adapters where the texture-fed one does
+ * not apply (transposed a, k or n not multiples of 64, sizes past the texture
+ * limits).
+ */
+export const CPU_FALLBACK: MatmulConfig = {
+  kind: "reg",
+  tm: 16,
+  tn: 16,
+  wx: 8,
+  wy: 1,
+};
+
 /** The tile candidates for an adapter, filtered by the device limits. */
 export function candidates(
   isFallback: boolean,
@@ -29,11 +37,13 @@ export function candidates(
 ): MatmulConfig[] {
   const list: MatmulConfig[] = isFallback
     ? [
-      // CPU adapters: no workgroup memory, big register tiles (lavapipe runs
-      // each invocation as a SIMD lane, so work per invocation is what counts)
-      { kind: "reg", tm: 16, tn: 16, wx: 8, wy: 1 },
-      { kind: "reg", tm: 8, tn: 16, wx: 8, wy: 1 },
-      { kind: "reg", tm: 8, tn: 8, wx: 8, wy: 1 },
+      // CPU adapters: no workgroup memory, operands fetched from textures,
+      // big register tiles. lavapipe runs 8 invocations as the lanes of one
+      // AVX2 vector, so every fetch feeds tm·tn/2 vector FMAs per k-step of
+      // 4; bigger tiles fetch less per FMA but spill more and compile slower
+      // (16×32: ~4 s, 32×32: ~18 s).
+      { kind: "tex", tm: 16, tn: 32, wx: 8, wy: 1 },
+      { kind: "tex", tm: 16, tn: 16, wx: 8, wy: 1 },
     ]
     : [
       { kind: "shared", tm: 4, tn: 4, wx: 16, wy: 16, bk: 16 },
@@ -57,10 +67,23 @@ export function candidates(
 export class MatmulPlanner {
   /** The config of products with both sides above {@linkcode SKINNY}. */
   main: MatmulConfig;
+  /** The storage-fed config used when `main` is texture-fed and cannot apply. */
+  fallback: MatmulConfig;
+  /**
+   * Largest texture side a texture-fed product may use (the device's
+   * maxTextureDimension2D); bigger operands are split into blocks.
+   */
+  textureLimit: number;
 
   /** Starts with `main` (usually the first candidate, until tuned). */
-  constructor(main: MatmulConfig) {
+  constructor(
+    main: MatmulConfig,
+    fallback: MatmulConfig = CPU_FALLBACK,
+    textureLimit = 8192,
+  ) {
     this.main = main;
+    this.fallback = fallback;
+    this.textureLimit = textureLimit;
   }
 
   /** The config for an [M,N] output. */
@@ -107,6 +130,19 @@ function readCache(file: string | null): Record<string, MatmulConfig> {
 }
 
 /**
+ * Records `c = a bᵀ` for `size`×`size` operands with tile `cfg`, the way the
+ * backend records its products (so texture-fed tiles are timed with their
+ * copies).
+ */
+export type RecordProduct = (
+  cfg: MatmulConfig,
+  a: Binding,
+  b: Binding,
+  c: Binding,
+  size: number,
+) => void;
+
+/**
  * Times each candidate once on a `size`³ product (x·Wᵀ, the linear layer's
  * form) after a warm-up run that compiles it, and returns the fastest. With
  * `useCache`, a choice already made for this adapter (in memory or in the
@@ -115,6 +151,7 @@ function readCache(file: string | null): Record<string, MatmulConfig> {
 export async function autotune(
   ctx: GpuContext,
   cands: readonly MatmulConfig[],
+  record: RecordProduct,
   opts: { size?: number; useCache?: boolean } = {},
 ): Promise<TuneResult> {
   const size = opts.size ?? 512;
@@ -142,18 +179,13 @@ export async function autotune(
   let bestTime = Infinity;
   try {
     for (const cfg of cands) {
-      const k = matmulKernel(cfg, {
-        transA: false,
-        transB: true,
-        vec: true,
-        lora: "",
-      });
       const run = () =>
-        ctx.run(
-          k,
-          [{ buffer: a, bytes }, { buffer: b, bytes }, { buffer: c, bytes }],
-          [size, size, size, 0, 1, 0, 0],
-          matmulGroups(cfg, size, size),
+        record(
+          cfg,
+          { buffer: a, bytes },
+          { buffer: b, bytes },
+          { buffer: c, bytes },
+          size,
         );
       run();
       await ctx.sync(); // compile and warm up

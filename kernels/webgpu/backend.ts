@@ -21,6 +21,7 @@ import type {
 import {
   autotune,
   candidates,
+  CPU_FALLBACK,
   MatmulPlanner,
   type TuneResult,
 } from "./autotune.ts";
@@ -32,7 +33,7 @@ import {
   positiveInt,
   ShapeError,
 } from "./check.ts";
-import { type Binding, GpuContext } from "./context.ts";
+import { type Binding, GpuContext, type Kernel } from "./context.ts";
 import { GpuTensor } from "./tensor.ts";
 import {
   ADD,
@@ -50,10 +51,12 @@ import {
 } from "./shaders/loss.ts";
 import {
   canVectorize,
+  configName,
   type MatmulConfig,
   matmulGroups,
   matmulKernel,
   type MatmulShape,
+  texMatmulKernel,
 } from "./shaders/matmul.ts";
 import {
   RMSNORM,
@@ -108,6 +111,25 @@ export function isCpuAdapter(adapter: GPUAdapter): boolean {
 }
 
 /**
+ * Gives the process a private XDG_RUNTIME_DIR when it has none. Mesa's Vulkan
+ * loader reads it while an adapter is requested (for window-system sockets a
+ * compute-only device never uses) and otherwise prints "error: XDG_RUNTIME_DIR
+ * is invalid or not set in the environment." twice on stderr. A fresh 0700
+ * temp dir is what the spec asks of that directory (owned by the user, mode
+ * 0700). Without env or write permission it leaves things as they are.
+ */
+function ensureRuntimeDir(): void {
+  try {
+    if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+    const dir = Deno.makeTempDirSync({ prefix: "bios-xdg-" });
+    Deno.chmodSync(dir, 0o700);
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // no permission: Mesa only prints its warning
+  }
+}
+
+/**
  * Opens the first WebGPU adapter as a backend; null when there is none.
  *
  * @example
@@ -121,6 +143,7 @@ export async function openWebGpuBackend(
 ): Promise<WebGpuBackend | null> {
   const g = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (!g) return null;
+  ensureRuntimeDir();
   const adapter = await g.requestAdapter({
     powerPreference: opts.powerPreference ?? "high-performance",
   });
@@ -134,6 +157,21 @@ export async function openWebGpuBackend(
   const be = new WebGpuBackend(new GpuContext(device, name, cpu));
   if (opts.autotune ?? true) await be.tune();
   return be;
+}
+
+/** Options of one recorded matrix product. */
+interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+  lora?: {
+    xa: Binding;
+    lb: Binding;
+    r: number;
+    scale: number;
+    layout: "t" | "n";
+  };
 }
 
 interface RopeTable {
@@ -154,6 +192,7 @@ export class WebGpuBackend implements Backend {
   /** Tile choice of each matrix product. */
   readonly planner: MatmulPlanner;
   readonly #ropeTables = new Map<string, RopeTable>();
+  readonly #texKernels = new Map<string, Kernel>();
   readonly #adamGroup: number;
   readonly #sampleLanes: number;
 
@@ -163,6 +202,8 @@ export class WebGpuBackend implements Backend {
     this.device = `${ctx.adapterName}${ctx.isFallback ? " (CPU adapter)" : ""}`;
     this.planner = new MatmulPlanner(
       candidates(ctx.isFallback, ctx.device.limits)[0],
+      CPU_FALLBACK,
+      ctx.device.limits.maxTextureDimension2D,
     );
     // 4 storage bindings per tensor (p, g, m, v)
     // the sampler's lanes per row: as many as allowed, up to 1024
@@ -191,6 +232,8 @@ export class WebGpuBackend implements Backend {
     const r = await autotune(
       this.ctx,
       opts.cands ?? candidates(this.ctx.isFallback, this.ctx.device.limits),
+      (cfg, a, b, c, size) =>
+        this.#matmulWith(cfg, a, b, c, size, size, size, { transB: true }),
       opts,
     );
     this.planner.main = r.best;
@@ -341,25 +384,31 @@ export class WebGpuBackend implements Backend {
   #matmul(
     a: Binding,
     b: Binding,
-    c: GpuTensor,
+    c: Binding,
     m: number,
     n: number,
     k: number,
-    o: {
-      transA?: boolean;
-      transB?: boolean;
-      alpha?: number;
-      beta?: number;
-      lora?: {
-        xa: Binding;
-        lb: Binding;
-        r: number;
-        scale: number;
-        layout: "t" | "n";
-      };
-    },
+    o: MatmulOptions,
   ): void {
     if (m === 0 || n === 0) return;
+    this.#matmulWith(this.planner.choose(m, n), a, b, c, m, n, k, o);
+  }
+
+  /** {@linkcode #matmul} with tile `cfg` (a `tex` one falls back when it cannot apply). */
+  #matmulWith(
+    cfg: MatmulConfig,
+    a: Binding,
+    b: Binding,
+    c: Binding,
+    m: number,
+    n: number,
+    k: number,
+    o: MatmulOptions,
+  ): void {
+    if (cfg.kind === "tex") {
+      if (this.#texMatmul(cfg, a, b, c, m, n, k, o)) return;
+      cfg = this.planner.fallback;
+    }
     const transA = o.transA ?? false, transB = o.transB ?? false;
     const shape: MatmulShape = {
       transA,
@@ -367,7 +416,6 @@ export class WebGpuBackend implements Backend {
       vec: canVectorize(m, n, k, transA, transB),
       lora: o.lora ? o.lora.layout : "",
     };
-    const cfg = this.planner.choose(m, n);
     const bindings: Binding[] = [a, b, c];
     if (o.lora) bindings.push(o.lora.xa, o.lora.lb);
     this.ctx.run(
@@ -376,6 +424,80 @@ export class WebGpuBackend implements Backend {
       [m, n, k, o.lora?.r ?? 0, o.alpha ?? 1, o.beta ?? 0, o.lora?.scale ?? 0],
       matmulGroups(cfg, m, n),
     );
+  }
+
+  /**
+   * The texture-fed product (CPU adapters): copies a, and b, into textures in
+   * blocks of at most the texture size limit and records one dispatch per
+   * block of c. False (nothing recorded) when the shape does not fit: a
+   * transposed, k or n (when b is [K,N]) not a multiple of 64 (texture copies
+   * need 256-byte row pitches), n not a multiple of 4, or k past the limit.
+   */
+  #texMatmul(
+    cfg: MatmulConfig,
+    a: Binding,
+    b: Binding,
+    c: Binding,
+    m: number,
+    n: number,
+    k: number,
+    o: MatmulOptions,
+  ): boolean {
+    const transB = o.transB ?? false;
+    const lim = this.planner.textureLimit;
+    if (o.transA || k === 0 || k % 64 !== 0 || k / 4 > lim || n % 4 !== 0) {
+      return false;
+    }
+    if (!transB && (n % 64 !== 0 || k > lim)) return false;
+    const lora = o.lora?.layout ?? "";
+    const key = `${configName(cfg)}|${transB}|${lora}`;
+    let kernel = this.#texKernels.get(key);
+    if (!kernel) {
+      kernel = texMatmulKernel(cfg, { transB, lora });
+      this.#texKernels.set(key, kernel);
+    }
+    const bindings: Binding[] = [c];
+    if (o.lora) bindings.push(o.lora.xa, o.lora.lb);
+    const k4 = k / 4;
+    // columns of c per block: rows of the b texture, or 4 per texel of its width
+    const nStep = transB ? lim : 4 * lim;
+    for (let row0 = 0; row0 < m; row0 += lim) {
+      const mc = Math.min(lim, m - row0);
+      const ta = this.ctx.acquireTexture(k4, mc);
+      this.ctx.copyToTexture(a.buffer, row0 * k * 4, k * 4, ta, k4, mc);
+      for (let col0 = 0; col0 < n; col0 += nStep) {
+        const nc = Math.min(nStep, n - col0);
+        let tb: GPUTexture;
+        if (transB) {
+          tb = this.ctx.acquireTexture(k4, nc);
+          this.ctx.copyToTexture(b.buffer, col0 * k * 4, k * 4, tb, k4, nc);
+        } else {
+          tb = this.ctx.acquireTexture(nc / 4, k);
+          this.ctx.copyToTexture(b.buffer, col0 * 4, n * 4, tb, nc / 4, k);
+        }
+        this.ctx.run(
+          kernel,
+          bindings,
+          [
+            mc,
+            nc,
+            k,
+            o.lora?.r ?? 0,
+            o.alpha ?? 1,
+            o.beta ?? 0,
+            o.lora?.scale ?? 0,
+            n,
+            row0,
+            col0,
+          ],
+          matmulGroups(cfg, mc, nc),
+          [ta, tb],
+        );
+        this.ctx.releaseTexture(tb);
+      }
+      this.ctx.releaseTexture(ta);
+    }
+    return true;
   }
 
   /** out = alpha · op(a) op(b) + beta · out. */

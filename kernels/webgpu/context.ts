@@ -25,6 +25,12 @@ export interface Kernel {
    */
   readonly buffers:
     readonly (readonly [string, "read" | "read_write", string])[];
+  /**
+   * Sampled `texture_2d<f32>` bindings after the storage ones, by name (the
+   * matmul's operands on CPU adapters, where texel fetches are far cheaper
+   * than storage loads).
+   */
+  readonly textures?: readonly string[];
   /** WGSL declarations and the `@compute fn main` entry point. */
   readonly body: string;
 }
@@ -36,6 +42,7 @@ const SLOT = 256; // bytes per uniform slot (≥ any device's offset alignment)
 const SLOTS = 2048;
 const STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
+const TEXTURE = 0x04 | 0x02; // TEXTURE_BINDING | COPY_DST
 
 /** Builds the full WGSL source of a kernel (uniform struct and bindings first). */
 export function kernelSource(k: Kernel): string {
@@ -47,9 +54,16 @@ export function kernelSource(k: Kernel): string {
       fields.map(([n, t]) => `  ${n}: ${t},`).join("\n")
     }\n}\n` +
     `@group(0) @binding(0) var<uniform> p: Params;\n`;
-  const binds = k.buffers.map(([n, access, type], i) =>
-    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${n}: ${type};`
-  ).join("\n");
+  const binds = [
+    ...k.buffers.map(([n, access, type], i) =>
+      `@group(0) @binding(${i + 1}) var<storage, ${access}> ${n}: ${type};`
+    ),
+    ...(k.textures ?? []).map((n, i) =>
+      `@group(0) @binding(${
+        k.buffers.length + i + 1
+      }) var ${n}: texture_2d<f32>;`
+    ),
+  ].join("\n");
   return `${struct}${binds}\n${k.body}`;
 }
 
@@ -71,6 +85,8 @@ export class GpuContext {
   readonly #storage: BufferPool;
   readonly #readback: BufferPool;
   readonly #pipelines = new Map<string, Compiled>();
+  readonly #textures = new Map<string, GPUTexture[]>();
+  readonly #allTextures: GPUTexture[] = [];
   readonly #uniformBuf: GPUBuffer;
   readonly #uniformData = new ArrayBuffer(SLOT * SLOTS);
   readonly #u32 = new Uint32Array(this.#uniformData);
@@ -86,6 +102,8 @@ export class GpuContext {
   dispatches = 0;
   /** Submits since the context was made (for tests). */
   submits = 0;
+  /** Buffer-to-texture copies since the context was made (for tests). */
+  textureCopies = 0;
 
   /** Wraps an already created device. */
   constructor(device: GPUDevice, adapterName: string, isFallback: boolean) {
@@ -138,6 +156,11 @@ export class GpuContext {
         visibility: 4, // COMPUTE
         buffer: { type: access === "read" ? "read-only-storage" : "storage" },
       })),
+      ...(k.textures ?? []).map((_, i): GPUBindGroupLayoutEntry => ({
+        binding: k.buffers.length + i + 1,
+        visibility: 4, // COMPUTE
+        texture: { sampleType: "unfilterable-float" },
+      })),
     ];
     const layout = d.createBindGroupLayout({ entries, label: k.name });
     const pipeline = d.createComputePipeline({
@@ -188,6 +211,7 @@ export class GpuContext {
     bindings: readonly Binding[],
     uniforms: readonly number[],
     groups: readonly [number, number?, number?],
+    textures: readonly GPUTexture[] = [],
   ): void {
     const [gx, gy = 1, gz = 1] = groups;
     if (gx === 0 || gy === 0 || gz === 0) return;
@@ -195,6 +219,14 @@ export class GpuContext {
       throw new WebGpuError(
         k.name,
         `expected ${k.buffers.length} bindings, got ${bindings.length}`,
+      );
+    }
+    if (textures.length !== (k.textures ?? []).length) {
+      throw new WebGpuError(
+        k.name,
+        `expected ${
+          (k.textures ?? []).length
+        } textures, got ${textures.length}`,
       );
     }
     const max = this.device.limits.maxComputeWorkgroupsPerDimension;
@@ -231,6 +263,10 @@ export class GpuContext {
             size: Math.ceil(b.bytes / 4) * 4,
           },
         })),
+        ...textures.map((t, i) => ({
+          binding: bindings.length + i + 1,
+          resource: t.createView(),
+        })),
       ],
     });
     const pass = this.#passEncoder();
@@ -240,6 +276,58 @@ export class GpuContext {
     this.#watch(k.name, "dispatch failed");
     this.#batch.push(k.name);
     this.dispatches++;
+  }
+
+  /**
+   * An rgba32float texture of exactly `width`×`height` texels (sampled, copy
+   * destination) from the pool.
+   */
+  acquireTexture(width: number, height: number): GPUTexture {
+    const free = this.#textures.get(`${width}x${height}`);
+    const hit = free?.pop();
+    if (hit) return hit;
+    const t = this.device.createTexture({
+      size: [width, height],
+      format: "rgba32float",
+      usage: TEXTURE,
+    });
+    this.#allTextures.push(t);
+    return t;
+  }
+
+  /**
+   * Returns a texture to the pool. Like {@linkcode release}, safe while
+   * recorded work still reads it: later users are recorded after that work.
+   */
+  releaseTexture(t: GPUTexture): void {
+    const key = `${t.width}x${t.height}`;
+    const free = this.#textures.get(key);
+    if (free) free.push(t);
+    else this.#textures.set(key, [t]);
+  }
+
+  /**
+   * Records a copy of `height` rows of `4 · width` floats, starting `offset`
+   * bytes into `buffer` (rows `rowBytes` apart, a multiple of 256), into
+   * texture `t` from its origin.
+   */
+  copyToTexture(
+    buffer: GPUBuffer,
+    offset: number,
+    rowBytes: number,
+    t: GPUTexture,
+    width: number,
+    height: number,
+  ): void {
+    this.device.pushErrorScope("validation");
+    this.encoder().copyBufferToTexture(
+      { buffer, offset, bytesPerRow: rowBytes, rowsPerImage: height },
+      { texture: t },
+      [width, height],
+    );
+    this.#watch("copyToTexture", "buffer to texture copy failed");
+    this.#batch.push("copyToTexture");
+    this.textureCopies++;
   }
 
   /** Whether recorded work is waiting to be submitted. */
@@ -375,6 +463,7 @@ export class GpuContext {
     this.#storage.destroy();
     this.#readback.destroy();
     this.#uniformBuf.destroy();
+    for (const t of this.#allTextures) t.destroy();
     this.device.destroy();
   }
 }

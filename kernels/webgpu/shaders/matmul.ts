@@ -2,14 +2,21 @@
  * Matrix-product kernel generators: `c = alpha · op(a) op(b) + beta · c`, with
  * an optional fused LoRA term `+ scale · xa lbᵀ` (xa [M,R], lb [N,R]).
  *
- * Two families:
- * - `reg`: no workgroup memory; each thread keeps a TM×TN register tile and
- *   loads operands straight from storage (vec4 loads when the contiguous
- *   dimensions are multiples of 4). The fast path on CPU adapters (lavapipe).
+ * Three families:
+ * - `tex`: the fast path on CPU adapters (lavapipe). The operands are copied
+ *   into rgba32float textures and each invocation keeps a TM×TN register tile
+ *   fed by texel fetches; no workgroup memory, no barriers. On llvmpipe a
+ *   storage load inside a loop runs as a per-lane scalar loop with a branch
+ *   per element (about 10× the cost of a texel fetch, which is a vector
+ *   gather), and workgroup memory goes through the same path.
+ * - `reg`: the same register tile loading straight from storage (vec4 loads
+ *   when the contiguous dimensions are multiples of 4): any shape, any
+ *   transposes; the fallback where `tex` does not apply.
  * - `shared`: the classic workgroup-memory tiling for real GPUs.
  *
  * Loads clamp indices into range, so any shape works; only stores are guarded.
- * Each output element is a sum over k in increasing order: reruns are bit-identical.
+ * Each output element is a sum over k in increasing order (in `tex`, sums of
+ * four consecutive products added in increasing k): reruns are bit-identical.
  *
  * @module
  */
@@ -18,8 +25,11 @@ import type { Kernel } from "../context.ts";
 
 /** The tile shape of one matmul variant. */
 export interface MatmulConfig {
-  /** `reg`: register tile, no workgroup memory; `shared`: workgroup-memory tiles. */
-  kind: "reg" | "shared";
+  /**
+   * `tex`: register tile fed by texture fetches; `reg`: register tile fed by
+   * storage loads; `shared`: workgroup-memory tiles.
+   */
+  kind: "tex" | "reg" | "shared";
   /** Rows per thread (a multiple of 4). */
   tm: number;
   /** Columns per thread (a multiple of 4). */
@@ -88,8 +98,13 @@ function range(n: number): number[] {
 }
 const LANE = ["x", "y", "z", "w"];
 
-/** The kernel for `shape` with tile `cfg`. */
+/** The kernel for `shape` with tile `cfg` (`reg` or `shared`; see {@linkcode texMatmulKernel}). */
 export function matmulKernel(cfg: MatmulConfig, shape: MatmulShape): Kernel {
+  if (cfg.kind === "tex") {
+    throw new RangeError(
+      `matmulKernel: cfg.kind must be "reg" or "shared": got "tex" (use texMatmulKernel)`,
+    );
+  }
   return cfg.kind === "reg" ? regKernel(cfg, shape) : sharedKernel(cfg, shape);
 }
 
@@ -350,6 +365,166 @@ var<workgroup> tb: array<f32, ${bn * bk}>;
   @builtin(workgroup_id) wg: vec3<u32>,
   @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
+  ${L.join("\n  ")}
+}`,
+  };
+}
+
+/**
+ * Uniforms of a `tex` kernel. The dispatch covers an M×N block of c whose
+ * element (0,0) is c[row0, col0] (c has `ldc` columns); the LoRA operands are
+ * indexed by the same global rows and columns.
+ */
+export const TEX_UNIFORMS = [
+  ["M", "u32"],
+  ["N", "u32"],
+  ["K", "u32"],
+  ["R", "u32"],
+  ["alpha", "f32"],
+  ["beta", "f32"],
+  ["scale", "f32"],
+  ["ldc", "u32"],
+  ["row0", "u32"],
+  ["col0", "u32"],
+] as const;
+
+/**
+ * The texture-fed kernel (`cfg.kind` "tex"): `c = alpha · a op(b) + beta · c`
+ * (+ the fused LoRA term) with a in texture `ta` (K/4 texels wide, M rows:
+ * texel (q, m) holds a[m, 4q..4q+3]) and b in `tb`: with `transB` b is [N,K]
+ * like a (texel (q, n) = b[n, 4q..4q+3]); without it b is [K,N] and texel
+ * (q, k) = b[k, 4q..4q+3]. Needs K, N, ldc and col0 to be multiples of 4;
+ * c is bound as vec4 rows.
+ */
+export function texMatmulKernel(
+  cfg: MatmulConfig,
+  s: { transB: boolean; lora: "" | "t" | "n" },
+): Kernel {
+  const { tm, tn, wx, wy } = cfg;
+  if (tm % 1 !== 0 || tn % 4 !== 0 || tm < 1 || tn < 4) {
+    throw new RangeError(
+      `texMatmulKernel: tn must be a positive multiple of 4 and tm a positive integer: got tm ${tm}, tn ${tn}`,
+    );
+  }
+  const L: string[] = [];
+  const n4 = tn / 4;
+  L.push(`let m0 = gid.y * ${tm}u;`);
+  L.push(`let n0 = gid.x * ${tn}u;`);
+  for (const i of range(tm)) {
+    for (const jj of range(n4)) L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
+  }
+  // clamped texel rows / columns (out-of-range lanes recompute the last one)
+  for (const i of range(tm)) {
+    L.push(`let ra_${i} = i32(min(m0 + ${i}u, p.M - 1u));`);
+  }
+  if (s.transB) {
+    for (const j of range(tn)) {
+      L.push(`let rb_${j} = i32(min(n0 + ${j}u, p.N - 1u));`);
+    }
+  } else {
+    for (const jj of range(n4)) {
+      L.push(`let qb_${jj} = i32(min(n0 / 4u + ${jj}u, p.N / 4u - 1u));`);
+    }
+  }
+  // one trip per 4 k: K/4 ≤ the texture width limit, far below lavapipe's
+  // 65,535-iteration cap
+  L.push(`let K4 = i32(p.K / 4u);`);
+  L.push(`for (var q = 0; q < K4; q++) {`);
+  for (const i of range(tm)) {
+    L.push(`  let a_${i} = textureLoad(ta, vec2<i32>(q, ra_${i}), 0);`);
+  }
+  if (s.transB) {
+    // both operands run along k: each output is a dot product of texels
+    for (const j of range(tn)) {
+      L.push(`  let b_${j} = textureLoad(tb, vec2<i32>(q, rb_${j}), 0);`);
+    }
+    // accumulator-major order keeps each accumulator in a register for its
+    // four products (the tile itself does not fit in registers)
+    for (const i of range(tm)) {
+      for (const jj of range(n4)) {
+        L.push(
+          `  acc_${i}_${jj} += vec4<f32>(${
+            range(4).map((c) => `dot(a_${i}, b_${jj * 4 + c})`).join(", ")
+          });`,
+        );
+      }
+    }
+  } else {
+    for (const kk of range(4)) {
+      for (const jj of range(n4)) {
+        L.push(
+          `  let b_${kk}_${jj} = textureLoad(tb, vec2<i32>(qb_${jj}, q * 4 + ${kk}), 0);`,
+        );
+      }
+    }
+    for (const i of range(tm)) {
+      for (const jj of range(n4)) {
+        L.push(
+          `  acc_${i}_${jj} += ${
+            range(4).map((kk) => `a_${i}.${LANE[kk]} * b_${kk}_${jj}`).join(
+              " + ",
+            )
+          };`,
+        );
+      }
+    }
+  }
+  L.push(`}`);
+  if (s.lora) {
+    L.push(`for (var r = 0u; r < p.R; r++) {`);
+    for (const i of range(tm)) {
+      L.push(
+        `  let x_${i} = p.scale * xa[(p.row0 + u32(ra_${i})) * p.R + r];`,
+      );
+    }
+    for (const j of range(tn)) {
+      const col = `(p.col0 + min(n0 + ${j}u, p.N - 1u))`;
+      L.push(
+        `  let l_${j} = lb[${
+          s.lora === "t" ? `${col} * p.R + r` : `r * p.ldc + ${col}`
+        }];`,
+      );
+    }
+    for (const jj of range(n4)) {
+      L.push(
+        `  let lv_${jj} = vec4<f32>(${
+          range(4).map((c) => `l_${jj * 4 + c}`).join(", ")
+        });`,
+      );
+      for (const i of range(tm)) {
+        L.push(`  acc_${i}_${jj} += x_${i} * lv_${jj};`);
+      }
+    }
+    L.push(`}`);
+  }
+  L.push(`let ldc4 = p.ldc / 4u;`);
+  for (const i of range(tm)) {
+    L.push(`if (m0 + ${i}u < p.M) {`);
+    L.push(`  let o = (p.row0 + m0 + ${i}u) * ldc4 + p.col0 / 4u + n0 / 4u;`);
+    for (const jj of range(n4)) {
+      L.push(`  if (n0 / 4u + ${jj}u < p.N / 4u) {`);
+      L.push(`    var v = p.alpha * acc_${i}_${jj};`);
+      L.push(`    if (p.beta != 0.0) { v += p.beta * c[o + ${jj}u]; }`);
+      L.push(`    c[o + ${jj}u] = v;`);
+      L.push(`  }`);
+    }
+    L.push(`}`);
+  }
+  const buffers: [string, "read" | "read_write", string][] = [
+    ["c", "read_write", "array<vec4<f32>>"],
+  ];
+  if (s.lora) {
+    buffers.push(["xa", "read", "array<f32>"], ["lb", "read", "array<f32>"]);
+  }
+  return {
+    name: `matmul_tex_n${s.transB ? "t" : "n"}${
+      s.lora ? `_lora${s.lora}` : ""
+    }_${configName(cfg)}`,
+    uniforms: TEX_UNIFORMS,
+    buffers,
+    textures: ["ta", "tb"],
+    body:
+      `@compute @workgroup_size(${wx}, ${wy}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${L.join("\n  ")}
 }`,
   };
