@@ -121,8 +121,11 @@ export function isCpuAdapter(adapter: GPUAdapter): boolean {
 function ensureRuntimeDir(): void {
   try {
     if (Deno.env.get("XDG_RUNTIME_DIR")) return;
-    const dir = Deno.makeTempDirSync({ prefix: "bios-xdg-" });
-    Deno.chmodSync(dir, 0o700);
+    // One private folder per user, reused by every process (not one per run).
+    const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+    const dir = `${tmp}/bios-xdg-${Deno.uid() ?? "user"}`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if ((Deno.statSync(dir).mode ?? 0) & 0o077) Deno.chmodSync(dir, 0o700);
     Deno.env.set("XDG_RUNTIME_DIR", dir);
   } catch {
     // no permission: Mesa only prints its warning
