@@ -77,3 +77,4 @@ export {
   parseCheckpointPath,
   validateCheckpointName,
 } from "../protocol/types/checkpoint_path.ts";
+export * from "./type_schemas.ts";

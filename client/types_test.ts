@@ -33,12 +33,22 @@ Deno.test("helper-made and plain datums validate alike", () => {
 
 Deno.test("the user-facing values are exported and usable", () => {
   assert.deepEqual(Object.keys(types).sort(), [
+    "AdamParamsSchema",
+    "CHECKPOINT_KINDS",
     "DEFAULT_ADAM_PARAMS",
+    "DatumSchema",
+    "EncodedTextChunkSchema",
     "LORA_TARGET_MODULES",
     "LOSS_FN_TYPES",
     "LOSS_INPUT_KEYS",
+    "LoraConfigSchema",
+    "LossFnTypeSchema",
     "MAX_SAMPLING_TOKENS",
     "ModelInput",
+    "ModelInputSchema",
+    "SamplingParamsSchema",
+    "TENSOR_DTYPES",
+    "TensorDataSchema",
     "checkpointPath",
     "parseCheckpointPath",
     "tensorData",
@@ -62,4 +72,29 @@ Deno.test("the user-facing values are exported and usable", () => {
     "options",
   );
   assert.equal(parsed.alpha, 32);
+});
+
+Deno.test("types: the zod schemas validate and fill defaults", async () => {
+  const t = await import("./types.ts");
+  assert.deepEqual(t.AdamParamsSchema.parse({}), {
+    learningRate: 1e-4,
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-12,
+    weightDecay: 0,
+    gradClipNorm: 0,
+  });
+  assert.equal(t.SamplingParamsSchema.parse({ maxTokens: 4 }).topP, 1);
+  assert.equal(t.LoraConfigSchema.parse({}).rank, 32);
+  assert.ok(
+    t.DatumSchema.safeParse({
+      modelInput: t.ModelInput.fromInts([1]),
+      lossFnInputs: { targetTokens: [2] },
+    }).success,
+  );
+  assert.ok(
+    !t.ModelInputSchema.safeParse({
+      chunks: [{ type: "encoded_text", tokens: [-1] }],
+    }).success,
+  );
 });
