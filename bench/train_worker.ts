@@ -15,12 +15,7 @@
  * @module
  */
 import type { Backend } from "../kernels/backend.ts";
-import {
-  BENCH_ADAM,
-  BENCH_CONFIG,
-  benchTokens,
-  buildBenchStage,
-} from "./bench_model.ts";
+import { BENCH_ADAM, benchTokens, buildBenchStage } from "./bench_model.ts";
 import { Flags } from "./flags.ts";
 import { closeBackend, openBackend } from "./open_backend.ts";
 import { emit, timeRepeated } from "./timing.ts";

@@ -1,0 +1,128 @@
+/**
+ * Worker: the same LoRA step as `train_worker.ts`, through the whole embedded
+ * actor path a user script takes (ServiceClient → Registry → Trainer →
+ * ParameterShards), so the actors' overhead shows next to the bare model.
+ *
+ * `deno run -A bench/actor_train_worker.ts [--batch 8 --seq 128]` prints one
+ * JSON line: `{"backend", "device", "tokensPerSecond", "steps", "seconds", "loss"}`.
+ *
+ * It writes the benchmark model to a model folder in a temporary `BIOS_HOME`,
+ * registers it through a `BIOS_MODELS` catalog file, and trains rank 16 /
+ * alpha 32 adapters on every target with the embedded node's defaults. One
+ * step submits `forwardBackward` (B sequences of T tokens, weights 1) and
+ * `optimStep` (the same AdamW settings as the direct worker) together and
+ * awaits both. The backend is the default `selectBackend()` choice, or what
+ * `BIOS_BACKEND` forces. Same repetition policy as `train_worker.ts`.
+ *
+ * @module
+ */
+import { ServiceClient } from "../mod.ts";
+import { ModelInput } from "../client/types.ts";
+import { ByteTokenizer } from "../model/byte_tokenizer.ts";
+import { writeModelFolder } from "../model/model_folder.ts";
+import {
+  BENCH_ADAM,
+  BENCH_CONFIG,
+  BENCH_LORA,
+  BENCH_MODEL_NAME,
+  benchTensors,
+  benchTokens,
+} from "./bench_model.ts";
+import { Flags } from "./flags.ts";
+import { emit, timeRepeated } from "./timing.ts";
+
+/** Time LoRA steps through a fresh embedded ServiceClient; see the module doc. */
+export async function measureActorTraining(
+  batch: number,
+  seq: number,
+  minSeconds: number,
+): Promise<Record<string, unknown>> {
+  const home = await Deno.makeTempDir({ prefix: "bios-bench-" });
+  const prevHome = Deno.env.get("BIOS_HOME");
+  const prevModels = Deno.env.get("BIOS_MODELS");
+  try {
+    await writeModelFolder(
+      `${home}/bench-model`,
+      BENCH_CONFIG,
+      benchTensors(BENCH_CONFIG),
+      new ByteTokenizer(),
+    );
+    const catalog = `${home}/catalog.json`;
+    await Deno.writeTextFile(
+      catalog,
+      JSON.stringify({ models: { [BENCH_MODEL_NAME]: "bench-model" } }),
+    );
+    Deno.env.set("BIOS_HOME", home);
+    Deno.env.set("BIOS_MODELS", catalog);
+    await using service = new ServiceClient();
+    const caps = await service.getServerCapabilities();
+    const tc = await service.createLoraTrainingClient({
+      baseModel: BENCH_MODEL_NAME,
+      rank: BENCH_LORA.rank,
+      alpha: BENCH_LORA.alpha,
+      seed: BENCH_LORA.seed,
+    });
+    const data = Array.from({ length: batch }, (_, b) => {
+      const s = [...benchTokens(seq + 1, 100 + b)];
+      return {
+        modelInput: ModelInput.fromInts(s.slice(0, seq)),
+        lossFnInputs: {
+          targetTokens: s.slice(1),
+          weights: new Array<number>(seq).fill(1),
+        },
+      };
+    });
+    const adam = {
+      learningRate: BENCH_ADAM.lr,
+      beta1: BENCH_ADAM.beta1,
+      beta2: BENCH_ADAM.beta2,
+      eps: BENCH_ADAM.eps,
+      weightDecay: BENCH_ADAM.weightDecay,
+    };
+    let loss = NaN;
+    const step = async () => {
+      const fb = tc.forwardBackward(data, "cross_entropy");
+      const opt = tc.optimStep(adam);
+      loss = (await fb).loss / (batch * seq);
+      await opt;
+    };
+    const w0 = performance.now();
+    await step();
+    const firstLoss = loss;
+    const slow = performance.now() - w0 > 3000;
+    const t = await timeRepeated(step, {
+      warmup: 0,
+      minRuns: slow ? 1 : 2,
+      maxRuns: 8,
+      minSeconds: slow ? 0 : minSeconds,
+    });
+    return {
+      backend: caps.backend,
+      device: caps.device,
+      tokensPerSecond: (batch * seq * t.runs) / t.seconds,
+      steps: t.runs,
+      seconds: t.seconds,
+      loss: firstLoss,
+    };
+  } finally {
+    restoreEnv("BIOS_HOME", prevHome);
+    restoreEnv("BIOS_MODELS", prevModels);
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+  }
+}
+
+function restoreEnv(key: string, value: string | undefined): void {
+  if (value === undefined) Deno.env.delete(key);
+  else Deno.env.set(key, value);
+}
+
+if (import.meta.main) {
+  const flags = new Flags(Deno.args);
+  emit(
+    await measureActorTraining(
+      flags.int("batch", 8),
+      flags.int("seq", 128),
+      flags.num("seconds", 2),
+    ),
+  );
+}

@@ -1,0 +1,394 @@
+/**
+ * What one `deno task bench` invocation runs: the worker processes (Bios
+ * workers and their Python peers) and the table rows made from their figures.
+ *
+ * @module
+ */
+import type { ChildSpec } from "./child.ts";
+import { peerSpec } from "./bench_model.ts";
+
+/** The three parts of the benchmark. */
+export const GROUPS = ["matmul", "train", "sample"] as const;
+/** One part. */
+export type Group = typeof GROUPS[number];
+
+/** The Bios backends the benchmark knows, in table order. */
+export const BIOS_BACKENDS = ["native", "webgpu", "cpu"] as const;
+
+/** OpenBLAS tuning variables that change numpy's (and Bios native's) sgemm speed. */
+export const OPENBLAS_TUNING_VARS = [
+  "OPENBLAS_CORETYPE",
+  "OPENBLAS_L2_SIZE",
+] as const;
+
+/** Everything that shapes one invocation. */
+export interface BenchSettings {
+  /** `--quick`: one process per figure, smaller sizes. */
+  quick: boolean;
+  /** Processes per figure (the median is reported). */
+  runs: number;
+  /** Bios backends to measure. */
+  backends: string[];
+  /** Parts to run. */
+  groups: Group[];
+  /** Matrix sizes n (n×n·n×n). */
+  matmulSizes: number[];
+  /** Matrix sizes for the TypeScript cpu backend (about 1 GFLOP/s: 2048 takes too long). */
+  cpuMatmulSizes: number[];
+  /** Seconds each matrix size is timed for, at least. */
+  matmulSeconds: number;
+  /** Training batch B and length T, and seconds timed at least. */
+  train: { batch: number; seq: number; seconds: number };
+  /** Sampling batch sizes, prompt length, tokens generated, seconds timed at least. */
+  sample: {
+    batches: number[];
+    prompt: number;
+    maxTokens: number;
+    seconds: number;
+  };
+  /** What `selectBackend()` picks here ("native", "webgpu" or "cpu"). */
+  defaultBackend: string;
+  /** The OpenBLAS tuning variables set in this environment (each adds untuned rows). */
+  openblasTuning: string[];
+  /** Kill a worker after this long. */
+  timeoutMs: number;
+}
+
+/** The defaults of a full or a `--quick` invocation. */
+export function defaultSettings(
+  quick: boolean,
+): Omit<BenchSettings, "defaultBackend" | "openblasTuning"> {
+  return quick
+    ? {
+      quick,
+      runs: 1,
+      backends: [...BIOS_BACKENDS],
+      groups: [...GROUPS],
+      matmulSizes: [256, 512],
+      cpuMatmulSizes: [256, 512],
+      matmulSeconds: 0.2,
+      train: { batch: 2, seq: 64, seconds: 0.5 },
+      sample: { batches: [1, 8], prompt: 8, maxTokens: 16, seconds: 0.3 },
+      timeoutMs: 180_000,
+    }
+    : {
+      quick,
+      runs: 3,
+      backends: [...BIOS_BACKENDS],
+      groups: [...GROUPS],
+      matmulSizes: [512, 1024, 2048],
+      cpuMatmulSizes: [512, 1024],
+      matmulSeconds: 0.5,
+      train: { batch: 8, seq: 128, seconds: 2 },
+      sample: { batches: [1, 8], prompt: 32, maxTokens: 64, seconds: 1 },
+      timeoutMs: 300_000,
+    };
+}
+
+/** One worker process to run once per round. */
+export interface Job {
+  /** Stable id, e.g. "train:native". */
+  id: string;
+  /** What the progress line calls it. */
+  label: string;
+  /** Its part. */
+  group: Group;
+  /** The Bios backend it measures (none for peers and the actor path). */
+  backend?: string;
+  /** How to start it. */
+  spec: ChildSpec;
+  /** Figure key → value, read from the worker's JSON answer. */
+  figures(json: Record<string, unknown>): Record<string, number>;
+}
+
+/** A goal a row is checked against. */
+export interface Target {
+  /** "ratio": Bios / peer ≥ min; "absolute": the Bios value ≥ min. */
+  kind: "ratio" | "absolute";
+  /** The bound. */
+  min: number;
+  /** How the table writes it, e.g. "≥ 1.0×". */
+  text: string;
+}
+
+/** One table row, before the figures are in. */
+export interface RowSpec {
+  /** Its part. */
+  group: Group;
+  /** What is measured, e.g. "matmul 1024³". */
+  figure: string;
+  /** Bios side, e.g. "native (default)". */
+  backend: string;
+  /** Figure key of the Bios value. */
+  biosKey: string;
+  /** Id of the job that measures it. */
+  biosJob: string;
+  /** The peer, e.g. "PyTorch 1.13". */
+  peer: string;
+  /** Figure key of the peer value. */
+  peerKey: string;
+  /** Id of the job that measures it. */
+  peerJob: string;
+  /** "GFLOP/s" or "tokens/s". */
+  unit: string;
+  /** The goal, if the issue sets one. */
+  target?: Target;
+}
+
+/** Where the programs are. */
+export interface Programs {
+  /** The deno binary. */
+  deno: string;
+  /** Python with numpy and torch (Debian's /usr/bin/python3). */
+  python: string;
+  /** Repository root (workers run there). */
+  root: string;
+  /** A BIOS_HOME every Deno worker shares (so WebGPU's autotune is done once). */
+  biosHome: string;
+}
+
+const num = (v: unknown): number => {
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw new Error(
+      `expected a finite number in the worker's answer: got ${
+        JSON.stringify(v)
+      }`,
+    );
+  }
+  return v;
+};
+
+function perKey(
+  json: Record<string, unknown>,
+  field: string,
+  prefix: string,
+): Record<string, number> {
+  const src = json[field] as Record<string, unknown> | undefined;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(src ?? {})) {
+    out[`${prefix}:${k}`] = num(v);
+  }
+  return out;
+}
+
+/** The jobs and rows of an invocation. */
+export function buildPlan(
+  s: BenchSettings,
+  p: Programs,
+): { jobs: Job[]; rows: RowSpec[] } {
+  const jobs: Job[] = [];
+  const rows: RowSpec[] = [];
+  const deno = (
+    worker: string,
+    args: string[],
+    extra: Partial<ChildSpec> = {},
+  ): ChildSpec => ({
+    cmd: p.deno,
+    args: ["run", "-A", `bench/${worker}`, ...args],
+    cwd: p.root,
+    env: { BIOS_HOME: p.biosHome, ...extra.env },
+    unsetEnv: extra.unsetEnv,
+    timeoutMs: s.timeoutMs,
+  });
+  const python = (
+    script: string,
+    args: string[],
+    unsetEnv?: string[],
+  ): ChildSpec => ({
+    cmd: p.python,
+    args: [`bench/${script}`, ...args],
+    cwd: p.root,
+    unsetEnv,
+    timeoutMs: s.timeoutMs,
+  });
+  const label = (be: string) =>
+    be === s.defaultBackend ? `${be} (default)` : be;
+  const has = (g: Group) => s.groups.includes(g);
+  const spec = JSON.stringify(peerSpec());
+
+  if (has("matmul")) {
+    const variants: { tag: string; note: string; unset?: string[] }[] = [{
+      tag: "",
+      note: "",
+    }];
+    if (s.openblasTuning.length > 0) {
+      variants.push({
+        tag: "-untuned",
+        note: ` (${s.openblasTuning.join(", ")} unset)`,
+        unset: s.openblasTuning,
+      });
+    }
+    for (const v of variants) {
+      const sizes = s.matmulSizes.join(",");
+      const secs = String(s.matmulSeconds);
+      jobs.push({
+        id: `numpy${v.tag}`,
+        label: `numpy sgemm${v.note}`,
+        group: "matmul",
+        spec: python(
+          "numpy_peer.py",
+          ["--sizes", sizes, "--seconds", secs],
+          v.unset,
+        ),
+        figures: (j) => perKey(j, "gflops", `numpy${v.tag}`),
+      });
+      const backends = v.tag === ""
+        ? s.backends
+        : s.backends.filter((b) => b === "native");
+      for (const be of backends) {
+        const beSizes = be === "cpu" ? s.cpuMatmulSizes : s.matmulSizes;
+        jobs.push({
+          id: `mm${v.tag}:${be}`,
+          label: `matmul ${be}${v.note}`,
+          group: "matmul",
+          backend: be,
+          spec: deno("matmul_worker.ts", [
+            "--backend",
+            be,
+            "--sizes",
+            beSizes.join(","),
+            "--seconds",
+            secs,
+          ], {
+            unsetEnv: v.unset,
+          }),
+          figures: (j) => perKey(j, "gflops", `mm${v.tag}:${be}`),
+        });
+      }
+      for (const n of s.matmulSizes) {
+        for (const be of backends) {
+          if (be === "cpu" && !s.cpuMatmulSizes.includes(n)) continue;
+          rows.push({
+            group: "matmul",
+            figure: `matmul ${n}³${v.note}`,
+            backend: label(be),
+            biosKey: `mm${v.tag}:${be}:${n}`,
+            biosJob: `mm${v.tag}:${be}`,
+            peer: "numpy sgemm",
+            peerKey: `numpy${v.tag}:${n}`,
+            peerJob: `numpy${v.tag}`,
+            unit: "GFLOP/s",
+            target: be === "webgpu" && v.tag === ""
+              ? { kind: "absolute", min: 25, text: "≥ 25 GFLOP/s" }
+              : undefined,
+          });
+        }
+      }
+    }
+  }
+
+  if (has("train")) {
+    const t = s.train;
+    const args = [
+      "--batch",
+      String(t.batch),
+      "--seq",
+      String(t.seq),
+      "--seconds",
+      String(t.seconds),
+    ];
+    jobs.push({
+      id: "torch:train",
+      label: "PyTorch LoRA step",
+      group: "train",
+      spec: python("torch_peer.py", ["train", "--spec", spec, ...args]),
+      figures: (j) => ({ "torch:train": num(j.tokensPerSecond) }),
+    });
+    for (const be of s.backends) {
+      jobs.push({
+        id: `train:${be}`,
+        label: `LoRA step ${be}`,
+        group: "train",
+        backend: be,
+        spec: deno("train_worker.ts", ["--backend", be, ...args]),
+        figures: (j) => ({ [`train:${be}`]: num(j.tokensPerSecond) }),
+      });
+    }
+    jobs.push({
+      id: "actor:train",
+      label: "LoRA step via ServiceClient",
+      group: "train",
+      spec: deno("actor_train_worker.ts", args),
+      figures: (j) => ({ "actor:train": num(j.tokensPerSecond) }),
+    });
+    const figure = `LoRA step B${t.batch}×T${t.seq}`;
+    for (const be of s.backends) {
+      rows.push({
+        group: "train",
+        figure,
+        backend: label(be),
+        biosKey: `train:${be}`,
+        biosJob: `train:${be}`,
+        peer: "PyTorch",
+        peerKey: "torch:train",
+        peerJob: "torch:train",
+        unit: "tokens/s",
+        target: be === s.defaultBackend
+          ? { kind: "ratio", min: 1, text: "≥ 1.0×" }
+          : undefined,
+      });
+    }
+    rows.push({
+      group: "train",
+      figure: `${figure}, ServiceClient (actors)`,
+      backend: label(s.defaultBackend),
+      biosKey: "actor:train",
+      biosJob: "actor:train",
+      peer: "PyTorch",
+      peerKey: "torch:train",
+      peerJob: "torch:train",
+      unit: "tokens/s",
+      target: { kind: "ratio", min: 1, text: "≥ 1.0×" },
+    });
+  }
+
+  if (has("sample")) {
+    const c = s.sample;
+    const args = [
+      "--batches",
+      c.batches.join(","),
+      "--prompt",
+      String(c.prompt),
+      "--max-tokens",
+      String(c.maxTokens),
+      "--seconds",
+      String(c.seconds),
+    ];
+    jobs.push({
+      id: "torch:sample",
+      label: "PyTorch sampling",
+      group: "sample",
+      spec: python("torch_peer.py", ["sample", "--spec", spec, ...args]),
+      figures: (j) => perKey(j, "tokensPerSecond", "torch:sample"),
+    });
+    for (const be of s.backends) {
+      jobs.push({
+        id: `sample:${be}`,
+        label: `sampling ${be}`,
+        group: "sample",
+        backend: be,
+        spec: deno("sample_worker.ts", ["--backend", be, ...args]),
+        figures: (j) => perKey(j, "tokensPerSecond", `sample:${be}`),
+      });
+    }
+    for (const b of c.batches) {
+      for (const be of s.backends) {
+        rows.push({
+          group: "sample",
+          figure: `sample B${b}, ${c.prompt}-token prompt + ${c.maxTokens}`,
+          backend: label(be),
+          biosKey: `sample:${be}:${b}`,
+          biosJob: `sample:${be}`,
+          peer: "PyTorch",
+          peerKey: `torch:sample:${b}`,
+          peerJob: "torch:sample",
+          unit: "tokens/s",
+          target: be === s.defaultBackend
+            ? { kind: "ratio", min: 1, text: "≥ 1.0×" }
+            : undefined,
+        });
+      }
+    }
+  }
+  return { jobs, rows };
+}
