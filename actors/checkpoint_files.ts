@@ -287,6 +287,43 @@ export async function listCheckpoints(
   return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
+/**
+ * Remove `.tmp-*` and `.trash-*` folders older than `ageMs` under
+ * `<root>/<run>/<kind>/`: what a crash in the middle of a save leaves.
+ * Returns how many were removed.
+ */
+export async function removeStaleTemporaries(
+  root: string,
+  ageMs: number,
+): Promise<number> {
+  let removed = 0;
+  const now = Date.now();
+  const dirs = async (p: string) => {
+    try {
+      return (await Array.fromAsync(Deno.readDir(p))).filter((e) =>
+        e.isDirectory
+      ).map((e) => e.name);
+    } catch {
+      return [];
+    }
+  };
+  for (const run of await dirs(root)) {
+    for (const kind of ["weights", "sampler_weights"]) {
+      const parent = `${root}/${run}/${kind}`;
+      for (const name of await dirs(parent)) {
+        if (!name.startsWith(".tmp-") && !name.startsWith(".trash-")) continue;
+        const st = await Deno.stat(`${parent}/${name}`).catch(() => undefined);
+        if (!st?.mtime || now - st.mtime.getTime() < ageMs) continue;
+        await Deno.remove(`${parent}/${name}`, { recursive: true }).catch(
+          () => {},
+        );
+        removed++;
+      }
+    }
+  }
+  return removed;
+}
+
 /** Whether a path exists. */
 export async function exists(path: string): Promise<boolean> {
   try {

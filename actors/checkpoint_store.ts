@@ -23,6 +23,7 @@ import {
   listCheckpoints,
   readCheckpoint,
   readManifest,
+  removeStaleTemporaries,
   type SaveFault,
   writeCheckpoint,
 } from "./checkpoint_files.ts";
@@ -42,6 +43,9 @@ export type CheckpointMsg =
   | { type: "info"; path: string }
   | { type: "list"; runId: string };
 
+/** Age past which a temporary save folder is taken as abandoned. */
+const STALE_TEMPORARY_MS = 3_600_000;
+
 /** Address of a node's checkpoint store. */
 export const CHECKPOINT_STORE = "checkpoints";
 
@@ -52,6 +56,11 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
    * @param fault test hook to simulate a crash mid-save
    */
   constructor(readonly root: string, readonly fault?: SaveFault) {}
+
+  /** Sweep what interrupted saves left behind (never listed, only disk space). */
+  async init(): Promise<void> {
+    await removeStaleTemporaries(this.root, STALE_TEMPORARY_MS);
+  }
 
   /** Handle one message. */
   async receive(msg: CheckpointMsg): Promise<unknown> {
