@@ -35,3 +35,20 @@ export function haveAdapter(be: WebGpuBackend | null): be is WebGpuBackend {
   }
   return false;
 }
+
+const limited = new Map<number, Promise<WebGpuBackend | null>>();
+
+/**
+ * A backend whose tensors split past `maxBindingBytes` (autotune off), one
+ * per limit per process: the split paths at small sizes.
+ */
+export function testBackendWithLimit(
+  maxBindingBytes: number,
+): Promise<WebGpuBackend | null> {
+  let be = limited.get(maxBindingBytes);
+  if (!be) {
+    be = openWebGpuBackend({ autotune: false, maxBindingBytes });
+    limited.set(maxBindingBytes, be);
+  }
+  return be;
+}

@@ -30,11 +30,24 @@ import {
   expectShape,
   fmtShape,
   gpu,
+  gpuAny,
   positiveInt,
   ShapeError,
 } from "./check.ts";
 import { type Binding, GpuContext, type Kernel } from "./context.ts";
-import { GpuTensor } from "./tensor.ts";
+import { BindingLimitError } from "./errors.ts";
+import { blockCols, blockRanges, type Layout, planLayout } from "./layout.ts";
+import { type Block, GpuTensor } from "./tensor.ts";
+import { type TiledLora, tiledProduct, tileOf } from "./split.ts";
+import {
+  EMBEDDING_BACKWARD_BLOCK,
+  EMBEDDING_BLOCK,
+  LSE_BACKWARD_BLOCK,
+  LSE_BLOCK_MAX,
+  LSE_BLOCK_SUM,
+  LSE_FINAL,
+  LSE_ROW_MAX,
+} from "./shaders/split.ts";
 import {
   ADD,
   AXPY,
@@ -84,6 +97,13 @@ export interface WebGpuOptions {
   autotune?: boolean;
   /** Adapter preference. @default {"high-performance"} */
   powerPreference?: GPUPowerPreference;
+  /**
+   * Split tensors whose bytes exceed this (besides the device's
+   * `maxStorageBufferBindingSize` and `maxBufferSize`, which always apply).
+   * For tests: a small value exercises the split paths without gigabyte
+   * tensors. An integer ≥ 1024. @default {Infinity}
+   */
+  maxBindingBytes?: number;
 }
 
 /** Device limits requested at their adapter maximum. */
@@ -144,6 +164,7 @@ function ensureRuntimeDir(): void {
 export async function openWebGpuBackend(
   opts: WebGpuOptions = {},
 ): Promise<WebGpuBackend | null> {
+  checkBindingOption(opts.maxBindingBytes);
   const g = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (!g) return null;
   ensureRuntimeDir();
@@ -157,9 +178,25 @@ export async function openWebGpuBackend(
   const cpu = isCpuAdapter(adapter);
   const name = adapter.info.description || adapter.info.vendor ||
     "unknown adapter";
-  const be = new WebGpuBackend(new GpuContext(device, name, cpu));
+  const be = new WebGpuBackend(new GpuContext(device, name, cpu), {
+    maxBindingBytes: opts.maxBindingBytes,
+  });
   if (opts.autotune ?? true) await be.tune();
   return be;
+}
+
+/** Elements of each block of a layout, in block order. */
+function blockSizes(l: Layout): number[] {
+  return blockRanges(l).map((r) => (r.r1 - r.r0) * (r.c1 - r.c0));
+}
+
+function checkBindingOption(v: number | undefined): void {
+  if (v === undefined || v === Infinity) return;
+  if (!Number.isInteger(v) || v < 1024) {
+    throw new RangeError(
+      `maxBindingBytes must be an integer ≥ 1024 (or Infinity): got ${v}`,
+    );
+  }
 }
 
 /** Options of one recorded matrix product. */
@@ -184,6 +221,27 @@ interface RopeTable {
 
 /**
  * The WGSL backend (name "webgpu"). Make one with {@linkcode openWebGpuBackend}.
+ *
+ * Tensors larger than one storage binding ({@linkcode maxBindingBytes}: the
+ * device's `maxStorageBufferBindingSize` and `maxBufferSize`, or a lower
+ * test limit) are split over several buffers, cut along their longer side
+ * (a table [V,C] into row blocks, logits [N,V] into column blocks; see
+ * `layout.ts`). Which ops take split tensors:
+ * - split: fromArray, fromInts, zeros, read, readMany, readInts, free;
+ *   axpy, add, mul, sumOfSquares, adamw (block by block); gemm, linear,
+ *   linearBackward (any operand or result, and the LoRA factors: a sum of
+ *   products of tiles, cut at every block boundary); embedding (table and
+ *   result) and embeddingBackward (result); logSoftmaxGather and its
+ *   backward (logits and dlogits: per-block max, then per-block sums added in
+ *   block order); sample (logits, gathered a group of whole rows at a time).
+ * - refuse with a {@linkcode BindingLimitError} naming the op, the tensor
+ *   and the limit: rmsNorm, rmsNormBackward, rope, attention,
+ *   attentionBackward, writeRows, swiglu, swigluBackward, the ids of
+ *   embedding and the dy of embeddingBackward, the [N] vectors of the loss,
+ *   and sample when one row of logits alone exceeds the limit.
+ * Results match the unsplit path element for element, except where a sum is
+ * cut: a product whose inner dimension is split (added tile by tile), the
+ * log-softmax sums (added block by block), sumOfSquares of a split tensor.
  */
 export class WebGpuBackend implements Backend {
   /** "webgpu" */
@@ -198,10 +256,26 @@ export class WebGpuBackend implements Backend {
   readonly #texKernels = new Map<string, Kernel>();
   readonly #adamGroup: number;
   readonly #sampleLanes: number;
+  /**
+   * Most bytes one tensor buffer (one block of a split tensor) may hold: the
+   * device's `maxStorageBufferBindingSize` and `maxBufferSize`, and the
+   * `maxBindingBytes` option, whichever is least (a multiple of 4).
+   */
+  readonly maxBindingBytes: number;
 
   /** Wraps a context; prefer {@linkcode openWebGpuBackend}. */
-  constructor(ctx: GpuContext) {
+  constructor(ctx: GpuContext, opts: { maxBindingBytes?: number } = {}) {
+    checkBindingOption(opts.maxBindingBytes);
     this.ctx = ctx;
+    const lim = ctx.device.limits;
+    this.maxBindingBytes = Math.floor(
+      Math.min(
+        lim.maxStorageBufferBindingSize,
+        lim.maxBufferSize,
+        opts.maxBindingBytes ?? Infinity,
+      ) / 4,
+    ) * 4;
+    ctx.maxStagingBytes = Math.min(ctx.maxStagingBytes, this.maxBindingBytes);
     this.device = `${ctx.adapterName}${ctx.isFallback ? " (CPU adapter)" : ""}`;
     this.planner = new MatmulPlanner(
       candidates(ctx.isFallback, ctx.device.limits)[0],
@@ -249,9 +323,27 @@ export class WebGpuBackend implements Backend {
   }
 
   #new(shape: readonly number[], dtype: "f32" | "i32" = "f32"): GpuTensor {
+    const layout = planLayout(shape, this.maxBindingBytes / 4);
     let n = 1;
     for (const d of shape) n *= d;
-    return new GpuTensor(this.ctx.acquire(Math.max(4, n * 4)), shape, dtype);
+    if (n * 4 <= this.maxBindingBytes) {
+      const buf = this.ctx.acquire(Math.max(4, n * 4));
+      return new GpuTensor(buf, shape, dtype, layout, this.maxBindingBytes);
+    }
+    const t = new GpuTensor(
+      blockSizes(layout).map((e) => this.ctx.acquire(Math.max(4, e * 4))),
+      shape,
+      dtype,
+      layout,
+      this.maxBindingBytes,
+    );
+    return t;
+  }
+
+  /** The blocks of `t` as bindings (the tensor itself when unsplit). */
+  #bindings(t: GpuTensor): Binding[] {
+    if (!t.split) return [t];
+    return t.blocks().map((b) => ({ buffer: b.buffer, bytes: b.bytes }));
   }
 
   // ---- memory -----------------------------------------------------------------
@@ -260,13 +352,13 @@ export class WebGpuBackend implements Backend {
   fromArray(data: Float32Array, shape: readonly number[]): Tensor {
     const t = this.#new(shape);
     if (data.length !== t.size) {
-      this.ctx.release(t.detach());
+      this.#release(t);
       throw new ShapeError(
         "fromArray",
         `data length ${data.length} does not match shape ${fmtShape(shape)}`,
       );
     }
-    this.ctx.write(t.buffer, data);
+    this.#upload(t, data);
     return t;
   }
 
@@ -274,14 +366,40 @@ export class WebGpuBackend implements Backend {
   fromInts(data: Int32Array, shape: readonly number[]): Tensor {
     const t = this.#new(shape, "i32");
     if (data.length !== t.size) {
-      this.ctx.release(t.detach());
+      this.#release(t);
       throw new ShapeError(
         "fromInts",
         `data length ${data.length} does not match shape ${fmtShape(shape)}`,
       );
     }
-    this.ctx.write(t.buffer, data);
+    this.#upload(t, data);
     return t;
+  }
+
+  /** Writes host data into every block of `t`. */
+  #upload(t: GpuTensor, data: Float32Array | Int32Array): void {
+    if (!t.split) {
+      this.ctx.write(t.buffer, data);
+      return;
+    }
+    const cols = t.layout.cols;
+    for (const b of t.blocks()) {
+      const w = b.c1 - b.c0;
+      if (w === cols) {
+        this.ctx.write(b.buffer, data.subarray(b.r0 * cols, b.r1 * cols));
+        continue;
+      }
+      const part = new (data.constructor as Float32ArrayConstructor)(
+        (b.r1 - b.r0) * w,
+      );
+      for (let r = b.r0; r < b.r1; r++) {
+        part.set(
+          data.subarray(r * cols + b.c0, r * cols + b.c1),
+          (r - b.r0) * w,
+        );
+      }
+      this.ctx.write(b.buffer, part);
+    }
   }
 
   /** A new f32 tensor of zeros. */
@@ -292,36 +410,80 @@ export class WebGpuBackend implements Backend {
   }
 
   #clear(t: GpuTensor): void {
-    if (t.size > 0) this.ctx.encoder().clearBuffer(t.buffer, 0, t.size * 4);
+    if (t.size === 0) return;
+    for (const b of t.blocks()) {
+      this.ctx.encoder().clearBuffer(b.buffer, 0, Math.ceil(b.bytes / 4) * 4);
+    }
   }
 
   /** Copy an f32 tensor back to the host (one GPU wait). */
   async read(t: Tensor): Promise<Float32Array> {
-    const g = gpu(t, "read", "t");
-    return new Float32Array(await this.ctx.read(g.buffer, g.size * 4));
+    const g = gpuAny(t, "read", "t");
+    return (await this.#readAll([g]))[0] as Float32Array;
   }
 
   /** Copy several f32 tensors back to the host (one GPU wait for all). */
   async readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
-    const gs = ts.map((t, i) => gpu(t, "readMany", `ts[${i}]`));
-    const bufs = await this.ctx.readMany(
-      gs.map((g) => ({ buffer: g.buffer, bytes: g.size * 4 })),
-    );
-    return bufs.map((b) => new Float32Array(b));
+    const gs = ts.map((t, i) => gpuAny(t, "readMany", `ts[${i}]`));
+    return (await this.#readAll(gs)) as Float32Array[];
   }
 
   /** Copy an i32 tensor back to the host (one GPU wait). */
   async readInts(t: Tensor): Promise<Int32Array> {
-    const g = gpu(t, "readInts", "t", "i32");
-    return new Int32Array(await this.ctx.read(g.buffer, g.size * 4));
+    const g = gpuAny(t, "readInts", "t", "i32");
+    return (await this.#readAll([g]))[0] as Int32Array;
   }
 
-  /** Return a tensor's buffer to the pool. */
+  /** Reads every block of every tensor with one wait, then reassembles split ones. */
+  async #readAll(
+    gs: readonly GpuTensor[],
+  ): Promise<(Float32Array | Int32Array)[]> {
+    const blocks = gs.map((g): Block[] =>
+      g.split ? g.blocks() : [{
+        buffer: g.buffer,
+        bytes: g.size * 4,
+        r0: 0,
+        r1: g.layout.rows,
+        c0: 0,
+        c1: g.layout.cols,
+      }]
+    );
+    const bufs = await this.ctx.readMany(
+      blocks.flat().map((b) => ({
+        buffer: b.buffer,
+        bytes: b.bytes,
+      })),
+    );
+    let next = 0;
+    return gs.map((g, i) => {
+      const Arr = g.dtype === "i32" ? Int32Array : Float32Array;
+      if (!g.split) return new Arr(bufs[next++]);
+      const out = new Arr(g.size);
+      const cols = g.layout.cols;
+      for (const b of blocks[i]) {
+        const part = new Arr(bufs[next++]);
+        const w = b.c1 - b.c0;
+        for (let r = b.r0; r < b.r1; r++) {
+          out.set(
+            part.subarray((r - b.r0) * w, (r - b.r0 + 1) * w),
+            r * cols + b.c0,
+          );
+        }
+      }
+      return out;
+    });
+  }
+
+  /** Return a tensor's buffers to the pool. */
   free(t: Tensor): void {
     if (!(t instanceof GpuTensor)) {
       throw new ShapeError("free", "t is not a webgpu tensor");
     }
-    this.ctx.release(t.detach());
+    this.#release(t);
+  }
+
+  #release(t: GpuTensor): void {
+    for (const b of t.detachAll()) this.ctx.release(b);
   }
 
   /** Wait for all recorded work. */
@@ -331,34 +493,57 @@ export class WebGpuBackend implements Backend {
 
   // ---- elementwise ------------------------------------------------------------
 
+  /**
+   * Runs an elementwise kernel block by block over same-shaped tensors (which
+   * share one layout); the first uniform is the block's element count.
+   */
+  #elementwise(
+    k: Kernel,
+    ts: readonly GpuTensor[],
+    more: readonly number[] = [],
+  ): void {
+    const lists = ts.map((t) => this.#bindings(t));
+    lists[0].forEach((b0, i) => {
+      const n = ts[0].split ? b0.bytes / 4 : ts[0].size;
+      this.ctx.run(k, lists.map((l) => l[i]), [n, ...more], grid(n));
+    });
+  }
+
   /** out += alpha · x. */
   axpy(out: Tensor, x: Tensor, alpha: number): void {
-    const o = gpu(out, "axpy", "out"), xx = gpu(x, "axpy", "x");
+    const o = gpuAny(out, "axpy", "out"), xx = gpuAny(x, "axpy", "x");
     expectShape("axpy", "x", x, out.shape);
-    this.ctx.run(AXPY, [o, xx], [o.size, alpha], grid(o.size));
+    this.#elementwise(AXPY, [o, xx], [alpha]);
   }
 
   /** a + b. */
   add(a: Tensor, b: Tensor): Tensor {
-    const ga = gpu(a, "add", "a"), gb = gpu(b, "add", "b");
+    const ga = gpuAny(a, "add", "a"), gb = gpuAny(b, "add", "b");
     expectShape("add", "b", b, a.shape);
     const out = this.#new(a.shape);
-    this.ctx.run(ADD, [ga, gb, out], [ga.size], grid(ga.size));
+    this.#elementwise(ADD, [ga, gb, out]);
     return out;
   }
 
   /** a ⊙ b. */
   mul(a: Tensor, b: Tensor): Tensor {
-    const ga = gpu(a, "mul", "a"), gb = gpu(b, "mul", "b");
+    const ga = gpuAny(a, "mul", "a"), gb = gpuAny(b, "mul", "b");
     expectShape("mul", "b", b, a.shape);
     const out = this.#new(a.shape);
-    this.ctx.run(MUL, [ga, gb, out], [ga.size], grid(ga.size));
+    this.#elementwise(MUL, [ga, gb, out]);
     return out;
   }
 
-  /** Σ x² over all tensors: per-chunk partial sums, then one fixed-order total. */
+  /**
+   * Σ x² over all tensors (each block of a split one counts as a tensor):
+   * per-chunk partial sums, then one fixed-order total.
+   */
   async sumOfSquares(ts: readonly Tensor[]): Promise<number> {
-    const gs = ts.map((t, i) => gpu(t, "sumOfSquares", `ts[${i}]`));
+    const gs = ts.flatMap((t, i) => {
+      const g = gpuAny(t, "sumOfSquares", `ts[${i}]`);
+      if (!g.split) return [{ b: g as Binding, size: g.size }];
+      return this.#bindings(g).map((b) => ({ b, size: b.bytes / 4 }));
+    });
     const chunks = gs.map((g) => Math.ceil(g.size / SUMSQ_CHUNK));
     const total = chunks.reduce((s, c) => s + c, 0);
     if (total === 0) return 0;
@@ -368,7 +553,7 @@ export class WebGpuBackend implements Backend {
     gs.forEach((g, i) => {
       this.ctx.run(
         SUMSQ_PARTIAL,
-        [g, partial],
+        [g.b, partial],
         [g.size, offset],
         grid(chunks[i], 1),
       );
@@ -503,6 +688,50 @@ export class WebGpuBackend implements Backend {
     return true;
   }
 
+  /**
+   * Records c = alpha · op(a) op(b) + beta · c (+ the LoRA term) on tensors:
+   * the plain product when nothing is split, else the tiled one.
+   */
+  #product(
+    a: GpuTensor,
+    b: GpuTensor,
+    c: GpuTensor,
+    m: number,
+    n: number,
+    k: number,
+    o: {
+      transA?: boolean;
+      transB?: boolean;
+      alpha?: number;
+      beta?: number;
+      lora?: TiledLora;
+    },
+  ): void {
+    const split = a.split || b.split || c.split || o.lora?.xa.split ||
+      o.lora?.lb.split;
+    if (!split) {
+      this.#matmul(a, b, c, m, n, k, o);
+      return;
+    }
+    tiledProduct(
+      this.ctx,
+      (ta, tb, tc, mm, nn, kk, oo) => this.#matmul(ta, tb, tc, mm, nn, kk, oo),
+      a,
+      b,
+      c,
+      m,
+      n,
+      k,
+      {
+        transA: o.transA ?? false,
+        transB: o.transB ?? false,
+        alpha: o.alpha ?? 1,
+        beta: o.beta ?? 0,
+        lora: o.lora,
+      },
+    );
+  }
+
   /** out = alpha · op(a) op(b) + beta · out. */
   gemm(a: Tensor, b: Tensor, opts: GemmOptions = {}): Tensor {
     const op = "gemm";
@@ -520,17 +749,17 @@ export class WebGpuBackend implements Backend {
           `op(b) is [${k2},${n}] (b ${fmtShape(b.shape)}, transB ${transB})`,
       );
     }
-    const ga = gpu(a, op, "a"), gb = gpu(b, op, "b");
+    const ga = gpuAny(a, op, "a"), gb = gpuAny(b, op, "b");
     let out: GpuTensor;
     let beta = 0;
     if (opts.out !== undefined) {
-      out = gpu(opts.out, op, "out");
+      out = gpuAny(opts.out, op, "out");
       expectShape(op, "out", out, [m, n]);
       beta = opts.beta ?? 0;
     } else {
       out = this.#new([m, n]);
     }
-    this.#matmul(ga, gb, out, m, n, k, {
+    this.#product(ga, gb, out, m, n, k, {
       transA,
       transB,
       alpha: opts.alpha ?? 1,
@@ -566,16 +795,16 @@ export class WebGpuBackend implements Backend {
   linear(x: Tensor, w: Tensor, lora?: LoraWeights): LinearResult {
     const op = "linear";
     const { n, inF, outF, rank } = this.#checkLinear(op, x, w, lora);
-    const gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
+    const gx = gpuAny(x, op, "x"), gw = gpuAny(w, op, "w");
     const y = this.#new([n, outF]);
     if (!lora) {
-      this.#matmul(gx, gw, y, n, outF, inF, { transB: true });
+      this.#product(gx, gw, y, n, outF, inF, { transB: true });
       return { y };
     }
-    const la = gpu(lora.a, op, "lora.a"), lb = gpu(lora.b, op, "lora.b");
+    const la = gpuAny(lora.a, op, "lora.a"), lb = gpuAny(lora.b, op, "lora.b");
     const xa = this.#new([n, rank]);
-    this.#matmul(gx, la, xa, n, rank, inF, { transB: true });
-    this.#matmul(gx, gw, y, n, outF, inF, {
+    this.#product(gx, la, xa, n, rank, inF, { transB: true });
+    this.#product(gx, gw, y, n, outF, inF, {
       transB: true,
       lora: { xa, lb, r: rank, scale: lora.scale, layout: "t" },
     });
@@ -593,36 +822,38 @@ export class WebGpuBackend implements Backend {
     const op = "linearBackward";
     const { n, inF, outF, rank } = this.#checkLinear(op, x, w, lora);
     expectShape(op, "dy", dy, [n, outF]);
-    const gdy = gpu(dy, op, "dy"), gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
+    const gdy = gpuAny(dy, op, "dy"),
+      gx = gpuAny(x, op, "x"),
+      gw = gpuAny(w, op, "w");
     const dx = this.#new([n, inF]);
     if (!lora) {
-      this.#matmul(gdy, gw, dx, n, inF, outF, {});
+      this.#product(gdy, gw, dx, n, inF, outF, {});
       return { dx };
     }
-    const la = gpu(lora.a, op, "lora.a"), lb = gpu(lora.b, op, "lora.b");
+    const la = gpuAny(lora.a, op, "lora.a"), lb = gpuAny(lora.b, op, "lora.b");
     // dyb = dy B [n, R]
     const dyb = this.#new([n, rank]);
-    this.#matmul(gdy, lb, dyb, n, rank, outF, {});
-    this.#matmul(gdy, gw, dx, n, inF, outF, {
+    this.#product(gdy, lb, dyb, n, rank, outF, {});
+    this.#product(gdy, gw, dx, n, inF, outF, {
       lora: { xa: dyb, lb: la, r: rank, scale: lora.scale, layout: "n" },
     });
     const da = this.#new([rank, inF]);
-    this.#matmul(dyb, gx, da, rank, inF, n, {
+    this.#product(dyb, gx, da, rank, inF, n, {
       transA: true,
       alpha: lora.scale,
     });
     let gxa: GpuTensor;
     let own = false;
     if (xa) {
-      gxa = gpu(xa, op, "xa");
+      gxa = gpuAny(xa, op, "xa");
       expectShape(op, "xa", xa, [n, rank]);
     } else {
       gxa = this.#new([n, rank]);
       own = true;
-      this.#matmul(gx, la, gxa, n, rank, inF, { transB: true });
+      this.#product(gx, la, gxa, n, rank, inF, { transB: true });
     }
     const db = this.#new([outF, rank]);
-    this.#matmul(gdy, gxa, db, outF, rank, n, {
+    this.#product(gdy, gxa, db, outF, rank, n, {
       transA: true,
       alpha: lora.scale,
     });
@@ -931,10 +1162,32 @@ export class WebGpuBackend implements Backend {
   embedding(table: Tensor, ids: Tensor): Tensor {
     const op = "embedding";
     const [v, c] = dims2(table, op, "table");
-    const gt = gpu(table, op, "table"), gi = gpu(ids, op, "ids", "i32");
+    const gt = gpuAny(table, op, "table"), gi = gpu(ids, op, "ids", "i32");
     const out = this.#new([gi.size, c]);
     const total = gi.size * c;
-    this.ctx.run(EMBEDDING, [gt, gi, out], [total, c, v], grid(total));
+    if (!gt.split && !out.split) {
+      this.ctx.run(EMBEDDING, [gt, gi, out], [total, c, v], grid(total));
+      return out;
+    }
+    // every (out block, table block) pair that shares columns; ids outside
+    // the table keep the cleared zeros
+    this.#clear(out);
+    const tbs = gt.blocks();
+    for (const ob of out.blocks()) {
+      const ow = ob.c1 - ob.c0, on = (ob.r1 - ob.r0) * ow;
+      for (const tb of tbs) {
+        if (tb.c1 <= ob.c0 || tb.c0 >= ob.c1) continue;
+        this.ctx.run(
+          EMBEDDING_BLOCK,
+          [{ buffer: tb.buffer, bytes: tb.bytes }, gi, {
+            buffer: ob.buffer,
+            bytes: ob.bytes,
+          }],
+          [on, ow, ob.r0, ob.c0, tb.r0, tb.r1, tb.c0, tb.c1],
+          grid(on),
+        );
+      }
+    }
     return out;
   }
 
@@ -954,7 +1207,18 @@ export class WebGpuBackend implements Backend {
     }
     const dt = this.#new([vocab, c]);
     this.#clear(dt);
-    this.ctx.run(EMBEDDING_BACKWARD, [gd, gi, dt], [n, c, vocab], grid(c));
+    if (!dt.split) {
+      this.ctx.run(EMBEDDING_BACKWARD, [gd, gi, dt], [n, c, vocab], grid(c));
+      return dt;
+    }
+    for (const b of dt.blocks()) {
+      this.ctx.run(
+        EMBEDDING_BACKWARD_BLOCK,
+        [gd, gi, { buffer: b.buffer, bytes: b.bytes }],
+        [n, c, b.r0, b.r1, b.c0, b.c1],
+        grid(b.c1 - b.c0),
+      );
+    }
     return dt;
   }
 
@@ -968,9 +1232,13 @@ export class WebGpuBackend implements Backend {
     const op = "logSoftmaxGather";
     const [n, v] = dims2(logits, op, "logits");
     expectShape(op, "targets", targets, [n]);
-    const gl = gpu(logits, op, "logits"),
+    const gl = gpuAny(logits, op, "logits"),
       gt = gpu(targets, op, "targets", "i32");
     const logprobs = this.#new([n]), lse = this.#new([n]);
+    if (gl.split) {
+      this.#logSoftmaxSplit(gl, gt, logprobs, lse);
+      return { logprobs, lse };
+    }
     this.ctx.run(
       LOG_SOFTMAX_GATHER,
       [gl, gt, logprobs, lse],
@@ -978,6 +1246,71 @@ export class WebGpuBackend implements Backend {
       grid(n, 1),
     );
     return { logprobs, lse };
+  }
+
+  /**
+   * Log-softmax over logits split into blocks: each block's row maxima, the
+   * row max over blocks, each block's Σ exp(x − max), then per row the block
+   * sums added in block order.
+   */
+  #logSoftmaxSplit(
+    gl: GpuTensor,
+    gt: GpuTensor,
+    logprobs: GpuTensor,
+    lse: GpuTensor,
+  ): void {
+    const op = "logSoftmaxGather";
+    const [n, v] = gl.shape;
+    const nb = blockCols(gl.layout);
+    const scratch = (elems: number): Binding => {
+      if (elems * 4 > this.maxBindingBytes) {
+        throw new BindingLimitError(
+          op,
+          "logits",
+          this.maxBindingBytes,
+          `${fmtShape(gl.shape)} needs ${
+            elems * 4
+          } bytes of per-block partial sums`,
+        );
+      }
+      return { buffer: this.ctx.acquire(elems * 4), bytes: elems * 4 };
+    };
+    const pmax = scratch(n * nb), psum = scratch(n * nb);
+    const mx = scratch(n), tlogit = scratch(n);
+    const blocks = gl.blocks();
+    const u = (b: Block) => [
+      b.r1 - b.r0,
+      b.c1 - b.c0,
+      b.r0,
+      b.c0,
+      nb,
+      Math.floor(b.c0 / gl.layout.colsPer),
+    ];
+    const bind = (b: Block): Binding => ({ buffer: b.buffer, bytes: b.bytes });
+    for (const b of blocks) {
+      this.ctx.run(
+        LSE_BLOCK_MAX,
+        [bind(b), gt, pmax, tlogit],
+        u(b),
+        grid(b.r1 - b.r0, 1),
+      );
+    }
+    this.ctx.run(LSE_ROW_MAX, [pmax, mx], [n, nb], grid(n));
+    for (const b of blocks) {
+      this.ctx.run(
+        LSE_BLOCK_SUM,
+        [bind(b), mx, psum],
+        u(b),
+        grid(b.r1 - b.r0, 1),
+      );
+    }
+    this.ctx.run(
+      LSE_FINAL,
+      [psum, mx, tlogit, gt, logprobs, lse],
+      [n, nb, v],
+      grid(n),
+    );
+    for (const x of [pmax, psum, mx, tlogit]) this.ctx.release(x.buffer);
   }
 
   /** d logits = dlp · (onehot(target) − softmax). */
@@ -992,10 +1325,28 @@ export class WebGpuBackend implements Backend {
     expectShape(op, "dlogprobs", dlogprobs, [n]);
     expectShape(op, "targets", targets, [n]);
     expectShape(op, "lse", lse, [n]);
-    const gd = gpu(dlogprobs, op, "dlogprobs"), gl = gpu(logits, op, "logits");
+    const gd = gpu(dlogprobs, op, "dlogprobs");
+    const gl = gpuAny(logits, op, "logits");
     const gt = gpu(targets, op, "targets", "i32"), gs = gpu(lse, op, "lse");
     const out = this.#new([n, v]);
     const total = n * v;
+    if (gl.split || out.split) {
+      // same shape, same layout: block i of out from block i of logits
+      const ob = out.blocks();
+      gl.blocks().forEach((b, i) => {
+        const w = b.c1 - b.c0, cnt = (b.r1 - b.r0) * w;
+        this.ctx.run(
+          LSE_BACKWARD_BLOCK,
+          [gd, { buffer: b.buffer, bytes: b.bytes }, gt, gs, {
+            buffer: ob[i].buffer,
+            bytes: ob[i].bytes,
+          }],
+          [cnt, w, b.r0, b.c0],
+          grid(cnt),
+        );
+      });
+      return out;
+    }
     this.ctx.run(
       LOG_SOFTMAX_GATHER_BACKWARD,
       [gd, gl, gt, gs, out],
@@ -1030,17 +1381,26 @@ export class WebGpuBackend implements Backend {
         `adamw: step must be an integer ≥ 1: got ${step.step}`,
       );
     }
-    const groups: GpuTensor[][] = params.map((p, i) => {
+    const groups: { size: number; bs: Binding[] }[] = params.map((p, i) => {
       expectShape(op, `grads[${i}]`, grads[i], p.shape);
       expectShape(op, `m[${i}]`, m[i], p.shape);
       expectShape(op, `v[${i}]`, v[i], p.shape);
-      return [
-        gpu(p, op, `params[${i}]`),
-        gpu(grads[i], op, `grads[${i}]`),
-        gpu(m[i], op, `m[${i}]`),
-        gpu(v[i], op, `v[${i}]`),
+      const four = [
+        gpuAny(p, op, `params[${i}]`),
+        gpuAny(grads[i], op, `grads[${i}]`),
+        gpuAny(m[i], op, `m[${i}]`),
+        gpuAny(v[i], op, `v[${i}]`),
       ];
-    }).filter((g) => g[0].size > 0);
+      if (!four[0].split) {
+        return [{ size: four[0].size, bs: four as Binding[] }];
+      }
+      // same shapes, same layouts: each block is a tensor of its own
+      const lists = four.map((t) => this.#bindings(t));
+      return lists[0].map((b, j) => ({
+        size: b.bytes / 4,
+        bs: lists.map((l) => l[j]),
+      }));
+    }).flat().filter((g) => g.size > 0);
     const bc1 = 1 - step.beta1 ** step.step, bc2 = 1 - step.beta2 ** step.step;
     const head = [
       step.lr,
@@ -1056,10 +1416,10 @@ export class WebGpuBackend implements Backend {
       const part = groups.slice(s, s + this.#adamGroup);
       const ends: number[] = [];
       let total = 0;
-      for (const g of part) ends.push(total += g[0].size);
+      for (const g of part) ends.push(total += g.size);
       this.ctx.run(
         adamwKernel(part.length),
-        part.flat(),
+        part.flatMap((g) => g.bs),
         [...head, ...ends],
         grid(total),
       );
@@ -1096,17 +1456,36 @@ export class WebGpuBackend implements Backend {
     if (!(opts.topP > 0 && opts.topP <= 1)) {
       throw new RangeError(`sample: topP must be in (0, 1]: got ${opts.topP}`);
     }
-    const gl = gpu(logits, op, "logits"), gu = gpu(uniforms, op, "uniforms");
+    const gl = gpuAny(logits, op, "logits");
+    const gu = gpu(uniforms, op, "uniforms");
+    // a group of whole rows at a time (all of them when logits is unsplit):
+    // the kernel searches each row as a whole
+    const rowsPer = gl.split ? Math.floor(this.maxBindingBytes / (v * 4)) : b;
+    if (rowsPer < 1) {
+      throw new BindingLimitError(
+        op,
+        "logits",
+        this.maxBindingBytes,
+        `${fmtShape(logits.shape)}: one row is ${v * 4} bytes, and ${op} ` +
+          `needs a whole row in one binding`,
+      );
+    }
     const tokens = this.#new([b], "i32"), logprobs = this.#new([b]);
-    const scratch = this.#new([b, v]);
     const topK = opts.topK > 0 && opts.topK < v ? opts.topK : 0;
-    this.ctx.run(
-      sampleKernel(this.#sampleLanes),
-      [gl, gu, scratch, tokens, logprobs],
-      [b, v, opts.temperature, topK, opts.topP],
-      grid(b, 1),
-    );
-    this.free(scratch);
+    for (let r0 = 0; r0 < b; r0 += rowsPer) {
+      const rows = Math.min(rowsPer, b - r0);
+      const tile = tileOf(this.ctx, gl, { r0, r1: r0 + rows, c0: 0, c1: v });
+      const bytes = Math.max(4, rows * v * 4);
+      const scratch = { buffer: this.ctx.acquire(bytes), bytes };
+      this.ctx.run(
+        sampleKernel(this.#sampleLanes),
+        [tile.binding, gu, scratch, tokens, logprobs],
+        [rows, v, opts.temperature, topK, opts.topP, r0],
+        grid(rows, 1),
+      );
+      this.ctx.release(scratch.buffer);
+      if (tile.temp) this.ctx.release(tile.temp);
+    }
     return { tokens, logprobs };
   }
 }

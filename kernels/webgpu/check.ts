@@ -7,10 +7,37 @@
 
 import type { Tensor } from "../backend.ts";
 import { fmtShape, ShapeError } from "../cpu/shape_error.ts";
+import { BindingLimitError } from "./errors.ts";
 import { GpuTensor } from "./tensor.ts";
 
-/** The tensor as a live f32 (or i32) GpuTensor, or a ShapeError naming `op` and `name`. */
+/**
+ * The tensor as a live, unsplit f32 (or i32) GpuTensor: a ShapeError naming
+ * `op` and `name` otherwise, or a {@linkcode BindingLimitError} when it is
+ * split over several buffers (ops that take split tensors use
+ * {@linkcode gpuAny}).
+ */
 export function gpu(
+  t: Tensor,
+  op: string,
+  name: string,
+  dtype: "f32" | "i32" = "f32",
+): GpuTensor {
+  const g = gpuAny(t, op, name, dtype);
+  if (g.split) {
+    throw new BindingLimitError(
+      op,
+      name,
+      g.limitBytes,
+      `${fmtShape(g.shape)} is ${
+        g.size * 4
+      } bytes, split over ${g.blocks().length} buffers, and ${op} does not take split tensors`,
+    );
+  }
+  return g;
+}
+
+/** Like {@linkcode gpu}, but a tensor split over several buffers is allowed. */
+export function gpuAny(
   t: Tensor,
   op: string,
   name: string,

@@ -98,6 +98,12 @@ export class GpuContext {
   #batch: string[] = [];
   #scopes: Promise<void>[] = [];
   #errors: WebGpuError[] = [];
+  /**
+   * Most bytes one read-back staging buffer holds ({@linkcode readMany} uses
+   * several when the parts add up to more). At most the device's
+   * `maxBufferSize`; the backend lowers it to its binding limit.
+   */
+  maxStagingBytes: number;
   /** Dispatches recorded since the context was made (for tests). */
   dispatches = 0;
   /** Submits since the context was made (for tests). */
@@ -110,8 +116,10 @@ export class GpuContext {
     this.device = device;
     this.adapterName = adapterName;
     this.isFallback = isFallback;
-    this.#storage = new BufferPool(device, STORAGE);
-    this.#readback = new BufferPool(device, READBACK);
+    const maxSize = device.limits.maxBufferSize;
+    this.#storage = new BufferPool(device, STORAGE, maxSize);
+    this.#readback = new BufferPool(device, READBACK, maxSize);
+    this.maxStagingBytes = maxSize;
     this.#uniformBuf = device.createBuffer({
       size: SLOT * SLOTS,
       usage: 0x40 | 0x08, // UNIFORM | COPY_DST
@@ -402,34 +410,55 @@ export class GpuContext {
   }
 
   /**
-   * Copies several buffers back with one staging buffer and one map, so a
-   * batch of reads costs one GPU wait instead of one each.
+   * Copies several buffers back with as few staging buffers as
+   * {@linkcode maxStagingBytes} allows, mapped together, so a batch of reads
+   * costs one GPU wait instead of one each.
    */
   async readMany(
     parts: readonly { buffer: GPUBuffer; bytes: number }[],
   ): Promise<ArrayBuffer[]> {
-    const sizes = parts.map((p) => Math.ceil(Math.max(4, p.bytes) / 4) * 4);
-    const total = sizes.reduce((a, b) => a + b, 0);
     if (parts.length === 0) return [];
-    const staging = this.#readback.acquire(total);
-    let off = 0;
-    parts.forEach((p, i) => {
-      this.encoder().copyBufferToBuffer(p.buffer, 0, staging, off, sizes[i]);
-      off += sizes[i];
+    const sizes = parts.map((p) => Math.ceil(Math.max(4, p.bytes) / 4) * 4);
+    // consecutive parts share a staging buffer up to the cap
+    const groups: { first: number; end: number; bytes: number }[] = [];
+    sizes.forEach((n, i) => {
+      const g = groups.at(-1);
+      if (g && g.bytes + n <= this.maxStagingBytes) {
+        g.end = i + 1;
+        g.bytes += n;
+      } else groups.push({ first: i, end: i + 1, bytes: n });
+    });
+    const stagings = groups.map((g) => this.#readback.acquire(g.bytes));
+    groups.forEach((g, s) => {
+      let off = 0;
+      for (let i = g.first; i < g.end; i++) {
+        this.encoder().copyBufferToBuffer(
+          parts[i].buffer,
+          0,
+          stagings[s],
+          off,
+          sizes[i],
+        );
+        off += sizes[i];
+      }
     });
     this.#batch.push("read");
     this.flush();
     try {
-      await staging.mapAsync(1, 0, total); // GPUMapMode.READ
-      const all = staging.getMappedRange(0, total);
+      await Promise.all(
+        stagings.map((st, s) => st.mapAsync(1, 0, groups[s].bytes)), // READ
+      );
       const out: ArrayBuffer[] = [];
-      off = 0;
-      parts.forEach((p, i) => {
-        out.push(all.slice(off, off + p.bytes));
-        off += sizes[i];
+      groups.forEach((g, s) => {
+        const all = stagings[s].getMappedRange(0, g.bytes);
+        let off = 0;
+        for (let i = g.first; i < g.end; i++) {
+          out.push(all.slice(off, off + parts[i].bytes));
+          off += sizes[i];
+        }
+        stagings[s].unmap();
+        this.#readback.release(stagings[s]);
       });
-      staging.unmap();
-      this.#readback.release(staging);
       await this.check();
       return out;
     } catch (e) {

@@ -19,3 +19,27 @@ export class WebGpuError extends Error {
     this.kernel = kernel;
   }
 }
+
+/**
+ * An op was given a tensor split over several buffers (because it exceeds the
+ * binding limit) and that op cannot work on split tensors, or a split cannot
+ * serve the op (one row of a sampled tensor over the limit). The message names
+ * the op, the tensor, its size and the limit.
+ */
+export class BindingLimitError extends Error {
+  /** The op that refused. */
+  readonly op: string;
+  /** The argument name of the tensor. */
+  readonly tensor: string;
+  /** The binding limit in bytes. */
+  readonly limitBytes: number;
+
+  /** Builds the error; `detail` follows the op and tensor. */
+  constructor(op: string, tensor: string, limitBytes: number, detail: string) {
+    super(`${op}: ${tensor} ${detail} (binding limit ${limitBytes} bytes)`);
+    this.name = "BindingLimitError";
+    this.op = op;
+    this.tensor = tensor;
+    this.limitBytes = limitBytes;
+  }
+}

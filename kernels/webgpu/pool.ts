@@ -41,20 +41,26 @@ export interface PoolStats {
 export class BufferPool {
   readonly #device: GPUDevice;
   readonly #usage: number;
+  readonly #maxSize: number;
   readonly #free = new Map<number, GPUBuffer[]>();
   #created = 0;
   #reused = 0;
   #idle = 0;
 
-  /** A pool creating buffers with `usage` on `device`. */
-  constructor(device: GPUDevice, usage: number) {
+  /**
+   * A pool creating buffers with `usage` on `device`; a bucket past `maxSize`
+   * (the device's `maxBufferSize`) shrinks to the requested size.
+   */
+  constructor(device: GPUDevice, usage: number, maxSize = Infinity) {
     this.#device = device;
     this.#usage = usage;
+    this.#maxSize = maxSize;
   }
 
   /** A buffer of at least `bytes` bytes (its size is the bucket size). */
   acquire(bytes: number): GPUBuffer {
-    const size = bucketSize(bytes);
+    let size = bucketSize(bytes);
+    if (size > this.#maxSize) size = Math.ceil(bytes / 4) * 4;
     const list = this.#free.get(size);
     const hit = list?.pop();
     if (hit) {

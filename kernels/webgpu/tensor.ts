@@ -1,13 +1,29 @@
 /**
- * The tensor handle of the WebGPU backend: a shape over a pooled GPU buffer.
+ * The tensor handle of the WebGPU backend: a shape over one pooled GPU buffer,
+ * or, when the tensor exceeds the binding limit, over several (one per block
+ * of its {@linkcode Layout}).
  *
  * @module
  */
 
 import { type DType, shapeSize, type Tensor } from "../backend.ts";
 import { WebGpuError } from "./errors.ts";
+import {
+  type BlockRange,
+  blockRanges,
+  isSplit,
+  type Layout,
+} from "./layout.ts";
 
-/** A dense row-major tensor stored in a GPU buffer (which may be larger than needed). */
+/** One block of a tensor with its buffer, bindable as a storage binding. */
+export interface Block extends BlockRange {
+  /** The block's buffer (row-major [r1 − r0, c1 − c0]). */
+  readonly buffer: GPUBuffer;
+  /** Bytes the block's data covers (at least 4). */
+  readonly bytes: number;
+}
+
+/** A dense row-major tensor stored in GPU buffers (each may be larger than needed). */
 export class GpuTensor implements Tensor {
   /** Dimensions, outermost first. */
   readonly shape: readonly number[];
@@ -15,10 +31,23 @@ export class GpuTensor implements Tensor {
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
-  #buffer: GPUBuffer | null;
+  /** The block grid; a single block unless the tensor is split. */
+  readonly layout: Layout;
+  /** The binding limit (bytes) the tensor was split under, for messages. */
+  readonly limitBytes: number;
+  #buffers: GPUBuffer[] | null;
 
-  /** Wraps `buffer`, which must hold at least `4 · size` bytes. */
-  constructor(buffer: GPUBuffer, shape: readonly number[], dtype: DType) {
+  /**
+   * Wraps `buffers`: one buffer of at least `4 · size` bytes, or one per block
+   * of `layout` (in {@linkcode blockRanges} order).
+   */
+  constructor(
+    buffers: GPUBuffer | readonly GPUBuffer[],
+    shape: readonly number[],
+    dtype: DType,
+    layout?: Layout,
+    limitBytes = Infinity,
+  ) {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) {
         throw new WebGpuError(
@@ -30,18 +59,51 @@ export class GpuTensor implements Tensor {
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     this.size = shapeSize(shape);
-    this.#buffer = buffer;
+    const rows = shape.length === 0 ? 1 : shape[0];
+    const cols = rows === 0 ? 1 : this.size / rows;
+    this.layout = layout ??
+      { rows, cols, rowsPer: Math.max(rows, 1), colsPer: Math.max(cols, 1) };
+    this.limitBytes = limitBytes;
+    const list = Array.isArray(buffers) ? [...buffers] : [buffers as GPUBuffer];
+    const want = blockRanges(this.layout).length;
+    if (list.length !== want) {
+      throw new WebGpuError(
+        "tensor",
+        `a tensor of ${want} blocks needs ${want} buffers: got ${list.length}`,
+      );
+    }
+    this.#buffers = list;
   }
 
-  /** The storage buffer; throws once the tensor has been freed. */
-  get buffer(): GPUBuffer {
-    if (this.#buffer === null) {
+  #live(): GPUBuffer[] {
+    if (this.#buffers === null) {
       throw new WebGpuError(
         "tensor",
         `used after free (shape [${this.shape.join(",")}])`,
       );
     }
-    return this.#buffer;
+    return this.#buffers;
+  }
+
+  /** Whether the tensor is stored in more than one buffer. */
+  get split(): boolean {
+    return isSplit(this.layout);
+  }
+
+  /**
+   * The storage buffer; throws once the tensor has been freed, or when it is
+   * split (ops that take split tensors go through {@linkcode blocks}).
+   */
+  get buffer(): GPUBuffer {
+    const list = this.#live();
+    if (list.length !== 1) {
+      throw new WebGpuError(
+        "tensor",
+        `[${this.shape.join(",")}] is split into ${list.length} buffers ` +
+          `(binding limit ${this.limitBytes} bytes); this use needs one buffer`,
+      );
+    }
+    return list[0];
   }
 
   /** Bytes a binding of this tensor covers (at least 4: empty bindings are invalid). */
@@ -49,15 +111,32 @@ export class GpuTensor implements Tensor {
     return Math.max(4, this.size * 4);
   }
 
-  /** Whether the tensor has been freed. */
-  get freed(): boolean {
-    return this.#buffer === null;
+  /** The blocks with their buffers (one block covering all of an unsplit tensor). */
+  blocks(): Block[] {
+    const list = this.#live();
+    return blockRanges(this.layout).map((r, i) => ({
+      ...r,
+      buffer: list[i],
+      bytes: Math.max(4, (r.r1 - r.r0) * (r.c1 - r.c0) * 4),
+    }));
   }
 
-  /** Detaches and returns the buffer (for the pool); later use throws. */
+  /** Whether the tensor has been freed. */
+  get freed(): boolean {
+    return this.#buffers === null;
+  }
+
+  /** Detaches and returns the buffers (for the pool); later use throws. */
+  detachAll(): GPUBuffer[] {
+    const b = this.#live();
+    this.#buffers = null;
+    return b;
+  }
+
+  /** Detaches and returns the one buffer of an unsplit tensor; later use throws. */
   detach(): GPUBuffer {
     const b = this.buffer;
-    this.#buffer = null;
+    this.#buffers = null;
     return b;
   }
 }

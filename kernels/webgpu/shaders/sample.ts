@@ -20,8 +20,9 @@ import { reduceFns, ROW_ARGS, ROW_INDEX } from "./reduce.ts";
 /**
  * The sampling kernel over `lanes` lanes per row (a power of two; more lanes
  * keep each lane's loop count under lavapipe's 65535-iteration cap at large
- * vocabularies). tokens[r], logprobs[r] from logits [B,V] and uniforms [B];
- * `e` [B,V] is scratch for exp((logit − max) / temperature).
+ * vocabularies). tokens[row0 + r], logprobs[row0 + r] from logits [B,V] and
+ * uniforms[row0 + r] (row0 lets a batch too large for one binding run in row
+ * groups); `e` [B,V] is scratch for exp((logit − max) / temperature).
  */
 export function sampleKernel(lanes: number): Kernel {
   return {
@@ -32,6 +33,7 @@ export function sampleKernel(lanes: number): Kernel {
       ["temperature", "f32"],
       ["topK", "u32"],
       ["topP", "f32"],
+      ["row0", "u32"],
     ],
     buffers: [
       ["logits", "read", "array<f32>"],
@@ -140,8 +142,8 @@ fn search(lid: u32, base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u
     for (var j = lid; j < p.vocab; j += ${lanes}u) { s0 += exp(logits[base + j] - mx); }
     let total = reduceSum(lid, s0);
     if (lid == 0u) {
-      tokens[row] = i32(amax);
-      logprobs[row] = -log(total);
+      tokens[p.row0 + row] = i32(amax);
+      logprobs[p.row0 + row] = -log(total);
     }
     return;
   }
@@ -170,7 +172,7 @@ fn search(lid: u32, base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u
       goal = p.topP * kept;
       run = p.topP < 1.0;
     } else {
-      goal = uniforms[row] * kept;
+      goal = uniforms[p.row0 + row] * kept;
       strict = 1u;
     }
     if (run) {
@@ -191,8 +193,8 @@ fn search(lid: u32, base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u
     }
   }
   if (lid == 0u) {
-    tokens[row] = i32(tok);
-    logprobs[row] = log(e[base + tok] / kept);
+    tokens[p.row0 + row] = i32(tok);
+    logprobs[p.row0 + row] = log(e[base + tok] / kept);
   }
 }`,
   };
