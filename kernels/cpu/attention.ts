@@ -13,6 +13,9 @@
  * @module
  */
 
+import type { AttentionDims } from "../backend.ts";
+import { fmtShape, ShapeError } from "./shape_error.ts";
+
 /** Attention dimensions (see the module doc). */
 export interface AttnDims {
   /** B */
@@ -143,4 +146,57 @@ export function attentionBackward(
   }
   for (let x = 0; x < dk.length; x++) dk[x] = dkAcc[x];
   for (let x = 0; x < dv.length; x++) dv[x] = dvAcc[x];
+}
+
+/**
+ * Checks attention dimensions against the shapes of q, k, v and fills in
+ * kvRows (default Tk); throws {@linkcode ShapeError} naming `op` and the field.
+ * Backends that replace the math (the native backend) share these checks.
+ */
+export function attnDimsOf(
+  op: string,
+  qShape: readonly number[],
+  kShape: readonly number[],
+  vShape: readonly number[],
+  dims: AttentionDims,
+): AttnDims {
+  const kvRows = dims.kvRows ?? dims.tk;
+  const positive = (name: string, x: number): void => {
+    if (!Number.isInteger(x) || x < 1) {
+      throw new ShapeError(op, `${name} must be a positive integer: got ${x}`);
+    }
+  };
+  for (
+    const f of ["batch", "tq", "tk", "heads", "kvHeads", "headDim"] as const
+  ) {
+    positive(f, dims[f]);
+  }
+  positive("kvRows", kvRows);
+  const { batch, tq, tk, heads, kvHeads, headDim } = dims;
+  if (heads % kvHeads !== 0) {
+    throw new ShapeError(
+      op,
+      `heads (${heads}) must be a multiple of kvHeads (${kvHeads})`,
+    );
+  }
+  if (tk < tq || kvRows < tk) {
+    throw new ShapeError(
+      op,
+      `need tq ≤ tk ≤ kvRows: got tq ${tq}, tk ${tk}, kvRows ${kvRows}`,
+    );
+  }
+  const want: [string, readonly number[], number[]][] = [
+    ["q", qShape, [batch * tq, heads * headDim]],
+    ["k", kShape, [batch * kvRows, kvHeads * headDim]],
+    ["v", vShape, [batch * kvRows, kvHeads * headDim]],
+  ];
+  for (const [name, got, shape] of want) {
+    if (got.length !== 2 || got[0] !== shape[0] || got[1] !== shape[1]) {
+      throw new ShapeError(
+        op,
+        `${name} must be ${fmtShape(shape)}: got ${fmtShape(got)}`,
+      );
+    }
+  }
+  return { batch, tq, tk, kvRows, heads, kvHeads, headDim };
 }

@@ -27,6 +27,7 @@ import {
   attentionBackward,
   attentionForward,
   type AttnDims,
+  attnDimsOf,
 } from "./attention.ts";
 import {
   addForward,
@@ -857,28 +858,5 @@ function checkAttention(
   v: Tensor,
   dims: AttentionDims,
 ): AttnDims {
-  const kvRows = dims.kvRows ?? dims.tk;
-  for (
-    const key of ["batch", "tq", "tk", "heads", "kvHeads", "headDim"] as const
-  ) {
-    positiveInt(op, key, dims[key]);
-  }
-  positiveInt(op, "kvRows", kvRows);
-  const { batch, tq, tk, heads, kvHeads, headDim } = dims;
-  if (heads % kvHeads !== 0) {
-    throw new ShapeError(
-      op,
-      `heads (${heads}) must be a multiple of kvHeads (${kvHeads})`,
-    );
-  }
-  if (tk < tq || kvRows < tk) {
-    throw new ShapeError(
-      op,
-      `need tq ≤ tk ≤ kvRows: got tq ${tq}, tk ${tk}, kvRows ${kvRows}`,
-    );
-  }
-  expectShape(op, "q", q, [batch * tq, heads * headDim]);
-  expectShape(op, "k", k, [batch * kvRows, kvHeads * headDim]);
-  expectShape(op, "v", v, [batch * kvRows, kvHeads * headDim]);
-  return { batch, tq, tk, kvRows, heads, kvHeads, headDim };
+  return attnDimsOf(op, q.shape, k.shape, v.shape, dims);
 }

@@ -1,13 +1,23 @@
 /**
  * The native backend: the CPU reference backend with every matrix product
- * (gemm, linear, linearBackward) run by OpenBLAS's `cblas_sgemm`. All other
- * ops are the CPU backend's.
+ * (gemm, linear, linearBackward, and the per-head products of attention and
+ * its backward) run by OpenBLAS's `cblas_sgemm`. All other ops are the CPU
+ * backend's.
  *
  * @module
  */
 
+import type { AttentionDims, Tensor } from "../backend.ts";
+import { attnDimsOf } from "../cpu/attention.ts";
 import { CpuBackend } from "../cpu/backend.ts";
-import { loadOpenBlas, type OpenBlas, OPENBLAS_PATHS } from "./openblas.ts";
+import { fmtShape, ShapeError } from "../cpu/shape_error.ts";
+import { attentionBackwardBlas, attentionForwardBlas } from "./attention.ts";
+import {
+  loadOpenBlas,
+  type OpenBlas,
+  OPENBLAS_PATHS,
+  type StridedGemmFn,
+} from "./openblas.ts";
 
 /**
  * {@linkcode CpuBackend} with OpenBLAS matrix products (name "native").
@@ -19,10 +29,96 @@ export class NativeBackend extends CpuBackend {
   /** The OpenBLAS build in use. */
   override readonly device: string;
 
+  /** sgemm on strided sub-matrices (attention's per-head products). */
+  readonly #gemmStrided: StridedGemmFn;
+
   /** Prefer {@linkcode openNativeBackend}, which finds OpenBLAS. */
   constructor(blas: OpenBlas) {
     super(blas.gemm);
     this.device = blas.description;
+    this.#gemmStrided = blas.gemmStrided;
+  }
+
+  /** Causal GQA attention with per-head sgemm products; returns out and lse. */
+  override attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    dims: AttentionDims,
+  ): { out: Tensor; lse: Tensor } {
+    const op = "attention";
+    const d = attnDimsOf(op, q.shape, k.shape, v.shape, dims);
+    const out = this.zeros(q.shape);
+    const lse = this.zeros([d.batch * d.heads * d.tq]);
+    attentionForwardBlas(
+      this.#gemmStrided,
+      this.f32View(out),
+      this.f32View(lse),
+      this.#f32(op, "q", q),
+      this.#f32(op, "k", k),
+      this.#f32(op, "v", v),
+      d,
+    );
+    return { out, lse };
+  }
+
+  /** dq, dk, dv of {@linkcode NativeBackend.attention}. */
+  override attentionBackward(
+    dout: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    dims: AttentionDims,
+  ): { dq: Tensor; dk: Tensor; dv: Tensor } {
+    const op = "attentionBackward";
+    const d = attnDimsOf(op, q.shape, k.shape, v.shape, dims);
+    sameShapeAs(op, "dout", dout, q.shape);
+    sameShapeAs(op, "out", out, q.shape);
+    sameShapeAs(op, "lse", lse, [d.batch * d.heads * d.tq]);
+    const dq = this.zeros(q.shape);
+    const dk = this.zeros(k.shape); // accumulated into: must start at 0
+    const dv = this.zeros(v.shape);
+    attentionBackwardBlas(
+      this.#gemmStrided,
+      this.f32View(dq),
+      this.f32View(dk),
+      this.f32View(dv),
+      this.#f32(op, "dout", dout),
+      this.#f32(op, "q", q),
+      this.#f32(op, "k", k),
+      this.#f32(op, "v", v),
+      this.#f32(op, "out", out),
+      this.#f32(op, "lse", lse),
+      d,
+    );
+    return { dq, dk, dv };
+  }
+
+  /** The storage of an f32 input of `op`; a ShapeError names it otherwise. */
+  #f32(op: string, name: string, t: Tensor): Float32Array {
+    if (t.dtype !== "f32") {
+      throw new ShapeError(
+        op,
+        `${name} must be f32: got ${t.dtype} ${fmtShape(t.shape)}`,
+      );
+    }
+    return this.f32View(t);
+  }
+}
+
+function sameShapeAs(
+  op: string,
+  name: string,
+  t: Tensor,
+  want: readonly number[],
+): void {
+  if (t.shape.length !== want.length || t.shape.some((x, i) => x !== want[i])) {
+    throw new ShapeError(
+      op,
+      `${name} must be ${fmtShape(want)}: got ${fmtShape(t.shape)}`,
+    );
   }
 }
 

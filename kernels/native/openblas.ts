@@ -51,10 +51,38 @@ const symbols = {
 
 type OpenBlasLib = Deno.DynamicLibrary<typeof symbols>;
 
+/**
+ * `c = alpha · op(a) · op(b) + beta · c` on row-major sub-matrices of larger
+ * arrays: op(a) is [M,K], op(b) is [K,N], c is [M,N]. Element (r, s) of the
+ * stored a sits at `a[aOff + r·lda + s]` (likewise b, c), so a head's columns
+ * of a [rows, heads·D] array are passed without copying. With `beta = 0`, c is
+ * only written.
+ */
+export type StridedGemmFn = (
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  aOff: number,
+  lda: number,
+  b: Float32Array,
+  bOff: number,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  cOff: number,
+  ldc: number,
+) => void;
+
 /** A loaded OpenBLAS: its sgemm and a description. */
 export interface OpenBlas {
   /** `cblas_sgemm` with the signature of the TypeScript gemm. */
   gemm: GemmFn;
+  /** `cblas_sgemm` on sub-matrices with leading dimensions. */
+  gemmStrided: StridedGemmFn;
   /** e.g. "OpenBLAS 0.3.21 … (2 threads) from /usr/lib/…/libopenblas.so.0". */
   description: string;
 }
@@ -116,6 +144,7 @@ function open(paths: readonly string[]): OpenBlasLoad {
       ok: true,
       blas: {
         gemm: sgemmOf(lib),
+        gemmStrided: stridedSgemmOf(lib),
         description: `${name} (${threads} threads) from ${path}`,
       },
     };
@@ -155,4 +184,78 @@ function sgemmOf(lib: OpenBlasLib): GemmFn {
       n,
     );
   };
+}
+
+function stridedSgemmOf(lib: OpenBlasLib): StridedGemmFn {
+  const sgemm = lib.symbols.cblas_sgemm;
+  return (
+    transA,
+    transB,
+    m,
+    n,
+    k,
+    alpha,
+    a,
+    aOff,
+    lda,
+    b,
+    bOff,
+    ldb,
+    beta,
+    c,
+    cOff,
+    ldc,
+  ) => {
+    if (m === 0 || n === 0) return;
+    // OpenBLAS reads raw memory: refuse a sub-matrix that leaves its array
+    const [ar, ac] = transA ? [k, m] : [m, k];
+    const [br, bc] = transB ? [n, k] : [k, n];
+    inside("a", a, aOff, lda, ar, ac);
+    inside("b", b, bOff, ldb, br, bc);
+    inside("c", c, cOff, ldc, m, n);
+    if (k === 0) {
+      // nothing to multiply: c = beta · c (beta 0 never reads c)
+      for (let i = 0; i < m; i++) {
+        const o = cOff + i * ldc;
+        for (let j = o; j < o + n; j++) c[j] = beta === 0 ? 0 : beta * c[j];
+      }
+      return;
+    }
+    // Deno passes a view's own start (its byteOffset) to the library.
+    sgemm(
+      CBLAS_ROW_MAJOR,
+      transA ? CBLAS_TRANS : CBLAS_NO_TRANS,
+      transB ? CBLAS_TRANS : CBLAS_NO_TRANS,
+      m,
+      n,
+      k,
+      alpha,
+      aOff === 0 ? a : a.subarray(aOff),
+      lda,
+      bOff === 0 ? b : b.subarray(bOff),
+      ldb,
+      beta,
+      cOff === 0 ? c : c.subarray(cOff),
+      ldc,
+    );
+  };
+}
+
+/** Throws unless the [rows, cols] sub-matrix at off with leading dimension ld lies in x. */
+function inside(
+  name: string,
+  x: Float32Array,
+  off: number,
+  ld: number,
+  rows: number,
+  cols: number,
+): void {
+  if (rows === 0 || cols === 0) return;
+  const ok = Number.isInteger(off) && off >= 0 && Number.isInteger(ld) &&
+    ld >= cols && off + (rows - 1) * ld + cols <= x.length;
+  if (!ok) {
+    throw new RangeError(
+      `sgemm: ${name} [${rows},${cols}] at offset ${off} with leading dimension ${ld} does not fit in ${x.length} floats`,
+    );
+  }
 }
