@@ -68,17 +68,32 @@ export class CpuBackend implements Backend {
   readonly device: string = "TypeScript on the host CPU (one thread)";
   /** The matrix product every gemm and linear goes through. */
   protected readonly sgemm: GemmFn;
+  /** The e^x of the SwiGLU loops (the reference uses `Math.exp`). */
+  protected readonly exp: (x: number) => number;
 
-  /** `sgemm` replaces the TypeScript matrix product (subclasses pass OpenBLAS). */
-  constructor(sgemm: GemmFn = gemmForward) {
+  /**
+   * `sgemm` replaces the TypeScript matrix product and `exp` the SwiGLU
+   * exponential (subclasses pass OpenBLAS and a faster e^x).
+   */
+  constructor(
+    sgemm: GemmFn = gemmForward,
+    exp: (x: number) => number = Math.exp,
+  ) {
     this.sgemm = sgemm;
+    this.exp = exp;
   }
 
   // ---- memory -----------------------------------------------------------------
 
   /** Upload f32 data (copied). */
   fromArray(data: Float32Array, shape: readonly number[]): Tensor {
-    return new CpuTensor(Float32Array.from(data), shape);
+    let n = 1;
+    for (const d of shape) n *= d;
+    // A mismatched length goes to the constructor, which names the problem.
+    if (n !== data.length) return new CpuTensor(Float32Array.from(data), shape);
+    const t = newF32(shape);
+    (t.data as Float32Array).set(data);
+    return t;
   }
 
   /** Upload i32 data (copied). */
@@ -120,7 +135,10 @@ export class CpuBackend implements Backend {
 
   /** Drops the tensor's storage; using it afterwards throws. */
   free(t: Tensor): void {
-    cpu(t, "free", "t").release();
+    const c = cpu(t, "free", "t");
+    const data = c.data;
+    c.release();
+    recycle(data);
   }
 
   /** Nothing to wait for: every op has finished when it returns. */
@@ -490,6 +508,7 @@ export class CpuBackend implements Backend {
       f32(gate, op, "gate"),
       f32(up, op, "up"),
       h.size,
+      this.exp,
     );
     return h;
   }
@@ -511,6 +530,7 @@ export class CpuBackend implements Backend {
       f32(gate, op, "gate"),
       f32(up, op, "up"),
       gate.size,
+      this.exp,
     );
     return { dgate, dup };
   }
@@ -714,9 +734,29 @@ function settle<T>(fn: () => T): Promise<T> {
   }
 }
 
+/**
+ * Freed f32 arrays by length, reused by {@linkcode newF32}: a training step
+ * allocates the same shapes again and again, and a fresh large typed array
+ * costs page faults, zero-filling and garbage collection; a reused one only a
+ * fill. Small arrays are not worth it.
+ */
+const pool = new Map<number, Float32Array[]>();
+const POOL_MIN_LENGTH = 4096;
+const POOL_PER_LENGTH = 16;
+
+/** Give a freed array back to the pool. */
+function recycle(data: Float32Array | Int32Array): void {
+  if (!(data instanceof Float32Array) || data.length < POOL_MIN_LENGTH) return;
+  const list = pool.get(data.length);
+  if (!list) pool.set(data.length, [data]);
+  else if (list.length < POOL_PER_LENGTH) list.push(data);
+}
+
 function newF32(shape: readonly number[]): CpuTensor {
   let n = 1;
   for (const d of shape) n *= d;
+  const reused = pool.get(n)?.pop();
+  if (reused) return new CpuTensor(reused.fill(0), shape);
   return new CpuTensor(new Float32Array(n), shape);
 }
 

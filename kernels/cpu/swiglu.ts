@@ -12,10 +12,11 @@ export function swigluForward(
   gate: Float32Array,
   up: Float32Array,
   n: number,
+  exp: (x: number) => number = Math.exp,
 ): void {
   for (let i = 0; i < n; i++) {
     const g = gate[i];
-    h[i] = (g / (1 + Math.exp(-g))) * up[i];
+    h[i] = (g / (1 + exp(-g))) * up[i];
   }
 }
 
@@ -31,10 +32,11 @@ export function swigluBackward(
   gate: Float32Array,
   up: Float32Array,
   n: number,
+  exp: (x: number) => number = Math.exp,
 ): void {
   for (let i = 0; i < n; i++) {
     const g = gate[i];
-    const sig = 1 / (1 + Math.exp(-g));
+    const sig = 1 / (1 + exp(-g));
     dup[i] = dh[i] * g * sig;
     dgate[i] = dh[i] * up[i] * sig * (1 + g * (1 - sig));
   }

@@ -24,6 +24,7 @@
  * @module
  */
 
+import { fastExp } from "./fast_exp.ts";
 import type { AttnDims } from "../cpu/attention.ts";
 import type { StridedGemmFn } from "./openblas.ts";
 
@@ -125,7 +126,7 @@ export function attentionForwardBlas(
       for (let j = r; j < vis; j++) if (p[j] > max) max = p[j];
       let sum = 0;
       for (let j = r; j < vis; j++) {
-        const e = Math.exp(p[j] - max);
+        const e = fastExp(p[j] - max);
         p[j] = e;
         sum += e;
       }
@@ -170,7 +171,7 @@ export function attentionBackwardBlas(
       const l = lse[lseOff + i];
       const r = i * kn;
       const vis = r + first + step * i;
-      for (let j = r; j < vis; j++) p[j] = Math.exp(p[j] - l);
+      for (let j = r; j < vis; j++) p[j] = fastExp(p[j] - l);
       for (let j = vis; j < r + kn; j++) p[j] = 0;
     }
     // dV += Pᵀ dO

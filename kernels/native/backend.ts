@@ -12,6 +12,7 @@ import { attnDimsOf } from "../cpu/attention.ts";
 import { CpuBackend } from "../cpu/backend.ts";
 import { fmtShape, ShapeError } from "../cpu/shape_error.ts";
 import { attentionBackwardBlas, attentionForwardBlas } from "./attention.ts";
+import { fastExp } from "./fast_exp.ts";
 import {
   loadOpenBlas,
   type OpenBlas,
@@ -34,7 +35,7 @@ export class NativeBackend extends CpuBackend {
 
   /** Prefer {@linkcode openNativeBackend}, which finds OpenBLAS. */
   constructor(blas: OpenBlas) {
-    super(blas.gemm);
+    super(blas.gemm, fastExp);
     this.device = blas.description;
     this.#gemmStrided = blas.gemmStrided;
   }
