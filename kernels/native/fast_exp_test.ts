@@ -10,5 +10,8 @@ Deno.test("fastExp agrees with Math.exp to 1e-8 relative over [-100, 100]", () =
   }
   assert.ok(worst < 1e-8, `max rel error ${worst}`);
   assert.equal(fastExp(0), 1);
-  assert.ok(Math.abs(fastExp(-1000) / Math.exp(-100) - 1) < 1e-8, "clamped below");
+  assert.ok(
+    Math.abs(fastExp(-1000) / Math.exp(-100) - 1) < 1e-8,
+    "clamped below",
+  );
 });
