@@ -258,7 +258,7 @@ async function main(): Promise<number> {
     );
     if (loadStart[0] > 0.5 || loadEnd[0] > 0.5) {
       console.log(
-        "warning: the machine was busy with other work during the run; PyTorch with 2 threads " +
+        "warning: the machine was busy with other work during the run; PyTorch " +
           "slows down sharply when another process holds a core, so ratios against it are inflated. " +
           "Rerun on an idle machine for figures to quote.",
       );
@@ -355,7 +355,7 @@ function readmeSection(
       numpy?.version ?? "?"
     } (float32 \`numpy.matmul\`, OpenBLAS) and PyTorch ${
       torch?.version ?? "?"
-    } (\`torch.set_num_threads(2)\`), both run with \`/usr/bin/python3\`. ` +
+    } (run with 1 and with 2 threads, \`torch.set_num_threads\`, the faster kept), both run with \`/usr/bin/python3\`. ` +
     `Each figure is the median of ${s.runs} separate process${
       s.runs === 1 ? "" : "es"
     }, ` +
