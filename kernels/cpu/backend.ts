@@ -38,16 +38,10 @@ import {
 } from "./elementwise.ts";
 import { embeddingBackward, embeddingForward } from "./embedding.ts";
 import { type GemmFn, gemmForward } from "./gemm.ts";
-import { linearBackward, linearForward, type LoraArrays } from "./linear.ts";
-import {
-  logSoftmaxGatherBackward,
-  logSoftmaxGatherForward,
-} from "./log_softmax.ts";
-import { rmsNormBackward, rmsNormForward } from "./rmsnorm.ts";
-import { ropeForward } from "./rope.ts";
+import type { LoraArrays } from "./linear.ts";
+import { type HostKernels, referenceKernels } from "./host_kernels.ts";
 import { MAX_SAMPLE_VOCAB, sampleRows } from "./sample.ts";
 import { fmtShape, ShapeError } from "./shape_error.ts";
-import { swigluBackward, swigluForward } from "./swiglu.ts";
 import { CpuTensor } from "./tensor.ts";
 
 /**
@@ -68,19 +62,21 @@ export class CpuBackend implements Backend {
   readonly device: string = "TypeScript on the host CPU (one thread)";
   /** The matrix product every gemm and linear goes through. */
   protected readonly sgemm: GemmFn;
-  /** The e^x of the SwiGLU loops (the reference uses `Math.exp`). */
-  protected readonly exp: (x: number) => number;
+  /** The loops of the layer ops (SwiGLU, RMSNorm, RoPE, log-softmax). */
+  protected readonly kernels: HostKernels;
 
   /**
-   * `sgemm` replaces the TypeScript matrix product and `exp` the SwiGLU
-   * exponential (subclasses pass OpenBLAS and a faster e^x).
+   * `sgemm` replaces the TypeScript matrix product, `exp` the SwiGLU
+   * exponential, and `kernels` any of the layer loops (subclasses pass
+   * OpenBLAS and faster loops).
    */
   constructor(
     sgemm: GemmFn = gemmForward,
     exp: (x: number) => number = Math.exp,
+    kernels: Partial<HostKernels> = {},
   ) {
     this.sgemm = sgemm;
-    this.exp = exp;
+    this.kernels = { ...referenceKernels(exp), ...kernels };
   }
 
   // ---- memory -----------------------------------------------------------------
@@ -91,7 +87,7 @@ export class CpuBackend implements Backend {
     for (const d of shape) n *= d;
     // A mismatched length goes to the constructor, which names the problem.
     if (n !== data.length) return new CpuTensor(Float32Array.from(data), shape);
-    const t = newF32(shape);
+    const t = newF32(shape, false);
     (t.data as Float32Array).set(data);
     return t;
   }
@@ -104,6 +100,14 @@ export class CpuBackend implements Backend {
   /** A new f32 tensor of zeros. */
   zeros(shape: readonly number[]): Tensor {
     return newF32(shape);
+  }
+
+  /**
+   * A new f32 tensor with arbitrary contents, for an output its op writes in
+   * full (skips the zero fill).
+   */
+  protected uninitialized(shape: readonly number[]): Tensor {
+    return newF32(shape, false);
   }
 
   /** A copy of an f32 tensor's data. */
@@ -157,7 +161,7 @@ export class CpuBackend implements Backend {
   /** a + b. */
   add(a: Tensor, b: Tensor): Tensor {
     sameShape("add", ["a", a], ["b", b]);
-    const out = newF32(a.shape);
+    const out = newF32(a.shape, false);
     addForward(
       out.data as Float32Array,
       f32(a, "add", "a"),
@@ -169,7 +173,7 @@ export class CpuBackend implements Backend {
   /** a ⊙ b. */
   mul(a: Tensor, b: Tensor): Tensor {
     sameShape("mul", ["a", a], ["b", b]);
-    const out = newF32(a.shape);
+    const out = newF32(a.shape, false);
     mulForward(
       out.data as Float32Array,
       f32(a, "mul", "a"),
@@ -213,7 +217,7 @@ export class CpuBackend implements Backend {
       f32(out, op, "out");
       beta = opts.beta ?? 0;
     } else {
-      out = newF32([m, n]);
+      out = newF32([m, n], false); // beta 0: written in full
     }
     this.sgemm(
       out.data as Float32Array,
@@ -234,9 +238,10 @@ export class CpuBackend implements Backend {
   linear(x: Tensor, w: Tensor, lora?: LoraWeights): LinearResult {
     const op = "linear";
     const { n, inF, outF, la } = checkLinear(op, x, w, lora);
-    const y = newF32([n, outF]);
-    const xa = la === null ? null : newF32([n, la.rank]);
-    linearForward(
+    // written in full by beta-0 products
+    const y = newF32([n, outF], false);
+    const xa = la === null ? null : newF32([n, la.rank], false);
+    this.kernels.linearForward(
       this.sgemm,
       y.data as Float32Array,
       xa === null ? null : xa.data as Float32Array,
@@ -261,9 +266,9 @@ export class CpuBackend implements Backend {
     const op = "linearBackward";
     const { n, inF, outF, la } = checkLinear(op, x, w, lora);
     expectShape(op, "dy", dy, [n, outF]);
-    const dx = newF32([n, inF]);
+    const dx = newF32([n, inF], false); // beta-0 product
     if (la === null) {
-      linearBackward(
+      this.kernels.linearBackward(
         this.sgemm,
         dx.data as Float32Array,
         null,
@@ -300,9 +305,9 @@ export class CpuBackend implements Backend {
         0,
       );
     }
-    const da = newF32([la.rank, inF]);
-    const db = newF32([outF, la.rank]);
-    linearBackward(
+    const da = newF32([la.rank, inF], false);
+    const db = newF32([outF, la.rank], false);
+    this.kernels.linearBackward(
       this.sgemm,
       dx.data as Float32Array,
       da.data as Float32Array,
@@ -327,9 +332,9 @@ export class CpuBackend implements Backend {
     const op = "rmsNorm";
     const [n, c] = dims2(x, op, "x");
     expectShape(op, "w", w, [c]);
-    const y = newF32([n, c]);
-    const rstd = newF32([n]);
-    rmsNormForward(
+    const y = newF32([n, c], false);
+    const rstd = newF32([n], false);
+    this.kernels.rmsNormForward(
       y.data as Float32Array,
       rstd.data as Float32Array,
       f32(x, op, "x"),
@@ -353,9 +358,9 @@ export class CpuBackend implements Backend {
     expectShape(op, "dy", dy, [n, c]);
     expectShape(op, "w", w, [c]);
     expectShape(op, "rstd", rstd, [n]);
-    const dx = newF32([n, c]);
-    const dw = newF32([c]);
-    rmsNormBackward(
+    const dx = newF32([n, c], false);
+    const dw = newF32([c], false);
+    this.kernels.rmsNormBackward(
       dx.data as Float32Array,
       dw.data as Float32Array,
       f32(dy, op, "dy"),
@@ -402,8 +407,14 @@ export class CpuBackend implements Backend {
         } is not [B·${dims.seqLen}, ${dims.heads}·${dims.headDim}]`,
       );
     }
-    const out = newF32(x.shape);
-    ropeForward(out.data as Float32Array, f32(x, op, "x"), rows, dims, inverse);
+    const out = newF32(x.shape, false);
+    this.kernels.ropeForward(
+      out.data as Float32Array,
+      f32(x, op, "x"),
+      rows,
+      dims,
+      inverse,
+    );
     return out;
   }
 
@@ -502,13 +513,12 @@ export class CpuBackend implements Backend {
   swiglu(gate: Tensor, up: Tensor): Tensor {
     const op = "swiglu";
     sameShape(op, ["gate", gate], ["up", up]);
-    const h = newF32(gate.shape);
-    swigluForward(
+    const h = newF32(gate.shape, false);
+    this.kernels.swigluForward(
       h.data as Float32Array,
       f32(gate, op, "gate"),
       f32(up, op, "up"),
       h.size,
-      this.exp,
     );
     return h;
   }
@@ -521,16 +531,15 @@ export class CpuBackend implements Backend {
   ): { dgate: Tensor; dup: Tensor } {
     const op = "swigluBackward";
     sameShape(op, ["dh", dh], ["gate", gate], ["up", up]);
-    const dgate = newF32(gate.shape);
-    const dup = newF32(gate.shape);
-    swigluBackward(
+    const dgate = newF32(gate.shape, false);
+    const dup = newF32(gate.shape, false);
+    this.kernels.swigluBackward(
       dgate.data as Float32Array,
       dup.data as Float32Array,
       f32(dh, op, "dh"),
       f32(gate, op, "gate"),
       f32(up, op, "up"),
       gate.size,
-      this.exp,
     );
     return { dgate, dup };
   }
@@ -585,9 +594,9 @@ export class CpuBackend implements Backend {
     const [n, v] = dims2(logits, op, "logits");
     expectShape(op, "targets", targets, [n]);
     const t = checkIds(op, "targets", targets, v);
-    const logprobs = newF32([n]);
-    const lse = newF32([n]);
-    logSoftmaxGatherForward(
+    const logprobs = newF32([n], false);
+    const lse = newF32([n], false);
+    this.kernels.logSoftmaxGatherForward(
       logprobs.data as Float32Array,
       lse.data as Float32Array,
       f32(logits, op, "logits"),
@@ -611,8 +620,8 @@ export class CpuBackend implements Backend {
     expectShape(op, "dlogprobs", dlogprobs, [n]);
     expectShape(op, "lse", lse, [n]);
     const t = checkIds(op, "targets", targets, v);
-    const dlogits = newF32([n, v]);
-    logSoftmaxGatherBackward(
+    const dlogits = newF32([n, v], false);
+    this.kernels.logSoftmaxGatherBackward(
       dlogits.data as Float32Array,
       f32(dlogprobs, op, "dlogprobs"),
       f32(logits, op, "logits"),
@@ -752,11 +761,15 @@ function recycle(data: Float32Array | Int32Array): void {
   else if (list.length < POOL_PER_LENGTH) list.push(data);
 }
 
-function newF32(shape: readonly number[]): CpuTensor {
+/**
+ * A new f32 tensor: zeros, or with `zero` false whatever a reused array holds
+ * (for outputs the op writes in full: a pass over memory saved).
+ */
+function newF32(shape: readonly number[], zero = true): CpuTensor {
   let n = 1;
   for (const d of shape) n *= d;
   const reused = pool.get(n)?.pop();
-  if (reused) return new CpuTensor(reused.fill(0), shape);
+  if (reused) return new CpuTensor(zero ? reused.fill(0) : reused, shape);
   return new CpuTensor(new Float32Array(n), shape);
 }
 

@@ -18,22 +18,24 @@
  *   dK_g += scale · dSᵀ Q_h,  dQ_h = scale · dS K_g
  * Masked entries of P (and so of dS) are exactly 0, so the products add
  * nothing for them. dK and dV sum over tiles in a fixed order (b, h, row
- * block), in f32, so reruns give the same bits. Row reductions (max,
- * Σ exp, rowsum) run in float64 over j = 0, 1, …
+ * block), in f32, so reruns give the same bits. The softmax runs in the f32x4
+ * kernels of simd_kernels.ts (its row max and Σ exp in f32, four lanes then
+ * lanes 0…3); Σ_c dO·O runs in float64 over c = 0, 1, …
  *
  * @module
  */
 
-import { fastExp } from "./fast_exp.ts";
 import type { AttnDims } from "../cpu/attention.ts";
 import type { StridedGemmFn } from "./openblas.ts";
+import { roundUp4, type SimdKernels } from "./simd_kernels.ts";
 
 /**
  * Query rows per tile. Row block r of a head only sees keys up to the block's
  * last row, so the products of a tile stop there: with Tq = Tk = 128 this does
- * 62% of the full square's work, in products still large enough for sgemm.
+ * 75% of the full square's work, in products large enough for sgemm (32-row
+ * tiles do 62% of it but took ~10% longer: twice the calls, smaller products).
  */
-export const QUERY_BLOCK = 32;
+export const QUERY_BLOCK = 64;
 
 /**
  * A tile of query rows sharing one kv head: m rows of q (and out, dout, dq)
@@ -100,9 +102,25 @@ function maxTileRows(dims: AttnDims): number {
     : Math.min(QUERY_BLOCK, dims.tq);
 }
 
+/**
+ * Where a tile's scratch lives in the SIMD kernels' memory (floats): scores
+ * and probabilities P at 0, dP and dS at `ds`, per-row statistics (two floats
+ * a row) at `stats`. Rows are `ld` = Tk rounded up to 4 floats apart, so that
+ * the kernels work on whole f32x4 vectors.
+ */
+function tileScratch(
+  simd: SimdKernels,
+  dims: AttnDims,
+): { ds: number; stats: number } {
+  const size = maxTileRows(dims) * roundUp4(dims.tk);
+  simd.floats(2 * size + 2 * maxTileRows(dims));
+  return { ds: size, stats: 2 * size };
+}
+
 /** Fills out [B·Tq, H·D] and lse [B·H·Tq] (see the module doc). */
 export function attentionForwardBlas(
   gemm: StridedGemmFn,
+  simd: SimdKernels,
   out: Float32Array,
   lse: Float32Array,
   q: Float32Array,
@@ -113,30 +131,21 @@ export function attentionForwardBlas(
   const d = dims.headDim;
   const scale = 1 / Math.sqrt(d);
   const kw = dims.kvHeads * d; // row width of k and v
-  const p = new Float32Array(maxTileRows(dims) * dims.tk); // S, then P
+  const { stats } = tileScratch(simd, dims);
+  const mem = simd.floats(0);
   forEachTile(dims, ({ m, qOff, ld, lseOff, kOff, first, step }) => {
     const kn = first + step * (m - 1); // keys seen by the tile's last row
-    // S = scale · Q Kᵀ  [m, kn]
-    gemm(false, true, m, kn, d, scale, q, qOff, ld, k, kOff, kw, 0, p, 0, kn);
+    const lp = roundUp4(kn);
+    // S = scale · Q Kᵀ  [m, kn], rows lp apart
+    gemm(false, true, m, kn, d, scale, q, qOff, ld, k, kOff, kw, 0, mem, 0, lp);
+    // P = softmax over the visible keys; lse = max + log Σ e^(s − max)
+    simd.softmaxForward(0, lp, m, first, step, stats);
     for (let i = 0; i < m; i++) {
-      // p_j = exp(s_j − max) / Σ, lse = max + log Σ, over the visible keys
-      const r = i * kn;
-      const vis = r + first + step * i;
-      let max = -Infinity;
-      for (let j = r; j < vis; j++) if (p[j] > max) max = p[j];
-      let sum = 0;
-      for (let j = r; j < vis; j++) {
-        const e = fastExp(p[j] - max);
-        p[j] = e;
-        sum += e;
-      }
-      lse[lseOff + i] = max + Math.log(sum);
-      const inv = 1 / sum;
-      for (let j = r; j < vis; j++) p[j] *= inv;
-      for (let j = vis; j < r + kn; j++) p[j] = 0;
+      lse[lseOff + i] = mem[stats + 2 * i] +
+        Math.log(mem[stats + 2 * i + 1]);
     }
     // O = P V  [m, D]
-    gemm(false, false, m, d, kn, 1, p, 0, kn, v, kOff, kw, 0, out, qOff, ld);
+    gemm(false, false, m, d, kn, 1, mem, 0, lp, v, kOff, kw, 0, out, qOff, ld);
   });
 }
 
@@ -146,6 +155,7 @@ export function attentionForwardBlas(
  */
 export function attentionBackwardBlas(
   gemm: StridedGemmFn,
+  simd: SimdKernels,
   dq: Float32Array,
   dk: Float32Array,
   dv: Float32Array,
@@ -160,33 +170,44 @@ export function attentionBackwardBlas(
   const d = dims.headDim;
   const scale = 1 / Math.sqrt(d);
   const kw = dims.kvHeads * d;
-  const size = maxTileRows(dims) * dims.tk;
-  const p = new Float32Array(size); // S, then P
-  const ds = new Float32Array(size); // dP, then dS
+  const { ds, stats } = tileScratch(simd, dims);
+  const mem = simd.floats(0);
   forEachTile(dims, ({ m, qOff, ld, lseOff, kOff, first, step }) => {
     const kn = first + step * (m - 1);
-    // P = exp(scale · Q Kᵀ − lse), 0 where masked
-    gemm(false, true, m, kn, d, scale, q, qOff, ld, k, kOff, kw, 0, p, 0, kn);
-    for (let i = 0; i < m; i++) {
-      const l = lse[lseOff + i];
-      const r = i * kn;
-      const vis = r + first + step * i;
-      for (let j = r; j < vis; j++) p[j] = fastExp(p[j] - l);
-      for (let j = vis; j < r + kn; j++) p[j] = 0;
-    }
-    // dV += Pᵀ dO
-    gemm(true, false, kn, d, m, 1, p, 0, kn, dout, qOff, ld, 1, dv, kOff, kw);
-    // dP = dO Vᵀ, then dS = P ⊙ (dP − Σ_c dO·O) in place
-    gemm(false, true, m, kn, d, 1, dout, qOff, ld, v, kOff, kw, 0, ds, 0, kn);
+    const lp = roundUp4(kn);
+    // S = scale · Q Kᵀ, and dP = dO Vᵀ
+    gemm(false, true, m, kn, d, scale, q, qOff, ld, k, kOff, kw, 0, mem, 0, lp);
+    gemm(false, true, m, kn, d, 1, dout, qOff, ld, v, kOff, kw, 0, mem, ds, lp);
     for (let i = 0; i < m; i++) {
       const o = qOff + i * ld;
-      let rowDot = 0;
+      let rowDot = 0; // Σ_c dO·O
       for (let c = 0; c < d; c++) rowDot += dout[o + c] * out[o + c];
-      const r = i * kn;
-      for (let j = r; j < r + kn; j++) ds[j] = p[j] * (ds[j] - rowDot);
+      mem[stats + 2 * i] = lse[lseOff + i];
+      mem[stats + 2 * i + 1] = rowDot;
     }
+    // P = e^(S − lse) (0 where masked), dS = P ⊙ (dP − rowdot)
+    simd.softmaxBackward(0, ds, lp, m, first, step, stats);
+    // dV += Pᵀ dO
+    gemm(true, false, kn, d, m, 1, mem, 0, lp, dout, qOff, ld, 1, dv, kOff, kw);
     // dK += scale · dSᵀ Q;  dQ = scale · dS K
-    gemm(true, false, kn, d, m, scale, ds, 0, kn, q, qOff, ld, 1, dk, kOff, kw);
+    gemm(
+      true,
+      false,
+      kn,
+      d,
+      m,
+      scale,
+      mem,
+      ds,
+      lp,
+      q,
+      qOff,
+      ld,
+      1,
+      dk,
+      kOff,
+      kw,
+    );
     gemm(
       false,
       false,
@@ -194,9 +215,9 @@ export function attentionBackwardBlas(
       d,
       kn,
       scale,
+      mem,
       ds,
-      0,
-      kn,
+      lp,
       k,
       kOff,
       kw,

@@ -1,8 +1,10 @@
 /**
  * The native backend: the CPU reference backend with every matrix product
  * (gemm, linear, linearBackward, and the per-head products of attention and
- * its backward) run by OpenBLAS's `cblas_sgemm`. All other ops are the CPU
- * backend's.
+ * its backward) run by OpenBLAS's `cblas_sgemm` (LoRA folded into the weight
+ * for large batches: linear.ts), and SwiGLU, RMSNorm, RoPE,
+ * log-softmax and attention's softmax in WebAssembly SIMD (simd_kernels.ts).
+ * All other ops are the CPU backend's.
  *
  * @module
  */
@@ -10,9 +12,15 @@
 import type { AttentionDims, Tensor } from "../backend.ts";
 import { attnDimsOf } from "../cpu/attention.ts";
 import { CpuBackend } from "../cpu/backend.ts";
+import type { HostKernels } from "../cpu/host_kernels.ts";
 import { fmtShape, ShapeError } from "../cpu/shape_error.ts";
 import { attentionBackwardBlas, attentionForwardBlas } from "./attention.ts";
-import { fastExp } from "./fast_exp.ts";
+import { linearBackwardFolded, linearForwardFolded } from "./linear.ts";
+import {
+  logSoftmaxGatherBackwardSimd,
+  logSoftmaxGatherSimd,
+} from "./log_softmax.ts";
+import { SimdKernels } from "./simd_kernels.ts";
 import {
   loadOpenBlas,
   type OpenBlas,
@@ -32,10 +40,12 @@ export class NativeBackend extends CpuBackend {
 
   /** sgemm on strided sub-matrices (attention's per-head products). */
   readonly #gemmStrided: StridedGemmFn;
+  /** Attention's kernels (score tiles kept in their memory). */
+  readonly #attnSimd = new SimdKernels();
 
   /** Prefer {@linkcode openNativeBackend}, which finds OpenBLAS. */
   constructor(blas: OpenBlas) {
-    super(blas.gemm, fastExp);
+    super(blas.gemm, Math.exp, simdHostKernels(new SimdKernels()));
     this.device = blas.description;
     this.#gemmStrided = blas.gemmStrided;
   }
@@ -49,10 +59,12 @@ export class NativeBackend extends CpuBackend {
   ): { out: Tensor; lse: Tensor } {
     const op = "attention";
     const d = attnDimsOf(op, q.shape, k.shape, v.shape, dims);
-    const out = this.zeros(q.shape);
-    const lse = this.zeros([d.batch * d.heads * d.tq]);
+    // every row of out and lse is written
+    const out = this.uninitialized(q.shape);
+    const lse = this.uninitialized([d.batch * d.heads * d.tq]);
     attentionForwardBlas(
       this.#gemmStrided,
+      this.#attnSimd,
       this.f32View(out),
       this.f32View(lse),
       this.#f32(op, "q", q),
@@ -78,11 +90,12 @@ export class NativeBackend extends CpuBackend {
     sameShapeAs(op, "dout", dout, q.shape);
     sameShapeAs(op, "out", out, q.shape);
     sameShapeAs(op, "lse", lse, [d.batch * d.heads * d.tq]);
-    const dq = this.zeros(q.shape);
+    const dq = this.uninitialized(q.shape); // beta-0 products
     const dk = this.zeros(k.shape); // accumulated into: must start at 0
     const dv = this.zeros(v.shape);
     attentionBackwardBlas(
       this.#gemmStrided,
+      this.#attnSimd,
       this.f32View(dq),
       this.f32View(dk),
       this.f32View(dv),
@@ -107,6 +120,44 @@ export class NativeBackend extends CpuBackend {
     }
     return this.f32View(t);
   }
+}
+
+/** The layer loops done by `simd` (the rest stay the reference's). */
+function simdHostKernels(simd: SimdKernels): Partial<HostKernels> {
+  return {
+    swigluForward: (h, gate, up, n) => simd.swigluForward(h, gate, up, n),
+    swigluBackward: (dgate, dup, dh, gate, up, n) =>
+      simd.swigluBackward(dgate, dup, dh, gate, up, n),
+    linearForward: linearForwardFolded,
+    linearBackward: linearBackwardFolded,
+    rmsNormForward: (y, rstd, x, w, eps, n, c) =>
+      simd.rmsNormForward(y, rstd, x, w, eps, n, c),
+    rmsNormBackward: (dx, dw, dy, x, w, rstd, n, c) =>
+      simd.rmsNormBackward(dx, dw, dy, x, w, rstd, n, c),
+    ropeForward: (out, x, rows, dims, inverse) =>
+      simd.rope(out, x, rows, dims, inverse),
+    logSoftmaxGatherForward: (logprobs, lse, logits, targets, n, v) =>
+      logSoftmaxGatherSimd(simd, logprobs, lse, logits, targets, n, v),
+    logSoftmaxGatherBackward: (
+      dlogits,
+      dlogprobs,
+      logits,
+      targets,
+      lse,
+      n,
+      v,
+    ) =>
+      logSoftmaxGatherBackwardSimd(
+        simd,
+        dlogits,
+        dlogprobs,
+        logits,
+        targets,
+        lse,
+        n,
+        v,
+      ),
+  };
 }
 
 function sameShapeAs(

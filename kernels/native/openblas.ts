@@ -4,7 +4,9 @@
  *
  * The library comes from Debian's `libopenblas0-pthread`. Its sums run in f32
  * in OpenBLAS's own blocked order, which is fixed for a given library and
- * thread count, so results repeat bit for bit on one machine.
+ * thread count; each product's thread count is set from its shape (small
+ * ones on one thread, see {@linkcode ONE_THREAD_MAX_WORK}), so results repeat
+ * bit for bit on one machine.
  *
  * @module
  */
@@ -47,6 +49,7 @@ const symbols = {
   },
   openblas_get_config: { parameters: [], result: "pointer" },
   openblas_get_num_threads: { parameters: [], result: "i32" },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void" },
 } as const;
 
 type OpenBlasLib = Deno.DynamicLibrary<typeof symbols>;
@@ -140,11 +143,12 @@ function open(paths: readonly string[]): OpenBlasLoad {
       ? "OpenBLAS"
       : Deno.UnsafePointerView.getCString(config);
     const threads = lib.symbols.openblas_get_num_threads();
+    const useThreads = threadPolicy(lib, threads);
     return {
       ok: true,
       blas: {
-        gemm: sgemmOf(lib),
-        gemmStrided: stridedSgemmOf(lib),
+        gemm: sgemmOf(lib, useThreads),
+        gemmStrided: stridedSgemmOf(lib, useThreads),
         description: `${name} (${threads} threads) from ${path}`,
       },
     };
@@ -158,7 +162,36 @@ function open(paths: readonly string[]): OpenBlasLoad {
   };
 }
 
-function sgemmOf(lib: OpenBlasLib): GemmFn {
+/**
+ * Products of at most this many multiply-adds (m·n·k) run on one thread:
+ * attention's tiles (64×128×64 here) took ~1.2× longer split over two,
+ * while every product of a training step's linear layers, the rank-R ones
+ * included (≥ 2·10⁶), ran faster on two (measured inside a step; on their
+ * own the rank-R ones preferred one).
+ */
+export const ONE_THREAD_MAX_WORK = 1 << 20;
+
+/**
+ * Sets OpenBLAS's thread count for an m×n×k product before each call (0.2 µs):
+ * OpenBLAS's sums differ in the last bits between thread counts, so the count
+ * must be a function of the shape alone for reruns to repeat bit for bit,
+ * whatever else changed the library's setting.
+ */
+function threadPolicy(
+  lib: OpenBlasLib,
+  max: number,
+): (m: number, n: number, k: number) => void {
+  return (m, n, k) => {
+    lib.symbols.openblas_set_num_threads(
+      m * n * k <= ONE_THREAD_MAX_WORK ? 1 : max,
+    );
+  };
+}
+
+function sgemmOf(
+  lib: OpenBlasLib,
+  useThreads: (m: number, n: number, k: number) => void,
+): GemmFn {
   const sgemm = lib.symbols.cblas_sgemm;
   return (out, a, b, m, n, k, transA, transB, alpha, beta) => {
     if (m === 0 || n === 0) return;
@@ -167,6 +200,7 @@ function sgemmOf(lib: OpenBlasLib): GemmFn {
       for (let i = 0; i < m * n; i++) out[i] = beta === 0 ? 0 : beta * out[i];
       return;
     }
+    useThreads(m, n, k);
     sgemm(
       CBLAS_ROW_MAJOR,
       transA ? CBLAS_TRANS : CBLAS_NO_TRANS,
@@ -186,7 +220,10 @@ function sgemmOf(lib: OpenBlasLib): GemmFn {
   };
 }
 
-function stridedSgemmOf(lib: OpenBlasLib): StridedGemmFn {
+function stridedSgemmOf(
+  lib: OpenBlasLib,
+  useThreads: (m: number, n: number, k: number) => void,
+): StridedGemmFn {
   const sgemm = lib.symbols.cblas_sgemm;
   return (
     transA,
@@ -221,6 +258,7 @@ function stridedSgemmOf(lib: OpenBlasLib): StridedGemmFn {
       }
       return;
     }
+    useThreads(m, n, k);
     // Deno passes a view's own start (its byteOffset) to the library.
     sgemm(
       CBLAS_ROW_MAJOR,
