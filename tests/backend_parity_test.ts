@@ -13,13 +13,14 @@ import { llamaTensorShapes } from "../model/config.ts";
 import { generate } from "../model/generate.ts";
 import { LORA_TARGETS, LoraSet } from "../model/lora.ts";
 import { Prng } from "../model/prng.ts";
-import { Stage, type StageContext } from "../model/stage.ts";
+import { Stage } from "../model/stage.ts";
 import {
   type NamedTensors,
   splitLayers,
   uploadStage,
 } from "../model/stage_weights.ts";
 import { tinyConfig } from "./_helpers.ts";
+import { trainSteps } from "./_train_steps.ts";
 
 const cfg = tinyConfig();
 const tensors: NamedTensors = (() => {
@@ -65,57 +66,7 @@ async function train(
       LoraSet.create(be, cfg, spec, r),
     )
   );
-  const losses: number[] = [];
-  for (let step = 1; step <= 3; step++) {
-    let x = be.fromInts(ids, [N]);
-    const ctxs: StageContext[] = [];
-    for (const s of stages) {
-      const { out, ctx } = s.forward(
-        x,
-        rows,
-        s.range.head ? be.fromInts(targets, [N]) : undefined,
-        step,
-      );
-      ctxs.push(ctx);
-      x = out;
-    }
-    const lp = await be.read(x);
-    losses.push(lp.reduce((a, v) => a - v, 0));
-    let d = be.fromArray(new Float32Array(N).fill(-1), [N]);
-    be.free(x);
-    for (let i = stages.length - 1; i >= 0; i--) {
-      const dx = stages[i].backward(ctxs[i], d);
-      be.free(d);
-      if (dx) d = dx;
-    }
-    for (const s of stages) {
-      const l = s.lora!;
-      const ks = l.keys;
-      be.adamw(
-        ks.map((k) => l.params.get(k)!),
-        ks.map((k) => l.grads.get(k)!),
-        ks.map((k) => l.m.get(k)!),
-        ks.map((k) => l.v.get(k)!),
-        {
-          lr: 1e-2,
-          beta1: 0.9,
-          beta2: 0.95,
-          eps: 1e-12,
-          weightDecay: 0.01,
-          step,
-          gradScale: 1,
-        },
-      );
-      l.zeroGrads();
-    }
-  }
-  const params = new Map<string, Float32Array>();
-  for (const s of stages) {
-    for (const [k, t] of await s.lora!.toHost("params")) {
-      params.set(k, t.data);
-    }
-  }
-  return { losses, params };
+  return await trainSteps(be, stages, ids, targets, rows, 3);
 }
 
 async function sample(be: Backend): Promise<number[][]> {
