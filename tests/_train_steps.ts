@@ -8,6 +8,9 @@
 import type { Backend } from "../kernels/backend.ts";
 import type { RowShape } from "../model/block.ts";
 import type { Stage, StageContext } from "../model/stage.ts";
+import { type LlamaConfig, llamaTensorShapes } from "../model/config.ts";
+import { Prng } from "../model/prng.ts";
+import type { NamedTensors } from "../model/stage_weights.ts";
 
 /** Run `steps` steps; returns each step's loss and the final LoRA weights. */
 export async function trainSteps(
@@ -67,4 +70,18 @@ export async function trainSteps(
     for (const [k, t] of await s.lora!.toHost("params")) params.set(k, t.data);
   }
   return { losses, params };
+}
+
+/** Random base weights for `cfg` (norms 1, the rest normal(0, 0.05)), seeded. */
+export function randomTensors(cfg: LlamaConfig, seed: number): NamedTensors {
+  const rng = new Prng(seed);
+  const out: NamedTensors = new Map();
+  for (const [name, shape] of llamaTensorShapes(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const norm = name.endsWith("norm.weight");
+    for (let i = 0; i < n; i++) data[i] = norm ? 1 : 0.05 * rng.normal();
+    out.set(name, { shape, data });
+  }
+  return out;
 }

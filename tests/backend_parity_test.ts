@@ -9,10 +9,8 @@ import type { Backend } from "../kernels/backend.ts";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
 import { openNativeBackend } from "../kernels/native/backend.ts";
 import { testBackend } from "../kernels/webgpu/_open_for_test.ts";
-import { llamaTensorShapes } from "../model/config.ts";
 import { generate } from "../model/generate.ts";
 import { LORA_TARGETS, LoraSet } from "../model/lora.ts";
-import { Prng } from "../model/prng.ts";
 import { Stage } from "../model/stage.ts";
 import {
   type NamedTensors,
@@ -20,21 +18,10 @@ import {
   uploadStage,
 } from "../model/stage_weights.ts";
 import { tinyConfig } from "./_helpers.ts";
-import { trainSteps } from "./_train_steps.ts";
+import { randomTensors, trainSteps } from "./_train_steps.ts";
 
 const cfg = tinyConfig();
-const tensors: NamedTensors = (() => {
-  const rng = new Prng(21);
-  const out: NamedTensors = new Map();
-  for (const [name, shape] of llamaTensorShapes(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const norm = name.endsWith("norm.weight");
-    for (let i = 0; i < n; i++) data[i] = norm ? 1 : 0.05 * rng.normal();
-    out.set(name, { shape, data });
-  }
-  return out;
-})();
+const tensors: NamedTensors = randomTensors(cfg, 21);
 const spec = {
   rank: 4,
   alpha: 8,

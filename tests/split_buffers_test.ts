@@ -16,10 +16,9 @@ import {
   testBackendWithLimit,
 } from "../kernels/webgpu/_open_for_test.ts";
 import type { GpuTensor } from "../kernels/webgpu/tensor.ts";
-import { type LlamaConfig, llamaTensorShapes } from "../model/config.ts";
+import type { LlamaConfig } from "../model/config.ts";
 import { generate } from "../model/generate.ts";
 import { LORA_TARGETS, LoraSet } from "../model/lora.ts";
-import { Prng } from "../model/prng.ts";
 import { Stage } from "../model/stage.ts";
 import {
   type NamedTensors,
@@ -27,7 +26,7 @@ import {
   uploadStage,
 } from "../model/stage_weights.ts";
 
-import { trainSteps } from "./_train_steps.ts";
+import { randomTensors, trainSteps } from "./_train_steps.ts";
 const LIMIT = 64 * 1024;
 
 // C 64, V 2000: the table and LM head [2000, 64] (500 KiB), the logits
@@ -48,18 +47,7 @@ const cfg: LlamaConfig = {
   eosTokenIds: [2],
 } as LlamaConfig;
 
-const tensors: NamedTensors = (() => {
-  const rng = new Prng(5);
-  const out: NamedTensors = new Map();
-  for (const [name, shape] of llamaTensorShapes(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const norm = name.endsWith("norm.weight");
-    for (let i = 0; i < n; i++) data[i] = norm ? 1 : 0.05 * rng.normal();
-    out.set(name, { shape, data });
-  }
-  return out;
-})();
+const tensors: NamedTensors = randomTensors(cfg, 5);
 const spec = {
   rank: 16,
   alpha: 32,
