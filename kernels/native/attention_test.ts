@@ -62,8 +62,13 @@ if (native === null) {
   console.log(`skipping native attention tests: ${nativeUnavailableReason()}`);
   Deno.test({
     name: "native attention tests (skipped: OpenBLAS unavailable)",
-    ignore: true,
-    fn() {},
+    // Under BIOS_REQUIRE_ALL=1 a missing OpenBLAS is a failure, not a skip.
+    ignore: Deno.env.get("BIOS_REQUIRE_ALL") !== "1",
+    fn() {
+      throw new Error(
+        "OpenBLAS unavailable (apt-get install libopenblas0-pthread)",
+      );
+    },
   });
 } else {
   Deno.test("native attention and its backward match the CPU reference across row blocks, caches and decode", async () => {

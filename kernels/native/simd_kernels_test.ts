@@ -57,8 +57,13 @@ const native = openNativeBackend();
 if (native === null) {
   Deno.test({
     name: "native SIMD ops (skipped: OpenBLAS unavailable)",
-    ignore: true,
-    fn() {},
+    // Under BIOS_REQUIRE_ALL=1 a missing OpenBLAS is a failure, not a skip.
+    ignore: Deno.env.get("BIOS_REQUIRE_ALL") !== "1",
+    fn() {
+      throw new Error(
+        "OpenBLAS unavailable (apt-get install libopenblas0-pthread)",
+      );
+    },
   });
 } else {
   const be: Backend = native;
