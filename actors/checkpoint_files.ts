@@ -173,10 +173,15 @@ export async function writeCheckpoint(
   }
 }
 
-/** Read and verify a checkpoint; NotFoundError if absent, CorruptCheckpointError if damaged. */
+/**
+ * Read and verify a checkpoint; NotFoundError if absent, CorruptCheckpointError
+ * if damaged. Messages name the checkpoint as `label` (its `bios://` path when
+ * the caller has one, so users never see the node's folders).
+ */
 export async function readCheckpoint(
   dir: string,
   withOptimizer: boolean,
+  label: string = dir,
 ): Promise<
   {
     manifest: CheckpointManifest;
@@ -198,7 +203,7 @@ export async function readCheckpoint(
     manifest = JSON.parse(manifestText);
   } catch {
     throw new CorruptCheckpointError(
-      `checkpoint manifest ${dir}/manifest.json is not valid JSON`,
+      `checkpoint ${label}: manifest.json is not valid JSON`,
     );
   }
   for (const [file, hash] of Object.entries(manifest.files ?? {})) {
@@ -207,12 +212,12 @@ export async function readCheckpoint(
       bytes = await Deno.readFile(`${dir}/${file}`);
     } catch {
       throw new CorruptCheckpointError(
-        `checkpoint file ${dir}/${file} is missing`,
+        `checkpoint ${label}: file ${file} is missing`,
       );
     }
     if (await sha256Hex(bytes) !== hash) {
       throw new CorruptCheckpointError(
-        `checkpoint file ${dir}/${file} does not match its sha256 in manifest.json`,
+        `checkpoint ${label}: file ${file} does not match its sha256 in manifest.json`,
       );
     }
   }
@@ -222,7 +227,7 @@ export async function readCheckpoint(
   if (!withOptimizer) return { manifest, params };
   if (!manifest.files["optimizer.safetensors"]) {
     throw new CorruptCheckpointError(
-      `checkpoint ${dir} has no optimizer state`,
+      `checkpoint ${label} has no optimizer state`,
     );
   }
   const opt = toHost(

@@ -95,9 +95,9 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
               `training loads bios://<run>/weights/<name> checkpoints`,
           );
         }
-        const ck = await readCheckpoint(dir, msg.optimizer).catch((e) =>
-          notFoundAs(e, msg.path)
-        );
+        const ck = await readCheckpoint(dir, msg.optimizer, msg.path).catch((
+          e,
+        ) => notFoundAs(e, msg.path));
         return {
           manifest: ck.manifest,
           params: toWire(ck.params),
