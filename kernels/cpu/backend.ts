@@ -426,7 +426,7 @@ export class CpuBackend implements Backend {
     dims: AttentionDims,
   ): { out: Tensor; lse: Tensor } {
     const op = "attention";
-    const d = checkAttention(op, q, k, v, dims);
+    const d = attnDimsOf(op, q.shape, k.shape, v.shape, dims);
     const out = newF32(q.shape);
     const lse = newF32([d.batch * d.heads * d.tq]);
     attentionForward(
@@ -451,7 +451,7 @@ export class CpuBackend implements Backend {
     dims: AttentionDims,
   ): { dq: Tensor; dk: Tensor; dv: Tensor } {
     const op = "attentionBackward";
-    const d = checkAttention(op, q, k, v, dims);
+    const d = attnDimsOf(op, q.shape, k.shape, v.shape, dims);
     expectShape(op, "dout", dout, q.shape);
     expectShape(op, "out", out, q.shape);
     expectShape(op, "lse", lse, [d.batch * d.heads * d.tq]);
@@ -902,14 +902,4 @@ function checkLinear(
       scale: lora.scale,
     },
   };
-}
-
-function checkAttention(
-  op: string,
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  dims: AttentionDims,
-): AttnDims {
-  return attnDimsOf(op, q.shape, k.shape, v.shape, dims);
 }
