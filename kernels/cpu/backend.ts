@@ -26,7 +26,6 @@ import { adamwUpdate } from "./adamw.ts";
 import {
   attentionBackward,
   attentionForward,
-  type AttnDims,
   attnDimsOf,
 } from "./attention.ts";
 import {
