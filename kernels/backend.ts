@@ -143,6 +143,24 @@ export interface Backend {
   fromInts(data: Int32Array, shape: readonly number[]): Tensor;
   /** A new f32 tensor of zeros. */
   zeros(shape: readonly number[]): Tensor;
+  /**
+   * New f32 tensors of zeros, one per shape, stored side by side (on webgpu,
+   * views into one buffer), so that an op given all of them in this order —
+   * {@linkcode Backend.adamw}, {@linkcode Backend.sumOfSquares} — covers them
+   * in one dispatch. Each is used and freed like any tensor.
+   *
+   * @example
+   * ```ts ignore
+   * const [a, b] = be.zerosPacked([[16, 256], [256, 16]]);
+   * ```
+   */
+  zerosPacked(shapes: readonly (readonly number[])[]): Tensor[];
+  /** Overwrite an f32 tensor in place with host data of the same length. */
+  write(t: Tensor, data: Float32Array): void;
+  /** Set every element of an f32 tensor to zero, in place. */
+  zero(t: Tensor): void;
+  /** `dst ← src` in place (f32, same shapes), on the device. */
+  copy(dst: Tensor, src: Tensor): void;
   /** Copy an f32 tensor back to the host. */
   read(t: Tensor): Promise<Float32Array>;
   /** Copy several f32 tensors back to the host at once (one GPU wait on webgpu). */

@@ -174,18 +174,23 @@ export class LoraSet {
     init: HostTensors,
   ) {
     this.scale = spec.alpha / spec.rank;
-    for (const mod of modules) {
+    const keys = modules.flatMap((mod) => {
       const k = peftKeys(mod.path);
-      for (const key of [k.a, k.b]) {
-        const t = init.get(key);
-        if (!t) throw new Error(`LoRA tensor ${key} is missing`);
-        this.params.set(key, be.fromArray(t.data, t.shape));
-        this.grads.set(key, be.zeros(t.shape));
-        this.m.set(key, be.zeros(t.shape));
-        this.v.set(key, be.zeros(t.shape));
-      }
+      return [k.a, k.b];
+    }).sort();
+    const shapes = keys.map((key) => {
+      const t = init.get(key);
+      if (!t) throw new Error(`LoRA tensor ${key} is missing`);
+      return t.shape;
+    });
+    // each map packed in key order: the optimizer and the gradient norm
+    // cover a map in one pass
+    for (const map of [this.params, this.grads, this.m, this.v]) {
+      const ts = be.zerosPacked(shapes);
+      keys.forEach((key, i) => map.set(key, ts[i]));
     }
-    this.keys = [...this.params.keys()].sort();
+    keys.forEach((key) => be.write(this.params.get(key)!, init.get(key)!.data));
+    this.keys = keys;
   }
 
   /**
@@ -249,13 +254,9 @@ export class LoraSet {
     if (db) this.be.axpy(this.grads.get(k.b)!, db, 1);
   }
 
-  /** Reset accumulated gradients to zero. */
+  /** Reset accumulated gradients to zero (in place). */
   zeroGrads(): void {
-    for (const key of this.keys) {
-      const g = this.grads.get(key)!;
-      this.be.free(g);
-      this.grads.set(key, this.be.zeros(g.shape));
-    }
+    for (const key of this.keys) this.be.zero(this.grads.get(key)!);
   }
 
   /** Copy one of the tensor maps back to the host. */
@@ -279,20 +280,25 @@ export class LoraSet {
     });
   }
 
-  /** Replace values of one tensor map from host data (same keys and shapes). */
+  /** Replace values of one tensor map in place from host data (same keys and shapes). */
   load(which: "params" | "m" | "v", values: HostTensors): void {
     const dst = this[which];
+    // all checked before any is written: a refused load changes nothing
     for (const key of this.keys) {
       const src = values.get(key);
       const cur = dst.get(key)!;
       if (!src) throw new Error(`LoRA tensor ${key} is missing`);
-      if (src.shape.join(",") !== cur.shape.join(",")) {
+      if (
+        src.shape.join(",") !== cur.shape.join(",") ||
+        src.data.length !== cur.size
+      ) {
         throw new Error(
-          `LoRA tensor ${key} has shape [${src.shape}], expected [${cur.shape}]`,
+          `LoRA tensor ${key} has shape [${src.shape}] (${src.data.length} values), expected [${cur.shape}]`,
         );
       }
-      this.be.free(cur);
-      dst.set(key, this.be.fromArray(src.data, src.shape));
+    }
+    for (const key of this.keys) {
+      this.be.write(dst.get(key)!, values.get(key)!.data);
     }
   }
 

@@ -22,6 +22,7 @@ import type {
   SampleOptions,
   Tensor,
 } from "../backend.ts";
+import { shapeSize } from "../backend.ts";
 import { adamwUpdate } from "./adamw.ts";
 import {
   attentionBackward,
@@ -99,6 +100,44 @@ export class CpuBackend implements Backend {
   /** A new f32 tensor of zeros. */
   zeros(shape: readonly number[]): Tensor {
     return newF32(shape);
+  }
+
+  /**
+   * Zeroed f32 tensors as views into one array, in order: each is used and
+   * freed like any tensor (a view never goes back to the array pool).
+   */
+  zerosPacked(shapes: readonly (readonly number[])[]): Tensor[] {
+    const sizes = shapes.map(shapeSize);
+    const all = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+    let off = 0;
+    return shapes.map((shape, i) => {
+      const t = new CpuTensor(all.subarray(off, off + sizes[i]), shape);
+      off += sizes[i];
+      return t;
+    });
+  }
+
+  /** Overwrite an f32 tensor with host data of the same length. */
+  write(t: Tensor, data: Float32Array): void {
+    const dst = f32(t, "write", "t");
+    if (data.length !== dst.length) {
+      throw new ShapeError(
+        "write",
+        `data length ${data.length} does not match t ${fmtShape(t.shape)}`,
+      );
+    }
+    dst.set(data);
+  }
+
+  /** Set every element of an f32 tensor to zero. */
+  zero(t: Tensor): void {
+    f32(t, "zero", "t").fill(0);
+  }
+
+  /** `dst ← src` (same shapes). */
+  copy(dst: Tensor, src: Tensor): void {
+    sameShape("copy", ["dst", dst], ["src", src]);
+    f32(dst, "copy", "dst").set(f32(src, "copy", "src"));
   }
 
   /**
@@ -755,6 +794,10 @@ const POOL_PER_LENGTH = 16;
 /** Give a freed array back to the pool. */
 function recycle(data: Float32Array | Int32Array): void {
   if (!(data instanceof Float32Array) || data.length < POOL_MIN_LENGTH) return;
+  // a view into a packed array is not the pool's to hand out
+  if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) {
+    return;
+  }
   const list = pool.get(data.length);
   if (!list) pool.set(data.length, [data]);
   else if (list.length < POOL_PER_LENGTH) list.push(data);

@@ -38,6 +38,7 @@ import { type Binding, GpuContext, type Kernel } from "./context.ts";
 import { BindingLimitError } from "./errors.ts";
 import { blockCols, blockRanges, type Layout, planLayout } from "./layout.ts";
 import { type Block, GpuTensor } from "./tensor.ts";
+import { Arena, arenaRuns, planArena } from "./packed.ts";
 import { type TiledLora, tiledProduct, tileOf } from "./split.ts";
 import {
   EMBEDDING_BACKWARD_BLOCK,
@@ -379,7 +380,7 @@ export class WebGpuBackend implements Backend {
   /** Writes host data into every block of `t`. */
   #upload(t: GpuTensor, data: Float32Array | Int32Array): void {
     if (!t.split) {
-      this.ctx.write(t.buffer, data);
+      this.ctx.write(t.buffer, data, t.offset);
       return;
     }
     const cols = t.layout.cols;
@@ -409,10 +410,99 @@ export class WebGpuBackend implements Backend {
     return t;
   }
 
+  /**
+   * Zeroed f32 tensors as views into as few buffers (arenas) as the binding
+   * limit allows, each at an offset aligned for binding; a tensor over the
+   * limit alone becomes a split tensor of its own. `adamw` and
+   * `sumOfSquares` given an arena's views in order sweep it in one pass.
+   */
+  zerosPacked(shapes: readonly (readonly number[])[]): Tensor[] {
+    for (const shape of shapes) {
+      for (const d of shape) {
+        if (!Number.isInteger(d) || d < 0) {
+          throw new ShapeError(
+            "zerosPacked",
+            `dimensions must be non-negative integers: got ${fmtShape(shape)}`,
+          );
+        }
+      }
+    }
+    const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+    // ≥ 256 bytes also keeps texture copies (16-byte texels) aligned
+    const align = Math.max(
+      256,
+      this.ctx.device.limits.minStorageBufferOffsetAlignment,
+    );
+    const plan = planArena(sizes, align, this.maxBindingBytes);
+    const arenas = plan.arenaBytes.map((bytes) => {
+      const a = new Arena(this.ctx.acquire(bytes), bytes);
+      this.ctx.encoder().clearBuffer(a.buffer, 0, bytes);
+      return a;
+    });
+    const out = shapes.map((shape, i): GpuTensor => {
+      const { arena, offset } = plan.place[i];
+      if (arena < 0) return this.zeros(shape) as GpuTensor;
+      const a = arenas[arena];
+      return new GpuTensor(a.buffer, shape, "f32", undefined, Infinity, {
+        arena: a,
+        offset,
+      });
+    });
+    arenas.forEach((a, j) =>
+      a.adopt(out.filter((_, i) => plan.place[i].arena === j))
+    );
+    return out;
+  }
+
+  /** Overwrite an f32 tensor in place with host data of the same length. */
+  write(t: Tensor, data: Float32Array): void {
+    const g = gpuAny(t, "write", "t");
+    if (data.length !== g.size) {
+      throw new ShapeError(
+        "write",
+        `data length ${data.length} does not match t ${fmtShape(t.shape)}`,
+      );
+    }
+    this.#upload(g, data);
+  }
+
+  /** Set every element of an f32 tensor to zero. */
+  zero(t: Tensor): void {
+    this.#clear(gpuAny(t, "zero", "t"));
+  }
+
+  /** `dst ← src` (same shapes), recorded as buffer copies. */
+  copy(dst: Tensor, src: Tensor): void {
+    const gd = gpuAny(dst, "copy", "dst"), gs = gpuAny(src, "copy", "src");
+    expectShape("copy", "src", src, dst.shape);
+    const a = gd.blocks(), b = gs.blocks();
+    if (a.length !== b.length) {
+      throw new ShapeError(
+        "copy",
+        `dst and src are split differently: ${a.length} and ${b.length} blocks`,
+      );
+    }
+    if (gd.size === 0) return;
+    const enc = this.ctx.encoder();
+    a.forEach((blk, i) =>
+      enc.copyBufferToBuffer(
+        b[i].buffer,
+        b[i].offset,
+        blk.buffer,
+        blk.offset,
+        blk.bytes,
+      )
+    );
+  }
+
   #clear(t: GpuTensor): void {
     if (t.size === 0) return;
     for (const b of t.blocks()) {
-      this.ctx.encoder().clearBuffer(b.buffer, 0, Math.ceil(b.bytes / 4) * 4);
+      this.ctx.encoder().clearBuffer(
+        b.buffer,
+        b.offset,
+        Math.ceil(b.bytes / 4) * 4,
+      );
     }
   }
 
@@ -442,6 +532,7 @@ export class WebGpuBackend implements Backend {
       g.split ? g.blocks() : [{
         buffer: g.buffer,
         bytes: g.size * 4,
+        offset: g.offset,
         r0: 0,
         r1: g.layout.rows,
         c0: 0,
@@ -452,6 +543,7 @@ export class WebGpuBackend implements Backend {
       blocks.flat().map((b) => ({
         buffer: b.buffer,
         bytes: b.bytes,
+        offset: b.offset,
       })),
     );
     let next = 0;
@@ -483,7 +575,13 @@ export class WebGpuBackend implements Backend {
   }
 
   #release(t: GpuTensor): void {
-    for (const b of t.detachAll()) this.ctx.release(b);
+    const arena = t.arena;
+    const bufs = t.detachAll();
+    if (!arena) {
+      for (const b of bufs) this.ctx.release(b);
+    } else if (arena.drop()) {
+      this.ctx.release(arena.buffer);
+    }
   }
 
   /** Wait for all recorded work. */
@@ -535,12 +633,19 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * Σ x² over all tensors (each block of a split one counts as a tensor):
-   * per-chunk partial sums, then one fixed-order total.
+   * Σ x² over all tensors (each block of a split one counts as a tensor, the
+   * views of one `zerosPacked` call together as one): per-chunk partial
+   * sums, then one fixed-order total.
    */
   async sumOfSquares(ts: readonly Tensor[]): Promise<number> {
-    const gs = ts.flatMap((t, i) => {
-      const g = gpuAny(t, "sumOfSquares", `ts[${i}]`);
+    const all = ts.map((t, i) => gpuAny(t, "sumOfSquares", `ts[${i}]`));
+    // a whole arena (packed tensors, zero between them) is swept as one
+    const gs = arenaRuns([all]).flatMap((run) => {
+      if (run.kind === "arenas") {
+        const a = run.arenas[0];
+        return [{ b: { buffer: a.buffer, bytes: a.bytes }, size: a.bytes / 4 }];
+      }
+      const g = all[run.index];
       if (!g.split) return [{ b: g as Binding, size: g.size }];
       return this.#bindings(g).map((b) => ({ b, size: b.bytes / 4 }));
     });
@@ -652,16 +757,19 @@ export class WebGpuBackend implements Backend {
     for (let row0 = 0; row0 < m; row0 += lim) {
       const mc = Math.min(lim, m - row0);
       const ta = this.ctx.acquireTexture(k4, mc);
-      this.ctx.copyToTexture(a.buffer, row0 * k * 4, k * 4, ta, k4, mc);
+      const aAt = (a.offset ?? 0) + row0 * k * 4;
+      this.ctx.copyToTexture(a.buffer, aAt, k * 4, ta, k4, mc);
       for (let col0 = 0; col0 < n; col0 += nStep) {
         const nc = Math.min(nStep, n - col0);
         let tb: GPUTexture;
         if (transB) {
           tb = this.ctx.acquireTexture(k4, nc);
-          this.ctx.copyToTexture(b.buffer, col0 * k * 4, k * 4, tb, k4, nc);
+          const bAt = (b.offset ?? 0) + col0 * k * 4;
+          this.ctx.copyToTexture(b.buffer, bAt, k * 4, tb, k4, nc);
         } else {
           tb = this.ctx.acquireTexture(nc / 4, k);
-          this.ctx.copyToTexture(b.buffer, col0 * 4, n * 4, tb, nc / 4, k);
+          const bAt = (b.offset ?? 0) + col0 * 4;
+          this.ctx.copyToTexture(b.buffer, bAt, n * 4, tb, nc / 4, k);
         }
         this.ctx.run(
           kernel,
@@ -1358,7 +1466,11 @@ export class WebGpuBackend implements Backend {
 
   // ---- optimizer and sampling ---------------------------------------------------
 
-  /** AdamW over all tensors, as many tensors per dispatch as the binding limit allows. */
+  /**
+   * AdamW over all tensors, as many per dispatch as the binding limit allows;
+   * tensors made by one `zerosPacked` call (params, grads, m and v each) are
+   * swept as one: all LoRA tensors of a stage in one dispatch.
+   */
   adamw(
     params: readonly Tensor[],
     grads: readonly Tensor[],
@@ -1381,26 +1493,37 @@ export class WebGpuBackend implements Backend {
         `adamw: step must be an integer ≥ 1: got ${step.step}`,
       );
     }
-    const groups: { size: number; bs: Binding[] }[] = params.map((p, i) => {
+    params.forEach((p, i) => {
       expectShape(op, `grads[${i}]`, grads[i], p.shape);
       expectShape(op, `m[${i}]`, m[i], p.shape);
       expectShape(op, `v[${i}]`, v[i], p.shape);
-      const four = [
-        gpuAny(p, op, `params[${i}]`),
-        gpuAny(grads[i], op, `grads[${i}]`),
-        gpuAny(m[i], op, `m[${i}]`),
-        gpuAny(v[i], op, `v[${i}]`),
-      ];
+    });
+    const lists = [params, grads, m, v].map((l, j) =>
+      l.map((t, i) =>
+        gpuAny(t, op, `${["params", "grads", "m", "v"][j]}[${i}]`)
+      )
+    );
+    // a whole arena per list (packed tensors) is one group: one sweep
+    const groups: { size: number; bs: Binding[] }[] = [];
+    for (const run of arenaRuns(lists)) {
+      if (run.kind === "arenas") {
+        groups.push({
+          size: run.arenas[0].bytes / 4,
+          bs: run.arenas.map((a) => ({ buffer: a.buffer, bytes: a.bytes })),
+        });
+        continue;
+      }
+      const four = lists.map((l) => l[run.index]);
       if (!four[0].split) {
-        return [{ size: four[0].size, bs: four as Binding[] }];
+        if (four[0].size > 0) groups.push({ size: four[0].size, bs: four });
+        continue;
       }
       // same shapes, same layouts: each block is a tensor of its own
-      const lists = four.map((t) => this.#bindings(t));
-      return lists[0].map((b, j) => ({
-        size: b.bytes / 4,
-        bs: lists.map((l) => l[j]),
-      }));
-    }).flat().filter((g) => g.size > 0);
+      const blocks = four.map((t) => this.#bindings(t));
+      blocks[0].forEach((b, j) =>
+        groups.push({ size: b.bytes / 4, bs: blocks.map((l) => l[j]) })
+      );
+    }
     const bc1 = 1 - step.beta1 ** step.step, bc2 = 1 - step.beta2 ** step.step;
     const head = [
       step.lr,

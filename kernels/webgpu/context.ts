@@ -36,7 +36,12 @@ export interface Kernel {
 }
 
 /** A value bound to a storage binding: a tensor, or a raw buffer with its byte size. */
-export type Binding = GpuTensor | { buffer: GPUBuffer; bytes: number };
+export type Binding = GpuTensor | {
+  buffer: GPUBuffer;
+  bytes: number;
+  /** Where the binding starts in `buffer`, in bytes (aligned). @default {0} */
+  offset?: number;
+};
 
 const SLOT = 256; // bytes per uniform slot (≥ any device's offset alignment)
 const SLOTS = 2048;
@@ -110,6 +115,11 @@ export class GpuContext {
   submits = 0;
   /** Buffer-to-texture copies since the context was made (for tests). */
   textureCopies = 0;
+  /**
+   * GPU waits since the context was made: read-backs (one per `read` or
+   * `readMany`, however many buffers) and `sync` calls (for tests).
+   */
+  waits = 0;
 
   /** Wraps an already created device. */
   constructor(device: GPUDevice, adapterName: string, isFallback: boolean) {
@@ -267,7 +277,7 @@ export class GpuContext {
           binding: i + 1,
           resource: {
             buffer: b.buffer,
-            offset: 0,
+            offset: b.offset ?? 0,
             size: Math.ceil(b.bytes / 4) * 4,
           },
         })),
@@ -374,14 +384,17 @@ export class GpuContext {
     this.submits++;
   }
 
-  /** Uploads bytes into a buffer, after the work recorded so far. */
-  write(buffer: GPUBuffer, data: ArrayBufferView): void {
+  /**
+   * Uploads bytes into a buffer at byte `offset`, after the work recorded so
+   * far.
+   */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
     // queue.writeBuffer runs before any unsubmitted command buffer, so submit first.
     this.flush();
     if (data.byteLength > 0) {
       this.device.queue.writeBuffer(
         buffer,
-        0,
+        offset,
         data.buffer as ArrayBuffer,
         data.byteOffset,
         data.byteLength,
@@ -396,6 +409,7 @@ export class GpuContext {
     this.encoder().copyBufferToBuffer(buffer, 0, staging, 0, n);
     this.#batch.push("read");
     this.flush();
+    this.waits++;
     try {
       await staging.mapAsync(1, 0, n); // GPUMapMode.READ
       const out = staging.getMappedRange(0, n).slice(0, bytes);
@@ -415,7 +429,7 @@ export class GpuContext {
    * costs one GPU wait instead of one each.
    */
   async readMany(
-    parts: readonly { buffer: GPUBuffer; bytes: number }[],
+    parts: readonly { buffer: GPUBuffer; bytes: number; offset?: number }[],
   ): Promise<ArrayBuffer[]> {
     if (parts.length === 0) return [];
     const sizes = parts.map((p) => Math.ceil(Math.max(4, p.bytes) / 4) * 4);
@@ -434,7 +448,7 @@ export class GpuContext {
       for (let i = g.first; i < g.end; i++) {
         this.encoder().copyBufferToBuffer(
           parts[i].buffer,
-          0,
+          parts[i].offset ?? 0,
           stagings[s],
           off,
           sizes[i],
@@ -444,6 +458,7 @@ export class GpuContext {
     });
     this.#batch.push("read");
     this.flush();
+    this.waits++;
     try {
       await Promise.all(
         stagings.map((st, s) => st.mapAsync(1, 0, groups[s].bytes)), // READ
@@ -470,6 +485,7 @@ export class GpuContext {
   /** Submits and waits until all recorded work is done. */
   async sync(): Promise<void> {
     this.flush();
+    this.waits++;
     await this.device.queue.onSubmittedWorkDone();
     await this.check();
   }

@@ -14,6 +14,7 @@ import {
   isSplit,
   type Layout,
 } from "./layout.ts";
+import type { Arena } from "./packed.ts";
 
 /** One block of a tensor with its buffer, bindable as a storage binding. */
 export interface Block extends BlockRange {
@@ -21,6 +22,8 @@ export interface Block extends BlockRange {
   readonly buffer: GPUBuffer;
   /** Bytes the block's data covers (at least 4). */
   readonly bytes: number;
+  /** Where the block's data starts in `buffer`, in bytes. */
+  readonly offset: number;
 }
 
 /** A dense row-major tensor stored in GPU buffers (each may be larger than needed). */
@@ -35,11 +38,16 @@ export class GpuTensor implements Tensor {
   readonly layout: Layout;
   /** The binding limit (bytes) the tensor was split under, for messages. */
   readonly limitBytes: number;
+  /** Where the data starts in its buffer, in bytes (non-zero for packed views). */
+  readonly offset: number;
+  /** The arena this tensor is a view into, or null when it owns its buffers. */
+  readonly arena: Arena | null;
   #buffers: GPUBuffer[] | null;
 
   /**
    * Wraps `buffers`: one buffer of at least `4 · size` bytes, or one per block
-   * of `layout` (in {@linkcode blockRanges} order).
+   * of `layout` (in {@linkcode blockRanges} order); with `view`, a view
+   * `offset` bytes into an arena's single buffer.
    */
   constructor(
     buffers: GPUBuffer | readonly GPUBuffer[],
@@ -47,6 +55,7 @@ export class GpuTensor implements Tensor {
     dtype: DType,
     layout?: Layout,
     limitBytes = Infinity,
+    view?: { arena: Arena; offset: number },
   ) {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) {
@@ -64,6 +73,8 @@ export class GpuTensor implements Tensor {
     this.layout = layout ??
       { rows, cols, rowsPer: Math.max(rows, 1), colsPer: Math.max(cols, 1) };
     this.limitBytes = limitBytes;
+    this.offset = view?.offset ?? 0;
+    this.arena = view?.arena ?? null;
     const list = Array.isArray(buffers) ? [...buffers] : [buffers as GPUBuffer];
     const want = blockRanges(this.layout).length;
     if (list.length !== want) {
@@ -118,6 +129,7 @@ export class GpuTensor implements Tensor {
       ...r,
       buffer: list[i],
       bytes: Math.max(4, (r.r1 - r.r0) * (r.c1 - r.c0) * 4),
+      offset: i === 0 ? this.offset : 0,
     }));
   }
 
@@ -126,7 +138,10 @@ export class GpuTensor implements Tensor {
     return this.#buffers === null;
   }
 
-  /** Detaches and returns the buffers (for the pool); later use throws. */
+  /**
+   * Detaches and returns the buffers (for the pool; a view's buffer belongs
+   * to its arena); later use throws.
+   */
   detachAll(): GPUBuffer[] {
     const b = this.#live();
     this.#buffers = null;
