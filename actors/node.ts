@@ -67,6 +67,7 @@ export async function startNode(
           new Registry({
             shardsPerRun: opts.shardsPerRun,
             microBatchTokens: opts.microBatchTokens,
+            deviceHandoff: opts.deviceHandoff,
             supervisors,
           }),
       },

@@ -11,7 +11,7 @@
  */
 import type { Actor } from "../runtime/actor.ts";
 import { BiosError, registerWireError } from "../runtime/errors.ts";
-import type { AdamStep, Backend } from "../kernels/backend.ts";
+import type { AdamStep, Backend, Tensor } from "../kernels/backend.ts";
 import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage, type StageContext } from "../model/stage.ts";
 import {
@@ -23,6 +23,11 @@ import type { RowShape } from "../model/block.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
 import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
+import {
+  deviceHandoff,
+  type DeviceRef,
+  isDeviceRef,
+} from "./device_handoff.ts";
 
 /**
  * The shard is not the instance the trainer last spoke to (it restarted and
@@ -54,6 +59,15 @@ export interface ShardState {
 }
 
 /**
+ * A shard's LoRA and optimizer state kept on the device (see
+ * `device_handoff.ts`): the id of parked copies of params, m and v.
+ */
+export interface ShardSnapshot {
+  snapshot: string;
+  step: number;
+}
+
+/**
  * Messages a shard handles. Each may carry `inc`, the shard instance the
  * sender expects (from `ping`); a restarted shard refuses a stale one.
  */
@@ -63,8 +77,8 @@ export type ShardMsg =
     | {
       type: "forward";
       mb: number;
-      /** Token ids (first stage) or hidden state [N,C]. */
-      input: Int32Array | Float32Array;
+      /** Token ids (first stage) or hidden state [N,C], by value or parked. */
+      input: Int32Array | Float32Array | DeviceRef;
       rows: RowShape;
       /** Target ids (last stage). */
       targets?: Int32Array;
@@ -72,15 +86,34 @@ export type ShardMsg =
       keep: boolean;
       /** Set when training: the adapter's dropout draws its masks from it. */
       dropoutKey?: number;
+      /**
+       * Reply with the output parked on the device ({@linkcode DeviceRef})
+       * instead of a host copy: the next shard shares this process. The
+       * last stage's logprobs always come back by value.
+       */
+      handoff?: boolean;
     }
-    | { type: "backward"; mb: number; dout: Float32Array }
+    | {
+      type: "backward";
+      mb: number;
+      /** dL/d(output), by value or parked. */
+      dout: Float32Array | DeviceRef;
+      /** Reply with dL/d(input) parked rather than by value. */
+      handoff?: boolean;
+    }
     | { type: "release"; mb: number }
     | { type: "ping" }
     | { type: "grad_norm_sq" }
     | { type: "optim_step"; step: AdamStep }
     | { type: "zero_grads" }
     | { type: "get_state"; optimizer: boolean }
-    | { type: "set_state"; state: ShardState; optimizer: boolean }
+    /** Park device copies of the state; replies a {@linkcode ShardSnapshot}. */
+    | { type: "commit" }
+    | {
+      type: "set_state";
+      state: ShardState | ShardSnapshot;
+      optimizer: boolean;
+    }
   );
 
 /** The ParameterShard actor. */
@@ -123,9 +156,12 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
     switch (msg.type) {
       case "forward": {
         const n = msg.rows.batch * msg.rows.seqLen;
-        const input = msg.input instanceof Int32Array
+        const hidden = [n, this.#stage.cfg.hiddenSize];
+        const input = isDeviceRef(msg.input)
+          ? this.#takeParked(msg.input, hidden)
+          : msg.input instanceof Int32Array
           ? be.fromInts(msg.input, [n])
-          : be.fromArray(msg.input, [n, this.#stage.cfg.hiddenSize]);
+          : be.fromArray(msg.input, hidden);
         const targets = msg.targets ? be.fromInts(msg.targets, [n]) : undefined;
         const { out, ctx } = this.#stage.forward(
           input,
@@ -133,15 +169,18 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
           targets,
           msg.dropoutKey,
         );
-        // The output travels on the wire as a copy; no saved activation refers to it.
-        const host = await be.read(out);
-        be.free(out);
         if (msg.keep) {
           this.#release(msg.mb);
           this.#ctx.set(msg.mb, ctx);
         } else {
           this.#stage.release(ctx);
         }
+        // No saved activation refers to the output: it is handed on whole.
+        if (msg.handoff && !this.#stage.range.head) {
+          return { handle: deviceHandoff.park(be, [out]) };
+        }
+        const host = await be.read(out);
+        be.free(out);
         return host;
       }
       case "backward": {
@@ -150,14 +189,17 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
           throw new Error(`no activations kept for micro-batch ${msg.mb}`);
         }
         this.#ctx.delete(msg.mb);
-        const shape = this.#stage.range.head ? [msg.dout.length] : [
-          msg.dout.length / this.#stage.cfg.hiddenSize,
-          this.#stage.cfg.hiddenSize,
-        ];
-        const dout = be.fromArray(msg.dout, shape);
+        const n = ctx.rows.batch * ctx.rows.seqLen;
+        const shape = this.#stage.range.head
+          ? [n]
+          : [n, this.#stage.cfg.hiddenSize];
+        const dout = isDeviceRef(msg.dout)
+          ? this.#takeParked(msg.dout, shape)
+          : be.fromArray(msg.dout, shape);
         const dx = this.#stage.backward(ctx, dout);
         be.free(dout);
         if (!dx) return null;
+        if (msg.handoff) return { handle: deviceHandoff.park(be, [dx]) };
         const host = await be.read(dx);
         be.free(dx);
         return host;
@@ -182,8 +224,14 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         );
         this.#lora.step = msg.step.step;
         this.#lora.zeroGrads();
-        await be.sync();
         return null;
+      }
+      case "commit": {
+        const snap: ShardSnapshot = {
+          snapshot: deviceHandoff.park(be, this.#lora.snapshot()),
+          step: this.#lora.step,
+        };
+        return snap;
       }
       case "zero_grads":
         this.#lora.zeroGrads();
@@ -203,6 +251,14 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         return state;
       }
       case "set_state": {
+        if ("snapshot" in msg.state) {
+          const snap = deviceHandoff.peek(msg.state.snapshot);
+          for (const mb of [...this.#ctx.keys()]) this.#release(mb);
+          this.#lora.restore(snap, msg.optimizer);
+          this.#lora.step = msg.optimizer ? msg.state.step : 0;
+          return null;
+        }
+        const state = msg.state;
         const pick = (w: WireTensors) => {
           const all = fromWire(w);
           const mine = new Map(
@@ -211,9 +267,9 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
           return mine;
         };
         // Validate everything before changing anything.
-        const params = pick(msg.state.params);
-        const m = msg.optimizer && msg.state.m ? pick(msg.state.m) : undefined;
-        const v = msg.optimizer && msg.state.v ? pick(msg.state.v) : undefined;
+        const params = pick(state.params);
+        const m = msg.optimizer && state.m ? pick(state.m) : undefined;
+        const v = msg.optimizer && state.v ? pick(state.v) : undefined;
         for (
           const [name, map] of [["params", params], ["m", m], ["v", v]] as const
         ) {
@@ -235,7 +291,7 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         if (m && v) {
           this.#lora.load("m", m);
           this.#lora.load("v", v);
-          this.#lora.step = msg.state.step;
+          this.#lora.step = state.step;
         } else {
           this.#lora.load("m", zerosLike(params));
           this.#lora.load("v", zerosLike(params));
@@ -245,6 +301,20 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         return null;
       }
     }
+  }
+
+  /** Takes a parked tensor handed on by another shard, checking its shape. */
+  #takeParked(ref: DeviceRef, shape: readonly number[]): Tensor {
+    const got = deviceHandoff.take(ref.handle);
+    if (got.length !== 1 || got[0].shape.join(",") !== shape.join(",")) {
+      for (const t of got) this.#be.free(t);
+      throw new Error(
+        `parked input has shape [${
+          got.map((t) => t.shape).join("; ")
+        }], expected [${shape}]`,
+      );
+    }
+    return got[0];
   }
 
   #release(mb: number): void {

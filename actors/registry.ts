@@ -52,6 +52,12 @@ export interface RegistryOptions {
   shardsPerRun?: number;
   /** Largest padded micro-batch in tokens. @default {4096} */
   microBatchTokens?: number;
+  /**
+   * Pass activations and commit points between a run's actors as device
+   * handles (they share this process's backend); false copies them through
+   * host memory, as between nodes. @default {true}
+   */
+  deviceHandoff?: boolean;
   /** The supervisors new runs and samplers go under (set by the node). */
   supervisors: { runs?: Supervisor; samplers?: Supervisor };
 }
@@ -175,6 +181,7 @@ export class Registry implements Actor<RegistryMsg, unknown> {
       lora: spec,
       shards: ranges.length,
       microBatchTokens: this.opts.microBatchTokens ?? 4096,
+      deviceHandoff: this.opts.deviceHandoff ?? true,
     };
     const runs = this.opts.supervisors.runs;
     if (!runs) throw new Error("the node has no runs supervisor");

@@ -37,8 +37,15 @@ import { packMicroBatches } from "./micro_batch.ts";
 import {
   type ShardMsg,
   ShardRestartedError,
+  type ShardSnapshot,
   type ShardState,
 } from "./param_shard.ts";
+import {
+  deviceHandoff,
+  type DeviceRef,
+  isDeviceRef,
+  StaleHandleError,
+} from "./device_handoff.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { mergeWire, type WireTensors } from "./wire_tensors.ts";
 import type { CheckpointMsg } from "./checkpoint_store.ts";
@@ -58,6 +65,13 @@ export interface RunSpec {
   shards: number;
   /** Largest padded micro-batch, in tokens. */
   microBatchTokens: number;
+  /**
+   * The shards run in this process on its shared backend (the embedded
+   * node): activations pass between them as device handles and commit
+   * points stay on the device, so a step reads back only the logprobs.
+   * False sends both by value. @default {true}
+   */
+  deviceHandoff?: boolean;
 }
 
 /** Time a shard gets for one message before the trainer gives up. */
@@ -93,8 +107,11 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   #version = 0;
   #pendingGrads = false;
   #mb = 0;
-  /** Each shard's LoRA + Adam state as of the last optimizer step or load. */
-  #committed: ShardState[] = [];
+  /**
+   * Each shard's LoRA + Adam state as of the last optimizer step or load: on
+   * the device (parked copies) with hand-off, else by value.
+   */
+  #committed: (ShardState | ShardSnapshot)[] = [];
   /** forward_backward ops applied since that commit, replayed after a shard crash. */
   /** The shard instances this trainer speaks to (from `ping`). */
   #inc: string[] = [];
@@ -272,19 +289,37 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   /** Shard recoveries so far (for tests and metrics). */
   recoveries = 0;
 
-  /** Record every shard's state as the commit point. */
+  get #handoff(): boolean {
+    return this.spec.deviceHandoff ?? true;
+  }
+
+  /** Record every shard's state as the commit point (the old one is dropped after). */
   async #commit(): Promise<void> {
-    const states: ShardState[] = [];
-    for (let i = 0; i < this.#shards.length; i++) {
-      states.push(
-        await this.#ask(i, {
-          type: "get_state",
-          optimizer: true,
-        }) as ShardState,
-      );
+    const states: (ShardState | ShardSnapshot)[] = [];
+    try {
+      for (let i = 0; i < this.#shards.length; i++) {
+        states.push(
+          this.#handoff
+            ? await this.#ask(i, { type: "commit" }) as ShardSnapshot
+            : await this.#ask(i, {
+              type: "get_state",
+              optimizer: true,
+            }) as ShardState,
+        );
+      }
+    } catch (e) {
+      dropSnapshots(states);
+      throw e;
     }
+    dropSnapshots(this.#committed);
     this.#committed = states;
     this.#sinceCommit = [];
+  }
+
+  /** Frees the commit point kept on the device. */
+  terminate(): void {
+    dropSnapshots(this.#committed);
+    this.#committed = [];
   }
 
   /** Wait for every shard to answer, restore the commit, replay since it. */
@@ -358,59 +393,82 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     let loss = 0;
     let tokens = 0;
     const last = this.#shards.length - 1;
-    for (
-      const [mbIndex, mb] of packMicroBatches(data, this.spec.microBatchTokens)
-        .entries()
-    ) {
-      const id = ++this.#mb;
-      const rows = { batch: mb.batch, seqLen: mb.seqLen };
-      let x: Int32Array | Float32Array = mb.tokens;
-      for (let s = 0; s <= last; s++) {
-        x = await this.#ask(s, {
-          type: "forward",
-          mb: id,
-          input: x,
-          rows,
-          targets: s === last ? mb.targets : undefined,
-          keep: backward,
-          dropoutKey: backward
-            ? dropoutKey(this.#step, opIndex, mbIndex)
-            : undefined,
-        }) as Float32Array;
-      }
-      const logprobs = x as Float32Array;
-      const inp = mb.inputs;
-      // Padding gets weight 0, so its dL/dlogprob is 0; missing weights mean 1.
-      const r = computeLoss(lossFn, {
-        logprobs,
-        weights: inp.weights ? mask(inp.weights, mb.valid) : mb.valid,
-        advantages: inp.advantages,
-        samplingLogprobs: inp.logprobs,
-        clipLow: inp.clipLowThreshold,
-        clipHigh: inp.clipHighThreshold,
-      }, lossFnConfig);
-      loss += r.loss;
-      mb.datums.forEach((di, b) => {
-        const n = data[di].tokens.length;
-        outputs[di] = logprobs.slice(b * mb.seqLen, b * mb.seqLen + n);
-        tokens += n;
-      });
-      if (!backward) continue;
-      let d: Float32Array | null = r.dlogprobs;
-      for (let s = last; s >= 0; s--) {
-        d = await this.#ask(s, { type: "backward", mb: id, dout: d! }) as
-          | Float32Array
-          | null;
-      }
-    }
-    return {
-      lossFnOutputType: "ArrayRecord",
-      lossFnOutputs: outputs.map((lp) => ({
-        logprobs: { data: lp, dtype: "float32", shape: [lp.length] },
-      })),
-      metrics: { "loss:sum": loss, "num_tokens:sum": tokens },
-      loss,
+    const handoff = this.#handoff;
+    // handles parked for the next shard: dropped if the op fails before it takes them
+    const parked = new Set<string>();
+    const pass = async (s: number, m: ShardMsg) => {
+      const handle = "input" in m && isDeviceRef(m.input)
+        ? m.input.handle
+        : "dout" in m && isDeviceRef(m.dout)
+        ? m.dout.handle
+        : null;
+      const out = await this.#ask(s, m);
+      if (handle) parked.delete(handle);
+      if (isDeviceRef(out)) parked.add(out.handle);
+      return out;
     };
+    try {
+      for (
+        const [mbIndex, mb] of packMicroBatches(
+          data,
+          this.spec.microBatchTokens,
+        )
+          .entries()
+      ) {
+        const id = ++this.#mb;
+        const rows = { batch: mb.batch, seqLen: mb.seqLen };
+        let x: Int32Array | Float32Array | DeviceRef = mb.tokens;
+        for (let s = 0; s <= last; s++) {
+          x = await pass(s, {
+            type: "forward",
+            mb: id,
+            input: x,
+            rows,
+            targets: s === last ? mb.targets : undefined,
+            keep: backward,
+            dropoutKey: backward
+              ? dropoutKey(this.#step, opIndex, mbIndex)
+              : undefined,
+            handoff,
+          }) as Float32Array | DeviceRef;
+        }
+        const logprobs = x as Float32Array;
+        const inp = mb.inputs;
+        // Padding gets weight 0, so its dL/dlogprob is 0; missing weights mean 1.
+        const r = computeLoss(lossFn, {
+          logprobs,
+          weights: inp.weights ? mask(inp.weights, mb.valid) : mb.valid,
+          advantages: inp.advantages,
+          samplingLogprobs: inp.logprobs,
+          clipLow: inp.clipLowThreshold,
+          clipHigh: inp.clipHighThreshold,
+        }, lossFnConfig);
+        loss += r.loss;
+        mb.datums.forEach((di, b) => {
+          const n = data[di].tokens.length;
+          outputs[di] = logprobs.slice(b * mb.seqLen, b * mb.seqLen + n);
+          tokens += n;
+        });
+        if (!backward) continue;
+        let d: Float32Array | DeviceRef | null = r.dlogprobs;
+        for (let s = last; s >= 0; s--) {
+          d = await pass(s, { type: "backward", mb: id, dout: d!, handoff }) as
+            | Float32Array
+            | DeviceRef
+            | null;
+        }
+      }
+      return {
+        lossFnOutputType: "ArrayRecord",
+        lossFnOutputs: outputs.map((lp) => ({
+          logprobs: { data: lp, dtype: "float32", shape: [lp.length] },
+        })),
+        metrics: { "loss:sum": loss, "num_tokens:sum": tokens },
+        loss,
+      };
+    } finally {
+      for (const h of parked) deviceHandoff.drop(h);
+    }
   }
 
   async #optimStep(p: {
@@ -426,13 +484,18 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
         "optimStep needs accumulated gradients: call forwardBackward first",
       );
     }
-    let normSq = 0;
-    for (let i = 0; i < this.#shards.length; i++) {
-      normSq += await this.#ask(i, { type: "grad_norm_sq" }) as number;
+    // The global norm costs a read-back per shard: it is computed only for
+    // the clip (torch.nn.utils.clip_grad_norm_: scale by
+    // max_norm / (norm + 1e-6) when below 1).
+    let norm: number | undefined;
+    if (p.gradClipNorm > 0) {
+      let normSq = 0;
+      for (let i = 0; i < this.#shards.length; i++) {
+        normSq += await this.#ask(i, { type: "grad_norm_sq" }) as number;
+      }
+      norm = Math.sqrt(normSq);
     }
-    const norm = Math.sqrt(normSq);
-    // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
-    const gradScale = p.gradClipNorm > 0
+    const gradScale = norm !== undefined
       ? Math.min(1, p.gradClipNorm / (norm + 1e-6))
       : 1;
     const step: AdamStep = {
@@ -447,14 +510,15 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     for (let i = 0; i < this.#shards.length; i++) {
       await this.#ask(i, { type: "optim_step", step });
     }
-    return {
-      metrics: {
-        "step:max": this.#step + 1,
-        "learning_rate:mean": p.learningRate,
-        "grad_norm:mean": norm,
-        "grad_scale:mean": gradScale,
-      },
+    const metrics: Record<string, number> = {
+      "step:max": this.#step + 1,
+      "learning_rate:mean": p.learningRate,
     };
+    if (norm !== undefined) {
+      metrics["grad_norm:mean"] = norm;
+      metrics["grad_scale:mean"] = gradScale;
+    }
+    return { metrics };
   }
 
   async #gather(
@@ -570,7 +634,12 @@ function mask(w: Float32Array, valid: Float32Array): Float32Array {
 function isWorkerFailure(e: unknown): boolean {
   return e instanceof ActorCrashedError || e instanceof ActorStoppedError ||
     e instanceof UnknownActorError || e instanceof ActorTimeoutError ||
-    e instanceof ShardRestartedError;
+    e instanceof ShardRestartedError || e instanceof StaleHandleError;
+}
+
+/** Frees the device copies among `states` (by-value states hold none). */
+function dropSnapshots(states: readonly (ShardState | ShardSnapshot)[]): void {
+  for (const s of states) if ("snapshot" in s) deviceHandoff.drop(s.snapshot);
 }
 
 /**

@@ -27,6 +27,12 @@ export interface EmbeddedOptions {
   shardsPerRun?: number;
   /** Largest padded micro-batch in tokens. @default {4096} */
   microBatchTokens?: number;
+  /**
+   * Pass activations and commit points between a run's actors as device
+   * handles (they share this process's backend); false copies them through
+   * host memory, as between nodes. @default {true}
+   */
+  deviceHandoff?: boolean;
 }
 
 /** Bios's home folder: `BIOS_HOME`, else `~/.cache/bios`. */
@@ -46,6 +52,7 @@ export async function connectEmbedded(
     checkpointRoot: opts.checkpointDir ?? `${biosHome()}/runs`,
     shardsPerRun: opts.shardsPerRun,
     microBatchTokens: opts.microBatchTokens,
+    deviceHandoff: opts.deviceHandoff,
   });
   return {
     system,

@@ -69,7 +69,6 @@ for (let k = 0; k <= batches.length; k++) {
       step,
       "train_mean_nll": fb.loss / tokens(batches[step - 1]),
       "learning_rate": o.metrics["learning_rate:mean"],
-      "grad_norm": o.metrics["grad_norm:mean"],
       "time/total": (performance.now() - t0) / 1000,
     };
     if (step % 10 === 0) {

@@ -302,6 +302,55 @@ export class LoraSet {
     }
   }
 
+  /**
+   * Device copies of the parameters and both moments (params, then m, then
+   * v, each in key order and packed), for a commit point that never leaves
+   * the device. The caller owns them; {@linkcode LoraSet.restore} copies
+   * them back.
+   */
+  snapshot(): Tensor[] {
+    const shapes = this.keys.map((k) => this.params.get(k)!.shape);
+    const out: Tensor[] = [];
+    for (const map of [this.params, this.m, this.v]) {
+      const copies = this.be.zerosPacked(shapes);
+      this.keys.forEach((k, i) => this.be.copy(copies[i], map.get(k)!));
+      out.push(...copies);
+    }
+    return out;
+  }
+
+  /**
+   * Copies a {@linkcode LoraSet.snapshot} back in place (gradients zeroed);
+   * without `optimizer`, only the parameters, and the moments restart.
+   */
+  restore(snap: readonly Tensor[], optimizer: boolean): void {
+    const n = this.keys.length;
+    if (snap.length !== 3 * n) {
+      throw new Error(
+        `a LoRA snapshot of this set has ${3 * n} tensors: got ${snap.length}`,
+      );
+    }
+    this.keys.forEach((k, i) => {
+      const shape = this.params.get(k)!.shape.join(",");
+      if (snap[i].shape.join(",") !== shape) {
+        throw new Error(
+          `LoRA snapshot tensor ${k} has shape [${snap[i].shape}], expected [${shape}]`,
+        );
+      }
+    });
+    this.keys.forEach((k, i) => {
+      this.be.copy(this.params.get(k)!, snap[i]);
+      if (optimizer) {
+        this.be.copy(this.m.get(k)!, snap[n + i]);
+        this.be.copy(this.v.get(k)!, snap[2 * n + i]);
+      } else {
+        this.be.zero(this.m.get(k)!);
+        this.be.zero(this.v.get(k)!);
+      }
+    });
+    this.zeroGrads();
+  }
+
   /** Release every tensor. */
   dispose(): void {
     for (const map of [this.params, this.grads, this.m, this.v]) {

@@ -205,7 +205,8 @@ Deno.test("TrainingClient.forwardBackward then optimStep submitted before awaiti
     const o1 = await opt1; // awaited out of order
     assert.equal(o1.metrics["step:max"], 1);
     assert.equal(o1.metrics["learning_rate:mean"], LR);
-    assert.ok(o1.metrics["grad_norm:mean"] > 0);
+    // without gradClipNorm the norm is not computed (it would cost a read-back)
+    assert.equal(o1.metrics["grad_norm:mean"], undefined);
     assert.equal((await fb1).loss, expected[0]);
     assert.equal((await tc.getInfo()).step, 1);
 
