@@ -334,7 +334,9 @@ export class LoraSet {
       const shape = this.params.get(k)!.shape.join(",");
       if (snap[i].shape.join(",") !== shape) {
         throw new Error(
-          `LoRA snapshot tensor ${k} has shape [${snap[i].shape}], expected [${shape}]`,
+          `LoRA snapshot tensor ${k} has shape [${
+            snap[i].shape
+          }], expected [${shape}]`,
         );
       }
     });
