@@ -37,11 +37,13 @@ export function candidates(
 ): MatmulConfig[] {
   const list: MatmulConfig[] = isFallback
     ? [
-      // CPU adapters: no workgroup memory, operands fetched from textures,
-      // big register tiles. lavapipe runs 8 invocations as the lanes of one
-      // AVX2 vector, so every fetch feeds tm·tn/2 vector FMAs per k-step of
-      // 4; bigger tiles fetch less per FMA but spill more and compile slower
-      // (16×32: ~4 s, 32×32: ~18 s).
+      // CPU adapters: no workgroup memory, operands loaded from storage
+      // textures (see shaders/matmul.ts), big register tiles. lavapipe runs
+      // 8 invocations as the lanes of one AVX2 vector, so every texel load
+      // feeds 4·tm·tn/(tm+tn) vector multiply-adds; bigger tiles load less
+      // per FMA but spill more and compile slower (16×16: ~1.3 s, 16×32:
+      // ~3.5 s); on an idle machine the two run within noise of each other
+      // (8×8: ~15% slower).
       { kind: "tex", tm: 16, tn: 32, wx: 8, wy: 1 },
       { kind: "tex", tm: 16, tn: 16, wx: 8, wy: 1 },
     ]

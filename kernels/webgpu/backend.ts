@@ -70,7 +70,9 @@ import {
   matmulGroups,
   matmulKernel,
   type MatmulShape,
+  texMatmulGroups,
   texMatmulKernel,
+  texStripWidth,
 } from "./shaders/matmul.ts";
 import {
   RMSNORM,
@@ -752,8 +754,15 @@ export class WebGpuBackend implements Backend {
     const bindings: Binding[] = [c];
     if (o.lora) bindings.push(o.lora.xa, o.lora.lb);
     const k4 = k / 4;
-    // columns of c per block: rows of the b texture, or 4 per texel of its width
-    const nStep = transB ? lim : 4 * lim;
+    // b [K,N] goes into a texture array of column strips (see texMatmulKernel)
+    const strip = texStripWidth(cfg);
+    // columns of c per block: rows of the b texture, or whole strips, as
+    // many as fit both the texture size limit and the array layer limit
+    const layerCap = Math.min(
+      Math.max(1, Math.floor(lim / strip)),
+      this.ctx.device.limits.maxTextureArrayLayers,
+    );
+    const nStep = transB ? lim : 4 * strip * layerCap;
     for (let row0 = 0; row0 < m; row0 += lim) {
       const mc = Math.min(lim, m - row0);
       const ta = this.ctx.acquireTexture(k4, mc);
@@ -767,9 +776,13 @@ export class WebGpuBackend implements Backend {
           const bAt = (b.offset ?? 0) + col0 * k * 4;
           this.ctx.copyToTexture(b.buffer, bAt, k * 4, tb, k4, nc);
         } else {
-          tb = this.ctx.acquireTexture(nc / 4, k);
-          const bAt = (b.offset ?? 0) + col0 * 4;
-          this.ctx.copyToTexture(b.buffer, bAt, n * 4, tb, nc / 4, k);
+          const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
+          tb = this.ctx.acquireTexture(strip, k, layers);
+          for (let s = 0; s < layers; s++) {
+            const bAt = (b.offset ?? 0) + (col0 + 4 * s * strip) * 4;
+            const w = Math.min(strip, nc4 - s * strip);
+            this.ctx.copyToTexture(b.buffer, bAt, n * 4, tb, w, k, s);
+          }
         }
         this.ctx.run(
           kernel,
@@ -786,7 +799,7 @@ export class WebGpuBackend implements Backend {
             row0,
             col0,
           ],
-          matmulGroups(cfg, mc, nc),
+          texMatmulGroups(cfg, mc, nc),
           [ta, tb],
         );
         this.ctx.releaseTexture(tb);

@@ -4,17 +4,37 @@
  *
  * Three families:
  * - `tex`: the fast path on CPU adapters (lavapipe). The operands are copied
- *   into rgba32float textures and each invocation keeps a TM×TN register tile
- *   fed by texel fetches; no workgroup memory, no barriers. On llvmpipe a
- *   storage load inside a loop runs as a per-lane scalar loop with a branch
- *   per element (about 10× the cost of a texel fetch, which is a vector
- *   gather), and workgroup memory goes through the same path.
+ *   into read-only rgba32float storage textures and each invocation keeps a
+ *   TM×TN register tile fed by texel loads; no workgroup memory, no barriers.
+ *   What the lavapipe (Mesa 22.3, llvmpipe) findings behind it are:
+ *   - a storage-buffer load inside a loop runs as a per-lane scalar loop with
+ *     a branch per element (~280 ns per 8-lane vec4), and workgroup memory
+ *     goes through the same path; a uniform-buffer load is a gather unless
+ *     its offset is a constant (a loop counter is not), ~35 ns;
+ *   - a sampled-texture fetch of rgba32float is an out-of-line function call
+ *     (~28 ns, and it spills the tile around every call): only rgba8 formats
+ *     are inlined; a storage-texture load is inlined (~8 ns), hence storage;
+ *   - 8 invocations run as the 8 lanes of one AVX2 vector, so lanes run along
+ *     columns: a's loads are lane-uniform (one cache line) and b's fall in a
+ *     few lines; lanes along rows (8 rows, 8 pages per load) ran 6× slower;
+ *   - at n ≥ 1024 the loop stalled on cache and TLB misses: a plain [K,N]
+ *     texture of b puts every k in a new page. b is therefore copied as a
+ *     texture array of column strips (one workgroup's columns, all k, one
+ *     contiguous block), and workgroup x walks the row tiles so consecutive
+ *     workgroups, which llvmpipe's threads take in order, share a strip
+ *     (together ~1.5× at 2048);
+ *   - a·b + c is not fused (mul + add, even through `fma()`); summing a
+ *     tile element's four products before adding them to the (spilled)
+ *     accumulator beats one update per k by ~1.6×.
+ *   Bigger tiles fetch less per FMA but spill more and compile slower
+ *   (16×16: ~1.3 s, 16×32: ~3.5 s).
  * - `reg`: the same register tile loading straight from storage (vec4 loads
  *   when the contiguous dimensions are multiples of 4): any shape, any
  *   transposes; the fallback where `tex` does not apply.
  * - `shared`: the classic workgroup-memory tiling for real GPUs.
  *
- * Loads clamp indices into range, so any shape works; only stores are guarded.
+ * Loads clamp indices into range (or, in `tex`, read texels that only feed
+ * columns past N), so any shape works; only stores are guarded.
  * Each output element is a sum over k in increasing order (in `tex`, sums of
  * four consecutive products added in increasing k): reruns are bit-identical.
  *
@@ -389,12 +409,38 @@ export const TEX_UNIFORMS = [
 ] as const;
 
 /**
+ * Workgroup counts of a `tex` kernel over an [M,N] block: x walks the row
+ * tiles and y the column strips, so consecutive workgroups (which llvmpipe's
+ * threads take in order) share one strip of b.
+ */
+export function texMatmulGroups(
+  c: MatmulConfig,
+  m: number,
+  n: number,
+): [number, number] {
+  return [Math.ceil(m / (c.tm * c.wy)), Math.ceil(n / (c.tn * c.wx))];
+}
+
+/**
+ * Texels per row of one column strip of b in a `tex` kernel without
+ * `transB`: the strip holds the TN·WX columns of one workgroup.
+ */
+export function texStripWidth(c: MatmulConfig): number {
+  return (c.tn * c.wx) / 4;
+}
+
+/**
  * The texture-fed kernel (`cfg.kind` "tex"): `c = alpha · a op(b) + beta · c`
- * (+ the fused LoRA term) with a in texture `ta` (K/4 texels wide, M rows:
- * texel (q, m) holds a[m, 4q..4q+3]) and b in `tb`: with `transB` b is [N,K]
- * like a (texel (q, n) = b[n, 4q..4q+3]); without it b is [K,N] and texel
- * (q, k) = b[k, 4q..4q+3]. Needs K, N, ldc and col0 to be multiples of 4;
- * c is bound as vec4 rows.
+ * (+ the fused LoRA term), both operands in read-only rgba32float storage
+ * textures. a is `ta`, K/4 texels wide and M rows: texel (q, m) holds
+ * a[m, 4q..4q+3]. With `transB`, b is [N,K] and `tb` is laid out like a
+ * (texel (q, n) = b[n, 4q..4q+3]). Without it, b is [K,N] and `tb` is a 2-D
+ * array of column strips ({@linkcode texStripWidth} texels wide, K rows):
+ * texel (x, k) of layer s holds b[k, 4(s·W + x)..+3], so the strip a
+ * workgroup walks down k is one contiguous block of memory (a plain [K,N]
+ * texture puts every k in a new page). Needs K, N, ldc and col0 to be
+ * multiples of 4; c is bound as vec4 rows. Dispatch with
+ * {@linkcode texMatmulGroups}.
  */
 export function texMatmulKernel(
   cfg: MatmulConfig,
@@ -408,12 +454,14 @@ export function texMatmulKernel(
   }
   const L: string[] = [];
   const n4 = tn / 4;
-  L.push(`let m0 = gid.y * ${tm}u;`);
-  L.push(`let n0 = gid.x * ${tn}u;`);
+  // lanes run along columns (8 of them make one AVX2 vector on llvmpipe), so
+  // a's fetches are lane-uniform and b's fall in one strip
+  L.push(`let m0 = (wg.x * ${wy}u + lid.y) * ${tm}u;`);
+  L.push(`let n0 = (wg.y * ${wx}u + lid.x) * ${tn}u;`);
   for (const i of range(tm)) {
     for (const jj of range(n4)) L.push(`var acc_${i}_${jj} = vec4<f32>(0.0);`);
   }
-  // clamped texel rows / columns (out-of-range lanes recompute the last one)
+  // clamped texel rows (out-of-range lanes recompute the last row)
   for (const i of range(tm)) {
     L.push(`let ra_${i} = i32(min(m0 + ${i}u, p.M - 1u));`);
   }
@@ -422,8 +470,11 @@ export function texMatmulKernel(
       L.push(`let rb_${j} = i32(min(n0 + ${j}u, p.N - 1u));`);
     }
   } else {
+    // texel column in this workgroup's strip; columns past N read stale
+    // texels or zeros, but they are never stored
+    L.push(`let sb = i32(wg.y);`);
     for (const jj of range(n4)) {
-      L.push(`let qb_${jj} = i32(min(n0 / 4u + ${jj}u, p.N / 4u - 1u));`);
+      L.push(`let xb_${jj} = i32(lid.x * ${n4}u + ${jj}u);`);
     }
   }
   // one trip per 4 k: K/4 ≤ the texture width limit, far below lavapipe's
@@ -431,12 +482,12 @@ export function texMatmulKernel(
   L.push(`let K4 = i32(p.K / 4u);`);
   L.push(`for (var q = 0; q < K4; q++) {`);
   for (const i of range(tm)) {
-    L.push(`  let a_${i} = textureLoad(ta, vec2<i32>(q, ra_${i}), 0);`);
+    L.push(`  let a_${i} = textureLoad(ta, vec2<i32>(q, ra_${i}));`);
   }
   if (s.transB) {
     // both operands run along k: each output is a dot product of texels
     for (const j of range(tn)) {
-      L.push(`  let b_${j} = textureLoad(tb, vec2<i32>(q, rb_${j}), 0);`);
+      L.push(`  let b_${j} = textureLoad(tb, vec2<i32>(q, rb_${j}));`);
     }
     // accumulator-major order keeps each accumulator in a register for its
     // four products (the tile itself does not fit in registers)
@@ -453,10 +504,12 @@ export function texMatmulKernel(
     for (const kk of range(4)) {
       for (const jj of range(n4)) {
         L.push(
-          `  let b_${kk}_${jj} = textureLoad(tb, vec2<i32>(qb_${jj}, q * 4 + ${kk}), 0);`,
+          `  let b_${kk}_${jj} = textureLoad(tb, vec2<i32>(xb_${jj}, q * 4 + ${kk}), sb);`,
         );
       }
     }
+    // the four products of one accumulator are summed first: one load and
+    // store of a spilled accumulator per four FMAs (per-k order is ~2× slower)
     for (const i of range(tm)) {
       for (const jj of range(n4)) {
         L.push(
@@ -522,9 +575,11 @@ export function texMatmulKernel(
     }_${configName(cfg)}`,
     uniforms: TEX_UNIFORMS,
     buffers,
-    textures: ["ta", "tb"],
-    body:
-      `@compute @workgroup_size(${wx}, ${wy}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    storageTextures: [["ta", "2d"], ["tb", s.transB ? "2d" : "2d-array"]],
+    body: `@compute @workgroup_size(${wx}, ${wy}) fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
   ${L.join("\n  ")}
 }`,
   };
