@@ -371,7 +371,8 @@ function readmeSection(
     markdownTable(rows),
     "",
     `- **matmul**: n×n times n×n in float32 into a preallocated output, timed for at least ${s.matmulSeconds} s ` +
-    "(products batched 8 per sync at n ≤ 512, so a GPU wait does not dominate).",
+    "(products batched per sync until a batch takes at least 0.25 s, the same rule for numpy, so a GPU " +
+    "wait — about 11 ms in Deno — does not dominate).",
     `- **LoRA step**: B ${s.train.batch} × T ${s.train.seq} tokens per step: forward, loss ` +
     "(cross-entropy, weights 1), backward, AdamW over every LoRA tensor, zeroed gradients, then a full " +
     "sync; steady state after one warm-up step. The bare rows run `Stage.forward`/`backward` and `be.adamw` " +

@@ -4,20 +4,32 @@
 
 Prints one JSON line: {"peer": "numpy", "blas": ..., "gflops": {"512": ...}}.
 Each size n times numpy.matmul(A, B, out=C) in float32 with the same policy as
-the Bios worker: one warm-up batch, then batches of k products (k = 8 at
-n <= 512, else 1) for at least three batches and --seconds.
+the Bios worker: one warm-up product, k grown until a batch of k products takes
+at least 0.25 s (calibrate_batch), then batches for at least three and
+--seconds.
 """
 
 import argparse
 import json
+import math
 import os
 import time
 
 import numpy as np
 
 
-def products_per_batch(n):
-    return 8 if n <= 512 else 1
+MIN_BATCH_SECONDS = 0.25
+MAX_BATCH = 4096
+
+
+def calibrate_batch(time_batch):
+    """Products per batch, as bench/matmul_worker.ts's calibrateBatch."""
+    k = 1
+    while True:
+        t = time_batch(k)
+        if t >= MIN_BATCH_SECONDS or k >= MAX_BATCH:
+            return k
+        k = min(MAX_BATCH, max(k + 1, math.ceil(k * 1.1 * MIN_BATCH_SECONDS / t)))
 
 
 def blas_name():
@@ -35,11 +47,21 @@ def measure(n, min_seconds):
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), dtype=np.float32)
-    k = products_per_batch(n)
 
-    def batch():
+    def run(k):
         for _ in range(k):
             np.matmul(a, b, out=c)
+
+    def time_batch(k):
+        t0 = time.perf_counter()
+        run(k)
+        return time.perf_counter() - t0
+
+    run(1)  # warm-up
+    k = calibrate_batch(time_batch)
+
+    def batch():
+        run(k)
 
     w0 = time.perf_counter()
     batch()

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
-import { measureGemm } from "./matmul_worker.ts";
+import { calibrateBatch, measureGemm } from "./matmul_worker.ts";
 import { measureSampling } from "./sample_worker.ts";
 import { measureTraining } from "./train_worker.ts";
 import { peerSpec } from "./bench_model.ts";
@@ -11,13 +11,28 @@ const UNIFORM_LOSS = Math.log(259);
 Deno.test("workers: gemm, training and sampling give finite positive throughput (cpu, tiny sizes)", async () => {
   const be = new CpuBackend();
   const g = await measureGemm(be, 32, 0);
-  assert.ok(Number.isFinite(g) && g > 0, `gemm ${g}`);
+  assert.ok(Number.isFinite(g.gflops) && g.gflops > 0, `gemm ${g.gflops}`);
+  assert.ok(g.batch > 1, `tiny products are batched: ${g.batch}`);
   const t = await measureTraining(be, 1, 8, 0);
   assert.ok(t.tokensPerSecond > 0 && t.steps >= 2, JSON.stringify(t));
   assert.ok(Math.abs(t.loss - UNIFORM_LOSS) < 0.2, `loss ${t.loss}`);
   const s = await measureSampling(be, [1, 2], 4, 3, 0);
   assert.deepEqual(Object.keys(s), ["1", "2"]);
   assert.ok(s[1] > 0 && s[2] > 0);
+});
+
+Deno.test("calibrateBatch grows the batch until the sync is amortised", async () => {
+  const seen: number[] = [];
+  // 10 ms a product, 11 ms a sync: a batch must reach 0.25 s
+  const k = await calibrateBatch((k) => {
+    seen.push(k);
+    return Promise.resolve(k * 0.01 + 0.011);
+  });
+  assert.ok(k * 0.01 + 0.011 >= 0.25 && (k - 1) * 0.01 + 0.011 < 0.3, `${k}`);
+  assert.equal(seen[0], 1);
+  // a slow product needs no batching; the cap holds for instant ones
+  assert.equal(await calibrateBatch(() => Promise.resolve(2)), 1);
+  assert.equal(await calibrateBatch(() => Promise.resolve(0), 0.25, 64), 64);
 });
 
 const PYTHON = "/usr/bin/python3";
