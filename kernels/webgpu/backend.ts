@@ -70,6 +70,7 @@ import {
   matmulGroups,
   matmulKernel,
   type MatmulShape,
+  TEX_TRANSPOSE,
   texMatmulGroups,
   texMatmulKernel,
   texStripWidth,
@@ -724,9 +725,13 @@ export class WebGpuBackend implements Backend {
   /**
    * The texture-fed product (CPU adapters): copies a, and b, into textures in
    * blocks of at most the texture size limit and records one dispatch per
-   * block of c. False (nothing recorded) when the shape does not fit: a
-   * transposed, k or n (when b is [K,N]) not a multiple of 64 (texture copies
-   * need 256-byte row pitches), n not a multiple of 4, or k past the limit.
+   * block of c. b goes into the column-strip array of the kernel without
+   * `transB`: copied when b is [K,N], rewritten by {@linkcode TEX_TRANSPOSE}
+   * from a row texture when b is [N,K] (only past the texture limit, k >
+   * limit, does x·Wᵀ run the `transB` kernel on the row texture). False
+   * (nothing recorded) when the shape does not fit: a transposed, k or n
+   * (when b is [K,N]) not a multiple of 64 (texture copies need 256-byte row
+   * pitches), n not a multiple of 4, or k/4 past the limit.
    */
   #texMatmul(
     cfg: MatmulConfig,
@@ -744,25 +749,32 @@ export class WebGpuBackend implements Backend {
       return false;
     }
     if (!transB && (n % 64 !== 0 || k > lim)) return false;
+    // the kernel reads b as [N,K] rows only where strips cannot hold k
+    const rowsB = transB && k > lim;
     const lora = o.lora?.layout ?? "";
-    const key = `${configName(cfg)}|${transB}|${lora}`;
+    const key = `${configName(cfg)}|${rowsB}|${lora}`;
     let kernel = this.#texKernels.get(key);
     if (!kernel) {
-      kernel = texMatmulKernel(cfg, { transB, lora });
+      kernel = texMatmulKernel(cfg, { transB: rowsB, lora });
       this.#texKernels.set(key, kernel);
     }
     const bindings: Binding[] = [c];
     if (o.lora) bindings.push(o.lora.xa, o.lora.lb);
     const k4 = k / 4;
-    // b [K,N] goes into a texture array of column strips (see texMatmulKernel)
+    // b goes into a texture array of column strips (see texMatmulKernel)
     const strip = texStripWidth(cfg);
     // columns of c per block: rows of the b texture, or whole strips, as
     // many as fit both the texture size limit and the array layer limit
+    // (and, for x·Wᵀ, the rows of the texture the strips are rewritten from)
     const layerCap = Math.min(
       Math.max(1, Math.floor(lim / strip)),
       this.ctx.device.limits.maxTextureArrayLayers,
     );
-    const nStep = transB ? lim : 4 * strip * layerCap;
+    const nStep = rowsB
+      ? lim
+      : transB
+      ? Math.min(lim, 4 * strip * layerCap)
+      : 4 * strip * layerCap;
     for (let row0 = 0; row0 < m; row0 += lim) {
       const mc = Math.min(lim, m - row0);
       const ta = this.ctx.acquireTexture(k4, mc);
@@ -770,13 +782,26 @@ export class WebGpuBackend implements Backend {
       this.ctx.copyToTexture(a.buffer, aAt, k * 4, ta, k4, mc);
       for (let col0 = 0; col0 < n; col0 += nStep) {
         const nc = Math.min(nStep, n - col0);
+        const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
         let tb: GPUTexture;
         if (transB) {
-          tb = this.ctx.acquireTexture(k4, nc);
+          const rows = this.ctx.acquireTexture(k4, nc);
           const bAt = (b.offset ?? 0) + col0 * k * 4;
-          this.ctx.copyToTexture(b.buffer, bAt, k * 4, tb, k4, nc);
+          this.ctx.copyToTexture(b.buffer, bAt, k * 4, rows, k4, nc);
+          if (rowsB) {
+            tb = rows;
+          } else {
+            tb = this.ctx.acquireTexture(strip, k, layers);
+            this.ctx.run(
+              TEX_TRANSPOSE,
+              [],
+              [nc4, k4, strip],
+              [Math.ceil(nc4 / 8), Math.ceil(k4 / 8)],
+              [rows, tb],
+            );
+            this.ctx.releaseTexture(rows);
+          }
         } else {
-          const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
           tb = this.ctx.acquireTexture(strip, k, layers);
           for (let s = 0; s < layers; s++) {
             const bAt = (b.offset ?? 0) + (col0 + 4 * s * strip) * 4;

@@ -32,11 +32,16 @@ export interface Kernel {
    */
   readonly textures?: readonly string[];
   /**
-   * Read-only rgba32float storage textures after the sampled ones: name and
-   * view dimension. On lavapipe their loads are inlined (about 3× cheaper
-   * than a sampled texel fetch, which is a function call there).
+   * rgba32float storage textures after the sampled ones: name, view
+   * dimension and access (read-only unless "write"). On lavapipe their loads
+   * are inlined (about 3× cheaper than a sampled texel fetch, which is a
+   * function call there).
    */
-  readonly storageTextures?: readonly (readonly [string, "2d" | "2d-array"])[];
+  readonly storageTextures?: readonly (readonly [
+    string,
+    "2d" | "2d-array",
+    ("read" | "write")?,
+  ])[];
   /** WGSL declarations and the `@compute fn main` entry point. */
   readonly body: string;
 }
@@ -74,12 +79,12 @@ export function kernelSource(k: Kernel): string {
         k.buffers.length + i + 1
       }) var ${n}: texture_2d<f32>;`
     ),
-    ...(k.storageTextures ?? []).map(([n, dim], i) =>
+    ...(k.storageTextures ?? []).map(([n, dim, access], i) =>
       `@group(0) @binding(${
         k.buffers.length + (k.textures ?? []).length + i + 1
       }) var ${n}: texture_storage_${
         dim === "2d" ? "2d" : "2d_array"
-      }<rgba32float, read>;`
+      }<rgba32float, ${access ?? "read"}>;`
     ),
   ].join("\n");
   return `${struct}${binds}\n${k.body}`;
@@ -193,13 +198,13 @@ export class GpuContext {
         texture: { sampleType: "unfilterable-float" },
       })),
       ...(k.storageTextures ?? []).map((
-        [, dim],
+        [, dim, access],
         i,
       ): GPUBindGroupLayoutEntry => ({
         binding: k.buffers.length + (k.textures ?? []).length + i + 1,
         visibility: 4, // COMPUTE
         storageTexture: {
-          access: "read-only",
+          access: access === "write" ? "write-only" : "read-only",
           format: "rgba32float",
           viewDimension: dim,
         },

@@ -90,6 +90,9 @@ if (haveAdapter(be)) {
       g.planner.textureLimit = 64;
       // a: 2 row blocks; b [N,K]: 2 blocks of 64 and 12 rows
       assert.equal(await gemmCase(g, 100, 76, 256, true, 13), 2 + 2 * 2);
+      // b [N,K] with K = 64 (rewritten into strips): per row block, b
+      // blocks of 64 and 12 rows
+      assert.equal(await gemmCase(g, 100, 76, 64, true, 19), 2 + 2 * 2);
       // b [K,N] (K = 64): per row block, column blocks of 256 and 64, i.e.
       // 4 + 1 strips of 64 columns
       assert.equal(await gemmCase(g, 100, 320, 64, false, 16), 2 * (1 + 5));

@@ -23,11 +23,24 @@
  *     contiguous block), and workgroup x walks the row tiles so consecutive
  *     workgroups, which llvmpipe's threads take in order, share a strip
  *     (together ~1.5× at 2048);
+ *   - x·Wᵀ (b [N,K]) fetching b's rows from a [N,K/4] texture puts the 8
+ *     lanes on 8 rows of b, 8 pages per fetch at K ≥ 1024 (17 GFLOP/s at
+ *     1024³ against 24 for x·W): the backend instead rewrites that texture
+ *     into the strip array ({@linkcode TEX_TRANSPOSE}, 5-8% of a square
+ *     product) and runs the strip kernel; the row-texture (`transB`) kernel
+ *     is left for K past the texture height limit;
  *   - a·b + c is not fused (mul + add, even through `fma()`); summing a
  *     tile element's four products before adding them to the (spilled)
  *     accumulator beats one update per k by ~1.6×.
  *   Bigger tiles fetch less per FMA but spill more and compile slower
- *   (16×16: ~1.3 s, 16×32: ~3.5 s).
+ *   (16×16: ~1.3 s, 16×32: ~3.5 s). What is left per 4 k of a tile element
+ *   (16×16, perf): 4 mul + 4 add, the accumulator's load, store and a blend
+ *   with the loop's exec mask (every loop-carried write is one), ~38% of
+ *   the time in texel fetches (each ~45 instructions: bounds checks, 8
+ *   per-lane 16-byte loads, a 4×8 transpose), all at an IPC of ~1.5.
+ *   Tried without gain (within noise): 8 k per trip (12% fewer instructions,
+ *   twice the loop body, lower IPC), pairwise sums, row-pair or per-strip
+ *   statement orders (LLVM reschedules), 8×16, 12×16, 24×8, 32×8 tiles.
  * - `reg`: the same register tile loading straight from storage (vec4 loads
  *   when the contiguous dimensions are multiples of 4): any shape, any
  *   transposes; the fallback where `tex` does not apply.
@@ -584,3 +597,38 @@ export function texMatmulKernel(
 }`,
   };
 }
+
+/**
+ * Rewrites b [N,K], held as a `tex` operand texture (`src`: texel (q, n) =
+ * b[n, 4q..4q+3], K/4 wide, N rows), into the column-strip array that a
+ * `tex` kernel without `transB` reads (`dst`: texel (x, k) of layer s =
+ * b[4(s·W + x)..+3, k], W = {@linkcode texStripWidth}). Each invocation
+ * moves one 4×4 block (four texel loads, four stores). This lets x·Wᵀ run the
+ * strip kernel: fetching b's rows from the [N,K/4] texture puts the 8 lanes
+ * of a vector on 8 rows of b (pages at K ≥ 1024), ~1.4× slower there.
+ * Uniforms: N4 = N/4, K4 = K/4, W. Dispatch ⌈N4/8⌉ × ⌈K4/8⌉ workgroups.
+ */
+export const TEX_TRANSPOSE: Kernel = {
+  name: "matmul_tex_transpose",
+  uniforms: [["N4", "u32"], ["K4", "u32"], ["W", "u32"]],
+  buffers: [],
+  storageTextures: [["src", "2d"], ["dst", "2d-array", "write"]],
+  body: `@compute @workgroup_size(8, 8) fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+) {
+  let g = gid.x;
+  let q = gid.y;
+  if (g >= p.N4 || q >= p.K4) { return; }
+  let v0 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g)));
+  let v1 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g + 1u)));
+  let v2 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g + 2u)));
+  let v3 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g + 3u)));
+  let s = i32(g / p.W);
+  let x = i32(g % p.W);
+  let k = i32(4u * q);
+  textureStore(dst, vec2<i32>(x, k), s, vec4<f32>(v0.x, v1.x, v2.x, v3.x));
+  textureStore(dst, vec2<i32>(x, k + 1), s, vec4<f32>(v0.y, v1.y, v2.y, v3.y));
+  textureStore(dst, vec2<i32>(x, k + 2), s, vec4<f32>(v0.z, v1.z, v2.z, v3.z));
+  textureStore(dst, vec2<i32>(x, k + 3), s, vec4<f32>(v0.w, v1.w, v2.w, v3.w));
+}`,
+};
