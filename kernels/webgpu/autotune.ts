@@ -20,7 +20,7 @@ const SKINNY_M: MatmulConfig = { kind: "reg", tm: 4, tn: 8, wx: 32, wy: 2 };
 
 /**
  * The storage-fed tile used on CPU adapters where the texture-fed one does
- * not apply (transposed a, k or n not multiples of 64, sizes past the texture
+ * not apply (transposed a, n not a multiple of 4, sizes past the texture
  * limits).
  */
 export const CPU_FALLBACK: MatmulConfig = {

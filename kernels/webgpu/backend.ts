@@ -73,6 +73,8 @@ import {
   TEX_TRANSPOSE,
   texMatmulGroups,
   texMatmulKernel,
+  texPackRowsKernel,
+  texPackStripsKernel,
   texStripWidth,
 } from "./shaders/matmul.ts";
 import {
@@ -109,6 +111,14 @@ export interface WebGpuOptions {
    */
   maxBindingBytes?: number;
 }
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** The `tex` operand packing kernels: scalar, vec4 loads. */
+const PACK_ROWS = [texPackRowsKernel(false), texPackRowsKernel(true)];
+const PACK_STRIPS = [texPackStripsKernel(false), texPackStripsKernel(true)];
 
 /** Device limits requested at their adapter maximum. */
 const LIMITS = [
@@ -728,10 +738,12 @@ export class WebGpuBackend implements Backend {
    * block of c. b goes into the column-strip array of the kernel without
    * `transB`: copied when b is [K,N], rewritten by {@linkcode TEX_TRANSPOSE}
    * from a row texture when b is [N,K] (only past the texture limit, k >
-   * limit, does x·Wᵀ run the `transB` kernel on the row texture). False
-   * (nothing recorded) when the shape does not fit: a transposed, k or n
-   * (when b is [K,N]) not a multiple of 64 (texture copies need 256-byte row
-   * pitches), n not a multiple of 4, or k/4 past the limit.
+   * limit, does x·Wᵀ run the `transB` kernel on the row texture). Where a
+   * copy cannot (texture copies need 256-byte row pitches: k, or n when b is
+   * [K,N], not a multiple of 64), {@linkcode TEX_PACK_ROWS} and
+   * {@linkcode TEX_PACK_STRIPS} write the textures instead, k padded with
+   * zero texels to a multiple of 4. False (nothing recorded) when the shape
+   * does not fit: a transposed, n not a multiple of 4, or k/4 past the limit.
    */
   #texMatmul(
     cfg: MatmulConfig,
@@ -745,22 +757,21 @@ export class WebGpuBackend implements Backend {
   ): boolean {
     const transB = o.transB ?? false;
     const lim = this.planner.textureLimit;
-    if (o.transA || k === 0 || k % 64 !== 0 || k / 4 > lim || n % 4 !== 0) {
-      return false;
-    }
-    if (!transB && (n % 64 !== 0 || k > lim)) return false;
+    // k padded to whole texels (zero products past k change no sum)
+    const k4 = Math.ceil(k / 4), kp = 4 * k4;
+    if (o.transA || k === 0 || k4 > lim || n % 4 !== 0) return false;
+    if (!transB && kp > lim) return false;
+    // rows go into a texture by copies: one when k is a multiple of 64, one
+    // per phase (texRowOf) when of 4, else (0) by a packing kernel
+    const ph = k % 64 === 0
+      ? 1
+      : k % 4 === 0 && lim >= 16
+      ? 64 / gcd(k, 64)
+      : 0;
     // the kernel reads b as [N,K] rows only where strips cannot hold k
-    const rowsB = transB && k > lim;
-    const lora = o.lora?.layout ?? "";
-    const key = `${configName(cfg)}|${rowsB}|${lora}`;
-    let kernel = this.#texKernels.get(key);
-    if (!kernel) {
-      kernel = texMatmulKernel(cfg, { transB: rowsB, lora });
-      this.#texKernels.set(key, kernel);
-    }
+    const rowsB = transB && kp > lim;
     const bindings: Binding[] = [c];
     if (o.lora) bindings.push(o.lora.xa, o.lora.lb);
-    const k4 = k / 4;
     // b goes into a texture array of column strips (see texMatmulKernel)
     const strip = texStripWidth(cfg);
     // columns of c per block: rows of the b texture, or whole strips, as
@@ -775,39 +786,85 @@ export class WebGpuBackend implements Backend {
       : transB
       ? Math.min(lim, 4 * strip * layerCap)
       : 4 * strip * layerCap;
-    for (let row0 = 0; row0 < m; row0 += lim) {
-      const mc = Math.min(lim, m - row0);
-      const ta = this.ctx.acquireTexture(k4, mc);
-      const aAt = (a.offset ?? 0) + row0 * k * 4;
-      this.ctx.copyToTexture(a.buffer, aAt, k * 4, ta, k4, mc);
-      for (let col0 = 0; col0 < n; col0 += nStep) {
-        const nc = Math.min(nStep, n - col0);
+    // blocks of rows hold whole phases
+    const step = (s: number) => ph > 1 ? s - (s % 16) : s;
+    // rows [r0, r0 + rows) of a row-major [?, k] operand into a texture,
+    // with the phases and rows per phase of its layout (texRowOf)
+    const fillRows = (
+      x: Binding,
+      r0: number,
+      rows: number,
+      phased: boolean,
+    ): [GPUTexture, number, number] => {
+      const p = phased || ph === 1 ? ph : 0;
+      if (p === 0) {
+        const t = this.ctx.acquireTexture(k4, rows);
+        const [src, off] = this.#packSource(x, r0 * k, (rows - 1) * k + k);
+        const v = k % 4 === 0 && off % 4 === 0, d = v ? 4 : 1;
+        this.ctx.run(
+          PACK_ROWS[v ? 1 : 0],
+          [src],
+          [off / d, k / d, k, k4, rows],
+          [Math.ceil(k4 / 8), Math.ceil(rows / 8)],
+          [t],
+        );
+        return [t, 1, rows];
+      }
+      const pr = Math.ceil(rows / p);
+      const t = this.ctx.acquireTexture(k4, p * pr);
+      for (let j = 0; j < p && j < rows; j++) {
+        const at = (x.offset ?? 0) + (r0 + j) * k * 4;
+        const h = Math.ceil((rows - j) / p);
+        this.ctx.copyToTexture(x.buffer, at, p * k * 4, t, k4, h, 0, j * pr);
+      }
+      return [t, p, pr];
+    };
+    const mStep = step(lim);
+    const ncStep = transB && !rowsB ? step(nStep) : nStep;
+    for (let row0 = 0; row0 < m; row0 += mStep) {
+      const mc = Math.min(mStep, m - row0);
+      const [ta, aph, apr] = fillRows(a, row0, mc, true);
+      const kernel = this.#texKernel(cfg, rowsB, o.lora?.layout ?? "", aph > 1);
+      for (let col0 = 0; col0 < n; col0 += ncStep) {
+        const nc = Math.min(ncStep, n - col0);
         const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
         let tb: GPUTexture;
         if (transB) {
-          const rows = this.ctx.acquireTexture(k4, nc);
-          const bAt = (b.offset ?? 0) + col0 * k * 4;
-          this.ctx.copyToTexture(b.buffer, bAt, k * 4, rows, k4, nc);
+          // the transB kernel reads rows in the plain layout
+          const [rows, bph, bpr] = fillRows(b, col0, nc, !rowsB);
           if (rowsB) {
             tb = rows;
           } else {
-            tb = this.ctx.acquireTexture(strip, k, layers);
+            tb = this.ctx.acquireTexture(strip, kp, layers);
             this.ctx.run(
               TEX_TRANSPOSE,
               [],
-              [nc4, k4, strip],
+              [nc4, k4, strip, bph, bpr],
               [Math.ceil(nc4 / 8), Math.ceil(k4 / 8)],
               [rows, tb],
             );
             this.ctx.releaseTexture(rows);
           }
-        } else {
+        } else if (n % 64 === 0 && k === kp) {
           tb = this.ctx.acquireTexture(strip, k, layers);
           for (let s = 0; s < layers; s++) {
             const bAt = (b.offset ?? 0) + (col0 + 4 * s * strip) * 4;
             const w = Math.min(strip, nc4 - s * strip);
             this.ctx.copyToTexture(b.buffer, bAt, n * 4, tb, w, k, s);
           }
+        } else {
+          tb = this.ctx.acquireTexture(strip, kp, layers);
+          const [src, off] = this.#packSource(b, col0, (k - 1) * n + nc);
+          const g = layers * strip;
+          // n is a multiple of 4 here
+          const v = off % 4 === 0, d = v ? 4 : 1;
+          this.ctx.run(
+            PACK_STRIPS[v ? 1 : 0],
+            [src],
+            [off / d, n / d, k, nc, strip, g, kp],
+            [Math.ceil(g / 8), Math.ceil(kp / 8)],
+            [tb],
+          );
         }
         this.ctx.run(
           kernel,
@@ -815,7 +872,7 @@ export class WebGpuBackend implements Backend {
           [
             mc,
             nc,
-            k,
+            kp,
             o.lora?.r ?? 0,
             o.alpha ?? 1,
             o.beta ?? 0,
@@ -823,6 +880,8 @@ export class WebGpuBackend implements Backend {
             n,
             row0,
             col0,
+            aph,
+            apr,
           ],
           texMatmulGroups(cfg, mc, nc),
           [ta, tb],
@@ -832,6 +891,37 @@ export class WebGpuBackend implements Backend {
       this.ctx.releaseTexture(ta);
     }
     return true;
+  }
+
+  /** The `tex` kernel of this tile and form, compiled once. */
+  #texKernel(
+    cfg: MatmulConfig,
+    transB: boolean,
+    lora: "" | "t" | "n",
+    phased: boolean,
+  ): Kernel {
+    const key = `${configName(cfg)}|${transB}|${lora}|${phased}`;
+    let kernel = this.#texKernels.get(key);
+    if (!kernel) {
+      kernel = texMatmulKernel(cfg, { transB, lora, phased });
+      this.#texKernels.set(key, kernel);
+    }
+    return kernel;
+  }
+
+  /**
+   * A storage binding of `x` covering `span` floats from float `elem` of it,
+   * starting at an offset the device can bind, and where `elem` lies in it
+   * (in floats): the source of a texture packing kernel.
+   */
+  #packSource(x: Binding, elem: number, span: number): [Binding, number] {
+    const align = this.ctx.device.limits.minStorageBufferOffsetAlignment;
+    const byte = (x.offset ?? 0) + elem * 4;
+    const at = byte - (byte % align);
+    return [
+      { buffer: x.buffer, bytes: byte - at + span * 4, offset: at },
+      (byte - at) / 4,
+    ];
   }
 
   /**

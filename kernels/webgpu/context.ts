@@ -359,7 +359,7 @@ export class GpuContext {
   /**
    * Records a copy of `height` rows of `4 · width` floats, starting `offset`
    * bytes into `buffer` (rows `rowBytes` apart, a multiple of 256), into
-   * array layer `layer` of texture `t` from its origin.
+   * array layer `layer` of texture `t` from its origin (from row `y`).
    */
   copyToTexture(
     buffer: GPUBuffer,
@@ -369,11 +369,12 @@ export class GpuContext {
     width: number,
     height: number,
     layer = 0,
+    y = 0,
   ): void {
     this.device.pushErrorScope("validation");
     this.encoder().copyBufferToTexture(
       { buffer, offset, bytesPerRow: rowBytes, rowsPerImage: height },
-      { texture: t, origin: [0, 0, layer] },
+      { texture: t, origin: [0, y, layer] },
       [width, height],
     );
     this.#watch("copyToTexture", "buffer to texture copy failed");

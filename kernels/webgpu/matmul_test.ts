@@ -75,9 +75,67 @@ if (haveAdapter(be)) {
       assert.equal(await gemmCase(g, 100, 76, 128, true, 1), 2);
       // b [K,N]: a's copy and one per strip of 64 columns (tn·wx)
       assert.equal(await gemmCase(g, 70, 128, 192, false, 4), 1 + 2);
-      // n not a multiple of 64 with b [K,N], k not a multiple of 64: storage-fed
-      assert.equal(await gemmCase(g, 70, 72, 128, false, 7), 0);
-      assert.equal(await gemmCase(g, 70, 72, 100, true, 10), 0);
+      // n not a multiple of 64 with b [K,N], k not a multiple of 64 (nor of
+      // 4): packed into the textures by kernels instead of copied
+      const packed = async (
+        m: number,
+        n: number,
+        k: number,
+        transB: boolean,
+        seed: number,
+      ) => {
+        const d = g.ctx.dispatches;
+        const copies = await gemmCase(g, m, n, k, transB, seed);
+        return [copies, g.ctx.dispatches - d];
+      };
+      // a copied; b's strips packed; the product
+      assert.deepEqual(await packed(70, 72, 128, false, 7), [1, 2]);
+      // k a multiple of 4: a's and b's rows copied in 16 phases of rows
+      // 256 bytes apart; b rewritten into strips, the product
+      assert.deepEqual(await packed(70, 72, 100, true, 10), [32, 2]);
+      // 8 phases of a; b's strips packed
+      assert.deepEqual(await packed(100, 68, 104, false, 11), [8, 2]);
+      // k not a multiple of 4: a and b's rows packed, rewritten into strips,
+      // the product
+      assert.deepEqual(await packed(70, 72, 102, true, 11), [0, 4]);
+      // a and b's strips packed, the product
+      assert.deepEqual(await packed(65, 136, 102, false, 12), [0, 3]);
+      assert.deepEqual(await packed(100, 68, 3, false, 14), [0, 3]);
+      assert.deepEqual(await packed(100, 68, 3, true, 15), [0, 4]);
+      // n not a multiple of 4: storage-fed
+      assert.deepEqual(await packed(70, 70, 128, false, 17), [0, 1]);
+    },
+  });
+
+  Deno.test({
+    name:
+      "webgpu texture-fed matmul reads operands that are views at an offset into a buffer",
+    ...opts,
+    fn: async () => {
+      const g = tex();
+      // k a multiple of 4 (copies in phases), of 2 (packed); b [N,K] and
+      // [K,N] (n = 72: strips packed)
+      for (
+        const [m, n, k, transB] of [[70, 72, 100, true], [70, 72, 100, false], [
+          70,
+          72,
+          102,
+          true,
+        ], [70, 72, 102, false]] as const
+      ) {
+        const sb = transB ? [n, k] : [k, n];
+        const [, ga, gb] = g.zerosPacked([[3], [m, k], sb]);
+        const a = rand(m * k, m + k), b = rand(n * k, n + k + 1);
+        g.write(ga, a);
+        g.write(gb, b);
+        const what = `view gemm ${m}x${n}x${k} transB ${transB}`;
+        await same(
+          g,
+          g.gemm(ga, gb, { transB }),
+          cpu.gemm(cpu.fromArray(a, [m, k]), cpu.fromArray(b, sb), { transB }),
+          what,
+        );
+      }
     },
   });
 
@@ -96,6 +154,12 @@ if (haveAdapter(be)) {
       // b [K,N] (K = 64): per row block, column blocks of 256 and 64, i.e.
       // 4 + 1 strips of 64 columns
       assert.equal(await gemmCase(g, 100, 320, 64, false, 16), 2 * (1 + 5));
+      // k = 60 (16 phases): blocks of 64 and 36 rows of a, per row block b
+      // blocks of 64 and 12 rows (12 phases of one row)
+      assert.equal(await gemmCase(g, 100, 76, 60, true, 18), 2 * (16 + 28));
+      // k = 100 past the limit: b's rows read as rows, packed (that kernel
+      // reads the plain layout)
+      assert.equal(await gemmCase(g, 100, 76, 100, true, 20), 2 * 16);
     },
   });
 

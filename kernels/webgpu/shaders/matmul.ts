@@ -41,6 +41,16 @@
  *   Tried without gain (within noise): 8 k per trip (12% fewer instructions,
  *   twice the loop body, lower IPC), pairwise sums, row-pair or per-strip
  *   statement orders (LLVM reschedules), 8×16, 12×16, 24×8, 32×8 tiles.
+ *   Writing c through a write-only storage texture copied out afterwards
+ *   (stores without per-lane branches) was within noise at 512 and 1024.
+ *   Operands whose rows cannot be copied in one go (buffer-to-texture copies
+ *   need 256-byte row pitches): with K a multiple of 4, a's rows (and b's
+ *   for x·Wᵀ) are copied in phases ({@linkcode texRowOf}: one copy per
+ *   phase, the kernel maps rows; ~0.8 ms for [1024,704]); otherwise a
+ *   packing kernel ({@linkcode texPackRowsKernel},
+ *   {@linkcode texPackStripsKernel}) writes the texture, zero-padded along
+ *   k: ~45 ns a texel (storage loads and texture stores; vec4 loads change
+ *   little), ~8 ms for [1024,688].
  * - `reg`: the same register tile loading straight from storage (vec4 loads
  *   when the contiguous dimensions are multiples of 4): any shape, any
  *   transposes; the fallback where `tex` does not apply.
@@ -404,9 +414,22 @@ var<workgroup> tb: array<f32, ${bn * bk}>;
 }
 
 /**
+ * The texture row holding matrix row `m` of a `tex` operand texture whose
+ * rows are copied in `ph` phases of `pr` rows: phase j holds rows j, j + ph,
+ * j + 2·ph, … from texture row j·pr. One copy per phase, with a row pitch of
+ * ph rows, meets the 256-byte pitch of buffer-to-texture copies where one row
+ * does not (K a multiple of 4 but not of 64: ph = 64 / gcd(K, 64)).
+ */
+export function texRowOf(m: number, ph: number, pr: number): number {
+  return (m % ph) * pr + Math.floor(m / ph);
+}
+
+/**
  * Uniforms of a `tex` kernel. The dispatch covers an M×N block of c whose
  * element (0,0) is c[row0, col0] (c has `ldc` columns); the LoRA operands are
- * indexed by the same global rows and columns.
+ * indexed by the same global rows and columns. a's texture holds its rows
+ * in PH phases of PR rows (see {@linkcode texRowOf}); PH = 1, PR = M is the
+ * plain layout.
  */
 export const TEX_UNIFORMS = [
   ["M", "u32"],
@@ -419,6 +442,8 @@ export const TEX_UNIFORMS = [
   ["ldc", "u32"],
   ["row0", "u32"],
   ["col0", "u32"],
+  ["PH", "u32"],
+  ["PR", "u32"],
 ] as const;
 
 /**
@@ -451,13 +476,15 @@ export function texStripWidth(c: MatmulConfig): number {
  * array of column strips ({@linkcode texStripWidth} texels wide, K rows):
  * texel (x, k) of layer s holds b[k, 4(s·W + x)..+3], so the strip a
  * workgroup walks down k is one contiguous block of memory (a plain [K,N]
- * texture puts every k in a new page). Needs K, N, ldc and col0 to be
- * multiples of 4; c is bound as vec4 rows. Dispatch with
- * {@linkcode texMatmulGroups}.
+ * texture puts every k in a new page). With `phased`, a's rows are in
+ * phases (uniforms PH, PR; {@linkcode texRowOf}; without it they are
+ * ignored). Needs K (texels past the operands' k zero),
+ * N, ldc and col0 to be multiples of 4; c is bound as vec4 rows. Dispatch
+ * with {@linkcode texMatmulGroups}.
  */
 export function texMatmulKernel(
   cfg: MatmulConfig,
-  s: { transB: boolean; lora: "" | "t" | "n" },
+  s: { transB: boolean; lora: "" | "t" | "n"; phased?: boolean },
 ): Kernel {
   const { tm, tn, wx, wy } = cfg;
   if (tm % 1 !== 0 || tn % 4 !== 0 || tm < 1 || tn < 4) {
@@ -476,7 +503,12 @@ export function texMatmulKernel(
   }
   // clamped texel rows (out-of-range lanes recompute the last row)
   for (const i of range(tm)) {
-    L.push(`let ra_${i} = i32(min(m0 + ${i}u, p.M - 1u));`);
+    L.push(`let ma_${i} = min(m0 + ${i}u, p.M - 1u);`);
+    L.push(
+      s.phased
+        ? `let ra_${i} = i32((ma_${i} % p.PH) * p.PR + ma_${i} / p.PH);`
+        : `let ra_${i} = i32(ma_${i});`,
+    );
   }
   if (s.transB) {
     for (const j of range(tn)) {
@@ -540,7 +572,7 @@ export function texMatmulKernel(
     L.push(`for (var r = 0u; r < p.R; r++) {`);
     for (const i of range(tm)) {
       L.push(
-        `  let x_${i} = p.scale * xa[(p.row0 + u32(ra_${i})) * p.R + r];`,
+        `  let x_${i} = p.scale * xa[(p.row0 + ma_${i}) * p.R + r];`,
       );
     }
     for (const j of range(tn)) {
@@ -585,7 +617,7 @@ export function texMatmulKernel(
   return {
     name: `matmul_tex_n${s.transB ? "t" : "n"}${
       s.lora ? `_lora${s.lora}` : ""
-    }_${configName(cfg)}`,
+    }${s.phased ? "_ph" : ""}_${configName(cfg)}`,
     uniforms: TEX_UNIFORMS,
     buffers,
     storageTextures: [["ta", "2d"], ["tb", s.transB ? "2d" : "2d-array"]],
@@ -606,23 +638,34 @@ export function texMatmulKernel(
  * moves one 4×4 block (four texel loads, four stores). This lets x·Wᵀ run the
  * strip kernel: fetching b's rows from the [N,K/4] texture puts the 8 lanes
  * of a vector on 8 rows of b (pages at K ≥ 1024), ~1.4× slower there.
- * Uniforms: N4 = N/4, K4 = K/4, W. Dispatch ⌈N4/8⌉ × ⌈K4/8⌉ workgroups.
+ * src's rows are in PH phases of PR rows ({@linkcode texRowOf}).
+ * Uniforms: N4 = N/4, K4 = K/4, W, PH, PR. Dispatch ⌈N4/8⌉ × ⌈K4/8⌉
+ * workgroups.
  */
 export const TEX_TRANSPOSE: Kernel = {
   name: "matmul_tex_transpose",
-  uniforms: [["N4", "u32"], ["K4", "u32"], ["W", "u32"]],
+  uniforms: [
+    ["N4", "u32"],
+    ["K4", "u32"],
+    ["W", "u32"],
+    ["PH", "u32"],
+    ["PR", "u32"],
+  ],
   buffers: [],
   storageTextures: [["src", "2d"], ["dst", "2d-array", "write"]],
-  body: `@compute @workgroup_size(8, 8) fn main(
+  body: `fn row(n: u32) -> i32 {
+  return i32((n % p.PH) * p.PR + n / p.PH);
+}
+@compute @workgroup_size(8, 8) fn main(
   @builtin(global_invocation_id) gid: vec3<u32>,
 ) {
   let g = gid.x;
   let q = gid.y;
   if (g >= p.N4 || q >= p.K4) { return; }
-  let v0 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g)));
-  let v1 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g + 1u)));
-  let v2 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g + 2u)));
-  let v3 = textureLoad(src, vec2<i32>(i32(q), i32(4u * g + 3u)));
+  let v0 = textureLoad(src, vec2<i32>(i32(q), row(4u * g)));
+  let v1 = textureLoad(src, vec2<i32>(i32(q), row(4u * g + 1u)));
+  let v2 = textureLoad(src, vec2<i32>(i32(q), row(4u * g + 2u)));
+  let v3 = textureLoad(src, vec2<i32>(i32(q), row(4u * g + 3u)));
   let s = i32(g / p.W);
   let x = i32(g % p.W);
   let k = i32(4u * q);
@@ -632,3 +675,92 @@ export const TEX_TRANSPOSE: Kernel = {
   textureStore(dst, vec2<i32>(x, k + 3), s, vec4<f32>(v0.w, v1.w, v2.w, v3.w));
 }`,
 };
+
+/**
+ * Packs rows of a row-major f32 matrix into a `tex` operand texture where a
+ * buffer-to-texture copy cannot (row pitch not a multiple of 64 floats, or K
+ * not of 4): texel (q, r) = src[off + r·ld + 4q..+3], zero past K, for q <
+ * W, r < H. Zero texels add 0·0 products at the end of a sum of four, which
+ * leaves every output's summation unchanged. With `vec4` (K, ld and off
+ * multiples of 4), src is read as vec4s, one load per texel (storage loads
+ * are per-lane loops on lavapipe: ~3× faster); off and ld are then in vec4s.
+ * Uniforms: off, ld, K, W, H. Dispatch ⌈W/8⌉ × ⌈H/8⌉ workgroups.
+ */
+export function texPackRowsKernel(vec4: boolean): Kernel {
+  const load = vec4
+    ? `  let v = src[p.off + r * p.ld + q];`
+    : `  let k = 4u * q;
+  let o = p.off + r * p.ld + k;
+  var v = vec4<f32>(0.0);
+  if (k < p.K) { v.x = src[o]; }
+  if (k + 1u < p.K) { v.y = src[o + 1u]; }
+  if (k + 2u < p.K) { v.z = src[o + 2u]; }
+  if (k + 3u < p.K) { v.w = src[o + 3u]; }`;
+  return {
+    name: `matmul_tex_pack_rows${vec4 ? "_v4" : ""}`,
+    uniforms: [
+      ["off", "u32"],
+      ["ld", "u32"],
+      ["K", "u32"],
+      ["W", "u32"],
+      ["H", "u32"],
+    ],
+    buffers: [["src", "read", vec4 ? "array<vec4<f32>>" : "array<f32>"]],
+    storageTextures: [["dst", "2d", "write"]],
+    body: `@compute @workgroup_size(8, 8) fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+) {
+  let q = gid.x;
+  let r = gid.y;
+  if (q >= p.W || r >= p.H) { return; }
+${load}
+  textureStore(dst, vec2<i32>(i32(q), i32(r)), v);
+}`,
+  };
+}
+
+/**
+ * Packs b [K,N] (row-major, rows `ld` apart, from element `off`) into the
+ * column-strip array of a `tex` kernel without `transB` where copies cannot
+ * (N not a multiple of 64, or K not of 4): texel (x, k) of layer s =
+ * b[k, 4(s·W + x)..+3], zero past N and K. With `vec4` (N, ld and off
+ * multiples of 4) src is read as vec4s and off and ld are in vec4s.
+ * Uniforms: off, ld, K, N, W, G (texel columns to write, all strips), KP
+ * (rows to write). Dispatch ⌈G/8⌉ × ⌈KP/8⌉ workgroups.
+ */
+export function texPackStripsKernel(vec4: boolean): Kernel {
+  const load = vec4
+    ? `    if (n < p.N) { v = src[p.off + k * p.ld + g]; }`
+    : `    let o = p.off + k * p.ld + n;
+    if (n < p.N) { v.x = src[o]; }
+    if (n + 1u < p.N) { v.y = src[o + 1u]; }
+    if (n + 2u < p.N) { v.z = src[o + 2u]; }
+    if (n + 3u < p.N) { v.w = src[o + 3u]; }`;
+  return {
+    name: `matmul_tex_pack_strips${vec4 ? "_v4" : ""}`,
+    uniforms: [
+      ["off", "u32"],
+      ["ld", "u32"],
+      ["K", "u32"],
+      ["N", "u32"],
+      ["W", "u32"],
+      ["G", "u32"],
+      ["KP", "u32"],
+    ],
+    buffers: [["src", "read", vec4 ? "array<vec4<f32>>" : "array<f32>"]],
+    storageTextures: [["dst", "2d-array", "write"]],
+    body: `@compute @workgroup_size(8, 8) fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+) {
+  let g = gid.x;
+  let k = gid.y;
+  if (g >= p.G || k >= p.KP) { return; }
+  let n = 4u * g;
+  var v = vec4<f32>(0.0);
+  if (k < p.K) {
+${load}
+  }
+  textureStore(dst, vec2<i32>(i32(g % p.W), i32(k)), i32(g / p.W), v);
+}`,
+  };
+}
