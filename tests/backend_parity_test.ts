@@ -7,8 +7,7 @@
 import assert from "node:assert/strict";
 import type { Backend } from "../kernels/backend.ts";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
-import { openNativeBackend } from "../kernels/native/backend.ts";
-import { testBackend } from "../kernels/webgpu/_open_for_test.ts";
+import { TEST_BACKENDS } from "./_backends.ts";
 import { generate } from "../model/generate.ts";
 import { LORA_TARGETS, LoraSet } from "../model/lora.ts";
 import { Stage } from "../model/stage.ts";
@@ -78,17 +77,7 @@ async function sample(be: Backend): Promise<number[][]> {
 const reference = await train(new CpuBackend());
 const referenceSamples = await sample(new CpuBackend());
 
-const candidates: [
-  string,
-  () => Backend | null | Promise<Backend | null>,
-  string,
-][] = [
-  ["cpu", () => new CpuBackend(), ""],
-  ["native", () => openNativeBackend(), "libopenblas0-pthread"],
-  ["webgpu", () => testBackend(), "mesa-vulkan-drivers"],
-];
-
-for (const [name, make, pkg] of candidates) {
+for (const [name, make, pkg] of TEST_BACKENDS) {
   const be = await make();
   const required = Deno.env.get("BIOS_REQUIRE_ALL") === "1";
   if (!be && !required) {

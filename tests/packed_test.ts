@@ -10,9 +10,8 @@
  */
 import assert from "node:assert/strict";
 import type { AdamStep, Backend, Tensor } from "../kernels/backend.ts";
-import { CpuBackend } from "../kernels/cpu/backend.ts";
-import { openNativeBackend } from "../kernels/native/backend.ts";
 import { testBackend } from "../kernels/webgpu/_open_for_test.ts";
+import { TEST_BACKENDS } from "./_backends.ts";
 import { WebGpuBackend } from "../kernels/webgpu/backend.ts";
 import { Prng } from "../model/prng.ts";
 
@@ -51,17 +50,7 @@ function state(be: Backend, packed: boolean): Tensor[][] {
   });
 }
 
-const candidates: [
-  string,
-  () => Backend | null | Promise<Backend | null>,
-  string,
-][] = [
-  ["cpu", () => new CpuBackend(), ""],
-  ["native", () => openNativeBackend(), "libopenblas0-pthread"],
-  ["webgpu", () => testBackend(), "mesa-vulkan-drivers"],
-];
-
-for (const [name, make, pkg] of candidates) {
+for (const [name, make, pkg] of TEST_BACKENDS) {
   const be = await make();
   const required = Deno.env.get("BIOS_REQUIRE_ALL") === "1";
   const ignore = !be && !required;
