@@ -449,7 +449,7 @@ export class WebGpuBackend implements Backend {
     const plan = planArena(sizes, align, this.maxBindingBytes);
     const arenas = plan.arenaBytes.map((bytes) => {
       const a = new Arena(this.ctx.acquire(bytes), bytes);
-      this.ctx.encoder().clearBuffer(a.buffer, 0, bytes);
+      this.ctx.clear(a.buffer, 0, bytes);
       return a;
     });
     const out = shapes.map((shape, i): GpuTensor => {
@@ -496,9 +496,8 @@ export class WebGpuBackend implements Backend {
       );
     }
     if (gd.size === 0) return;
-    const enc = this.ctx.encoder();
     a.forEach((blk, i) =>
-      enc.copyBufferToBuffer(
+      this.ctx.copyBuffer(
         b[i].buffer,
         b[i].offset,
         blk.buffer,
@@ -511,11 +510,7 @@ export class WebGpuBackend implements Backend {
   #clear(t: GpuTensor): void {
     if (t.size === 0) return;
     for (const b of t.blocks()) {
-      this.ctx.encoder().clearBuffer(
-        b.buffer,
-        b.offset,
-        Math.ceil(b.bytes / 4) * 4,
-      );
+      this.ctx.clear(b.buffer, b.offset, Math.ceil(b.bytes / 4) * 4);
     }
   }
 
@@ -823,49 +818,57 @@ export class WebGpuBackend implements Backend {
     const ncStep = transB && !rowsB ? step(nStep) : nStep;
     for (let row0 = 0; row0 < m; row0 += mStep) {
       const mc = Math.min(mStep, m - row0);
-      const [ta, aph, apr] = fillRows(a, row0, mc, true);
+      const filledA = this.#cachedTexture(a, `a|${row0}|${mc}|${k}`, () => {
+        const [t, p, pr] = fillRows(a, row0, mc, true);
+        return { tex: t, extra: [p, pr] };
+      });
+      const ta = filledA.tex, [aph, apr] = filledA.extra;
       const kernel = this.#texKernel(cfg, rowsB, o.lora?.layout ?? "", aph > 1);
       for (let col0 = 0; col0 < n; col0 += ncStep) {
         const nc = Math.min(ncStep, n - col0);
         const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
-        let tb: GPUTexture;
-        if (transB) {
-          // the transB kernel reads rows in the plain layout
-          const [rows, bph, bpr] = fillRows(b, col0, nc, !rowsB);
-          if (rowsB) {
-            tb = rows;
+        const bKey = `b|${transB}|${col0}|${nc}|${k}|${n}|${strip}`;
+        const tb = this.#cachedTexture(b, bKey, () => {
+          let tb: GPUTexture;
+          if (transB) {
+            // the transB kernel reads rows in the plain layout
+            const [rows, bph, bpr] = fillRows(b, col0, nc, !rowsB);
+            if (rowsB) {
+              tb = rows;
+            } else {
+              tb = this.ctx.acquireTexture(strip, kp, layers);
+              this.ctx.run(
+                TEX_TRANSPOSE,
+                [],
+                [nc4, k4, strip, bph, bpr],
+                [Math.ceil(nc4 / 8), Math.ceil(k4 / 8)],
+                [rows, tb],
+              );
+              this.ctx.releaseTexture(rows);
+            }
+          } else if (n % 64 === 0 && k === kp) {
+            tb = this.ctx.acquireTexture(strip, k, layers);
+            for (let s = 0; s < layers; s++) {
+              const bAt = (b.offset ?? 0) + (col0 + 4 * s * strip) * 4;
+              const w = Math.min(strip, nc4 - s * strip);
+              this.ctx.copyToTexture(b.buffer, bAt, n * 4, tb, w, k, s);
+            }
           } else {
             tb = this.ctx.acquireTexture(strip, kp, layers);
+            const [src, off] = this.#packSource(b, col0, (k - 1) * n + nc);
+            const g = layers * strip;
+            // n is a multiple of 4 here
+            const v = off % 4 === 0, d = v ? 4 : 1;
             this.ctx.run(
-              TEX_TRANSPOSE,
-              [],
-              [nc4, k4, strip, bph, bpr],
-              [Math.ceil(nc4 / 8), Math.ceil(k4 / 8)],
-              [rows, tb],
+              PACK_STRIPS[v ? 1 : 0],
+              [src],
+              [off / d, n / d, k, nc, strip, g, kp],
+              [Math.ceil(g / 8), Math.ceil(kp / 8)],
+              [tb],
             );
-            this.ctx.releaseTexture(rows);
           }
-        } else if (n % 64 === 0 && k === kp) {
-          tb = this.ctx.acquireTexture(strip, k, layers);
-          for (let s = 0; s < layers; s++) {
-            const bAt = (b.offset ?? 0) + (col0 + 4 * s * strip) * 4;
-            const w = Math.min(strip, nc4 - s * strip);
-            this.ctx.copyToTexture(b.buffer, bAt, n * 4, tb, w, k, s);
-          }
-        } else {
-          tb = this.ctx.acquireTexture(strip, kp, layers);
-          const [src, off] = this.#packSource(b, col0, (k - 1) * n + nc);
-          const g = layers * strip;
-          // n is a multiple of 4 here
-          const v = off % 4 === 0, d = v ? 4 : 1;
-          this.ctx.run(
-            PACK_STRIPS[v ? 1 : 0],
-            [src],
-            [off / d, n / d, k, nc, strip, g, kp],
-            [Math.ceil(g / 8), Math.ceil(kp / 8)],
-            [tb],
-          );
-        }
+          return { tex: tb, extra: [] };
+        }).tex;
         this.ctx.run(
           kernel,
           bindings,
@@ -886,11 +889,30 @@ export class WebGpuBackend implements Backend {
           texMatmulGroups(cfg, mc, nc),
           [ta, tb],
         );
-        this.ctx.releaseTexture(tb);
       }
-      this.ctx.releaseTexture(ta);
     }
+    // every use of this product's textures is recorded
+    this.ctx.textureCache.settle();
     return true;
+  }
+
+  /**
+   * The texture `make` records from operand `x`, or the one it recorded
+   * before when x's buffer has not been written since (`key` names the rest
+   * of what the texture depends on). The cache owns it: never released here.
+   */
+  #cachedTexture(
+    x: Binding,
+    key: string,
+    make: () => { tex: GPUTexture; extra: number[] },
+  ): { tex: GPUTexture; extra: number[] } {
+    const id = this.ctx.bufferId(x.buffer);
+    return this.ctx.textureCache.get(
+      `${id}|${x.offset ?? 0}|${key}`,
+      x.buffer,
+      this.ctx.generation(x.buffer),
+      make,
+    );
   }
 
   /** The `tex` kernel of this tile and form, compiled once. */

@@ -8,6 +8,7 @@
 
 import { WebGpuError } from "./errors.ts";
 import { BufferPool, type PoolStats } from "./pool.ts";
+import { TextureCache } from "./texture_cache.ts";
 import type { GpuTensor } from "./tensor.ts";
 
 /** Type of one uniform field (all are 4 bytes). */
@@ -56,6 +57,8 @@ export type Binding = GpuTensor | {
 
 const SLOT = 256; // bytes per uniform slot (≥ any device's offset alignment)
 const SLOTS = 2048;
+/** Texture bytes the operand cache keeps (CPU adapters only use it). */
+const TEXTURE_CACHE_BYTES = 256 << 20;
 const STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
 const TEXTURE = 0x04 | 0x08 | 0x02; // TEXTURE_BINDING | STORAGE_BINDING | COPY_DST
@@ -133,6 +136,11 @@ export class GpuContext {
   submits = 0;
   /** Buffer-to-texture copies since the context was made (for tests). */
   textureCopies = 0;
+  /** Operand textures kept while their source buffer is unchanged. */
+  readonly textureCache: TextureCache;
+  readonly #generations = new WeakMap<GPUBuffer, number>();
+  readonly #ids = new WeakMap<GPUBuffer, number>();
+  #nextId = 0;
   /**
    * GPU waits since the context was made: read-backs (one per `read` or
    * `readMany`, however many buffers) and `sync` calls (for tests).
@@ -148,6 +156,10 @@ export class GpuContext {
     this.#storage = new BufferPool(device, STORAGE, maxSize);
     this.#readback = new BufferPool(device, READBACK, maxSize);
     this.maxStagingBytes = maxSize;
+    this.textureCache = new TextureCache(
+      TEXTURE_CACHE_BYTES,
+      (t) => this.releaseTexture(t),
+    );
     this.#uniformBuf = device.createBuffer({
       size: SLOT * SLOTS,
       usage: 0x40 | 0x08, // UNIFORM | COPY_DST
@@ -319,6 +331,9 @@ export class GpuContext {
         })),
       ],
     });
+    k.buffers.forEach(([, access], i) => {
+      if (access === "read_write") this.#touch(bindings[i].buffer);
+    });
     const pass = this.#passEncoder();
     pass.setPipeline(c.pipeline);
     pass.setBindGroup(0, group);
@@ -382,6 +397,44 @@ export class GpuContext {
     this.textureCopies++;
   }
 
+  /** Records zeroing `bytes` bytes of `buffer` from byte `offset`. */
+  clear(buffer: GPUBuffer, offset: number, bytes: number): void {
+    this.encoder().clearBuffer(buffer, offset, bytes);
+    this.#touch(buffer);
+  }
+
+  /** Records a copy of `bytes` bytes between storage buffers. */
+  copyBuffer(
+    src: GPUBuffer,
+    srcOffset: number,
+    dst: GPUBuffer,
+    dstOffset: number,
+    bytes: number,
+  ): void {
+    this.encoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.#touch(dst);
+  }
+
+  /**
+   * How many writes have been recorded to `buffer` (dispatches binding it
+   * read-write, uploads, clears, copies into it): unchanged means its
+   * contents are unchanged.
+   */
+  generation(buffer: GPUBuffer): number {
+    return this.#generations.get(buffer) ?? 0;
+  }
+
+  /** A small number naming `buffer` for this context's lifetime (for cache keys). */
+  bufferId(buffer: GPUBuffer): number {
+    let id = this.#ids.get(buffer);
+    if (id === undefined) this.#ids.set(buffer, id = this.#nextId++);
+    return id;
+  }
+
+  #touch(buffer: GPUBuffer): void {
+    this.#generations.set(buffer, this.generation(buffer) + 1);
+  }
+
   /** Whether recorded work is waiting to be submitted. */
   get pending(): boolean {
     return this.#encoder !== null;
@@ -425,6 +478,7 @@ export class GpuContext {
   write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
     // queue.writeBuffer runs before any unsubmitted command buffer, so submit first.
     this.flush();
+    this.#touch(buffer);
     if (data.byteLength > 0) {
       this.device.queue.writeBuffer(
         buffer,

@@ -146,20 +146,76 @@ if (haveAdapter(be)) {
     fn: async () => {
       const g = tex();
       g.planner.textureLimit = 64;
-      // a: 2 row blocks; b [N,K]: 2 blocks of 64 and 12 rows
-      assert.equal(await gemmCase(g, 100, 76, 256, true, 13), 2 + 2 * 2);
-      // b [N,K] with K = 64 (rewritten into strips): per row block, b
-      // blocks of 64 and 12 rows
-      assert.equal(await gemmCase(g, 100, 76, 64, true, 19), 2 + 2 * 2);
-      // b [K,N] (K = 64): per row block, column blocks of 256 and 64, i.e.
-      // 4 + 1 strips of 64 columns
-      assert.equal(await gemmCase(g, 100, 320, 64, false, 16), 2 * (1 + 5));
-      // k = 60 (16 phases): blocks of 64 and 36 rows of a, per row block b
-      // blocks of 64 and 12 rows (12 phases of one row)
-      assert.equal(await gemmCase(g, 100, 76, 60, true, 18), 2 * (16 + 28));
+      // a: 2 row blocks; b [N,K]: 2 blocks of 64 and 12 rows, laid out
+      // once (the second row block reuses them from the texture cache)
+      assert.equal(await gemmCase(g, 100, 76, 256, true, 13), 2 + 2);
+      // b [N,K] with K = 64 (rewritten into strips): b blocks of 64 and 12
+      // rows
+      assert.equal(await gemmCase(g, 100, 76, 64, true, 19), 2 + 2);
+      // b [K,N] (K = 64): column blocks of 256 and 64, i.e. 4 + 1 strips of
+      // 64 columns
+      assert.equal(await gemmCase(g, 100, 320, 64, false, 16), 2 + 5);
+      // k = 60 (16 phases): blocks of 64 and 36 rows of a, b blocks of 64
+      // and 12 rows (12 phases of one row)
+      assert.equal(await gemmCase(g, 100, 76, 60, true, 18), 2 * 16 + 28);
       // k = 100 past the limit: b's rows read as rows, packed (that kernel
       // reads the plain layout)
       assert.equal(await gemmCase(g, 100, 76, 100, true, 20), 2 * 16);
+    },
+  });
+
+  Deno.test({
+    name:
+      "webgpu texture-fed matmul reuses an operand's texture until its buffer is written",
+    ...opts,
+    fn: async () => {
+      const g = tex();
+      const [m, n, k] = [96, 128, 128];
+      const xs = rand(m * k, 40);
+      let ws = rand(n * k, 41);
+      const x = g.fromArray(xs, [m, k]), w = g.fromArray(ws, [n, k]);
+      const check = async (what: string) => {
+        const before = g.ctx.textureCopies, hits = g.ctx.textureCache.hits;
+        const got = g.gemm(x, w, { transB: true });
+        const want = cpu.gemm(
+          cpu.fromArray(xs, [m, k]),
+          cpu.fromArray(ws, [n, k]),
+          {
+            transB: true,
+          },
+        );
+        await same(g, got, want, what);
+        g.free(got);
+        return {
+          copies: g.ctx.textureCopies - before,
+          hits: g.ctx.textureCache.hits - hits,
+        };
+      };
+      assert.ok((await check("first")).copies > 0);
+      assert.deepEqual(await check("again"), { copies: 0, hits: 2 });
+      // every way of writing w is seen: upload, a kernel, clear, copy
+      const writes: [string, () => void, () => Float32Array][] = [
+        ["write", () => g.write(w, rand(n * k, 42)), () => rand(n * k, 42)],
+        ["axpy", () => {
+          const same = g.fromArray(ws, [n, k]);
+          g.axpy(w, same, 1);
+          g.free(same);
+        }, () => ws.map((v) => v + v)],
+        ["zero", () => g.zero(w), () => new Float32Array(n * k)],
+        ["copy", () => {
+          const src = g.fromArray(rand(n * k, 43), [n, k]);
+          g.copy(w, src);
+          g.free(src);
+        }, () => rand(n * k, 43)],
+      ];
+      for (const [what, doWrite, now] of writes) {
+        doWrite();
+        ws = now();
+        const r = await check(`after ${what}`);
+        assert.equal(r.hits, 1, `${what}: x still cached, w laid out again`);
+      }
+      g.free(x);
+      g.free(w);
     },
   });
 
