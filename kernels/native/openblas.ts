@@ -176,6 +176,12 @@ export const ONE_THREAD_MAX_WORK = 1 << 20;
  * OpenBLAS's sums differ in the last bits between thread counts, so the count
  * must be a function of the shape alone for reruns to repeat bit for bit,
  * whatever else changed the library's setting.
+ *
+ * The setting is process-wide: two isolates of one process (Deno workers)
+ * calling OpenBLAS at once would change each other's thread count under a
+ * running product, which OpenBLAS does not guard. One isolate per process
+ * computes with the native backend (the test suite runs its files one at a
+ * time for this reason).
  */
 function threadPolicy(
   lib: OpenBlasLib,
