@@ -43,6 +43,13 @@
  *   statement orders (LLVM reschedules), 8×16, 12×16, 24×8, 32×8 tiles.
  *   Writing c through a write-only storage texture copied out afterwards
  *   (stores without per-lane branches) was within noise at 512 and 1024.
+ *   Not usable: persistent workgroups taking tiles from an atomic counter.
+ *   llvmpipe splits a dispatch's workgroups between its threads in fixed
+ *   halves, and dynamic tiles kept both busy (512: ~21.5 → ~25 GFLOP/s),
+ *   but llvmpipe's loop limiter (65,535 iterations) counts every loop trip
+ *   of an invocation, and a thread's first workgroup then loops over most
+ *   tiles: the limit cut its k loops short without an error (4096³: half
+ *   the outputs wrong). One tile per invocation keeps the trips at K/4.
  *   Operands whose rows cannot be copied in one go (buffer-to-texture copies
  *   need 256-byte row pitches): with K a multiple of 4, a's rows (and b's
  *   for x·Wᵀ) are copied in phases ({@linkcode texRowOf}: one copy per
