@@ -76,6 +76,7 @@ import {
   texPackRowsKernel,
   texPackStripsKernel,
   texStripWidth,
+  texTilesPerGroup,
 } from "./shaders/matmul.ts";
 import {
   RMSNORM,
@@ -765,8 +766,7 @@ export class WebGpuBackend implements Backend {
       : 0;
     // the kernel reads b as [N,K] rows only where strips cannot hold k
     const rowsB = transB && kp > lim;
-    const bindings: Binding[] = [c];
-    if (o.lora) bindings.push(o.lora.xa, o.lora.lb);
+    const lora: Binding[] = o.lora ? [o.lora.xa, o.lora.lb] : [];
     // b goes into a texture array of column strips (see texMatmulKernel)
     const strip = texStripWidth(cfg);
     // columns of c per block: rows of the b texture, or whole strips, as
@@ -869,9 +869,14 @@ export class WebGpuBackend implements Backend {
           }
           return { tex: tb, extra: [] };
         }).tex;
+        // the kernel's workgroups take tiles from this counter, zeroed, at
+        // most tmax each (llvmpipe's loop limit)
+        const tmax = texTilesPerGroup(kp / 4, o.lora?.r ?? 0);
+        const ctr = this.ctx.acquire(4);
+        this.ctx.clear(ctr, 0, 4);
         this.ctx.run(
           kernel,
-          bindings,
+          [c, { buffer: ctr, bytes: 4 }, ...lora],
           [
             mc,
             nc,
@@ -885,10 +890,12 @@ export class WebGpuBackend implements Backend {
             col0,
             aph,
             apr,
+            tmax,
           ],
-          texMatmulGroups(cfg, mc, nc),
+          texMatmulGroups(cfg, mc, nc, tmax),
           [ta, tb],
         );
+        this.ctx.release(ctr);
       }
     }
     // every use of this product's textures is recorded

@@ -109,6 +109,46 @@ if (haveAdapter(be)) {
 
   Deno.test({
     name:
+      "webgpu texture-fed matmul: workgroups taking tiles from a counter cover every tile of products recorded back to back, bit-identically",
+    ...opts,
+    fn: async () => {
+      const g = tex();
+      // 8×64 tiles: 75·2 = 150 tiles, more than TEX_WORKGROUPS, so
+      // workgroups take several; each product's counter starts from zero
+      const [m, n, k] = [600, 128, 32];
+      const a = rand(m * k, 30), b = rand(k * n, 31);
+      const ga = g.fromArray(a, [m, k]), gb = g.fromArray(b, [k, n]);
+      const outs = [0, 1, 2].map(() => g.gemm(ga, gb));
+      const want = cpu.gemm(cpu.fromArray(a, [m, k]), cpu.fromArray(b, [k, n]));
+      const first = await g.read(outs[0]);
+      close(first, await cpu.read(want), "tiled gemm");
+      for (const o of outs.slice(1)) {
+        assert.deepEqual(await g.read(o), first, "rerun bit-identical");
+      }
+      for (const o of [ga, gb, ...outs]) g.free(o);
+    },
+  });
+
+  Deno.test({
+    name:
+      "webgpu texture-fed matmul: no workgroup passes llvmpipe's loop limit (1024³ exact)",
+    ...opts,
+    fn: async () => {
+      // 512 tiles of 16×128 with K/4 = 256 trips each: a workgroup taking
+      // the tiles of one llvmpipe thread (~256) would pass 65,535 trips and
+      // be cut short silently; TMAX caps it (texTilesPerGroup)
+      const g = new WebGpuBackend(be.ctx);
+      g.planner.main = { kind: "tex", tm: 16, tn: 16, wx: 8, wy: 1 };
+      const n = 1024;
+      const a = rand(n * n, 50), b = rand(n * n, 51);
+      const got = g.gemm(g.fromArray(a, [n, n]), g.fromArray(b, [n, n]));
+      const want = cpu.gemm(cpu.fromArray(a, [n, n]), cpu.fromArray(b, [n, n]));
+      close(await g.read(got), await cpu.read(want), "1024³");
+    },
+  });
+
+  Deno.test({
+    name:
       "webgpu texture-fed matmul reads operands that are views at an offset into a buffer",
     ...opts,
     fn: async () => {

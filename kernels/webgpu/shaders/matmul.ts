@@ -43,13 +43,13 @@
  *   statement orders (LLVM reschedules), 8×16, 12×16, 24×8, 32×8 tiles.
  *   Writing c through a write-only storage texture copied out afterwards
  *   (stores without per-lane branches) was within noise at 512 and 1024.
- *   Not usable: persistent workgroups taking tiles from an atomic counter.
- *   llvmpipe splits a dispatch's workgroups between its threads in fixed
- *   halves, and dynamic tiles kept both busy (512: ~21.5 → ~25 GFLOP/s),
- *   but llvmpipe's loop limiter (65,535 iterations) counts every loop trip
- *   of an invocation, and a thread's first workgroup then loops over most
- *   tiles: the limit cut its k loops short without an error (4096³: half
- *   the outputs wrong). One tile per invocation keeps the trips at K/4.
+ *   Workgroups take tiles from an atomic counter (row tile first, so
+ *   neighbours share a strip of b): llvmpipe hands each of its threads a
+ *   fixed half of a dispatch's workgroups, and dynamic tiles keep both busy
+ *   (512: ~21.5 → ~24, 1024: ~24 → ~28, 2048: ~24–28 → ~30 GFLOP/s). A
+ *   workgroup takes at most TMAX tiles ({@linkcode texTilesPerGroup}):
+ *   llvmpipe stops every loop of an invocation once their trips add up to
+ *   65,535, without an error (uncapped, 4096³ gave half the outputs wrong).
  *   Operands whose rows cannot be copied in one go (buffer-to-texture copies
  *   need 256-byte row pitches): with K a multiple of 4, a's rows (and b's
  *   for x·Wᵀ) are copied in phases ({@linkcode texRowOf}: one copy per
@@ -451,19 +451,47 @@ export const TEX_UNIFORMS = [
   ["col0", "u32"],
   ["PH", "u32"],
   ["PR", "u32"],
+  ["TMAX", "u32"],
 ] as const;
 
 /**
- * Workgroup counts of a `tex` kernel over an [M,N] block: x walks the row
- * tiles and y the column strips, so consecutive workgroups (which llvmpipe's
- * threads take in order) share one strip of b.
+ * Most workgroups of one `tex` dispatch: each loops taking tiles until none
+ * are left (see {@linkcode texMatmulKernel}), so a few per llvmpipe thread
+ * suffice; the rest take no tile and return.
+ */
+export const TEX_WORKGROUPS = 64;
+
+/**
+ * Workgroup counts of a `tex` kernel over an [M,N] block: one per tile (TM·WY
+ * rows by TN·WX columns), at most {@linkcode TEX_WORKGROUPS}.
  */
 export function texMatmulGroups(
   c: MatmulConfig,
   m: number,
   n: number,
+  tmax: number,
 ): [number, number] {
-  return [Math.ceil(m / (c.tm * c.wy)), Math.ceil(n / (c.tn * c.wx))];
+  const tiles = Math.ceil(m / (c.tm * c.wy)) * Math.ceil(n / (c.tn * c.wx));
+  return [
+    Math.min(tiles, Math.max(TEX_WORKGROUPS, Math.ceil(tiles / tmax))),
+    1,
+  ];
+}
+
+/**
+ * Loop trips one invocation may make: llvmpipe stops every loop of an
+ * invocation, without an error, once their trips add up to 65,535.
+ */
+export const TEX_LOOP_BUDGET = 60_000;
+
+/**
+ * Most tiles one workgroup of a `tex` kernel takes (the `TMAX` uniform): its
+ * k loops (K/4 trips a tile, plus R for the LoRA term and the tile loop's
+ * own) stay within {@linkcode TEX_LOOP_BUDGET}; {@linkcode texMatmulGroups}
+ * launches enough workgroups for every tile.
+ */
+export function texTilesPerGroup(k4: number, r: number): number {
+  return Math.max(1, Math.floor(TEX_LOOP_BUDGET / (k4 + r + 2)));
 }
 
 /**
@@ -486,8 +514,10 @@ export function texStripWidth(c: MatmulConfig): number {
  * texture puts every k in a new page). With `phased`, a's rows are in
  * phases (uniforms PH, PR; {@linkcode texRowOf}; without it they are
  * ignored). Needs K (texels past the operands' k zero),
- * N, ldc and col0 to be multiples of 4; c is bound as vec4 rows. Dispatch
- * with {@linkcode texMatmulGroups}.
+ * N, ldc and col0 to be multiples of 4; c is bound as vec4 rows, then `ctr`,
+ * a u32 zeroed before each dispatch: workgroups take tiles (row tile
+ * fastest) from it until none are left. Dispatch with
+ * {@linkcode texMatmulGroups}.
  */
 export function texMatmulKernel(
   cfg: MatmulConfig,
@@ -501,6 +531,18 @@ export function texMatmulKernel(
   }
   const L: string[] = [];
   const n4 = tn / 4;
+  // tiles are taken from a counter, row tile fastest, so consecutive tiles
+  // share a strip of b
+  L.push(`let MT = (p.M + ${tm * wy - 1}u) / ${tm * wy}u;`);
+  L.push(`let T = MT * ((p.N + ${tn * wx - 1}u) / ${tn * wx}u);`);
+  L.push(`for (var taken = 0u; taken < p.TMAX; taken++) {`);
+  L.push(`workgroupBarrier();`);
+  L.push(
+    `if (lid.x == 0u && lid.y == 0u) { tile = atomicAdd(&ctr[0], 1u); }`,
+  );
+  L.push(`let t = workgroupUniformLoad(&tile);`);
+  L.push(`if (t >= T) { break; }`);
+  L.push(`let wg = vec2<u32>(t % MT, t / MT);`);
   // lanes run along columns (8 of them make one AVX2 vector on llvmpipe), so
   // a's fetches are lane-uniform and b's fall in one strip
   L.push(`let m0 = (wg.x * ${wy}u + lid.y) * ${tm}u;`);
@@ -615,8 +657,10 @@ export function texMatmulKernel(
     }
     L.push(`}`);
   }
+  L.push(`}`);
   const buffers: [string, "read" | "read_write", string][] = [
     ["c", "read_write", "array<vec4<f32>>"],
+    ["ctr", "read_write", "array<atomic<u32>>"],
   ];
   if (s.lora) {
     buffers.push(["xa", "read", "array<f32>"], ["lb", "read", "array<f32>"]);
@@ -628,8 +672,8 @@ export function texMatmulKernel(
     uniforms: TEX_UNIFORMS,
     buffers,
     storageTextures: [["ta", "2d"], ["tb", s.transB ? "2d" : "2d-array"]],
-    body: `@compute @workgroup_size(${wx}, ${wy}) fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
+    body: `var<workgroup> tile: u32;
+@compute @workgroup_size(${wx}, ${wy}) fn main(
   @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
   ${L.join("\n  ")}
