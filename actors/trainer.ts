@@ -112,9 +112,9 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
    * the device (parked copies) with hand-off, else by value.
    */
   #committed: (ShardState | ShardSnapshot)[] = [];
-  /** forward_backward ops applied since that commit, replayed after a shard crash. */
   /** The shard instances this trainer speaks to (from `ping`). */
   #inc: string[] = [];
+  /** forward_backward ops applied since that commit, replayed after a shard crash. */
   #sinceCommit: {
     data: NormalizedDatum[];
     lossFn: LossFnName;

@@ -455,15 +455,17 @@ export const TEX_UNIFORMS = [
 ] as const;
 
 /**
- * Most workgroups of one `tex` dispatch: each loops taking tiles until none
- * are left (see {@linkcode texMatmulKernel}), so a few per llvmpipe thread
- * suffice; the rest take no tile and return.
+ * Fewest workgroups of one `tex` dispatch (unless it has fewer tiles): each
+ * loops taking tiles until none are left or it has taken TMAX (see
+ * {@linkcode texMatmulKernel}), so a few per llvmpipe thread suffice; the
+ * rest take no tile and return.
  */
 export const TEX_WORKGROUPS = 64;
 
 /**
- * Workgroup counts of a `tex` kernel over an [M,N] block: one per tile (TM·WY
- * rows by TN·WX columns), at most {@linkcode TEX_WORKGROUPS}.
+ * Workgroup counts of a `tex` kernel over an [M,N] block of tiles (TM·WY rows
+ * by TN·WX columns): {@linkcode TEX_WORKGROUPS}, or more when that many
+ * taking `tmax` tiles each could not cover them all, never more than tiles.
  */
 export function texMatmulGroups(
   c: MatmulConfig,
