@@ -823,7 +823,13 @@ export class WebGpuBackend implements Backend {
         return { tex: t, extra: [p, pr] };
       });
       const ta = filledA.tex, [aph, apr] = filledA.extra;
-      const kernel = this.#texKernel(cfg, rowsB, o.lora?.layout ?? "", aph > 1);
+      const kernel = this.#texKernel(
+        cfg,
+        rowsB,
+        o.lora?.layout ?? "",
+        aph > 1,
+        (o.beta ?? 0) !== 0,
+      );
       for (let col0 = 0; col0 < n; col0 += ncStep) {
         const nc = Math.min(ncStep, n - col0);
         const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
@@ -928,11 +934,12 @@ export class WebGpuBackend implements Backend {
     transB: boolean,
     lora: "" | "t" | "n",
     phased: boolean,
+    accumulate: boolean,
   ): Kernel {
-    const key = `${configName(cfg)}|${transB}|${lora}|${phased}`;
+    const key = `${configName(cfg)}|${transB}|${lora}|${phased}|${accumulate}`;
     let kernel = this.#texKernels.get(key);
     if (!kernel) {
-      kernel = texMatmulKernel(cfg, { transB, lora, phased });
+      kernel = texMatmulKernel(cfg, { transB, lora, phased, accumulate });
       this.#texKernels.set(key, kernel);
     }
     return kernel;

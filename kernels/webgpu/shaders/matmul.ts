@@ -523,7 +523,12 @@ export function texStripWidth(c: MatmulConfig): number {
  */
 export function texMatmulKernel(
   cfg: MatmulConfig,
-  s: { transB: boolean; lora: "" | "t" | "n"; phased?: boolean },
+  s: {
+    transB: boolean;
+    lora: "" | "t" | "n";
+    phased?: boolean;
+    accumulate?: boolean;
+  },
 ): Kernel {
   const { tm, tn, wx, wy } = cfg;
   if (tm % 1 !== 0 || tn % 4 !== 0 || tm < 1 || tn < 4) {
@@ -535,6 +540,10 @@ export function texMatmulKernel(
   const n4 = tn / 4;
   // tiles are taken from a counter, row tile fastest, so consecutive tiles
   // share a strip of b
+  L.push(`let uM = p.M;`, `let uN4 = p.N / 4u;`, `let alpha = p.alpha;`);
+  L.push(`let row0 = p.row0;`, `let ldc4 = p.ldc / 4u;`);
+  L.push(`let col04 = p.col0 / 4u;`);
+  if (s.accumulate) L.push(`let beta = p.beta;`);
   L.push(`let MT = (p.M + ${tm * wy - 1}u) / ${tm * wy}u;`);
   L.push(`let T = MT * ((p.N + ${tn * wx - 1}u) / ${tn * wx}u);`);
   L.push(`for (var taken = 0u; taken < p.TMAX; taken++) {`);
@@ -646,16 +655,16 @@ export function texMatmulKernel(
     }
     L.push(`}`);
   }
-  L.push(`let ldc4 = p.ldc / 4u;`);
+  // uniforms read once (llvmpipe reloads a uniform at every use past a
+  // store); beta's read of c is in the kernel only when it is needed
   for (const i of range(tm)) {
-    L.push(`if (m0 + ${i}u < p.M) {`);
-    L.push(`  let o = (p.row0 + m0 + ${i}u) * ldc4 + p.col0 / 4u + n0 / 4u;`);
+    L.push(`if (m0 + ${i}u < uM) {`);
+    L.push(`  let o = (row0 + m0 + ${i}u) * ldc4 + col04 + n0 / 4u;`);
     for (const jj of range(n4)) {
-      L.push(`  if (n0 / 4u + ${jj}u < p.N / 4u) {`);
-      L.push(`    var v = p.alpha * acc_${i}_${jj};`);
-      L.push(`    if (p.beta != 0.0) { v += p.beta * c[o + ${jj}u]; }`);
-      L.push(`    c[o + ${jj}u] = v;`);
-      L.push(`  }`);
+      const v = `alpha * acc_${i}_${jj}${
+        s.accumulate ? ` + beta * c[o + ${jj}u]` : ""
+      }`;
+      L.push(`  if (n0 / 4u + ${jj}u < uN4) { c[o + ${jj}u] = ${v}; }`);
     }
     L.push(`}`);
   }
@@ -670,7 +679,7 @@ export function texMatmulKernel(
   return {
     name: `matmul_tex_n${s.transB ? "t" : "n"}${
       s.lora ? `_lora${s.lora}` : ""
-    }${s.phased ? "_ph" : ""}_${configName(cfg)}`,
+    }${s.phased ? "_ph" : ""}${s.accumulate ? "_acc" : ""}_${configName(cfg)}`,
     uniforms: TEX_UNIFORMS,
     buffers,
     storageTextures: [["ta", "2d"], ["tb", s.transB ? "2d" : "2d-array"]],
