@@ -17,6 +17,13 @@ export const SKINNY = 64;
 /** Register-tile configs for skinny products: few columns, or few rows. */
 const SKINNY_N: MatmulConfig = { kind: "reg", tm: 8, tn: 4, wx: 2, wy: 32 };
 const SKINNY_M: MatmulConfig = { kind: "reg", tm: 4, tn: 8, wx: 32, wy: 2 };
+/**
+ * Texture-fed config for skinny products on CPU adapters: 32 columns a
+ * tile, so a rank-16 product keeps half of llvmpipe's 8 lanes busy (~4× the
+ * storage-fed {@linkcode SKINNY_N} there). Lanes along rows (wy > 1) ran
+ * 50-100× slower on lavapipe.
+ */
+const SKINNY_N_TEX: MatmulConfig = { kind: "tex", tm: 16, tn: 4, wx: 8, wy: 1 };
 
 /**
  * The storage-fed tile used on CPU adapters where the texture-fed one does
@@ -79,6 +86,14 @@ export class MatmulPlanner {
    */
   textureLimit: number;
 
+  /**
+   * The storage-fed config for a product that `cfg`, texture-fed, cannot
+   * run (a transposed a, sizes past the texture limits).
+   */
+  fallbackFor(cfg: MatmulConfig): MatmulConfig {
+    return cfg === SKINNY_N_TEX ? SKINNY_N : this.fallback;
+  }
+
   /** Starts with `main` (usually the first candidate, until tuned). */
   constructor(
     main: MatmulConfig,
@@ -90,10 +105,15 @@ export class MatmulPlanner {
     this.textureLimit = textureLimit;
   }
 
-  /** The config for an [M,N] output. */
+  /**
+   * The config for an [M,N] output. With a texture-fed `main` (CPU
+   * adapters), skinny-column products are texture-fed too.
+   */
   choose(m: number, n: number): MatmulConfig {
-    if (n <= SKINNY && n <= m) return SKINNY_N;
-    if (m <= SKINNY) return SKINNY_M;
+    if (n <= SKINNY && n <= m) {
+      return this.main.kind === "tex" ? SKINNY_N_TEX : SKINNY_N;
+    }
+    if (m <= SKINNY && (this.main.kind !== "tex" || m < 8)) return SKINNY_M;
     return this.main;
   }
 }

@@ -709,7 +709,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     if (cfg.kind === "tex") {
       if (this.#texMatmul(cfg, a, b, c, m, n, k, o)) return;
-      cfg = this.planner.fallback;
+      cfg = this.planner.fallbackFor(cfg);
     }
     const transA = o.transA ?? false, transB = o.transB ?? false;
     const shape: MatmulShape = {
@@ -751,19 +751,27 @@ export class WebGpuBackend implements Backend {
     k: number,
     o: MatmulOptions,
   ): boolean {
-    const transB = o.transB ?? false;
+    const transB = o.transB ?? false, transA = o.transA ?? false;
     const lim = this.planner.textureLimit;
     // k padded to whole texels (zero products past k change no sum)
     const k4 = Math.ceil(k / 4), kp = 4 * k4;
-    if (o.transA || k === 0 || k4 > lim || n % 4 !== 0) return false;
+    if (k === 0 || k4 > lim || n % 4 !== 0) return false;
     if (!transB && kp > lim) return false;
-    // rows go into a texture by copies: one when k is a multiple of 64, one
-    // per phase (texRowOf) when of 4, else (0) by a packing kernel
-    const ph = k % 64 === 0
-      ? 1
-      : k % 4 === 0 && lim >= 16
-      ? 64 / gcd(k, 64)
-      : 0;
+    // aᵀ (a stored [K,M]) is copied as rows and transposed whole: m and k
+    // multiples of 4, one block of rows
+    if (transA && (m % 4 !== 0 || k % 4 !== 0 || m > lim || k > lim)) {
+      return false;
+    }
+    // rows of `cols` floats go into a texture by copies: one when cols is a
+    // multiple of 64, one per phase (texRowOf) when of 4, else (0) by a
+    // packing kernel
+    const phasesOf = (cols: number) =>
+      cols % 64 === 0
+        ? 1
+        : cols % 4 === 0 && lim >= 16
+        ? 64 / gcd(cols, 64)
+        : 0;
+    const ph = phasesOf(k);
     // the kernel reads b as [N,K] rows only where strips cannot hold k
     const rowsB = transB && kp > lim;
     const lora: Binding[] = o.lora ? [o.lora.xa, o.lora.lb] : [];
@@ -818,10 +826,15 @@ export class WebGpuBackend implements Backend {
     const ncStep = transB && !rowsB ? step(nStep) : nStep;
     for (let row0 = 0; row0 < m; row0 += mStep) {
       const mc = Math.min(mStep, m - row0);
-      const filledA = this.#cachedTexture(a, `a|${row0}|${mc}|${k}`, () => {
-        const [t, p, pr] = fillRows(a, row0, mc, true);
-        return { tex: t, extra: [p, pr] };
-      });
+      const filledA = transA
+        ? this.#cachedTexture(a, `aT|${m}|${k}`, () => ({
+          tex: this.#transposedRows(a, k, m),
+          extra: [1, m],
+        }))
+        : this.#cachedTexture(a, `a|${row0}|${mc}|${k}`, () => {
+          const [t, p, pr] = fillRows(a, row0, mc, true);
+          return { tex: t, extra: [p, pr] };
+        });
       const ta = filledA.tex, [aph, apr] = filledA.extra;
       const kernel = this.#texKernel(
         cfg,
@@ -907,6 +920,36 @@ export class WebGpuBackend implements Backend {
     // every use of this product's textures is recorded
     this.ctx.textureCache.settle();
     return true;
+  }
+
+  /**
+   * The `tex` operand texture of aᵀ for a stored [K,M] (row-major, K and M
+   * multiples of 4, both within the texture limit): texel (q, m) holds
+   * a[4q..4q+3, m]. a's rows are copied into a [M/4, K] texture (in phases
+   * when M is not a multiple of 64, see {@linkcode texRowOf}) and
+   * {@linkcode TEX_TRANSPOSE} moves its 4×4 blocks into a [K/4, M] one. The
+   * weight gradients of a LoRA step (dyᵀ·xa, (dy B)ᵀ·x) take this path.
+   */
+  #transposedRows(a: Binding, k: number, m: number): GPUTexture {
+    const m4 = m / 4, k4 = k / 4;
+    const ph = m % 64 === 0 ? 1 : 64 / gcd(m, 64);
+    const pr = Math.ceil(k / ph);
+    const rows = this.ctx.acquireTexture(m4, ph * pr);
+    for (let j = 0; j < ph && j < k; j++) {
+      const at = (a.offset ?? 0) + j * m * 4;
+      const h = Math.ceil((k - j) / ph);
+      this.ctx.copyToTexture(a.buffer, at, ph * m * 4, rows, m4, h, 0, j * pr);
+    }
+    const t = this.ctx.acquireTexture(k4, m, 1);
+    this.ctx.run(
+      TEX_TRANSPOSE,
+      [],
+      [k4, m4, k4, ph, pr],
+      [Math.ceil(k4 / 8), Math.ceil(m4 / 8)],
+      [rows, t],
+    );
+    this.ctx.releaseTexture(rows);
+    return t;
   }
 
   /**

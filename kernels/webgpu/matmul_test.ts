@@ -38,22 +38,28 @@ async function gemmCase(
   k: number,
   transB: boolean,
   seed: number,
+  transA = false,
 ): Promise<number> {
   const a = rand(m * k, seed), b = rand(k * n, seed + 1);
   const c = rand(m * n, seed + 2);
-  const sb = transB ? [n, k] : [k, n];
-  const o = { transB, alpha: 0.5, beta: 2 };
+  const sa = transA ? [k, m] : [m, k], sb = transB ? [n, k] : [k, n];
+  const o = { transA, transB, alpha: 0.5, beta: 2 };
   const before = g.ctx.textureCopies;
-  const got = g.gemm(g.fromArray(a, [m, k]), g.fromArray(b, sb), {
+  const got = g.gemm(g.fromArray(a, sa), g.fromArray(b, sb), {
     ...o,
     out: g.fromArray(c, [m, n]),
   });
   const copies = g.ctx.textureCopies - before;
-  const want = cpu.gemm(cpu.fromArray(a, [m, k]), cpu.fromArray(b, sb), {
+  const want = cpu.gemm(cpu.fromArray(a, sa), cpu.fromArray(b, sb), {
     ...o,
     out: cpu.fromArray(c, [m, n]),
   });
-  await same(g, got, want, `gemm ${m}x${n}x${k} transB ${transB}`);
+  await same(
+    g,
+    got,
+    want,
+    `gemm ${m}x${n}x${k} transA ${transA} transB ${transB}`,
+  );
   return copies;
 }
 
@@ -104,6 +110,37 @@ if (haveAdapter(be)) {
       assert.deepEqual(await packed(100, 68, 3, true, 15), [0, 4]);
       // n not a multiple of 4: storage-fed
       assert.deepEqual(await packed(70, 70, 128, false, 17), [0, 1]);
+    },
+  });
+
+  Deno.test({
+    name:
+      "webgpu texture-fed matmul with aᵀ (the LoRA weight gradients) matches the cpu: a copied in phases and transposed",
+    ...opts,
+    fn: async () => {
+      const g = tex();
+      const run = async (
+        m: number,
+        n: number,
+        k: number,
+        transB: boolean,
+        seed: number,
+      ) => {
+        const d = g.ctx.dispatches;
+        const copies = await gemmCase(g, m, n, k, transB, seed, true);
+        return [copies, g.ctx.dispatches - d];
+      };
+      // a [36,16]: rows 64 bytes, copied in 4 phases, transposed; b's
+      // strips packed (40 columns); the product
+      assert.deepEqual(await run(16, 40, 36, false, 40), [4, 3]);
+      // a [100,12] in 16 phases, b [64,100] rows in 16 phases; both
+      // transposed, the product
+      assert.deepEqual(await run(12, 64, 100, true, 41), [32, 3]);
+      // skinny output (the rank-r dB): a [20,64] in one copy
+      assert.deepEqual(await run(64, 8, 20, false, 42), [1, 3]);
+      // m or k not a multiple of 4: storage-fed
+      assert.deepEqual(await run(10, 64, 36, false, 43), [0, 1]);
+      assert.deepEqual(await run(16, 64, 38, false, 44), [0, 1]);
     },
   });
 
@@ -285,14 +322,19 @@ if (haveAdapter(be)) {
       const before = g.ctx.textureCopies;
       const gy = g.linear(gx, gw, gl), cy = cpu.linear(cx, cw, cl);
       await same(g, gy.y, cy.y, "linear y");
+      // x Aᵀ and x Wᵀ: x once (both read the same texture), A, W
+      assert.equal(g.ctx.textureCopies - before, 3);
+      const mid = g.ctx.textureCopies;
       const gg = g.linearBackward(g.fromArray(dy, [n, outF]), gx, gw, gl);
       const cg = cpu.linearBackward(cpu.fromArray(dy, [n, outF]), cx, cw, cl);
       await same(g, gg.dx, cg.dx, "dx");
       await same(g, gg.da!, cg.da!, "da");
       await same(g, gg.db!, cg.db!, "db");
-      // y = x Wᵀ (2 copies) and dx = dy W (dy, and W in 3 strips) both
-      // went through textures
-      assert.equal(g.ctx.textureCopies - before, 2 + 1 + 3);
+      // every product went through textures: dy B and dy W read dy's copy
+      // (1) and W's 3 strips; (dy B)ᵀ x copies dy B's [100,8] rows in 8
+      // phases to transpose them, and x's 3 strips; dyᵀ (x Aᵀ) copies dy
+      // to transpose it (1); B's and x Aᵀ's 8 columns are packed
+      assert.equal(g.ctx.textureCopies - mid, 1 + 3 + 8 + 3 + 1);
     },
   });
 }
