@@ -314,6 +314,8 @@ export function backendConformance(
     { batch: 2, tq: 5, tk: 7, kvRows: 9, heads: 6, kvHeads: 2, headDim: 10 },
     { batch: 1, tq: 13, tk: 13, heads: 3, kvHeads: 3, headDim: 7 },
     { batch: 3, tq: 1, tk: 11, kvRows: 16, heads: 4, kvHeads: 1, headDim: 8 },
+    // rows of 64-float multiples: texture-fed on CPU adapters
+    { batch: 2, tq: 9, tk: 12, kvRows: 14, heads: 8, kvHeads: 2, headDim: 32 },
   ];
 
   check("attention", async (_be, h) => {

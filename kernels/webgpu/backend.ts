@@ -97,6 +97,11 @@ import {
   attentionDqKernel,
   attentionKernel,
 } from "./shaders/attention.ts";
+import {
+  attentionDkvTexKernel,
+  attentionDqTexKernel,
+  attentionTexKernel,
+} from "./shaders/attention_tex.ts";
 
 /** Options of {@linkcode openWebGpuBackend}. */
 export interface WebGpuOptions {
@@ -1340,6 +1345,44 @@ export class WebGpuBackend implements Backend {
     };
   }
 
+  /**
+   * The textures of the texture-fed attention kernels
+   * (shaders/attention_tex.ts) holding `xs` (q, k, v, then dout if given),
+   * each copied whole, or null where the storage-fed kernels run: on real
+   * GPUs; for one query per sequence (decoding: a copy of the whole KV cache
+   * per token would cost more than it saves); where a row is not a multiple
+   * of 64 floats (a copy's 256-byte pitch), a view is not 16-byte aligned,
+   * or a side passes the texture limit. The caller releases them after
+   * recording its dispatches.
+   */
+  #attentionTextures(
+    dims: AttentionDims,
+    xs: readonly GpuTensor[],
+  ): GPUTexture[] | null {
+    const { batch, tq, heads, kvHeads, headDim } = dims;
+    const kvRows = dims.kvRows ?? dims.tk;
+    const lim = this.planner.textureLimit;
+    const shapes: [number, number][] = [
+      [batch * tq, heads * headDim],
+      [batch * kvRows, kvHeads * headDim],
+      [batch * kvRows, kvHeads * headDim],
+      [batch * tq, heads * headDim],
+    ];
+    if (!this.ctx.isFallback || tq < 2) return null;
+    for (const [i, x] of xs.entries()) {
+      const [rows, cols] = shapes[i];
+      if (cols % 64 !== 0 || rows > lim || cols / 4 > lim || x.offset % 16) {
+        return null;
+      }
+    }
+    return xs.map((x, i) => {
+      const [rows, cols] = shapes[i];
+      const t = this.ctx.acquireTexture(cols / 4, rows);
+      this.ctx.copyToTexture(x.buffer, x.offset, cols * 4, t, cols / 4, rows);
+      return t;
+    });
+  }
+
   /** Causal GQA attention; returns out and lse [B·H·Tq]. */
   attention(
     q: Tensor,
@@ -1353,6 +1396,18 @@ export class WebGpuBackend implements Backend {
     const out = this.#new(q.shape);
     const rows = dims.batch * dims.heads * dims.tq;
     const lse = this.#new([rows]);
+    const tex = this.#attentionTextures(dims, [gq, gk, gv]);
+    if (tex) {
+      this.ctx.run(
+        attentionTexKernel(dims.headDim),
+        [out, lse],
+        u,
+        grid(rows),
+        tex,
+      );
+      for (const t of tex) this.ctx.releaseTexture(t);
+      return { out, lse };
+    }
     this.ctx.run(
       attentionKernel(dims.headDim),
       [gq, gk, gv, out, lse],
@@ -1390,19 +1445,38 @@ export class WebGpuBackend implements Backend {
     const dq = this.#new(q.shape),
       dk = this.#new(k.shape),
       dv = this.#new(v.shape);
-    this.ctx.run(
-      attentionDqKernel(d),
-      [gdo, gq, gk, gv, gl, delta, dq],
-      u,
-      grid(rows),
-    );
     const kvThreads = dims.batch * dims.kvHeads * kvRows;
-    this.ctx.run(
-      attentionDkvKernel(d),
-      [gdo, gq, gk, gv, gl, delta, dk, dv],
-      u,
-      grid(kvThreads),
-    );
+    const tex = this.#attentionTextures(dims, [gq, gk, gv, gdo]);
+    if (tex) {
+      this.ctx.run(
+        attentionDqTexKernel(d),
+        [gl, delta, dq],
+        u,
+        grid(rows),
+        tex,
+      );
+      this.ctx.run(
+        attentionDkvTexKernel(d),
+        [gl, delta, dk, dv],
+        u,
+        grid(kvThreads),
+        tex,
+      );
+      for (const t of tex) this.ctx.releaseTexture(t);
+    } else {
+      this.ctx.run(
+        attentionDqKernel(d),
+        [gdo, gq, gk, gv, gl, delta, dq],
+        u,
+        grid(rows),
+      );
+      this.ctx.run(
+        attentionDkvKernel(d),
+        [gdo, gq, gk, gv, gl, delta, dk, dv],
+        u,
+        grid(kvThreads),
+      );
+    }
     this.free(delta);
     return { dq, dk, dv };
   }

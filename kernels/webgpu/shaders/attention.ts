@@ -24,7 +24,8 @@ function unroll(d: number, stmt: string): string {
     .join("\n  ");
 }
 
-const UNIFORMS = [
+/** Uniforms of the attention kernels (and their texture-fed twins). */
+export const ATTENTION_UNIFORMS = [
   ["batch", "u32"],
   ["tq", "u32"],
   ["tk", "u32"],
@@ -50,7 +51,7 @@ const QUERY_INDEX = (d: number) => `
 export function attentionKernel(d: number): Kernel {
   return {
     name: `attention_d${d}`,
-    uniforms: UNIFORMS,
+    uniforms: ATTENTION_UNIFORMS,
     buffers: [
       ["q", "read", "array<f32>"],
       ["k", "read", "array<f32>"],
@@ -91,7 +92,7 @@ export function attentionKernel(d: number): Kernel {
 export function attentionDeltaKernel(d: number): Kernel {
   return {
     name: `attention_delta_d${d}`,
-    uniforms: UNIFORMS,
+    uniforms: ATTENTION_UNIFORMS,
     buffers: [
       ["dout", "read", "array<f32>"],
       ["out", "read", "array<f32>"],
@@ -112,7 +113,7 @@ export function attentionDeltaKernel(d: number): Kernel {
 export function attentionDqKernel(d: number): Kernel {
   return {
     name: `attention_dq_d${d}`,
-    uniforms: UNIFORMS,
+    uniforms: ATTENTION_UNIFORMS,
     buffers: [
       ["dout", "read", "array<f32>"],
       ["q", "read", "array<f32>"],
@@ -158,7 +159,7 @@ export function attentionDqKernel(d: number): Kernel {
 export function attentionDkvKernel(d: number): Kernel {
   return {
     name: `attention_dkv_d${d}`,
-    uniforms: UNIFORMS,
+    uniforms: ATTENTION_UNIFORMS,
     buffers: [
       ["dout", "read", "array<f32>"],
       ["q", "read", "array<f32>"],
