@@ -798,35 +798,87 @@ export class WebGpuBackend implements Backend {
     const step = (s: number) => ph > 1 ? s - (s % 16) : s;
     // rows [r0, r0 + rows) of a row-major [?, k] operand into a texture,
     // with the phases and rows per phase of its layout (texRowOf)
+    // rows [r0, r0 + rows) of a row-major [?, cols] operand (cols = k but
+    // for xa's rank-wide rows)
     const fillRows = (
       x: Binding,
       r0: number,
       rows: number,
       phased: boolean,
+      cols = k,
     ): [GPUTexture, number, number] => {
-      const p = phased || ph === 1 ? ph : 0;
+      const cph = phasesOf(cols), c4 = Math.ceil(cols / 4);
+      const p = phased || cph === 1 ? cph : 0;
       if (p === 0) {
-        const t = this.ctx.acquireTexture(k4, rows);
-        const [src, off] = this.#packSource(x, r0 * k, (rows - 1) * k + k);
-        const v = k % 4 === 0 && off % 4 === 0, d = v ? 4 : 1;
+        const t = this.ctx.acquireTexture(c4, rows);
+        const [src, off] = this.#packSource(x, r0 * cols, rows * cols);
+        const v = cols % 4 === 0 && off % 4 === 0, d = v ? 4 : 1;
         this.ctx.run(
           PACK_ROWS[v ? 1 : 0],
           [src],
-          [off / d, k / d, k, k4, rows],
-          [Math.ceil(k4 / 8), Math.ceil(rows / 8)],
+          [off / d, cols / d, cols, c4, rows],
+          [Math.ceil(c4 / 8), Math.ceil(rows / 8)],
           [t],
         );
         return [t, 1, rows];
       }
       const pr = Math.ceil(rows / p);
-      const t = this.ctx.acquireTexture(k4, p * pr);
+      const t = this.ctx.acquireTexture(c4, p * pr);
       for (let j = 0; j < p && j < rows; j++) {
-        const at = (x.offset ?? 0) + (r0 + j) * k * 4;
+        const at = (x.offset ?? 0) + (r0 + j) * cols * 4;
         const h = Math.ceil((rows - j) / p);
-        this.ctx.copyToTexture(x.buffer, at, p * k * 4, t, k4, h, 0, j * pr);
+        this.ctx.copyToTexture(x.buffer, at, p * cols * 4, t, c4, h, 0, j * pr);
       }
       return [t, p, pr];
     };
+    // strips (see texMatmulKernel) of columns [col0, col0 + nc) of an
+    // operand [kk, N] with N = n, stored [N, kk] when `rows` (rewritten from
+    // its row texture by TEX_TRANSPOSE), else copied or packed
+    const strips = (
+      x: Binding,
+      rows: boolean,
+      kk: number,
+      col0: number,
+      nc: number,
+    ): GPUTexture => {
+      const kk4 = Math.ceil(kk / 4), kkp = 4 * kk4;
+      const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
+      const t = this.ctx.acquireTexture(strip, kkp, layers);
+      if (rows) {
+        const [rt, ph, pr] = fillRows(x, col0, nc, true, kk);
+        this.ctx.run(
+          TEX_TRANSPOSE,
+          [],
+          [nc4, kk4, strip, ph, pr],
+          [Math.ceil(nc4 / 8), Math.ceil(kk4 / 8)],
+          [rt, t],
+        );
+        this.ctx.releaseTexture(rt);
+      } else if (n % 64 === 0 && kk === kkp) {
+        for (let s = 0; s < layers; s++) {
+          const at = (x.offset ?? 0) + (col0 + 4 * s * strip) * 4;
+          const w = Math.min(strip, nc4 - s * strip);
+          this.ctx.copyToTexture(x.buffer, at, n * 4, t, w, kk, s);
+        }
+      } else {
+        const [src, off] = this.#packSource(x, col0, (kk - 1) * n + nc);
+        const g = layers * strip;
+        // n is a multiple of 4 here
+        const v = off % 4 === 0, d = v ? 4 : 1;
+        this.ctx.run(
+          PACK_STRIPS[v ? 1 : 0],
+          [src],
+          [off / d, n / d, kk, nc, strip, g, kkp],
+          [Math.ceil(g / 8), Math.ceil(kkp / 8)],
+          [t],
+        );
+      }
+      return t;
+    };
+    // the LoRA term runs as R more k on textures when R is whole texels
+    // (see texMatmulKernel's loraTex)
+    const lt = !!o.lora && !rowsB && o.lora.r % 4 === 0 &&
+      (o.lora.xa.offset ?? 0) % 16 === 0 && (o.lora.lb.offset ?? 0) % 16 === 0;
     const mStep = step(lim);
     const ncStep = transB && !rowsB ? step(nStep) : nStep;
     for (let row0 = 0; row0 < m; row0 += mStep) {
@@ -847,52 +899,37 @@ export class WebGpuBackend implements Backend {
         o.lora?.layout ?? "",
         aph > 1,
         (o.beta ?? 0) !== 0,
+        lt,
       );
       for (let col0 = 0; col0 < n; col0 += ncStep) {
         const nc = Math.min(ncStep, n - col0);
-        const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
         const bKey = `b|${transB}|${col0}|${nc}|${k}|${n}|${strip}`;
-        const tb = this.#cachedTexture(b, bKey, () => {
-          let tb: GPUTexture;
-          if (transB) {
-            // the transB kernel reads rows in the plain layout
-            const [rows, bph, bpr] = fillRows(b, col0, nc, !rowsB);
-            if (rowsB) {
-              tb = rows;
-            } else {
-              tb = this.ctx.acquireTexture(strip, kp, layers);
-              this.ctx.run(
-                TEX_TRANSPOSE,
-                [],
-                [nc4, k4, strip, bph, bpr],
-                [Math.ceil(nc4 / 8), Math.ceil(k4 / 8)],
-                [rows, tb],
-              );
-              this.ctx.releaseTexture(rows);
-            }
-          } else if (n % 64 === 0 && k === kp) {
-            tb = this.ctx.acquireTexture(strip, k, layers);
-            for (let s = 0; s < layers; s++) {
-              const bAt = (b.offset ?? 0) + (col0 + 4 * s * strip) * 4;
-              const w = Math.min(strip, nc4 - s * strip);
-              this.ctx.copyToTexture(b.buffer, bAt, n * 4, tb, w, k, s);
-            }
-          } else {
-            tb = this.ctx.acquireTexture(strip, kp, layers);
-            const [src, off] = this.#packSource(b, col0, (k - 1) * n + nc);
-            const g = layers * strip;
-            // n is a multiple of 4 here
-            const v = off % 4 === 0, d = v ? 4 : 1;
-            this.ctx.run(
-              PACK_STRIPS[v ? 1 : 0],
-              [src],
-              [off / d, n / d, k, nc, strip, g, kp],
-              [Math.ceil(g / 8), Math.ceil(kp / 8)],
-              [tb],
-            );
-          }
-          return { tex: tb, extra: [] };
-        }).tex;
+        const tb = this.#cachedTexture(b, bKey, () => ({
+          // the transB kernel reads rows in the plain layout
+          tex: rowsB
+            ? fillRows(b, col0, nc, false)[0]
+            : strips(b, transB, k, col0, nc),
+          extra: [],
+        })).tex;
+        // the LoRA term's operands: xa's rows, lbᵀ's strips
+        const loraTex: GPUTexture[] = [];
+        let xph = 1, xpr = 1;
+        if (lt) {
+          const { xa, lb, r, layout } = o.lora!;
+          const fx = this.#cachedTexture(xa, `x|${row0}|${mc}|${r}`, () => {
+            const [t, p, pr] = fillRows(xa, row0, mc, true, r);
+            return { tex: t, extra: [p, pr] };
+          });
+          [xph, xpr] = fx.extra;
+          const lKey = `l|${layout}|${col0}|${nc}|${n}|${r}|${strip}`;
+          loraTex.push(
+            fx.tex,
+            this.#cachedTexture(lb, lKey, () => ({
+              tex: strips(lb, layout === "t", r, col0, nc),
+              extra: [],
+            })).tex,
+          );
+        }
         // the kernel's workgroups take tiles from this counter, zeroed, at
         // most tmax each (llvmpipe's loop limit)
         const tmax = texTilesPerGroup(kp / 4, o.lora?.r ?? 0);
@@ -900,7 +937,7 @@ export class WebGpuBackend implements Backend {
         this.ctx.clear(ctr, 0, 4);
         this.ctx.run(
           kernel,
-          [c, { buffer: ctr, bytes: 4 }, ...lora],
+          [c, { buffer: ctr, bytes: 4 }, ...(lt ? [] : lora)],
           [
             mc,
             nc,
@@ -915,9 +952,11 @@ export class WebGpuBackend implements Backend {
             aph,
             apr,
             tmax,
+            xph,
+            xpr,
           ],
           texMatmulGroups(cfg, mc, nc, tmax),
-          [ta, tb],
+          [ta, tb, ...loraTex],
         );
         this.ctx.release(ctr);
       }
@@ -983,11 +1022,20 @@ export class WebGpuBackend implements Backend {
     lora: "" | "t" | "n",
     phased: boolean,
     accumulate: boolean,
+    loraTex: boolean,
   ): Kernel {
-    const key = `${configName(cfg)}|${transB}|${lora}|${phased}|${accumulate}`;
+    const key = `${
+      configName(cfg)
+    }|${transB}|${lora}|${phased}|${accumulate}|${loraTex}`;
     let kernel = this.#texKernels.get(key);
     if (!kernel) {
-      kernel = texMatmulKernel(cfg, { transB, lora, phased, accumulate });
+      kernel = texMatmulKernel(cfg, {
+        transB,
+        lora,
+        phased,
+        accumulate,
+        loraTex,
+      });
       this.#texKernels.set(key, kernel);
     }
     return kernel;

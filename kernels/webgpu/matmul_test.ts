@@ -302,39 +302,49 @@ if (haveAdapter(be)) {
     ...opts,
     fn: async () => {
       const g = tex();
-      const [n, inF, outF, r] = [100, 192, 128, 8];
-      const x = rand(n * inF, 20), w = rand(outF * inF, 21);
-      const la = rand(r * inF, 22), lb = rand(outF * r, 23);
-      const dy = rand(n * outF, 24);
-      const gl = {
-        a: g.fromArray(la, [r, inF]),
-        b: g.fromArray(lb, [outF, r]),
-        scale: 1.5,
+      // texture copies made by linear and by linearBackward
+      const step = async (r: number): Promise<[number, number]> => {
+        const [n, inF, outF] = [100, 192, 128];
+        const x = rand(n * inF, 20), w = rand(outF * inF, 21);
+        const la = rand(r * inF, 22), lb = rand(outF * r, 23);
+        const dy = rand(n * outF, 24);
+        const gl = {
+          a: g.fromArray(la, [r, inF]),
+          b: g.fromArray(lb, [outF, r]),
+          scale: 1.5,
+        };
+        const cl = {
+          a: cpu.fromArray(la, [r, inF]),
+          b: cpu.fromArray(lb, [outF, r]),
+          scale: 1.5,
+        };
+        const gx = g.fromArray(x, [n, inF]), cx = cpu.fromArray(x, [n, inF]);
+        const gw = g.fromArray(w, [outF, inF]);
+        const cw = cpu.fromArray(w, [outF, inF]);
+        const before = g.ctx.textureCopies;
+        let mid = 0;
+        const gy = g.linear(gx, gw, gl), cy = cpu.linear(cx, cw, cl);
+        await same(g, gy.y, cy.y, "linear y");
+        mid = g.ctx.textureCopies;
+        const gg = g.linearBackward(g.fromArray(dy, [n, outF]), gx, gw, gl);
+        const cg = cpu.linearBackward(cpu.fromArray(dy, [n, outF]), cx, cw, cl);
+        await same(g, gg.dx, cg.dx, "dx");
+        await same(g, gg.da!, cg.da!, "da");
+        await same(g, gg.db!, cg.db!, "db");
+        return [mid - before, g.ctx.textureCopies - mid];
       };
-      const cl = {
-        a: cpu.fromArray(la, [r, inF]),
-        b: cpu.fromArray(lb, [outF, r]),
-        scale: 1.5,
-      };
-      const gx = g.fromArray(x, [n, inF]), cx = cpu.fromArray(x, [n, inF]);
-      const gw = g.fromArray(w, [outF, inF]);
-      const cw = cpu.fromArray(w, [outF, inF]);
-      const before = g.ctx.textureCopies;
-      const gy = g.linear(gx, gw, gl), cy = cpu.linear(cx, cw, cl);
-      await same(g, gy.y, cy.y, "linear y");
-      // x Aᵀ and x Wᵀ: x once (both read the same texture), A, W
-      assert.equal(g.ctx.textureCopies - before, 3);
-      const mid = g.ctx.textureCopies;
-      const gg = g.linearBackward(g.fromArray(dy, [n, outF]), gx, gw, gl);
-      const cg = cpu.linearBackward(cpu.fromArray(dy, [n, outF]), cx, cw, cl);
-      await same(g, gg.dx, cg.dx, "dx");
-      await same(g, gg.da!, cg.da!, "da");
-      await same(g, gg.db!, cg.db!, "db");
-      // every product went through textures: dy B and dy W read dy's copy
-      // (1) and W's 3 strips; (dy B)ᵀ x copies dy B's [100,8] rows in 8
-      // phases to transpose them, and x's 3 strips; dyᵀ (x Aᵀ) copies dy
-      // to transpose it (1); B's and x Aᵀ's 8 columns are packed
-      assert.equal(g.ctx.textureCopies - mid, 1 + 3 + 8 + 3 + 1);
+      // rank 8: every product goes through textures. linear: x Aᵀ and x Wᵀ
+      // read one copy of x, then A, W; the LoRA term on textures: x Aᵀ's
+      // [100,8] rows and B's [128,8] rows in 8 phases each. Backward: dy B
+      // and dy W read dy's copy (1) and W's 3 strips; dy W's LoRA term
+      // copies dy B's [100,8] rows in 8 phases and A's 3 strips; (dy B)ᵀ x
+      // copies dy B's rows again, to transpose them (8), and x's 3 strips;
+      // dyᵀ (x Aᵀ) copies dy to transpose it (1); B's and x Aᵀ's 8 columns
+      // are packed
+      assert.deepEqual(await step(8), [3 + 8 + 8, 1 + 3 + 8 + 3 + 8 + 3 + 1]);
+      // rank 6: the rank-r products are storage-fed and the LoRA terms of
+      // x Wᵀ (x, W) and dy W (dy, W's 3 strips) are read from storage
+      assert.deepEqual(await step(6), [2, 1 + 3]);
     },
   });
 }

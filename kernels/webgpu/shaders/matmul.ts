@@ -436,7 +436,8 @@ export function texRowOf(m: number, ph: number, pr: number): number {
  * element (0,0) is c[row0, col0] (c has `ldc` columns); the LoRA operands are
  * indexed by the same global rows and columns. a's texture holds its rows
  * in PH phases of PR rows (see {@linkcode texRowOf}); PH = 1, PR = M is the
- * plain layout.
+ * plain layout. With the LoRA term on textures (`loraTex`), xa's texture
+ * holds its rows in PHX phases of PRX rows.
  */
 export const TEX_UNIFORMS = [
   ["M", "u32"],
@@ -452,6 +453,8 @@ export const TEX_UNIFORMS = [
   ["PH", "u32"],
   ["PR", "u32"],
   ["TMAX", "u32"],
+  ["PHX", "u32"],
+  ["PRX", "u32"],
 ] as const;
 
 /**
@@ -528,8 +531,14 @@ export function texMatmulKernel(
     lora: "" | "t" | "n";
     phased?: boolean;
     accumulate?: boolean;
+    loraTex?: boolean;
   },
 ): Kernel {
+  if (s.loraTex && (!s.lora || s.transB)) {
+    throw new RangeError(
+      `texMatmulKernel: loraTex needs a LoRA term and the strip kernel (transB false)`,
+    );
+  }
   const { tm, tn, wx, wy } = cfg;
   if (tm % 1 !== 0 || tn % 4 !== 0 || tm < 1 || tn < 4) {
     throw new RangeError(
@@ -628,7 +637,38 @@ export function texMatmulKernel(
     }
   }
   L.push(`}`);
-  if (s.lora) {
+  if (s.loraTex) {
+    // the LoRA term as R more k: xa's texel rows (scaled) against lbᵀ's
+    // strips, the same loop body as the product's
+    for (const i of range(tm)) {
+      L.push(`let rx_${i} = i32((ma_${i} % p.PHX) * p.PRX + ma_${i} / p.PHX);`);
+    }
+    L.push(`let scale = p.scale;`);
+    L.push(`let R4 = i32(p.R / 4u);`);
+    L.push(`for (var q = 0; q < R4; q++) {`);
+    for (const i of range(tm)) {
+      L.push(`  let x_${i} = scale * textureLoad(txa, vec2<i32>(q, rx_${i}));`);
+    }
+    for (const kk of range(4)) {
+      for (const jj of range(n4)) {
+        L.push(
+          `  let l_${kk}_${jj} = textureLoad(tlb, vec2<i32>(xb_${jj}, q * 4 + ${kk}), sb);`,
+        );
+      }
+    }
+    for (const i of range(tm)) {
+      for (const jj of range(n4)) {
+        L.push(
+          `  acc_${i}_${jj} += ${
+            range(4).map((kk) => `x_${i}.${LANE[kk]} * l_${kk}_${jj}`).join(
+              " + ",
+            )
+          };`,
+        );
+      }
+    }
+    L.push(`}`);
+  } else if (s.lora) {
     L.push(`for (var r = 0u; r < p.R; r++) {`);
     for (const i of range(tm)) {
       L.push(
@@ -673,16 +713,22 @@ export function texMatmulKernel(
     ["c", "read_write", "array<vec4<f32>>"],
     ["ctr", "read_write", "array<atomic<u32>>"],
   ];
-  if (s.lora) {
+  if (s.lora && !s.loraTex) {
     buffers.push(["xa", "read", "array<f32>"], ["lb", "read", "array<f32>"]);
   }
   return {
     name: `matmul_tex_n${s.transB ? "t" : "n"}${
-      s.lora ? `_lora${s.lora}` : ""
+      s.lora ? `_lora${s.lora}${s.loraTex ? "x" : ""}` : ""
     }${s.phased ? "_ph" : ""}${s.accumulate ? "_acc" : ""}_${configName(cfg)}`,
     uniforms: TEX_UNIFORMS,
     buffers,
-    storageTextures: [["ta", "2d"], ["tb", s.transB ? "2d" : "2d-array"]],
+    storageTextures: [
+      ["ta", "2d"],
+      ["tb", s.transB ? "2d" : "2d-array"],
+      ...(s.loraTex
+        ? [["txa", "2d"] as const, ["tlb", "2d-array"] as const]
+        : []),
+    ],
     body: `var<workgroup> tile: u32;
 @compute @workgroup_size(${wx}, ${wy}) fn main(
   @builtin(local_invocation_id) lid: vec3<u32>,
