@@ -106,14 +106,20 @@ export class MatmulPlanner {
   }
 
   /**
-   * The config for an [M,N] output. With a texture-fed `main` (CPU
-   * adapters), skinny-column products are texture-fed too.
+   * The config for an [M,N] output (`transA`: a is stored [K,M]). With a
+   * texture-fed `main` (CPU adapters), skinny-column products are
+   * texture-fed too, and so are skinny-row ones with aᵀ of at least 8 rows
+   * (the rank-r weight gradients, K = tokens); other skinny-row products
+   * (decoding, a few rows) stay storage-fed: a 16-row texture tile and its
+   * copies cost more there (webgpu sampling at B 8: 14.7 tok/s against 31.7).
    */
-  choose(m: number, n: number): MatmulConfig {
+  choose(m: number, n: number, transA = false): MatmulConfig {
     if (n <= SKINNY && n <= m) {
       return this.main.kind === "tex" ? SKINNY_N_TEX : SKINNY_N;
     }
-    if (m <= SKINNY && (this.main.kind !== "tex" || m < 8)) return SKINNY_M;
+    if (m <= SKINNY && (this.main.kind !== "tex" || !transA || m < 8)) {
+      return SKINNY_M;
+    }
     return this.main;
   }
 }

@@ -698,7 +698,16 @@ export class WebGpuBackend implements Backend {
     o: MatmulOptions,
   ): void {
     if (m === 0 || n === 0) return;
-    this.#matmulWith(this.planner.choose(m, n), a, b, c, m, n, k, o);
+    this.#matmulWith(
+      this.planner.choose(m, n, o.transA ?? false),
+      a,
+      b,
+      c,
+      m,
+      n,
+      k,
+      o,
+    );
   }
 
   /** {@linkcode #matmul} with tile `cfg` (a `tex` one falls back when it cannot apply). */

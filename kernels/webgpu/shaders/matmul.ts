@@ -50,6 +50,19 @@
  *   workgroup takes at most TMAX tiles ({@linkcode texTilesPerGroup}):
  *   llvmpipe stops every loop of an invocation once their trips add up to
  *   65,535, without an error (uncapped, 4096³ gave half the outputs wrong).
+ *   The epilogue (perf at 512³: ~11% of the time, then ~7%): llvmpipe
+ *   reloads a uniform with a gather at every use that follows a store, and
+ *   an `if` whose lanes are all off still runs its per-lane load loop, so
+ *   the kernel reads its uniforms once before the tile loop and reads c
+ *   (beta ≠ 0) only in an `accumulate` variant. Every store is still a
+ *   per-lane loop (~45 instructions a lane for a vec4; texture stores are
+ *   a loop per component, no cheaper).
+ *   The LoRA term (`loraTex`) is R more k: xa's rows and lbᵀ's strips in
+ *   textures, the same loop body (read from storage, its per-lane loads
+ *   cost as much as the product itself at K = 256). Skinny products (the
+ *   rank-r ones) use a 16×4 tile; aᵀ (weight gradients) is copied as rows
+ *   and transposed by {@linkcode TEX_TRANSPOSE} into a's texture. Lanes
+ *   along rows (wy > 1) ran 50-100× slower on a [1024,16] product.
  *   Operands whose rows cannot be copied in one go (buffer-to-texture copies
  *   need 256-byte row pitches): with K a multiple of 4, a's rows (and b's
  *   for x·Wᵀ) are copied in phases ({@linkcode texRowOf}: one copy per
