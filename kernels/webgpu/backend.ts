@@ -769,7 +769,10 @@ export class WebGpuBackend implements Backend {
     const lim = this.planner.textureLimit;
     // k padded to whole texels (zero products past k change no sum)
     const k4 = Math.ceil(k / 4), kp = 4 * k4;
-    if (k === 0 || k4 > lim || n % 4 !== 0) return false;
+    // n not a multiple of 4 (a vocabulary-wide x·Wᵀ): c stored a float at a
+    // time; b [K,N] must be whole texels
+    const scalarC = n % 4 !== 0;
+    if (k === 0 || k4 > lim || (scalarC && !transB)) return false;
     if (!transB && kp > lim) return false;
     // aᵀ (a stored [K,M]) is copied as rows and transposed whole: m and k
     // multiples of 4, one block of rows
@@ -851,7 +854,8 @@ export class WebGpuBackend implements Backend {
       nc: number,
     ): GPUTexture => {
       const kk4 = Math.ceil(kk / 4), kkp = 4 * kk4;
-      const nc4 = nc / 4, layers = Math.ceil(nc4 / strip);
+      // rows past n (nc not a multiple of 4) feed columns never stored
+      const nc4 = Math.ceil(nc / 4), layers = Math.ceil(nc4 / strip);
       const t = this.ctx.acquireTexture(strip, kkp, layers);
       if (rows) {
         const [rt, ph, pr] = fillRows(x, col0, nc, true, kk);
@@ -909,6 +913,7 @@ export class WebGpuBackend implements Backend {
         aph > 1,
         (o.beta ?? 0) !== 0,
         lt,
+        scalarC,
       );
       for (let col0 = 0; col0 < n; col0 += ncStep) {
         const nc = Math.min(ncStep, n - col0);
@@ -1032,10 +1037,11 @@ export class WebGpuBackend implements Backend {
     phased: boolean,
     accumulate: boolean,
     loraTex: boolean,
+    scalarC: boolean,
   ): Kernel {
     const key = `${
       configName(cfg)
-    }|${transB}|${lora}|${phased}|${accumulate}|${loraTex}`;
+    }|${transB}|${lora}|${phased}|${accumulate}|${loraTex}|${scalarC}`;
     let kernel = this.#texKernels.get(key);
     if (!kernel) {
       kernel = texMatmulKernel(cfg, {
@@ -1044,6 +1050,7 @@ export class WebGpuBackend implements Backend {
         phased,
         accumulate,
         loraTex,
+        scalarC,
       });
       this.#texKernels.set(key, kernel);
     }

@@ -108,8 +108,12 @@ if (haveAdapter(be)) {
       assert.deepEqual(await packed(65, 136, 102, false, 12), [0, 3]);
       assert.deepEqual(await packed(100, 68, 3, false, 14), [0, 3]);
       assert.deepEqual(await packed(100, 68, 3, true, 15), [0, 4]);
-      // n not a multiple of 4: storage-fed
+      // n not a multiple of 4: storage-fed with b [K,N]; with x·Wᵀ (a
+      // vocabulary-wide product) a's and b's rows copied, b rewritten into
+      // strips, c stored a float at a time
       assert.deepEqual(await packed(70, 70, 128, false, 17), [0, 1]);
+      assert.deepEqual(await packed(70, 70, 128, true, 18), [2, 2]);
+      assert.deepEqual(await packed(70, 259, 64, true, 19), [2, 2]);
     },
   });
 
@@ -342,9 +346,10 @@ if (haveAdapter(be)) {
       // dyᵀ (x Aᵀ) copies dy to transpose it (1); B's and x Aᵀ's 8 columns
       // are packed
       assert.deepEqual(await step(8), [3 + 8 + 8, 1 + 3 + 8 + 3 + 8 + 3 + 1]);
-      // rank 6: the rank-r products are storage-fed and the LoRA terms of
-      // x Wᵀ (x, W) and dy W (dy, W's 3 strips) are read from storage
-      assert.deepEqual(await step(6), [2, 1 + 3]);
+      // rank 6: x Aᵀ runs on textures (x, A; c a float at a time), the
+      // other rank-r products are storage-fed, and the LoRA terms of x Wᵀ
+      // (W) and dy W (dy, W's 3 strips) are read from storage
+      assert.deepEqual(await step(6), [3, 1 + 3]);
     },
   });
 }

@@ -532,7 +532,9 @@ export function texStripWidth(c: MatmulConfig): number {
  * texture puts every k in a new page). With `phased`, a's rows are in
  * phases (uniforms PH, PR; {@linkcode texRowOf}; without it they are
  * ignored). Needs K (texels past the operands' k zero),
- * N, ldc and col0 to be multiples of 4; c is bound as vec4 rows, then `ctr`,
+ * N, ldc and col0 to be multiples of 4 (with `scalarC`, N and ldc need not
+ * be: c is bound as floats and stored one at a time); c is bound as vec4
+ * rows, then `ctr`,
  * a u32 zeroed before each dispatch: workgroups take tiles (row tile
  * fastest) from it until none are left. Dispatch with
  * {@linkcode texMatmulGroups}.
@@ -545,6 +547,7 @@ export function texMatmulKernel(
     phased?: boolean;
     accumulate?: boolean;
     loraTex?: boolean;
+    scalarC?: boolean;
   },
 ): Kernel {
   if (s.loraTex && (!s.lora || s.transB)) {
@@ -565,6 +568,9 @@ export function texMatmulKernel(
   L.push(`let uM = p.M;`, `let uN4 = p.N / 4u;`, `let alpha = p.alpha;`);
   L.push(`let row0 = p.row0;`, `let ldc4 = p.ldc / 4u;`);
   L.push(`let col04 = p.col0 / 4u;`);
+  if (s.scalarC) {
+    L.push(`let uN = p.N;`, `let ldc = p.ldc;`, `let col0 = p.col0;`);
+  }
   if (s.accumulate) L.push(`let beta = p.beta;`);
   L.push(`let MT = (p.M + ${tm * wy - 1}u) / ${tm * wy}u;`);
   L.push(`let T = MT * ((p.N + ${tn * wx - 1}u) / ${tn * wx}u);`);
@@ -712,18 +718,29 @@ export function texMatmulKernel(
   // store); beta's read of c is in the kernel only when it is needed
   for (const i of range(tm)) {
     L.push(`if (m0 + ${i}u < uM) {`);
-    L.push(`  let o = (row0 + m0 + ${i}u) * ldc4 + col04 + n0 / 4u;`);
-    for (const jj of range(n4)) {
-      const v = `alpha * acc_${i}_${jj}${
-        s.accumulate ? ` + beta * c[o + ${jj}u]` : ""
-      }`;
-      L.push(`  if (n0 / 4u + ${jj}u < uN4) { c[o + ${jj}u] = ${v}; }`);
+    if (s.scalarC) {
+      // N not a multiple of 4: c's rows are not vec4-aligned, one float
+      // at a time
+      L.push(`  let o = (row0 + m0 + ${i}u) * ldc + col0 + n0;`);
+      for (const j of range(tn)) {
+        const e = `acc_${i}_${j >> 2}.${LANE[j & 3]}`;
+        const v = `alpha * ${e}${s.accumulate ? ` + beta * c[o + ${j}u]` : ""}`;
+        L.push(`  if (n0 + ${j}u < uN) { c[o + ${j}u] = ${v}; }`);
+      }
+    } else {
+      L.push(`  let o = (row0 + m0 + ${i}u) * ldc4 + col04 + n0 / 4u;`);
+      for (const jj of range(n4)) {
+        const v = `alpha * acc_${i}_${jj}${
+          s.accumulate ? ` + beta * c[o + ${jj}u]` : ""
+        }`;
+        L.push(`  if (n0 / 4u + ${jj}u < uN4) { c[o + ${jj}u] = ${v}; }`);
+      }
     }
     L.push(`}`);
   }
   L.push(`}`);
   const buffers: [string, "read" | "read_write", string][] = [
-    ["c", "read_write", "array<vec4<f32>>"],
+    ["c", "read_write", s.scalarC ? "array<f32>" : "array<vec4<f32>>"],
     ["ctr", "read_write", "array<atomic<u32>>"],
   ];
   if (s.lora && !s.loraTex) {
@@ -732,7 +749,9 @@ export function texMatmulKernel(
   return {
     name: `matmul_tex_n${s.transB ? "t" : "n"}${
       s.lora ? `_lora${s.lora}${s.loraTex ? "x" : ""}` : ""
-    }${s.phased ? "_ph" : ""}${s.accumulate ? "_acc" : ""}_${configName(cfg)}`,
+    }${s.phased ? "_ph" : ""}${s.accumulate ? "_acc" : ""}${
+      s.scalarC ? "_sc" : ""
+    }_${configName(cfg)}`,
     uniforms: TEX_UNIFORMS,
     buffers,
     storageTextures: [
