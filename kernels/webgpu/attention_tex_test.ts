@@ -2,29 +2,12 @@ import assert from "node:assert/strict";
 import { CpuBackend } from "../cpu/backend.ts";
 import type { AttentionDims, Backend, Tensor } from "../backend.ts";
 import { haveAdapter, testBackend } from "./_open_for_test.ts";
+import { close, rand } from "./_test_data.ts";
 import type { WebGpuBackend } from "./backend.ts";
 
 const be = await testBackend();
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const cpu = new CpuBackend();
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return new Float32Array(n).map(() => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return 4 * (s / 2 ** 32) - 2;
-  });
-}
-
-/** Stated tolerance: |got − want| ≤ 1e-4 + 1e-3·|want|. */
-function close(got: Float32Array, want: Float32Array, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    if (!(Math.abs(got[i] - want[i]) <= 1e-4 + 1e-3 * Math.abs(want[i]))) {
-      assert.fail(`${what}: element ${i}: got ${got[i]}, want ${want[i]}`);
-    }
-  }
-}
 
 /**
  * Attention and its backward on the gpu and the cpu; checks them and returns
@@ -38,7 +21,9 @@ async function attentionCase(
   const kvRows = dims.kvRows ?? dims.tk;
   const qs = [dims.batch * dims.tq, dims.heads * dims.headDim];
   const ks = [dims.batch * kvRows, dims.kvHeads * dims.headDim];
-  const data = [qs, ks, ks, qs].map((s, i) => rand(s[0] * s[1], seed + i));
+  const data = [qs, ks, ks, qs].map((s, i) =>
+    rand(s[0] * s[1], seed + i, -2, 2)
+  );
   const on = (b: Backend): Tensor[] =>
     [qs, ks, ks, qs].map((s, i) => b.fromArray(data[i], s));
   const [gq, gk, gv, gdo] = on(be), [cq, ck, cv, cdo] = on(cpu);

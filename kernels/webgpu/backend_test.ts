@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CpuBackend } from "../cpu/backend.ts";
 import type { Backend, Tensor } from "../backend.ts";
 import { haveAdapter, testBackend } from "./_open_for_test.ts";
+import { close, rand } from "./_test_data.ts";
 import { candidates } from "./autotune.ts";
 import { WebGpuBackend } from "./backend.ts";
 import { WebGpuError } from "./errors.ts";
@@ -9,24 +10,6 @@ import { configName } from "./shaders/matmul.ts";
 
 const be = await testBackend();
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return new Float32Array(n).map(() => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32 - 0.5;
-  });
-}
-
-function close(got: Float32Array, want: Float32Array, tol = 1e-4): void {
-  assert.equal(got.length, want.length);
-  for (let i = 0; i < got.length; i++) {
-    const err = Math.abs(got[i] - want[i]);
-    if (!(err <= tol + tol * 10 * Math.abs(want[i]))) {
-      assert.fail(`element ${i}: got ${got[i]}, want ${want[i]}`);
-    }
-  }
-}
 
 if (haveAdapter(be)) {
   Deno.test({

@@ -2,29 +2,12 @@ import assert from "node:assert/strict";
 import { CpuBackend } from "../cpu/backend.ts";
 import type { Backend, Tensor } from "../backend.ts";
 import { haveAdapter, testBackend } from "./_open_for_test.ts";
+import { close, rand } from "./_test_data.ts";
 import { WebGpuBackend } from "./backend.ts";
 
 const be = await testBackend();
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const cpu = new CpuBackend();
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return new Float32Array(n).map(() => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32 - 0.5;
-  });
-}
-
-function close(got: Float32Array, want: Float32Array, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    const err = Math.abs(got[i] - want[i]);
-    if (!(err <= 1e-4 + 1e-3 * Math.abs(want[i]))) {
-      assert.fail(`${what}: element ${i}: got ${got[i]}, want ${want[i]}`);
-    }
-  }
-}
 
 async function same(g: Backend, gt: Tensor, ct: Tensor, what: string) {
   close(await g.read(gt), await cpu.read(ct), what);
@@ -63,6 +46,21 @@ async function gemmCase(
   return copies;
 }
 
+/** {@linkcode gemmCase}'s texture copies, and the dispatches it recorded. */
+async function copiesAndDispatches(
+  g: WebGpuBackend,
+  m: number,
+  n: number,
+  k: number,
+  transB: boolean,
+  seed: number,
+  transA = false,
+): Promise<[number, number]> {
+  const d = g.ctx.dispatches;
+  const copies = await gemmCase(g, m, n, k, transB, seed, transA);
+  return [copies, g.ctx.dispatches - d];
+}
+
 if (haveAdapter(be)) {
   // a small texture-fed tile (quick to compile), 2-D workgroups, edges that
   // cut through tiles
@@ -83,17 +81,13 @@ if (haveAdapter(be)) {
       assert.equal(await gemmCase(g, 70, 128, 192, false, 4), 1 + 2);
       // n not a multiple of 64 with b [K,N], k not a multiple of 64 (nor of
       // 4): packed into the textures by kernels instead of copied
-      const packed = async (
+      const packed = (
         m: number,
         n: number,
         k: number,
         transB: boolean,
         seed: number,
-      ) => {
-        const d = g.ctx.dispatches;
-        const copies = await gemmCase(g, m, n, k, transB, seed);
-        return [copies, g.ctx.dispatches - d];
-      };
+      ) => copiesAndDispatches(g, m, n, k, transB, seed);
       // a copied; b's strips packed; the product
       assert.deepEqual(await packed(70, 72, 128, false, 7), [1, 2]);
       // k a multiple of 4: a's and b's rows copied in 16 phases of rows
@@ -123,17 +117,13 @@ if (haveAdapter(be)) {
     ...opts,
     fn: async () => {
       const g = tex();
-      const run = async (
+      const run = (
         m: number,
         n: number,
         k: number,
         transB: boolean,
         seed: number,
-      ) => {
-        const d = g.ctx.dispatches;
-        const copies = await gemmCase(g, m, n, k, transB, seed, true);
-        return [copies, g.ctx.dispatches - d];
-      };
+      ) => copiesAndDispatches(g, m, n, k, transB, seed, true);
       // a [36,16]: rows 64 bytes, copied in 4 phases, transposed; b's
       // strips packed (40 columns); the product
       assert.deepEqual(await run(16, 40, 36, false, 40), [4, 3]);
