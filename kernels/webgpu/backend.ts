@@ -70,6 +70,7 @@ import {
   matmulGroups,
   matmulKernel,
   type MatmulShape,
+  TEX_LOOP_BUDGET,
   TEX_TRANSPOSE,
   texMatmulGroups,
   texMatmulKernel,
@@ -97,6 +98,15 @@ import {
   attentionDqKernel,
   attentionKernel,
 } from "./shaders/attention.ts";
+import {
+  ADD_TEX,
+  FLAT_TEX_WIDTH,
+  RMSNORM_BACKWARD_DW_TEX,
+  RMSNORM_BACKWARD_DX_TEX,
+  RMSNORM_TEX,
+  SWIGLU_BACKWARD_TEX,
+  SWIGLU_TEX,
+} from "./shaders/flat_tex.ts";
 import {
   attentionDkvTexKernel,
   attentionDqTexKernel,
@@ -621,6 +631,42 @@ export class WebGpuBackend implements Backend {
     });
   }
 
+  /**
+   * Flat textures (shaders/flat_tex.ts) holding `xs`, each copied whole, or
+   * null where the storage-fed kernels run: on real GPUs, for split tensors,
+   * sizes not a multiple of 4, views not 16-byte aligned, or more rows than
+   * the texture limit. The caller releases them after recording its
+   * dispatches.
+   */
+  #flatTextures(xs: readonly GpuTensor[]): GPUTexture[] | null {
+    const w = FLAT_TEX_WIDTH;
+    if (!this.ctx.isFallback) return null;
+    for (const x of xs) {
+      if (
+        x.split || x.size % 4 !== 0 || x.offset % 16 !== 0 ||
+        Math.ceil(x.size / (4 * w)) > this.planner.textureLimit
+      ) return null;
+    }
+    return xs.map((x) => {
+      const t4 = x.size / 4, full = Math.floor(t4 / w), tail = t4 % w;
+      const t = this.ctx.acquireTexture(w, full + (tail > 0 ? 1 : 0));
+      if (full > 0) {
+        this.ctx.copyToTexture(x.buffer, x.offset, w * 16, t, w, full);
+      }
+      if (tail > 0) {
+        const at = x.offset + full * w * 16;
+        this.ctx.copyToTexture(x.buffer, at, w * 16, t, tail, 1, 0, full);
+      }
+      return t;
+    });
+  }
+
+  /** Records `k` over the flat textures `tex` (n/4 threads) into `outs`, then releases the textures. */
+  #flatRun(k: Kernel, tex: GPUTexture[], outs: GpuTensor[], n: number): void {
+    this.ctx.run(k, outs, [n / 4], grid(n / 4), tex);
+    for (const t of tex) this.ctx.releaseTexture(t);
+  }
+
   /** out += alpha · x. */
   axpy(out: Tensor, x: Tensor, alpha: number): void {
     const o = gpuAny(out, "axpy", "out"), xx = gpuAny(x, "axpy", "x");
@@ -633,7 +679,9 @@ export class WebGpuBackend implements Backend {
     const ga = gpuAny(a, "add", "a"), gb = gpuAny(b, "add", "b");
     expectShape("add", "b", b, a.shape);
     const out = this.#new(a.shape);
-    this.#elementwise(ADD, [ga, gb, out]);
+    const tex = this.#flatTextures([ga, gb]);
+    if (tex) this.#flatRun(ADD_TEX, tex, [out], ga.size);
+    else this.#elementwise(ADD, [ga, gb, out]);
     return out;
   }
 
@@ -1255,8 +1303,24 @@ export class WebGpuBackend implements Backend {
     expectShape(op, "w", w, [c]);
     const gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
     const y = this.#new([n, c]), rstd = this.#new([n]);
+    const tex = this.#rowLoopsFit(n, c) ? this.#flatTextures([gx, gw]) : null;
+    if (tex) {
+      this.ctx.run(RMSNORM_TEX, [y, rstd], [n, c, eps], grid(n), tex);
+      for (const t of tex) this.ctx.releaseTexture(t);
+      return { y, rstd };
+    }
     this.ctx.run(RMSNORM, [gx, gw, y, rstd], [n, c, eps], grid(n, 1));
     return { y, rstd };
+  }
+
+  /**
+   * Whether the texture-fed RMSNorm kernels' loops (2·C/4 trips a row
+   * thread, N/4 a column thread) stay within llvmpipe's per-invocation loop
+   * limit, with C (and N, for rstd's texels) multiples of 4.
+   */
+  #rowLoopsFit(n: number, c: number): boolean {
+    return c % 4 === 0 && n % 4 === 0 && c / 2 < TEX_LOOP_BUDGET &&
+      n / 4 < TEX_LOOP_BUDGET;
   }
 
   /** Backward of rmsNorm: dx [N,C], dw [C]. */
@@ -1274,6 +1338,25 @@ export class WebGpuBackend implements Backend {
     const gdy = gpu(dy, op, "dy"), gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
     const gr = gpu(rstd, op, "rstd");
     const dx = this.#new([n, c]), dw = this.#new([c]);
+    const tex = this.#rowLoopsFit(n, c)
+      ? this.#flatTextures([gdy, gx, gw])
+      : null;
+    const trs = tex ? this.#flatTextures([gr]) : null;
+    if (tex && trs) {
+      this.ctx.run(RMSNORM_BACKWARD_DX_TEX, [gr, dx], [n, c], grid(n), tex);
+      this.ctx.run(
+        RMSNORM_BACKWARD_DW_TEX,
+        [dw],
+        [n, c],
+        grid(c / 4),
+        [tex[0], tex[1], trs[0]],
+      );
+      for (const t of [...tex, ...trs]) this.ctx.releaseTexture(t);
+      return { dx, dw };
+    }
+    for (const t of [...(tex ?? []), ...(trs ?? [])]) {
+      this.ctx.releaseTexture(t);
+    }
     this.ctx.run(
       RMSNORM_BACKWARD_DX,
       [gdy, gx, gw, gr, dx],
@@ -1585,7 +1668,9 @@ export class WebGpuBackend implements Backend {
     const gg = gpu(gate, "swiglu", "gate"), gu = gpu(up, "swiglu", "up");
     expectShape("swiglu", "up", up, gate.shape);
     const h = this.#new(gate.shape);
-    this.ctx.run(SWIGLU, [gg, gu, h], [gg.size], grid(gg.size));
+    const tex = this.#flatTextures([gg, gu]);
+    if (tex) this.#flatRun(SWIGLU_TEX, tex, [h], gg.size);
+    else this.ctx.run(SWIGLU, [gg, gu, h], [gg.size], grid(gg.size));
     return h;
   }
 
@@ -1602,6 +1687,11 @@ export class WebGpuBackend implements Backend {
     expectShape(op, "up", up, gate.shape);
     expectShape(op, "dh", dh, gate.shape);
     const dgate = this.#new(gate.shape), dup = this.#new(gate.shape);
+    const tex = this.#flatTextures([gd, gg, gu]);
+    if (tex) {
+      this.#flatRun(SWIGLU_BACKWARD_TEX, tex, [dgate, dup], gg.size);
+      return { dgate, dup };
+    }
     this.ctx.run(
       SWIGLU_BACKWARD,
       [gd, gg, gu, dgate, dup],
