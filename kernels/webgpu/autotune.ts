@@ -108,7 +108,7 @@ export class MatmulPlanner {
   /**
    * The config for an [M,N] output (`transA`: a is stored [K,M]). With a
    * texture-fed `main` (CPU adapters), skinny-column products are
-   * texture-fed too, and so are skinny-row ones with aᵀ of at least 8 rows
+   * texture-fed too, and so are skinny-row ones with aᵀ of more than 8 rows
    * (the rank-r weight gradients, K = tokens); other skinny-row products
    * (decoding, a few rows) stay storage-fed: a 16-row texture tile and its
    * copies cost more there (webgpu sampling at B 8: 14.7 tok/s against 31.7).
@@ -117,7 +117,7 @@ export class MatmulPlanner {
     if (n <= SKINNY && n <= m) {
       return this.main.kind === "tex" ? SKINNY_N_TEX : SKINNY_N;
     }
-    if (m <= SKINNY && (this.main.kind !== "tex" || !transA || m < 8)) {
+    if (m <= SKINNY && (this.main.kind !== "tex" || !transA || m <= 8)) {
       return SKINNY_M;
     }
     return this.main;

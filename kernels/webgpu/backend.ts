@@ -71,6 +71,7 @@ import {
   matmulKernel,
   type MatmulShape,
   TEX_LOOP_BUDGET,
+  TEX_MIN_ROWS,
   TEX_TRANSPOSE,
   texMatmulGroups,
   texMatmulKernel,
@@ -821,6 +822,7 @@ export class WebGpuBackend implements Backend {
     // time; b [K,N] must be whole texels
     const scalarC = n % 4 !== 0;
     if (k === 0 || k4 > lim || (scalarC && !transB)) return false;
+    if (m <= TEX_MIN_ROWS) return false;
     if (!transB && kp > lim) return false;
     // aᵀ (a stored [K,M]) is copied as rows and transposed whole: m and k
     // multiples of 4, one block of rows

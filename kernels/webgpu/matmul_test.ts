@@ -132,7 +132,9 @@ if (haveAdapter(be)) {
       assert.deepEqual(await run(12, 64, 100, true, 41), [32, 3]);
       // skinny output (the rank-r dB): a [20,64] in one copy
       assert.deepEqual(await run(64, 8, 20, false, 42), [1, 3]);
-      // m or k not a multiple of 4: storage-fed
+      // at most 8 rows (TEX_MIN_ROWS), m or k not a multiple of 4:
+      // storage-fed
+      assert.deepEqual(await run(8, 64, 36, false, 45), [0, 1]);
       assert.deepEqual(await run(10, 64, 36, false, 43), [0, 1]);
       assert.deepEqual(await run(16, 64, 38, false, 44), [0, 1]);
     },
@@ -327,15 +329,18 @@ if (haveAdapter(be)) {
         await same(g, gg.db!, cg.db!, "db");
         return [mid - before, g.ctx.textureCopies - mid];
       };
-      // rank 8: every product goes through textures. linear: x Aᵀ and x Wᵀ
-      // read one copy of x, then A, W; the LoRA term on textures: x Aᵀ's
-      // [100,8] rows and B's [128,8] rows in 8 phases each. Backward: dy B
-      // and dy W read dy's copy (1) and W's 3 strips; dy W's LoRA term
-      // copies dy B's [100,8] rows in 8 phases and A's 3 strips; (dy B)ᵀ x
-      // copies dy B's rows again, to transpose them (8), and x's 3 strips;
-      // dyᵀ (x Aᵀ) copies dy to transpose it (1); B's and x Aᵀ's 8 columns
+      // rank 12: every product goes through textures. linear: x Aᵀ and x
+      // Wᵀ read one copy of x, then A, W; the LoRA term on textures: x Aᵀ's
+      // [100,12] rows and B's [128,12] rows in 16 phases each. Backward: dy
+      // B and dy W read dy's copy (1) and W's 3 strips; dy W's LoRA term
+      // copies dy B's [100,12] rows in 16 phases and A's 3 strips; (dy B)ᵀ x
+      // copies dy B's rows again, to transpose them (16), and x's 3 strips;
+      // dyᵀ (x Aᵀ) copies dy to transpose it (1); B's and x Aᵀ's 12 columns
       // are packed
-      assert.deepEqual(await step(8), [3 + 8 + 8, 1 + 3 + 8 + 3 + 8 + 3 + 1]);
+      assert.deepEqual(await step(12), [
+        3 + 16 + 16,
+        1 + 3 + 16 + 3 + 16 + 3 + 1,
+      ]);
       // rank 6: x Aᵀ runs on textures (x, A; c a float at a time), the
       // other rank-r products are storage-fed, and the LoRA terms of x Wᵀ
       // (W) and dy W (dy, W's 3 strips) are read from storage

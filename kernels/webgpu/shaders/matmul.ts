@@ -497,6 +497,16 @@ export function texMatmulGroups(
 }
 
 /**
+ * Products of at most this many rows do not run texture-fed: on lavapipe a
+ * `tex` dispatch with M ≤ 8 takes ~12-15 ms whatever its size (k 64 or
+ * 512, n 256 or 1024), against ~0.6 ms for M = 9..16, with the time in the
+ * driver rather than the kernel's code. The cause is not known: the same
+ * dispatch with the uniform M raised to 9 (the ninth row's loads and stores
+ * out of bounds, so dropped) runs in 0.6 ms.
+ */
+export const TEX_MIN_ROWS = 8;
+
+/**
  * Loop trips one invocation may make: llvmpipe stops every loop of an
  * invocation, without an error, once their trips add up to 65,535.
  */
