@@ -133,6 +133,16 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
+/**
+ * Phases in which rows of `cols` floats are copied into a texture (copies
+ * need 256-byte row pitches): 1 when cols is a multiple of 64, 64/gcd(cols,
+ * 64) when of 4 ({@linkcode texRowOf}), else 0: packed by a kernel.
+ */
+function texPhases(cols: number, lim: number): number {
+  if (cols % 64 === 0) return 1;
+  return cols % 4 === 0 && lim >= 16 ? 64 / gcd(cols, 64) : 0;
+}
+
 /** The `tex` operand packing kernels: scalar, vec4 loads. */
 const PACK_ROWS = [texPackRowsKernel(false), texPackRowsKernel(true)];
 const PACK_STRIPS = [texPackStripsKernel(false), texPackStripsKernel(true)];
@@ -829,16 +839,7 @@ export class WebGpuBackend implements Backend {
     if (transA && (m % 4 !== 0 || k % 4 !== 0 || m > lim || k > lim)) {
       return false;
     }
-    // rows of `cols` floats go into a texture by copies: one when cols is a
-    // multiple of 64, one per phase (texRowOf) when of 4, else (0) by a
-    // packing kernel
-    const phasesOf = (cols: number) =>
-      cols % 64 === 0
-        ? 1
-        : cols % 4 === 0 && lim >= 16
-        ? 64 / gcd(cols, 64)
-        : 0;
-    const ph = phasesOf(k);
+    const ph = texPhases(k, lim);
     // the kernel reads b as [N,K] rows only where strips cannot hold k
     const rowsB = transB && kp > lim;
     const lora: Binding[] = o.lora ? [o.lora.xa, o.lora.lb] : [];
@@ -868,31 +869,7 @@ export class WebGpuBackend implements Backend {
       rows: number,
       phased: boolean,
       cols = k,
-    ): [GPUTexture, number, number] => {
-      const cph = phasesOf(cols), c4 = Math.ceil(cols / 4);
-      const p = phased || cph === 1 ? cph : 0;
-      if (p === 0) {
-        const t = this.ctx.acquireTexture(c4, rows);
-        const [src, off] = this.#packSource(x, r0 * cols, rows * cols);
-        const v = cols % 4 === 0 && off % 4 === 0, d = v ? 4 : 1;
-        this.ctx.run(
-          PACK_ROWS[v ? 1 : 0],
-          [src],
-          [off / d, cols / d, cols, c4, rows],
-          [Math.ceil(c4 / 8), Math.ceil(rows / 8)],
-          [t],
-        );
-        return [t, 1, rows];
-      }
-      const pr = Math.ceil(rows / p);
-      const t = this.ctx.acquireTexture(c4, p * pr);
-      for (let j = 0; j < p && j < rows; j++) {
-        const at = (x.offset ?? 0) + (r0 + j) * cols * 4;
-        const h = Math.ceil((rows - j) / p);
-        this.ctx.copyToTexture(x.buffer, at, p * cols * 4, t, c4, h, 0, j * pr);
-      }
-      return [t, p, pr];
-    };
+    ) => this.#rowsTexture(x, r0, rows, cols, phased);
     // strips (see texMatmulKernel) of columns [col0, col0 + nc) of an
     // operand [kk, N] with N = n, stored [N, kk] when `rows` (rewritten from
     // its row texture by TEX_TRANSPOSE), else copied or packed
@@ -1031,6 +1008,46 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
+   * A texture of rows [r0, r0 + rows) of the row-major [?, cols] operand `x`
+   * (texel (q, r) holds x[r0 + r, 4q..4q+3]), with its phases and rows per
+   * phase ({@linkcode texRowOf}): copied in one go when cols is a multiple
+   * of 64, in phases when of 4 and `phased`, else written by
+   * {@linkcode TEX_PACK_ROWS} (zero-padded to whole texels, 1 phase).
+   */
+  #rowsTexture(
+    x: Binding,
+    r0: number,
+    rows: number,
+    cols: number,
+    phased: boolean,
+  ): [GPUTexture, number, number] {
+    const cph = texPhases(cols, this.planner.textureLimit);
+    const c4 = Math.ceil(cols / 4);
+    const p = phased || cph === 1 ? cph : 0;
+    if (p === 0) {
+      const t = this.ctx.acquireTexture(c4, rows);
+      const [src, off] = this.#packSource(x, r0 * cols, rows * cols);
+      const v = cols % 4 === 0 && off % 4 === 0, d = v ? 4 : 1;
+      this.ctx.run(
+        PACK_ROWS[v ? 1 : 0],
+        [src],
+        [off / d, cols / d, cols, c4, rows],
+        [Math.ceil(c4 / 8), Math.ceil(rows / 8)],
+        [t],
+      );
+      return [t, 1, rows];
+    }
+    const pr = Math.ceil(rows / p);
+    const t = this.ctx.acquireTexture(c4, p * pr);
+    for (let j = 0; j < p && j < rows; j++) {
+      const at = (x.offset ?? 0) + (r0 + j) * cols * 4;
+      const h = Math.ceil((rows - j) / p);
+      this.ctx.copyToTexture(x.buffer, at, p * cols * 4, t, c4, h, 0, j * pr);
+    }
+    return [t, p, pr];
+  }
+
+  /**
    * The `tex` operand texture of aᵀ for a stored [K,M] (row-major, K and M
    * multiples of 4, both within the texture limit): texel (q, m) holds
    * a[4q..4q+3, m]. a's rows are copied into a [M/4, K] texture (in phases
@@ -1040,14 +1057,7 @@ export class WebGpuBackend implements Backend {
    */
   #transposedRows(a: Binding, k: number, m: number): GPUTexture {
     const m4 = m / 4, k4 = k / 4;
-    const ph = m % 64 === 0 ? 1 : 64 / gcd(m, 64);
-    const pr = Math.ceil(k / ph);
-    const rows = this.ctx.acquireTexture(m4, ph * pr);
-    for (let j = 0; j < ph && j < k; j++) {
-      const at = (a.offset ?? 0) + j * m * 4;
-      const h = Math.ceil((k - j) / ph);
-      this.ctx.copyToTexture(a.buffer, at, ph * m * 4, rows, m4, h, 0, j * pr);
-    }
+    const [rows, ph, pr] = this.#rowsTexture(a, 0, k, m, true);
     const t = this.ctx.acquireTexture(k4, m, 1);
     this.ctx.run(
       TEX_TRANSPOSE,
