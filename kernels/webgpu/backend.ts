@@ -99,6 +99,7 @@ import {
   attentionDqKernel,
   attentionKernel,
 } from "./shaders/attention.ts";
+import { GEMV_TEX_MAX_ROWS, gemvTexKernel } from "./shaders/gemv_tex.ts";
 import {
   ADD_TEX,
   FLAT_TEX_WIDTH,
@@ -295,6 +296,7 @@ export class WebGpuBackend implements Backend {
   readonly planner: MatmulPlanner;
   readonly #ropeTables = new Map<string, RopeTable>();
   readonly #texKernels = new Map<string, Kernel>();
+  readonly #gemvKernels = new Map<string, Kernel>();
   readonly #adamGroup: number;
   readonly #sampleLanes: number;
   /**
@@ -757,6 +759,7 @@ export class WebGpuBackend implements Backend {
     o: MatmulOptions,
   ): void {
     if (m === 0 || n === 0) return;
+    if (m <= GEMV_TEX_MAX_ROWS && this.#gemvTex(a, b, c, m, n, k, o)) return;
     this.#matmulWith(
       this.planner.choose(m, n, o.transA ?? false),
       a,
@@ -1003,6 +1006,76 @@ export class WebGpuBackend implements Backend {
       }
     }
     // every use of this product's textures is recorded
+    this.ctx.textureCache.settle();
+    return true;
+  }
+
+  /**
+   * Few-row x·Wᵀ on CPU adapters (decoding; shaders/gemv_tex.ts): x's rows,
+   * W's rows (laid out once while W is unchanged) and the LoRA term's xa
+   * and B rows in textures, a thread per column. False (nothing recorded)
+   * on real GPUs, for other forms (aᵀ, b [K,N], beta ≠ 0, the LoRA term of
+   * dx), k or the rank not a multiple of 4, or sides past the texture limit.
+   */
+  #gemvTex(
+    a: Binding,
+    b: Binding,
+    c: Binding,
+    m: number,
+    n: number,
+    k: number,
+    o: MatmulOptions,
+  ): boolean {
+    const lim = this.planner.textureLimit;
+    const lora = o.lora;
+    if (
+      !this.ctx.isFallback || o.transA || !o.transB || (o.beta ?? 0) !== 0 ||
+      k % 4 !== 0 || k / 4 > lim || n > lim || m > lim ||
+      (lora && (lora.layout !== "t" || lora.r % 4 !== 0 || lora.r / 4 > lim))
+    ) {
+      return false;
+    }
+    const rows = (x: Binding, key: string, count: number, cols: number) =>
+      this.#cachedTexture(x, key, () => {
+        const [t, ph, pr] = this.#rowsTexture(x, 0, count, cols, true);
+        return { tex: t, extra: [ph, pr] };
+      });
+    // the same keys as the texture-fed product's a and xa textures
+    const tx = rows(a, `a|0|${m}|${k}`, m, k);
+    const tw = rows(b, `bR|${n}|${k}`, n, k);
+    const textures = [tx.tex, tw.tex];
+    let phases = [1, 1];
+    if (lora) {
+      const r = lora.r;
+      const txa = rows(lora.xa, `x|0|${m}|${r}`, m, r);
+      const tlb = rows(lora.lb, `lR|${n}|${r}`, n, r);
+      textures.push(txa.tex, tlb.tex);
+      phases = [...txa.extra, ...tlb.extra];
+    }
+    const key = `${m}|${!!lora}`;
+    let kernel = this.#gemvKernels.get(key);
+    if (!kernel) {
+      kernel = gemvTexKernel(m, !!lora);
+      this.#gemvKernels.set(key, kernel);
+    }
+    this.ctx.run(
+      kernel,
+      [c],
+      [
+        n,
+        k / 4,
+        (lora?.r ?? 0) / 4,
+        o.alpha ?? 1,
+        lora?.scale ?? 0,
+        n,
+        0,
+        ...tx.extra,
+        ...tw.extra,
+        ...phases,
+      ],
+      grid(n),
+      textures,
+    );
     this.ctx.textureCache.settle();
     return true;
   }
