@@ -106,18 +106,17 @@ export class MatmulPlanner {
   }
 
   /**
-   * The config for an [M,N] output (`transA`: a is stored [K,M]). With a
-   * texture-fed `main` (CPU adapters), skinny-column products are
-   * texture-fed too, and so are skinny-row ones with aᵀ of more than 8 rows
-   * (the rank-r weight gradients, K = tokens); other skinny-row products
-   * (decoding, a few rows) stay storage-fed: a 16-row texture tile and its
-   * copies cost more there (webgpu sampling at B 8: 14.7 tok/s against 31.7).
+   * The config for an [M,N] output. With a texture-fed `main` (CPU
+   * adapters), skinny products are texture-fed too, except those of 8 rows
+   * or fewer: the texture-fed tile is slow there on lavapipe (see
+   * `TEX_MIN_ROWS`), and decoding's x·Wᵀ has its own kernel
+   * (shaders/gemv_tex.ts).
    */
-  choose(m: number, n: number, transA = false): MatmulConfig {
+  choose(m: number, n: number): MatmulConfig {
     if (n <= SKINNY && n <= m) {
       return this.main.kind === "tex" ? SKINNY_N_TEX : SKINNY_N;
     }
-    if (m <= SKINNY && (this.main.kind !== "tex" || !transA || m <= 8)) {
+    if (m <= SKINNY && (this.main.kind !== "tex" || m <= 8)) {
       return SKINNY_M;
     }
     return this.main;

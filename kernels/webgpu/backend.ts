@@ -760,16 +760,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     if (m === 0 || n === 0) return;
     if (m <= GEMV_TEX_MAX_ROWS && this.#gemvTex(a, b, c, m, n, k, o)) return;
-    this.#matmulWith(
-      this.planner.choose(m, n, o.transA ?? false),
-      a,
-      b,
-      c,
-      m,
-      n,
-      k,
-      o,
-    );
+    this.#matmulWith(this.planner.choose(m, n), a, b, c, m, n, k, o);
   }
 
   /** {@linkcode #matmul} with tile `cfg` (a `tex` one falls back when it cannot apply). */
