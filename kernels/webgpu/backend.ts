@@ -135,6 +135,22 @@ function gcd(a: number, b: number): number {
 }
 
 /**
+ * Lanes per row of the sampling kernel on a CPU adapter: as few as keep a
+ * lane's loop trips (~200 passes over its share of the vocabulary, see
+ * shaders/sample.ts) within llvmpipe's per-invocation loop limit, at least
+ * 8 (one SIMD vector), at most `max`. Few lanes spare the workgroup
+ * barriers of every pass, which llvmpipe runs as coroutine switches: 1024
+ * lanes took ~18 ms a row at a 259-token vocabulary.
+ */
+export function cpuSampleLanes(vocab: number, max: number): number {
+  const need = Math.ceil((vocab * SAMPLE_PASSES) / TEX_LOOP_BUDGET);
+  return Math.min(max, Math.max(8, 2 ** Math.ceil(Math.log2(need))));
+}
+
+/** Upper bound on the passes over a row the sampling kernel makes. */
+const SAMPLE_PASSES = 256;
+
+/**
  * Phases in which rows of `cols` floats are copied into a texture (copies
  * need 256-byte row pitches): 1 when cols is a multiple of 64, 64/gcd(cols,
  * 64) when of 4 ({@linkcode texRowOf}), else 0: packed by a kernel.
@@ -2106,13 +2122,16 @@ export class WebGpuBackend implements Backend {
     }
     const tokens = this.#new([b], "i32"), logprobs = this.#new([b]);
     const topK = opts.topK > 0 && opts.topK < v ? opts.topK : 0;
+    const lanes = this.ctx.isFallback
+      ? cpuSampleLanes(v, this.#sampleLanes)
+      : this.#sampleLanes;
     for (let r0 = 0; r0 < b; r0 += rowsPer) {
       const rows = Math.min(rowsPer, b - r0);
       const tile = tileOf(this.ctx, gl, { r0, r1: r0 + rows, c0: 0, c1: v });
       const bytes = Math.max(4, rows * v * 4);
       const scratch = { buffer: this.ctx.acquire(bytes), bytes };
       this.ctx.run(
-        sampleKernel(this.#sampleLanes),
+        sampleKernel(lanes),
         [tile.binding, gu, scratch, tokens, logprobs],
         [rows, v, opts.temperature, topK, opts.topP, r0],
         grid(rows, 1),

@@ -8,8 +8,11 @@
  * top-p and the inverse-CDF draw each look for the shortest prefix whose count
  * or mass passes a target, by binary search on t (32 passes; a pass is a
  * fixed-order reduction over the row), then on i only when tokens tie at t.
- * Lanes per row are many (up to 1024) because lavapipe stops an invocation
- * after 65535 loop iterations in total.
+ * Lanes per row are many (up to 1024) on real GPUs; on CPU adapters as few
+ * as keep a lane within lavapipe's 65535 loop iterations an invocation
+ * (`cpuSampleLanes` in `backend.ts`: 8 at a 259-token vocabulary), since
+ * every pass's reduction crosses workgroup barriers, which llvmpipe runs as
+ * coroutine switches.
  *
  * @module
  */
