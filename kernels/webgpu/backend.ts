@@ -1035,10 +1035,14 @@ export class WebGpuBackend implements Backend {
   ): boolean {
     const lim = this.planner.textureLimit;
     const lora = o.lora;
+    // texture copies start at whole texels
+    const aligned = (x: Binding) => (x.offset ?? 0) % 16 === 0;
     if (
       !this.ctx.isFallback || o.transA || !o.transB || (o.beta ?? 0) !== 0 ||
-      k % 4 !== 0 || k / 4 > lim || n > lim || m > lim ||
-      (lora && (lora.layout !== "t" || lora.r % 4 !== 0 || lora.r / 4 > lim))
+      k % 4 !== 0 || k / 4 > lim || n > lim || m > lim || !aligned(a) ||
+      !aligned(b) ||
+      (lora && (lora.layout !== "t" || lora.r % 4 !== 0 || lora.r / 4 > lim ||
+        !aligned(lora.xa) || !aligned(lora.lb)))
     ) {
       return false;
     }
