@@ -106,6 +106,7 @@ import {
   RMSNORM_BACKWARD_DW_TEX,
   RMSNORM_BACKWARD_DX_TEX,
   RMSNORM_TEX,
+  ROPE_TEX,
   SWIGLU_BACKWARD_TEX,
   SWIGLU_TEX,
 } from "./shaders/flat_tex.ts";
@@ -676,18 +677,20 @@ export class WebGpuBackend implements Backend {
         Math.ceil(x.size / (4 * w)) > this.planner.textureLimit
       ) return null;
     }
-    return xs.map((x) => {
-      const t4 = x.size / 4, full = Math.floor(t4 / w), tail = t4 % w;
-      const t = this.ctx.acquireTexture(w, full + (tail > 0 ? 1 : 0));
-      if (full > 0) {
-        this.ctx.copyToTexture(x.buffer, x.offset, w * 16, t, w, full);
-      }
-      if (tail > 0) {
-        const at = x.offset + full * w * 16;
-        this.ctx.copyToTexture(x.buffer, at, w * 16, t, tail, 1, 0, full);
-      }
-      return t;
-    });
+    return xs.map((x) => this.#flatTexture(x, x.size));
+  }
+
+  /** A flat texture of the first `floats` floats (a multiple of 4) of `x`. */
+  #flatTexture(x: Binding, floats: number): GPUTexture {
+    const w = FLAT_TEX_WIDTH, off = x.offset ?? 0;
+    const t4 = floats / 4, full = Math.floor(t4 / w), tail = t4 % w;
+    const t = this.ctx.acquireTexture(w, full + (tail > 0 ? 1 : 0));
+    if (full > 0) this.ctx.copyToTexture(x.buffer, off, w * 16, t, w, full);
+    if (tail > 0) {
+      const at = off + full * w * 16;
+      this.ctx.copyToTexture(x.buffer, at, w * 16, t, tail, 1, 0, full);
+    }
+    return t;
   }
 
   /** Records `k` over the flat textures `tex` (n/4 threads) into `outs`, then releases the textures. */
@@ -1535,6 +1538,33 @@ export class WebGpuBackend implements Backend {
     const half = dims.headDim / 2;
     const y = this.#new(x.shape);
     const total = rows * dims.heads * half;
+    const tex = half % 4 === 0 ? this.#flatTextures([gx]) : null;
+    if (tex) {
+      // the table's texture is laid out once while the table is unchanged
+      const tb = { buffer: table.buffer, bytes: table.rows * half * 8 };
+      const tt = this.#cachedTexture(tb, `rope|${table.rows}|${half}`, () => ({
+        tex: this.#flatTexture(tb, table.rows * half * 2),
+        extra: [],
+      })).tex;
+      this.ctx.run(
+        ROPE_TEX,
+        [y],
+        [
+          total / 4,
+          half / 4,
+          dims.heads,
+          dims.seqLen,
+          dims.offset,
+          table.rows,
+          inverse ? -1 : 1,
+        ],
+        grid(total / 4),
+        [tex[0], tt],
+      );
+      this.ctx.releaseTexture(tex[0]);
+      this.ctx.textureCache.settle();
+      return y;
+    }
     this.ctx.run(
       ROPE,
       [gx, { buffer: table.buffer, bytes: table.rows * half * 8 }, y],

@@ -76,6 +76,34 @@ if (haveAdapter(be) && be.ctx.isFallback) {
 
   Deno.test({
     name:
+      "webgpu texture-fed rope (CPU adapters) matches the cpu both ways and lays its table out once",
+    ...opts,
+    fn: async () => {
+      // 2 sequences of 6 at offset 3, 2 heads of 16: 384 floats, one full
+      // texture row and a tail
+      const dims = { seqLen: 6, heads: 2, headDim: 16, offset: 3, theta: 1e4 };
+      const x = both([12, 32], 8);
+      const rope = (inverse: boolean) => (be: Backend, i: 0 | 1) => [
+        be.rope(x[i], dims, inverse),
+      ];
+      // x (2 copies) and the cos/sin table (1), then x alone
+      assert.equal((await flatCase("rope", rope(false))).copies, 2 + 1);
+      const back = await flatCase("rope inverse", rope(true));
+      assert.equal(back.copies, 2);
+      const again = await flatCase("rope inverse", rope(true));
+      assert.deepEqual(again.outs[0], back.outs[0], "rerun bit-identical");
+      // half a head not a multiple of 4: storage-fed
+      const odd = { ...dims, headDim: 6 };
+      const y = both([12, 12], 9);
+      const r = await flatCase("rope headDim 6", (be, i) => [
+        be.rope(y[i], odd, false),
+      ]);
+      assert.equal(r.copies, 0);
+    },
+  });
+
+  Deno.test({
+    name:
       "webgpu add, swiglu and rmsNorm stay storage-fed where sizes are not whole texels",
     ...opts,
     fn: async () => {

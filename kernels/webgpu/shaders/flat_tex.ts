@@ -1,7 +1,7 @@
 /**
- * Elementwise and RMSNorm kernels fed by textures, for CPU adapters: the
- * twins of `elementwise.ts` (add, SwiGLU and its backward) and `norm.ts`
- * reading their inputs from rgba32float storage textures. On lavapipe every
+ * Elementwise, RMSNorm and RoPE kernels fed by textures, for CPU adapters:
+ * the twins of `elementwise.ts` (add, SwiGLU and its backward), `norm.ts`
+ * and `rope.ts` reading their inputs from rgba32float storage textures. On lavapipe every
  * storage-buffer load is a per-lane scalar loop (see `matmul.ts`); a texel
  * fetch brings four floats inline, and each thread writes its results as
  * vec4s (one per-lane loop per four floats instead of one per float).
@@ -162,5 +162,43 @@ export const RMSNORM_BACKWARD_DW_TEX: Kernel = {
     s += textureLoad(tdy, at(t + 3u * c4)) * textureLoad(tx, at(t + 3u * c4)) * rs.w;
   }
   dw[q] = s;
+}`,
+};
+
+/**
+ * Rotary embedding (rotate-half layout, the twin of `ROPE` in `rope.ts`)
+ * four pairs a thread: y1 = x1 cos − x2 sin, y2 = x2 cos + x1 sin for pairs
+ * (i, i + D/2), i in steps of 4 (D/2 a multiple of 4); `sign` = −1 rotates
+ * back. x and the cos/sin table (cos then sin, each [tableRows, D/2]) are
+ * flat textures; total4 = rows · heads · D/8 threads.
+ */
+export const ROPE_TEX: Kernel = {
+  name: "rope_tex",
+  uniforms: [
+    ["total4", "u32"],
+    ["half4", "u32"],
+    ["heads", "u32"],
+    ["seqLen", "u32"],
+    ["offset", "u32"],
+    ["tableRows", "u32"],
+    ["sign", "f32"],
+  ],
+  buffers: [["y", "read_write", "array<vec4<f32>>"]],
+  storageTextures: [["tx", "2d"], ["table", "2d"]],
+  body: `${AT}
+@compute @workgroup_size(${WG}) fn main(${FLAT}) {
+  let t = ${FLAT_INDEX};
+  if (t >= p.total4) { return; }
+  let i4 = t % p.half4;
+  let rh = t / p.half4; // row · heads + head
+  let pos = p.offset + (rh / p.heads) % p.seqLen;
+  let b1 = rh * 2u * p.half4 + i4;
+  let b2 = b1 + p.half4;
+  let c = textureLoad(table, at(pos * p.half4 + i4));
+  let s = p.sign * textureLoad(table, at((p.tableRows + pos) * p.half4 + i4));
+  let x1 = textureLoad(tx, at(b1));
+  let x2 = textureLoad(tx, at(b2));
+  y[b1] = x1 * c - x2 * s;
+  y[b2] = x2 * c + x1 * s;
 }`,
 };
