@@ -87,11 +87,12 @@ export class MatmulPlanner {
   textureLimit: number;
 
   /**
-   * The storage-fed config for a product that `cfg`, texture-fed, cannot
-   * run (a transposed a, sizes past the texture limits).
+   * The storage-fed config for an [M,·] product that `cfg`, texture-fed,
+   * cannot run (shapes the textures cannot hold, see the backend).
    */
-  fallbackFor(cfg: MatmulConfig): MatmulConfig {
-    return cfg === SKINNY_N_TEX ? SKINNY_N : this.fallback;
+  fallbackFor(cfg: MatmulConfig, m: number): MatmulConfig {
+    if (cfg === SKINNY_N_TEX) return SKINNY_N;
+    return m <= SKINNY ? SKINNY_M : this.fallback;
   }
 
   /** Starts with `main` (usually the first candidate, until tuned). */
@@ -107,18 +108,14 @@ export class MatmulPlanner {
 
   /**
    * The config for an [M,N] output. With a texture-fed `main` (CPU
-   * adapters), skinny products are texture-fed too, except those of 8 rows
-   * or fewer: the texture-fed tile is slow there on lavapipe (see
-   * `TEX_MIN_ROWS`), and decoding's x·Wᵀ has its own kernel
-   * (shaders/gemv_tex.ts).
+   * adapters), skinny products are texture-fed too (decoding's x·Wᵀ has
+   * its own kernel, shaders/gemv_tex.ts).
    */
   choose(m: number, n: number): MatmulConfig {
     if (n <= SKINNY && n <= m) {
       return this.main.kind === "tex" ? SKINNY_N_TEX : SKINNY_N;
     }
-    if (m <= SKINNY && (this.main.kind !== "tex" || m <= 8)) {
-      return SKINNY_M;
-    }
+    if (m <= SKINNY && this.main.kind !== "tex") return SKINNY_M;
     return this.main;
   }
 }

@@ -795,7 +795,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     if (cfg.kind === "tex") {
       if (this.#texMatmul(cfg, a, b, c, m, n, k, o)) return;
-      cfg = this.planner.fallbackFor(cfg);
+      cfg = this.planner.fallbackFor(cfg, m);
     }
     const transA = o.transA ?? false, transB = o.transB ?? false;
     const shape: MatmulShape = {
@@ -845,7 +845,7 @@ export class WebGpuBackend implements Backend {
     // time; b [K,N] must be whole texels
     const scalarC = n % 4 !== 0;
     if (k === 0 || k4 > lim || (scalarC && !transB)) return false;
-    if (m <= TEX_MIN_ROWS) return false;
+    if (m <= TEX_MIN_ROWS && (o.beta ?? 0) !== 0) return false;
     if (!transB && kp > lim) return false;
     // aᵀ (a stored [K,M]) is copied as rows and transposed whole: m and k
     // multiples of 4, one block of rows

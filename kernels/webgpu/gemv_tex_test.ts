@@ -87,8 +87,10 @@ if (haveAdapter(be) && be.ctx.isFallback) {
         "after x changed",
       );
       // rank 6 (not whole texels): x Aᵀ runs few-row (x and A in 2 phases
-      // each), the product with the LoRA term is storage-fed (W not copied)
-      assert.deepEqual(await linearCase(2, 64, 32, 6, 12), [2 + 2, 2]);
+      // each); the product with the LoRA term runs on the texture-fed
+      // matmul (x's texture shared, W's rows in 2 phases rewritten into
+      // strips, the LoRA term read from storage)
+      assert.deepEqual(await linearCase(2, 64, 32, 6, 12), [2 + 2 + 2, 3]);
       // 9 rows: past the few-row kernel, the texture-fed matmul (x's and
       // W's rows in 2 phases each, W rewritten into strips)
       assert.deepEqual(await linearCase(9, 64, 32, 0, 13), [2 + 2, 2]);

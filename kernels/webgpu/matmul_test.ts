@@ -22,11 +22,12 @@ async function gemmCase(
   transB: boolean,
   seed: number,
   transA = false,
+  beta = 2,
 ): Promise<number> {
   const a = rand(m * k, seed), b = rand(k * n, seed + 1);
   const c = rand(m * n, seed + 2);
   const sa = transA ? [k, m] : [m, k], sb = transB ? [n, k] : [k, n];
-  const o = { transA, transB, alpha: 0.5, beta: 2 };
+  const o = { transA, transB, alpha: 0.5, beta };
   const before = g.ctx.textureCopies;
   const got = g.gemm(g.fromArray(a, sa), g.fromArray(b, sb), {
     ...o,
@@ -55,9 +56,10 @@ async function copiesAndDispatches(
   transB: boolean,
   seed: number,
   transA = false,
+  beta = 2,
 ): Promise<[number, number]> {
   const d = g.ctx.dispatches;
-  const copies = await gemmCase(g, m, n, k, transB, seed, transA);
+  const copies = await gemmCase(g, m, n, k, transB, seed, transA, beta);
   return [copies, g.ctx.dispatches - d];
 }
 
@@ -132,8 +134,18 @@ if (haveAdapter(be)) {
       assert.deepEqual(await run(12, 64, 100, true, 41), [32, 3]);
       // skinny output (the rank-r dB): a [20,64] in one copy
       assert.deepEqual(await run(64, 8, 20, false, 42), [1, 3]);
-      // at most 8 rows (TEX_MIN_ROWS), m or k not a multiple of 4:
+      // at most 8 rows: texture-fed without beta (a [36,8] in 8 phases, or
+      // [36,4] in 16, transposed; b's 64 columns one strip; the product),
+      // storage-fed with it (TEX_MIN_ROWS); m or k not a multiple of 4:
       // storage-fed
+      assert.deepEqual(
+        await copiesAndDispatches(g, 8, 64, 36, false, 46, true, 0),
+        [8 + 1, 2],
+      );
+      assert.deepEqual(
+        await copiesAndDispatches(g, 4, 64, 36, false, 47, true, 0),
+        [16 + 1, 2],
+      );
       assert.deepEqual(await run(8, 64, 36, false, 45), [0, 1]);
       assert.deepEqual(await run(10, 64, 36, false, 43), [0, 1]);
       assert.deepEqual(await run(16, 64, 38, false, 44), [0, 1]);

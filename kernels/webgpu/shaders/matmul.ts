@@ -497,12 +497,12 @@ export function texMatmulGroups(
 }
 
 /**
- * Products of at most this many rows do not run texture-fed: on lavapipe a
- * `tex` dispatch with M ≤ 8 takes ~12-15 ms whatever its size (k 64 or
- * 512, n 256 or 1024), against ~0.6 ms for M = 9..16, with the time in the
- * driver rather than the kernel's code. The cause is not known: the same
- * dispatch with the uniform M raised to 9 (the ninth row's loads and stores
- * out of bounds, so dropped) runs in 0.6 ms.
+ * Accumulating products (beta ≠ 0) of at most this many rows do not run
+ * texture-fed: on lavapipe an epilogue that skips every row past the 8th of
+ * a tile (`if (m0 + i < M)` false for all of them) makes a dispatch take
+ * ~12-15 ms whatever its size, against ~0.6 ms at 9 rows; the time is in
+ * the driver, not the kernel's code. Without beta the kernel stores those
+ * rows onto row M − 1 instead (they hold its values), and runs at ~0.6 ms.
  */
 export const TEX_MIN_ROWS = 8;
 
@@ -727,18 +727,23 @@ export function texMatmulKernel(
   // uniforms read once (llvmpipe reloads a uniform at every use past a
   // store); beta's read of c is in the kernel only when it is needed
   for (const i of range(tm)) {
-    L.push(`if (m0 + ${i}u < uM) {`);
+    // rows past M: without beta they hold row M − 1's values (their a rows
+    // are clamped), stored again onto row M − 1 rather than skipped (on
+    // lavapipe an epilogue that skips every row past the 8th runs ~20×
+    // slower); with beta, c is read, so they are skipped
+    const r = s.accumulate ? `m0 + ${i}u` : `min(m0 + ${i}u, uM - 1u)`;
+    L.push(s.accumulate ? `if (m0 + ${i}u < uM) {` : `{`);
     if (s.scalarC) {
       // N not a multiple of 4: c's rows are not vec4-aligned, one float
       // at a time
-      L.push(`  let o = (row0 + m0 + ${i}u) * ldc + col0 + n0;`);
+      L.push(`  let o = (row0 + ${r}) * ldc + col0 + n0;`);
       for (const j of range(tn)) {
         const e = `acc_${i}_${j >> 2}.${LANE[j & 3]}`;
         const v = `alpha * ${e}${s.accumulate ? ` + beta * c[o + ${j}u]` : ""}`;
         L.push(`  if (n0 + ${j}u < uN) { c[o + ${j}u] = ${v}; }`);
       }
     } else {
-      L.push(`  let o = (row0 + m0 + ${i}u) * ldc4 + col04 + n0 / 4u;`);
+      L.push(`  let o = (row0 + ${r}) * ldc4 + col04 + n0 / 4u;`);
       for (const jj of range(n4)) {
         const v = `alpha * acc_${i}_${jj}${
           s.accumulate ? ` + beta * c[o + ${jj}u]` : ""
