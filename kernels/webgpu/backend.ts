@@ -872,17 +872,6 @@ export class WebGpuBackend implements Backend {
       : 4 * strip * layerCap;
     // blocks of rows hold whole phases
     const step = (s: number) => ph > 1 ? s - (s % 16) : s;
-    // rows [r0, r0 + rows) of a row-major [?, k] operand into a texture,
-    // with the phases and rows per phase of its layout (texRowOf)
-    // rows [r0, r0 + rows) of a row-major [?, cols] operand (cols = k but
-    // for xa's rank-wide rows)
-    const fillRows = (
-      x: Binding,
-      r0: number,
-      rows: number,
-      phased: boolean,
-      cols = k,
-    ) => this.#rowsTexture(x, r0, rows, cols, phased);
     // strips (see texMatmulKernel) of columns [col0, col0 + nc) of an
     // operand [kk, N] with N = n, stored [N, kk] when `rows` (rewritten from
     // its row texture by TEX_TRANSPOSE), else copied or packed
@@ -898,7 +887,7 @@ export class WebGpuBackend implements Backend {
       const nc4 = Math.ceil(nc / 4), layers = Math.ceil(nc4 / strip);
       const t = this.ctx.acquireTexture(strip, kkp, layers);
       if (rows) {
-        const [rt, ph, pr] = fillRows(x, col0, nc, true, kk);
+        const [rt, ph, pr] = this.#rowsTexture(x, col0, nc, kk, true);
         this.ctx.run(
           TEX_TRANSPOSE,
           [],
@@ -941,10 +930,7 @@ export class WebGpuBackend implements Backend {
           tex: this.#transposedRows(a, k, m),
           extra: [1, m],
         }))
-        : this.#cachedTexture(a, `a|${row0}|${mc}|${k}`, () => {
-          const [t, p, pr] = fillRows(a, row0, mc, true);
-          return { tex: t, extra: [p, pr] };
-        });
+        : this.#cachedRows(a, row0, mc, k);
       const ta = filledA.tex, [aph, apr] = filledA.extra;
       const kernel = this.#texKernel(
         cfg,
@@ -961,7 +947,7 @@ export class WebGpuBackend implements Backend {
         const tb = this.#cachedTexture(b, bKey, () => ({
           // the transB kernel reads rows in the plain layout
           tex: rowsB
-            ? fillRows(b, col0, nc, false)[0]
+            ? this.#rowsTexture(b, col0, nc, k, false)[0]
             : strips(b, transB, k, col0, nc),
           extra: [],
         })).tex;
@@ -970,10 +956,7 @@ export class WebGpuBackend implements Backend {
         let xph = 1, xpr = 1;
         if (lt) {
           const { xa, lb, r, layout } = o.lora!;
-          const fx = this.#cachedTexture(xa, `x|${row0}|${mc}|${r}`, () => {
-            const [t, p, pr] = fillRows(xa, row0, mc, true, r);
-            return { tex: t, extra: [p, pr] };
-          });
+          const fx = this.#cachedRows(xa, row0, mc, r);
           [xph, xpr] = fx.extra;
           const lKey = `l|${layout}|${col0}|${nc}|${n}|${r}|${strip}`;
           loraTex.push(
@@ -1049,20 +1032,15 @@ export class WebGpuBackend implements Backend {
     ) {
       return false;
     }
-    const rows = (x: Binding, key: string, count: number, cols: number) =>
-      this.#cachedTexture(x, key, () => {
-        const [t, ph, pr] = this.#rowsTexture(x, 0, count, cols, true);
-        return { tex: t, extra: [ph, pr] };
-      });
-    // the same keys as the texture-fed product's a and xa textures
-    const tx = rows(a, `a|0|${m}|${k}`, m, k);
-    const tw = rows(b, `bR|${n}|${k}`, n, k);
+    // x's and xa's textures are the texture-fed product's too
+    const tx = this.#cachedRows(a, 0, m, k);
+    const tw = this.#cachedRows(b, 0, n, k);
     const textures = [tx.tex, tw.tex];
     let phases = [1, 1];
     if (lora) {
       const r = lora.r;
-      const txa = rows(lora.xa, `x|0|${m}|${r}`, m, r);
-      const tlb = rows(lora.lb, `lR|${n}|${r}`, n, r);
+      const txa = this.#cachedRows(lora.xa, 0, m, r);
+      const tlb = this.#cachedRows(lora.lb, 0, n, r);
       textures.push(txa.tex, tlb.tex);
       phases = [...txa.extra, ...tlb.extra];
     }
@@ -1092,6 +1070,23 @@ export class WebGpuBackend implements Backend {
     );
     this.ctx.textureCache.settle();
     return true;
+  }
+
+  /**
+   * {@linkcode #rowsTexture} (phased) through the operand texture cache:
+   * laid out again only when x's buffer has been written since; `extra`
+   * holds its phases and rows per phase.
+   */
+  #cachedRows(
+    x: Binding,
+    r0: number,
+    rows: number,
+    cols: number,
+  ): { tex: GPUTexture; extra: number[] } {
+    return this.#cachedTexture(x, `rows|${r0}|${rows}|${cols}`, () => {
+      const [tex, ph, pr] = this.#rowsTexture(x, r0, rows, cols, true);
+      return { tex, extra: [ph, pr] };
+    });
   }
 
   /**
