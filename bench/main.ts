@@ -9,7 +9,9 @@
  *
  * Flags: `--quick` (one process per figure, smaller sizes), `--runs N`,
  * `--backends native,webgpu,cpu`, `--only matmul,train,sample`,
- * `--python PATH` (default /usr/bin/python3).
+ * `--python PATH` (default /usr/bin/python3), `--sizes N,N,…` (matmul sizes),
+ * `--peer-device cuda` (PyTorch peers on a CUDA GPU, and WebGPU's products
+ * against cuBLAS sgemm there: for a machine with a real GPU).
  *
  * Prints the table, writes it as JSON to bench/results/latest.json and as a
  * README section to bench/results/latest.md, and prints both paths.
@@ -28,6 +30,8 @@ import {
   GROUPS,
   type Job,
   OPENBLAS_TUNING_VARS,
+  PEER_DEVICES,
+  type PeerDevice,
 } from "./plan.ts";
 import {
   buildRows,
@@ -39,7 +43,8 @@ import {
 
 const USAGE =
   `usage: deno task bench [--quick] [--runs N] [--backends native,webgpu,cpu]
-                       [--only matmul,train,sample] [--python /usr/bin/python3]`;
+                       [--only matmul,train,sample] [--python /usr/bin/python3]
+                       [--sizes 512,1024,2048] [--peer-device cpu|cuda]`;
 
 function log(msg: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(msg + "\n"));
@@ -97,10 +102,21 @@ async function main(): Promise<number> {
   const quick = flags.has("quick");
   const base = defaultSettings(quick);
   let backends: string[], groups: Group[], runs: number;
+  let peerDevice: PeerDevice, matmulSizes: number[];
   try {
     backends = listFlag(flags, "backends", BIOS_BACKENDS) ?? base.backends;
     groups = listFlag(flags, "only", GROUPS) ?? base.groups;
     runs = flags.int("runs", base.runs);
+    matmulSizes = flags.ints("sizes", base.matmulSizes);
+    const device = flags.str("peer-device", base.peerDevice);
+    if (!PEER_DEVICES.includes(device as PeerDevice)) {
+      throw new FlagError(
+        `--peer-device must be one of ${PEER_DEVICES.join(", ")}: got ${
+          JSON.stringify(device)
+        }`,
+      );
+    }
+    peerDevice = device as PeerDevice;
   } catch (e) {
     log(`${(e as Error).message}\n${USAGE}`);
     return 2;
@@ -150,6 +166,12 @@ async function main(): Promise<number> {
       runs,
       backends,
       groups,
+      matmulSizes,
+      // The TypeScript backend runs about 1 GFLOP/s: none past its default sizes.
+      cpuMatmulSizes: matmulSizes.filter((n) =>
+        n <= Math.max(...base.cpuMatmulSizes)
+      ),
+      peerDevice,
       defaultBackend,
       openblasTuning: OPENBLAS_TUNING_VARS.filter((k) =>
         Deno.env.get(k) !== undefined
@@ -317,6 +339,38 @@ function record(
   workers[job.id] ??= info;
 }
 
+/** The sentence that names the peers and how they ran. */
+function peersText(
+  s: BenchSettings,
+  workers: Record<string, Record<string, unknown>>,
+): string {
+  const torch = workers["torch:train"] ?? workers["torch:sample"];
+  const numpy = workers["numpy"];
+  const parts: string[] = [];
+  if (numpy) {
+    parts.push(`numpy ${numpy.version} (float32 \`numpy.matmul\`, OpenBLAS)`);
+  }
+  if (s.peerDevice === "cuda") {
+    const mm = workers["torch-mm"];
+    const gpu = torch?.device ?? mm?.device ?? "the GPU";
+    if (mm) {
+      parts.push(
+        `PyTorch ${mm.version} \`torch.matmul\` in float32 with TF32 off (cuBLAS sgemm) on ${gpu}`,
+      );
+    }
+    if (torch) {
+      parts.push(
+        `PyTorch ${torch.version} on ${gpu} (float32, TF32 off, eager)`,
+      );
+    }
+  } else if (torch) {
+    parts.push(
+      `PyTorch ${torch.version} (run with 1 and with 2 threads, \`torch.set_num_threads\`, the faster kept)`,
+    );
+  }
+  return parts.length === 0 ? "" : `Peers: ${parts.join("; ")}. `;
+}
+
 function readmeSection(
   result: {
     command: string;
@@ -336,8 +390,6 @@ function readmeSection(
   defaultReason: string | undefined,
 ): string {
   const c = BENCH_CONFIG;
-  const torch = workers["torch:train"] ?? workers["torch:sample"];
-  const numpy = workers["numpy"];
   const lines = [
     "## Benchmarks",
     "",
@@ -351,11 +403,7 @@ function readmeSection(
     `Deno ${result.machine.deno}, in ${
       (result.seconds / 60).toFixed(1)
     } minutes. ` +
-    `Peers: numpy ${
-      numpy?.version ?? "?"
-    } (float32 \`numpy.matmul\`, OpenBLAS) and PyTorch ${
-      torch?.version ?? "?"
-    } (run with 1 and with 2 threads, \`torch.set_num_threads\`, the faster kept), both run with \`/usr/bin/python3\`. ` +
+    peersText(s, workers) +
     `Each figure is the median of ${s.runs} separate process${
       s.runs === 1 ? "" : "es"
     }, ` +
@@ -381,8 +429,10 @@ function readmeSection(
     `- **sample**: a prompt of ${s.sample.prompt} tokens, ${s.sample.maxTokens} new tokens per sequence at ` +
     "temperature 1 with the KV cache and the LoRA adapter applied; tokens/s = B · generated / wall time, " +
     "prefill included. PyTorch uses its own preallocated KV cache and `torch.multinomial`.",
-    "- Targets (from the issue): the default backend trains and samples at 1.0× PyTorch or better; " +
-    "WebGPU matmul on lavapipe at 25 GFLOP/s or better.",
+    s.peerDevice === "cuda"
+      ? "- No targets: the issue sets none on a real GPU; the PyTorch peers ran on the same GPU."
+      : "- Targets (from the issue): the default backend trains and samples at 1.0× PyTorch or better; " +
+        "WebGPU matmul on lavapipe at 25 GFLOP/s or better.",
   ];
   const devices = BIOS_BACKENDS.flatMap((be) => {
     const w = workers[`train:${be}`] ?? workers[`sample:${be}`] ??

@@ -21,6 +21,11 @@ export const OPENBLAS_TUNING_VARS = [
   "OPENBLAS_L2_SIZE",
 ] as const;
 
+/** Where the PyTorch peers run: the host CPU, or a CUDA GPU (`--peer-device cuda`). */
+export const PEER_DEVICES = ["cpu", "cuda"] as const;
+/** One of {@linkcode PEER_DEVICES}. */
+export type PeerDevice = typeof PEER_DEVICES[number];
+
 /** Everything that shapes one invocation. */
 export interface BenchSettings {
   /** `--quick`: one process per figure, smaller sizes. */
@@ -52,6 +57,13 @@ export interface BenchSettings {
   openblasTuning: string[];
   /** Kill a worker after this long. */
   timeoutMs: number;
+  /**
+   * Where the PyTorch peers run. With "cuda", the WebGPU matmul rows are
+   * measured against PyTorch's float32 sgemm on the GPU (TF32 off), the
+   * LoRA step and sampling against PyTorch on the GPU, and no row carries
+   * a target (the issue sets none for a real GPU).
+   */
+  peerDevice: PeerDevice;
 }
 
 /** The defaults of a full or a `--quick` invocation. */
@@ -70,6 +82,7 @@ export function defaultSettings(
       train: { batch: 2, seq: 64, seconds: 0.5 },
       sample: { batches: [1, 8], prompt: 8, maxTokens: 16, seconds: 0.3 },
       timeoutMs: 180_000,
+      peerDevice: "cpu",
     }
     : {
       quick,
@@ -82,6 +95,7 @@ export function defaultSettings(
       train: { batch: 8, seq: 128, seconds: 2 },
       sample: { batches: [1, 8], prompt: 32, maxTokens: 64, seconds: 1 },
       timeoutMs: 300_000,
+      peerDevice: "cpu",
     };
 }
 
@@ -205,6 +219,12 @@ export function buildPlan(
     be === s.defaultBackend ? `${be} (default)` : be;
   const has = (g: Group) => s.groups.includes(g);
   const spec = JSON.stringify(peerSpec());
+  const cuda = s.peerDevice === "cuda";
+  const torchName = cuda ? "PyTorch CUDA" : "PyTorch";
+  const torchArgs = cuda ? ["--device", "cuda"] : [];
+  const ratioTarget: Target | undefined = cuda
+    ? undefined
+    : { kind: "ratio", min: 1, text: "≥ 1.0×" };
 
   if (has("matmul")) {
     const variants: { tag: string; note: string; unset?: string[] }[] = [{
@@ -218,20 +238,39 @@ export function buildPlan(
         unset: s.openblasTuning,
       });
     }
-    for (const v of variants) {
-      const sizes = s.matmulSizes.join(",");
-      const secs = String(s.matmulSeconds);
+    const sizes = s.matmulSizes.join(",");
+    const secs = String(s.matmulSeconds);
+    // On a GPU, WebGPU's products are set against cuBLAS's on the same card.
+    const gpuPeer = cuda && s.backends.includes("webgpu");
+    if (gpuPeer) {
       jobs.push({
-        id: `numpy${v.tag}`,
-        label: `numpy sgemm${v.note}`,
+        id: "torch-mm",
+        label: "PyTorch CUDA sgemm",
         group: "matmul",
-        spec: python(
-          "numpy_peer.py",
-          ["--sizes", sizes, "--seconds", secs],
-          v.unset,
-        ),
-        figures: (j) => perKey(j, "gflops", `numpy${v.tag}`),
+        spec: python("torch_matmul_peer.py", [
+          "--sizes",
+          sizes,
+          "--seconds",
+          secs,
+        ]),
+        figures: (j) => perKey(j, "gflops", "torch-mm"),
       });
+    }
+    const numpyRows = s.backends.some((be) => !(gpuPeer && be === "webgpu"));
+    for (const v of variants) {
+      if (numpyRows) {
+        jobs.push({
+          id: `numpy${v.tag}`,
+          label: `numpy sgemm${v.note}`,
+          group: "matmul",
+          spec: python(
+            "numpy_peer.py",
+            ["--sizes", sizes, "--seconds", secs],
+            v.unset,
+          ),
+          figures: (j) => perKey(j, "gflops", `numpy${v.tag}`),
+        });
+      }
       const backends = v.tag === ""
         ? s.backends
         : s.backends.filter((b) => b === "native");
@@ -258,17 +297,18 @@ export function buildPlan(
       for (const n of s.matmulSizes) {
         for (const be of backends) {
           if (be === "cpu" && !s.cpuMatmulSizes.includes(n)) continue;
+          const vsGpu = gpuPeer && be === "webgpu";
           rows.push({
             group: "matmul",
             figure: `matmul ${n}³${v.note}`,
             backend: label(be),
             biosKey: `mm${v.tag}:${be}:${n}`,
             biosJob: `mm${v.tag}:${be}`,
-            peer: "numpy sgemm",
-            peerKey: `numpy${v.tag}:${n}`,
-            peerJob: `numpy${v.tag}`,
+            peer: vsGpu ? "PyTorch CUDA sgemm" : "numpy sgemm",
+            peerKey: vsGpu ? `torch-mm:${n}` : `numpy${v.tag}:${n}`,
+            peerJob: vsGpu ? "torch-mm" : `numpy${v.tag}`,
             unit: "GFLOP/s",
-            target: be === "webgpu" && v.tag === ""
+            target: be === "webgpu" && v.tag === "" && !cuda
               ? { kind: "absolute", min: 25, text: "≥ 25 GFLOP/s" }
               : undefined,
           });
@@ -289,9 +329,15 @@ export function buildPlan(
     ];
     jobs.push({
       id: "torch:train",
-      label: "PyTorch LoRA step",
+      label: `${torchName} LoRA step`,
       group: "train",
-      spec: python("torch_peer.py", ["train", "--spec", spec, ...args]),
+      spec: python("torch_peer.py", [
+        "train",
+        "--spec",
+        spec,
+        ...args,
+        ...torchArgs,
+      ]),
       figures: (j) => ({ "torch:train": num(j.tokensPerSecond) }),
     });
     for (const be of s.backends) {
@@ -319,13 +365,11 @@ export function buildPlan(
         backend: label(be),
         biosKey: `train:${be}`,
         biosJob: `train:${be}`,
-        peer: "PyTorch",
+        peer: torchName,
         peerKey: "torch:train",
         peerJob: "torch:train",
         unit: "tokens/s",
-        target: be === s.defaultBackend
-          ? { kind: "ratio", min: 1, text: "≥ 1.0×" }
-          : undefined,
+        target: be === s.defaultBackend ? ratioTarget : undefined,
       });
     }
     rows.push({
@@ -334,11 +378,11 @@ export function buildPlan(
       backend: label(s.defaultBackend),
       biosKey: "actor:train",
       biosJob: "actor:train",
-      peer: "PyTorch",
+      peer: torchName,
       peerKey: "torch:train",
       peerJob: "torch:train",
       unit: "tokens/s",
-      target: { kind: "ratio", min: 1, text: "≥ 1.0×" },
+      target: ratioTarget,
     });
   }
 
@@ -356,9 +400,15 @@ export function buildPlan(
     ];
     jobs.push({
       id: "torch:sample",
-      label: "PyTorch sampling",
+      label: `${torchName} sampling`,
       group: "sample",
-      spec: python("torch_peer.py", ["sample", "--spec", spec, ...args]),
+      spec: python("torch_peer.py", [
+        "sample",
+        "--spec",
+        spec,
+        ...args,
+        ...torchArgs,
+      ]),
       figures: (j) => perKey(j, "tokensPerSecond", "torch:sample"),
     });
     for (const be of s.backends) {
@@ -379,13 +429,11 @@ export function buildPlan(
           backend: label(be),
           biosKey: `sample:${be}:${b}`,
           biosJob: `sample:${be}`,
-          peer: "PyTorch",
+          peer: torchName,
           peerKey: `torch:sample:${b}`,
           peerJob: "torch:sample",
           unit: "tokens/s",
-          target: be === s.defaultBackend
-            ? { kind: "ratio", min: 1, text: "≥ 1.0×" }
-            : undefined,
+          target: be === s.defaultBackend ? ratioTarget : undefined,
         });
       }
     }

@@ -98,3 +98,56 @@ Deno.test("buildPlan: OpenBLAS tuning variables add untuned numpy and native row
   );
   assert.equal(rows.filter((r) => r.figure.includes("unset")).length, 3);
 });
+
+Deno.test("buildPlan: --peer-device cuda sets WebGPU against PyTorch on the GPU, with no targets", () => {
+  const { jobs, rows } = buildPlan(
+    settings({
+      peerDevice: "cuda",
+      backends: ["webgpu"],
+      defaultBackend: "webgpu",
+      matmulSizes: [1024, 4096],
+    }),
+    programs,
+  );
+  // Only WebGPU is measured, so numpy has no row and is not run.
+  assert.ok(!jobs.some((j) => j.id.startsWith("numpy")));
+  const mmPeer = jobs.find((j) => j.id === "torch-mm")!;
+  assert.deepEqual(mmPeer.spec.args.slice(0, 3), [
+    "bench/torch_matmul_peer.py",
+    "--sizes",
+    "1024,4096",
+  ]);
+  const mm = rows.filter((r) => r.group === "matmul");
+  assert.deepEqual(mm.map((r) => r.peerKey), [
+    "torch-mm:1024",
+    "torch-mm:4096",
+  ]);
+  assert.deepEqual(
+    Object.keys(mmPeer.figures({ gflops: { 1024: 1, 4096: 2 } })),
+    ["torch-mm:1024", "torch-mm:4096"],
+  );
+  for (const id of ["torch:train", "torch:sample"]) {
+    const args = jobs.find((j) => j.id === id)!.spec.args;
+    assert.deepEqual(args.slice(-2), ["--device", "cuda"], id);
+  }
+  assert.ok(rows.every((r) => r.target === undefined));
+  assert.ok(
+    rows.filter((r) => r.group !== "matmul").every((r) =>
+      r.peer === "PyTorch CUDA"
+    ),
+  );
+});
+
+Deno.test("buildPlan: --peer-device cuda keeps numpy for the CPU backends", () => {
+  const { jobs, rows } = buildPlan(
+    settings({ peerDevice: "cuda", groups: ["matmul"] }),
+    programs,
+  );
+  assert.ok(jobs.some((j) => j.id === "numpy"));
+  for (const r of rows) {
+    assert.equal(
+      r.peer,
+      r.backend.startsWith("webgpu") ? "PyTorch CUDA sgemm" : "numpy sgemm",
+    );
+  }
+});

@@ -2,6 +2,7 @@
 
     /usr/bin/python3 bench/torch_peer.py train  --spec JSON [--batch 8 --seq 128 --seconds 2]
     /usr/bin/python3 bench/torch_peer.py sample --spec JSON [--batches 1,8 --prompt 32 --max-tokens 64]
+    add --device cuda to run on the GPU (float32, TF32 off)
 
 --spec is the model's Hugging Face config plus "lora_rank", "lora_alpha" and
 "adam" (lr, beta1, beta2, eps, weightDecay), as bench/bench_model.ts peerSpec()
@@ -12,7 +13,10 @@ PEFT LoRA, dropout 0) in float32: RMSNorm, rotate-half RoPE, grouped-query
 causal attention (repeat_kv), SwiGLU MLP, untied LM head, and LoRA
 y = x W^T + (alpha/r) (x A^T) B^T on every linear layer (A kaiming-uniform,
 B zero, as PEFT). The base is frozen; AdamW (torch.optim.AdamW) updates the
-LoRA tensors only. Runs with 1 and 2 threads and reports the faster setting.
+LoRA tensors only. On the CPU it runs with 1 and 2 threads and reports the
+faster setting; with --device cuda it runs once, in float32 with TF32 off (the
+precision Bios's WebGPU kernels compute in), weights made on the CPU as there
+and copied over.
 
 train: one step = forward, loss = -sum(logprob of targets) (weights 1),
 backward, AdamW step, zero_grad. One warm-up step, then steps until at least
@@ -39,12 +43,12 @@ import torch.nn.functional as F
 class LoraLinear:
     """y = x W^T + scale (x A^T) B^T with W frozen."""
 
-    def __init__(self, w, rank, scale, gen):
+    def __init__(self, w, rank, scale, gen, device):
         out_f, in_f = w.shape
-        self.w = w
+        self.w = w.to(device)
         bound = 1.0 / math.sqrt(in_f)
-        self.a = ((torch.rand(rank, in_f, generator=gen) * 2 - 1) * bound).requires_grad_()
-        self.b = torch.zeros(out_f, rank).requires_grad_()
+        self.a = ((torch.rand(rank, in_f, generator=gen) * 2 - 1) * bound).to(device).requires_grad_()
+        self.b = torch.zeros(out_f, rank, device=device).requires_grad_()
         self.scale = scale
 
     def __call__(self, x):
@@ -55,8 +59,9 @@ class LoraLinear:
 
 
 class Llama:
-    def __init__(self, spec, seed=1):
+    def __init__(self, spec, device="cpu", seed=1):
         gen = torch.Generator().manual_seed(seed)
+        self.device = device
         self.c = spec["hidden_size"]
         self.f = spec["intermediate_size"]
         self.n_layers = spec["num_hidden_layers"]
@@ -73,26 +78,26 @@ class Llama:
             return torch.randn(out_f, in_f, generator=gen) * 0.02
 
         def lin(out_f, in_f):
-            return LoraLinear(mat(out_f, in_f), rank, scale, gen)
+            return LoraLinear(mat(out_f, in_f), rank, scale, gen, device)
 
         c, f, h, g, d = self.c, self.f, self.h, self.g, self.d
-        self.embed = mat(self.v, c)
+        self.embed = mat(self.v, c).to(device)
         self.layers = []
         for _ in range(self.n_layers):
             self.layers.append(
                 {
-                    "in_norm": torch.ones(c),
+                    "in_norm": torch.ones(c, device=device),
                     "q": lin(h * d, c),
                     "k": lin(g * d, c),
                     "v": lin(g * d, c),
                     "o": lin(c, h * d),
-                    "post_norm": torch.ones(c),
+                    "post_norm": torch.ones(c, device=device),
                     "gate": lin(f, c),
                     "up": lin(f, c),
                     "down": lin(c, f),
                 }
             )
-        self.norm = torch.ones(c)
+        self.norm = torch.ones(c, device=device)
         self.lm_head = lin(self.v, c)
 
     def lora_params(self):
@@ -108,7 +113,7 @@ class Llama:
 
     def rope(self, positions):
         d = self.d
-        inv_freq = 1.0 / (self.theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
+        inv_freq = 1.0 / (self.theta ** (torch.arange(0, d, 2, dtype=torch.float32, device=self.device) / d))
         freqs = torch.outer(positions.to(torch.float32), inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos(), emb.sin()
@@ -125,14 +130,15 @@ class Llama:
         keys 0..offset+T."""
         bsz, t = tokens.shape
         h, g, d = self.h, self.g, self.d
-        cos, sin = self.rope(torch.arange(offset, offset + t))
+        dev = self.device
+        cos, sin = self.rope(torch.arange(offset, offset + t, device=dev))
         tk = offset + t
         mask = None
         if t > 1:
             # query i (at position offset+i) sees keys 0..offset+i
-            q_pos = torch.arange(offset, offset + t).unsqueeze(1)
-            k_pos = torch.arange(tk).unsqueeze(0)
-            mask = torch.zeros(t, tk).masked_fill(k_pos > q_pos, float("-inf"))
+            q_pos = torch.arange(offset, offset + t, device=dev).unsqueeze(1)
+            k_pos = torch.arange(tk, device=dev).unsqueeze(0)
+            mask = torch.zeros(t, tk, device=dev).masked_fill(k_pos > q_pos, float("-inf"))
         x = self.embed[tokens]
         for i, p in enumerate(self.layers):
             hn = self.rms_norm(x, p["in_norm"])
@@ -169,8 +175,8 @@ def repeat(step, min_runs, max_runs, min_seconds):
     return runs, seconds
 
 
-def bench_train(spec, batch, seq, min_seconds):
-    model = Llama(spec)
+def bench_train(spec, batch, seq, min_seconds, device):
+    model = Llama(spec, device)
     ad = spec["adam"]
     params = model.lora_params()
     opt = torch.optim.AdamW(
@@ -178,8 +184,9 @@ def bench_train(spec, batch, seq, min_seconds):
     )
     gen = torch.Generator().manual_seed(100)
     stream = torch.randint(0, 256, (batch, seq + 1), generator=gen)
+    stream = stream.to(device)
     ids, targets = stream[:, :-1], stream[:, 1:]
-    weights = torch.ones(batch, seq)
+    weights = torch.ones(batch, seq, device=device)
     last_loss = [float("nan")]
 
     def step():
@@ -207,8 +214,9 @@ def bench_train(spec, batch, seq, min_seconds):
 @torch.no_grad()
 def generate(model, prompt, batch, max_tokens, gen):
     cap = prompt.shape[0] + max_tokens
+    dev = model.device
     cache = [
-        (torch.zeros(batch, model.g, cap, model.d), torch.zeros(batch, model.g, cap, model.d))
+        (torch.zeros(batch, model.g, cap, model.d, device=dev), torch.zeros(batch, model.g, cap, model.d, device=dev))
         for _ in model.layers
     ]
     x = prompt.unsqueeze(0).expand(batch, -1).contiguous()
@@ -220,13 +228,13 @@ def generate(model, prompt, batch, max_tokens, gen):
         probs = torch.softmax(logits, dim=-1)
         x = torch.multinomial(probs, 1, generator=gen)
         out.append(x)
-    return torch.cat(out, dim=1)
+    return torch.cat(out, dim=1).cpu()  # on a GPU, waits for the last token
 
 
-def bench_sample(spec, batches, prompt_len, max_tokens, min_seconds):
-    model = Llama(spec)
-    gen = torch.Generator().manual_seed(7)
-    prompt = torch.randint(0, 256, (prompt_len,), generator=gen)
+def bench_sample(spec, batches, prompt_len, max_tokens, min_seconds, device):
+    model = Llama(spec, device)
+    prompt = torch.randint(0, 256, (prompt_len,), generator=torch.Generator().manual_seed(7)).to(device)
+    gen = torch.Generator(device=device).manual_seed(7)
     result = {}
     for b in batches:
         generate(model, prompt, b, min(4, max_tokens), gen)
@@ -254,26 +262,38 @@ def main():
     # PyTorch's best setting on a 2-core machine is not always 2 threads (its
     # OpenMP pool and OpenBLAS's threads can fight): try each, report the best.
     p.add_argument("--threads", default="1,2")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = p.parse_args()
     spec = json.loads(args.spec)
+    device = args.device
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
     def run(threads):
-        torch.set_num_threads(threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         if args.mode == "train":
-            return bench_train(spec, args.batch, args.seq, 2.0 if args.seconds is None else args.seconds)
+            return bench_train(spec, args.batch, args.seq, 2.0 if args.seconds is None else args.seconds, device)
         batches = [int(s) for s in args.batches.split(",")]
-        return bench_sample(spec, batches, args.prompt, args.max_tokens, 1.0 if args.seconds is None else args.seconds)
+        return bench_sample(
+            spec, batches, args.prompt, args.max_tokens, 1.0 if args.seconds is None else args.seconds, device
+        )
 
     def score(r):
         tps = r["tokensPerSecond"]
         return sum(tps.values()) if isinstance(tps, dict) else tps
 
+    if device == "cuda":
+        head = {"peer": "torch", "version": torch.__version__, "device": torch.cuda.get_device_name()}
+        print(json.dumps({**head, **run(None)}))
+        return
     tried = {}
     for t in [int(s) for s in str(args.threads).split(",")]:
         tried[t] = run(t)
     best = max(tried, key=lambda t: score(tried[t]))
     by_threads = {str(t): r["tokensPerSecond"] for t, r in tried.items()}
-    head = {"peer": "torch", "version": torch.__version__, "threads": best, "byThreads": by_threads}
+    head = {"peer": "torch", "version": torch.__version__, "device": "cpu", "threads": best, "byThreads": by_threads}
     print(json.dumps({**head, **tried[best]}))
 
 

@@ -7,7 +7,10 @@
 import type { Backend } from "../kernels/backend.ts";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
 import { openNativeBackend } from "../kernels/native/backend.ts";
-import { testBackend } from "../kernels/webgpu/_open_for_test.ts";
+import {
+  testBackend,
+  testBackendGpuKernels,
+} from "../kernels/webgpu/_open_for_test.ts";
 
 /** [name, open (null when unavailable), package to install]. */
 export const TEST_BACKENDS: readonly [
@@ -18,4 +21,6 @@ export const TEST_BACKENDS: readonly [
   ["cpu", () => new CpuBackend(), ""],
   ["native", () => openNativeBackend(), "libopenblas0-pthread"],
   ["webgpu", () => testBackend(), "mesa-vulkan-drivers"],
+  // The kernels a discrete GPU runs, on whatever adapter there is.
+  ["webgpu-gpu-kernels", () => testBackendGpuKernels(), "mesa-vulkan-drivers"],
 ];

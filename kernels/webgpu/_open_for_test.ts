@@ -52,3 +52,17 @@ export function testBackendWithLimit(
   }
   return be;
 }
+
+let gpuKernels: Promise<WebGpuBackend | null> | null = null;
+
+/**
+ * A backend that runs the kernels chosen for real GPUs (workgroup-memory
+ * tiles, storage-fed operands) whatever the adapter (autotune off), so that
+ * lavapipe checks the paths a discrete GPU takes.
+ */
+export function testBackendGpuKernels(): Promise<WebGpuBackend | null> {
+  return gpuKernels ??= openWebGpuBackend({
+    autotune: false,
+    gpuKernels: true,
+  });
+}

@@ -129,6 +129,12 @@ export interface WebGpuOptions {
    * tensors. An integer ≥ 1024. @default {Infinity}
    */
   maxBindingBytes?: number;
+  /**
+   * Run the kernels chosen for real GPUs (workgroup-memory tiles,
+   * storage-fed operands) even on a CPU adapter. For tests: the paths a
+   * discrete GPU takes, checked on lavapipe. @default {false}
+   */
+  gpuKernels?: boolean;
 }
 
 function gcd(a: number, b: number): number {
@@ -234,7 +240,7 @@ export async function openWebGpuBackend(
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
   const device = await adapter.requestDevice({ requiredLimits });
-  const cpu = isCpuAdapter(adapter);
+  const cpu = isCpuAdapter(adapter) && !opts.gpuKernels;
   const name = adapter.info.description || adapter.info.vendor ||
     "unknown adapter";
   const be = new WebGpuBackend(new GpuContext(device, name, cpu), {
