@@ -14,6 +14,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import type {
   AttentionDims,
   Backend,
@@ -166,6 +167,19 @@ export function backendConformance(
     const [ga, gb] = await h.be.readMany([a[0], b[0]]);
     assertClose("readMany", ga, await h.ref.read(a[1]), h.tol);
     assertClose("readMany", gb, await h.ref.read(b[1]), h.tol);
+  });
+
+  check("readMixed", async (_be, h) => {
+    const ids = Int32Array.from({ length: 41 }, (_, i) => (i * 7919) % 259 - 3);
+    const a = h.both(h.rng.floats(37 * 53), [37, 53]);
+    const b = h.both(h.rng.floats(5), [5]);
+    const ti = h.be.fromInts(ids, [41]);
+    const got = await h.be.readMixed([ti, ti], [a[0], b[0]]);
+    assert.deepEqual(got.ints, [ids, ids]);
+    assert.equal(got.floats.length, 2);
+    assertClose("readMixed", got.floats[0], await h.ref.read(a[1]), h.tol);
+    assertClose("readMixed", got.floats[1], await h.ref.read(b[1]), h.tol);
+    h.be.free(ti);
   });
 
   check("mul", async (_be, h) => {

@@ -167,6 +167,14 @@ export interface Backend {
   readMany(ts: readonly Tensor[]): Promise<Float32Array[]>;
   /** Copy an i32 tensor back to the host. */
   readInts(t: Tensor): Promise<Int32Array>;
+  /**
+   * Copy i32 and f32 tensors back to the host at once (one GPU wait on
+   * webgpu), e.g. the tokens and logprobs of several sampling steps.
+   */
+  readMixed(
+    ints: readonly Tensor[],
+    floats: readonly Tensor[],
+  ): Promise<{ ints: Int32Array[]; floats: Float32Array[] }>;
   /** Release a tensor's memory; the handle must not be used again. */
   free(t: Tensor): void;
   /** Wait until all recorded work is done (a no-op on synchronous backends). */

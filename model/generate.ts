@@ -91,9 +91,13 @@ export async function generate(
         inputFreeable = false;
         continue;
       }
-      for (const p of pending) {
-        const toks = await be.readInts(p.tokens);
-        const lps = await be.read(p.logprobs);
+      // Every pending step's tokens and logprobs in one read (one GPU wait).
+      const got = await be.readMixed(
+        pending.map((p) => p.tokens),
+        pending.map((p) => p.logprobs),
+      );
+      for (let i = 0; i < pending.length; i++) {
+        const p = pending[i], toks = got.ints[i], lps = got.floats[i];
         for (let b = 0; b < B; b++) {
           if (done[b]) continue;
           out[b].tokens.push(toks[b]);

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Backend } from "../kernels/backend.ts";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
+import { WebGpuBackend } from "../kernels/webgpu/backend.ts";
 import { TEST_BACKENDS } from "./_backends.ts";
 import { generate } from "../model/generate.ts";
 import { LORA_TARGETS, LoraSet } from "../model/lora.ts";
@@ -55,7 +56,7 @@ async function train(
   return await trainSteps(be, stages, ids, targets, rows, 3);
 }
 
-async function sample(be: Backend): Promise<number[][]> {
+async function sample(be: Backend, readEvery = 1): Promise<number[][]> {
   const stage = new Stage(
     be,
     cfg,
@@ -70,6 +71,7 @@ async function sample(be: Backend): Promise<number[][]> {
     topP: 0.95,
     seed: 4,
     stopTokens: [],
+    readEvery,
   });
   return out.map((s) => s.tokens);
 }
@@ -130,6 +132,22 @@ for (const [name, make, pkg] of TEST_BACKENDS) {
         throw new Error(`${name} backend unavailable (apt-get install ${pkg})`);
       }
       assert.deepEqual(await sample(be), referenceSamples);
+    },
+  });
+  Deno.test({
+    name:
+      `${name}: sampling read back every 5 steps gives the same tokens, with one GPU wait a read`,
+    ignore: !be && !required,
+    fn: async () => {
+      if (!be) {
+        throw new Error(`${name} backend unavailable (apt-get install ${pkg})`);
+      }
+      await sample(be, 5); // warm-up: pipelines compiled, pool filled
+      const gpu = be instanceof WebGpuBackend ? be.ctx : null;
+      const w0 = gpu?.waits ?? 0;
+      assert.deepEqual(await sample(be, 5), referenceSamples);
+      // 12 tokens read back after steps 5, 10 and 12.
+      if (gpu) assert.equal(gpu.waits - w0, 3);
     },
   });
 }

@@ -165,6 +165,17 @@ export class CpuBackend implements Backend {
     return settle(() => i32(t, "readInts", "t").slice());
   }
 
+  /** Copies of several i32 and f32 tensors' data. */
+  readMixed(
+    ints: readonly Tensor[],
+    floats: readonly Tensor[],
+  ): Promise<{ ints: Int32Array[]; floats: Float32Array[] }> {
+    return settle(() => ({
+      ints: ints.map((t, i) => i32(t, "readMixed", `ints[${i}]`).slice()),
+      floats: floats.map((t, i) => f32(t, "readMixed", `floats[${i}]`).slice()),
+    }));
+  }
+
   /** The live storage of an f32 tensor (no copy; CPU backends only). */
   f32View(t: Tensor): Float32Array {
     return f32(t, "f32View", "t");

@@ -584,6 +584,22 @@ export class WebGpuBackend implements Backend {
     return (await this.#readAll([g]))[0] as Int32Array;
   }
 
+  /** Copy i32 and f32 tensors back to the host (one GPU wait for all). */
+  async readMixed(
+    ints: readonly Tensor[],
+    floats: readonly Tensor[],
+  ): Promise<{ ints: Int32Array[]; floats: Float32Array[] }> {
+    const gs = [
+      ...ints.map((t, i) => gpuAny(t, "readMixed", `ints[${i}]`, "i32")),
+      ...floats.map((t, i) => gpuAny(t, "readMixed", `floats[${i}]`)),
+    ];
+    const all = await this.#readAll(gs);
+    return {
+      ints: all.slice(0, ints.length) as Int32Array[],
+      floats: all.slice(ints.length) as Float32Array[],
+    };
+  }
+
   /** Reads every block of every tensor with one wait, then reassembles split ones. */
   async #readAll(
     gs: readonly GpuTensor[],
