@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { CpuBackend } from "../cpu/backend.ts";
 import type { Backend, Tensor } from "../backend.ts";
-import { haveAdapter, testBackend } from "./_open_for_test.ts";
+import {
+  haveAdapter,
+  testBackend,
+  testBackendGpuKernels,
+} from "./_open_for_test.ts";
 import { close, rand } from "./_test_data.ts";
 import { candidates } from "./autotune.ts";
 import { WebGpuBackend } from "./backend.ts";
@@ -42,6 +46,37 @@ if (haveAdapter(be)) {
       assert.equal(configName(again.best), configName(r.best));
       assert.notEqual(again.source, "timed");
       be.planner.main = before;
+    },
+  });
+
+  Deno.test({
+    name:
+      "webgpu with the GPU kernels: steps after the first reuse its buffers and bind groups",
+    ...opts,
+    fn: async () => {
+      const g = (await testBackendGpuKernels())!;
+      const x = g.fromArray(rand(48 * 40, 1), [48, 40]);
+      const w = g.fromArray(rand(36 * 40, 2), [36, 40]);
+      const lora = {
+        a: g.fromArray(rand(4 * 40, 3), [4, 40]),
+        b: g.fromArray(rand(36 * 4, 4), [36, 4]),
+        scale: 0.5,
+      };
+      // Tensors freed in another order each step: the pool still hands out
+      // the same buffers, so the same bind groups serve.
+      const step = (i: number) => {
+        const { y, xa } = g.linear(x, w, lora);
+        const d = g.linearBackward(y, x, w, lora, xa);
+        const ts = [y, xa!, d.dx, d.da!, d.db!];
+        for (let j = 0; j < ts.length; j++) g.free(ts[(j + i) % ts.length]);
+      };
+      step(0);
+      await g.sync();
+      const made = g.ctx.bindGroups.misses, hits = g.ctx.bindGroups.hits;
+      for (let i = 1; i <= 3; i++) step(i);
+      await g.sync();
+      assert.equal(g.ctx.bindGroups.misses, made, "no bind group made");
+      assert.ok(g.ctx.bindGroups.hits - hits >= 3 * 4);
     },
   });
 

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { BindGroupCache } from "./bind_groups.ts";
+import { FreeLists } from "./free_lists.ts";
 import { WebGpuError } from "./errors.ts";
 import { BufferPool, type PoolStats } from "./pool.ts";
 import { TextureCache } from "./texture_cache.ts";
@@ -111,7 +113,7 @@ export class GpuContext {
   readonly #storage: BufferPool;
   readonly #readback: BufferPool;
   readonly #pipelines = new Map<string, Compiled>();
-  readonly #textures = new Map<string, GPUTexture[]>();
+  readonly #textures = new FreeLists<string, GPUTexture>();
   readonly #allTextures: GPUTexture[] = [];
   readonly #uniformBuf: GPUBuffer;
   readonly #uniformData = new ArrayBuffer(SLOT * SLOTS);
@@ -139,7 +141,9 @@ export class GpuContext {
   /** Operand textures kept while their source buffer is unchanged. */
   readonly textureCache: TextureCache;
   readonly #generations = new WeakMap<GPUBuffer, number>();
-  readonly #ids = new WeakMap<GPUBuffer, number>();
+  readonly #ids = new WeakMap<GPUBuffer | GPUTexture, number>();
+  /** Bind groups reused across dispatches with the same bindings. */
+  readonly bindGroups: BindGroupCache = new BindGroupCache();
   #nextId = 0;
   /**
    * GPU waits since the context was made: read-backs (one per `read` or
@@ -198,7 +202,12 @@ export class GpuContext {
       label: k.name,
     });
     const entries: GPUBindGroupLayoutEntry[] = [
-      { binding: 0, visibility: 4, buffer: { type: "uniform" } },
+      // The uniform slot is a dynamic offset, so bind groups can be reused.
+      {
+        binding: 0,
+        visibility: 4,
+        buffer: { type: "uniform", hasDynamicOffset: true },
+      },
       ...k.buffers.map(([, access], i): GPUBindGroupLayoutEntry => ({
         binding: i + 1,
         visibility: 4, // COMPUTE
@@ -308,35 +317,41 @@ export class GpuContext {
     const offset = this.#slot * SLOT;
     this.#slot++;
     this.device.pushErrorScope("validation");
-    const group = this.device.createBindGroup({
-      layout: c.layout,
-      entries: [
-        {
-          binding: 0,
-          resource: { buffer: this.#uniformBuf, offset, size: SLOT },
-        },
-        ...bindings.map((b, i) => ({
-          binding: i + 1,
-          resource: {
-            buffer: b.buffer,
-            offset: b.offset ?? 0,
-            size: Math.ceil(b.bytes / 4) * 4,
+    let key = k.name;
+    for (const b of bindings) {
+      key += `|${this.#id(b.buffer)}:${b.offset ?? 0}:${b.bytes}`;
+    }
+    for (const t of textures) key += `|t${this.#id(t)}`;
+    const group = this.bindGroups.get(key, () =>
+      this.device.createBindGroup({
+        layout: c.layout,
+        entries: [
+          {
+            binding: 0,
+            resource: { buffer: this.#uniformBuf, offset: 0, size: SLOT },
           },
-        })),
-        ...textures.map((t, i) => ({
-          binding: bindings.length + i + 1,
-          resource: i < sampled
-            ? t.createView()
-            : t.createView({ dimension: k.storageTextures![i - sampled][1] }),
-        })),
-      ],
-    });
+          ...bindings.map((b, i) => ({
+            binding: i + 1,
+            resource: {
+              buffer: b.buffer,
+              offset: b.offset ?? 0,
+              size: Math.ceil(b.bytes / 4) * 4,
+            },
+          })),
+          ...textures.map((t, i) => ({
+            binding: bindings.length + i + 1,
+            resource: i < sampled ? t.createView() : t.createView({
+              dimension: k.storageTextures![i - sampled][1],
+            }),
+          })),
+        ],
+      }));
     k.buffers.forEach(([, access], i) => {
       if (access === "read_write") this.#touch(bindings[i].buffer);
     });
     const pass = this.#passEncoder();
     pass.setPipeline(c.pipeline);
-    pass.setBindGroup(0, group);
+    pass.setBindGroup(0, group, [offset]);
     pass.dispatchWorkgroups(gx, gy, gz);
     this.#watch(k.name, "dispatch failed");
     this.#batch.push(k.name);
@@ -348,8 +363,7 @@ export class GpuContext {
    * array layers (sampled, read-only storage, copy destination) from the pool.
    */
   acquireTexture(width: number, height: number, layers = 1): GPUTexture {
-    const free = this.#textures.get(`${width}x${height}x${layers}`);
-    const hit = free?.pop();
+    const hit = this.#textures.take(`${width}x${height}x${layers}`);
     if (hit) return hit;
     const t = this.device.createTexture({
       size: [width, height, layers],
@@ -357,7 +371,7 @@ export class GpuContext {
       usage: TEXTURE,
     });
     this.#allTextures.push(t);
-    return t;
+    return this.#textures.stamp(t);
   }
 
   /**
@@ -366,9 +380,7 @@ export class GpuContext {
    */
   releaseTexture(t: GPUTexture): void {
     const key = `${t.width}x${t.height}x${t.depthOrArrayLayers}`;
-    const free = this.#textures.get(key);
-    if (free) free.push(t);
-    else this.#textures.set(key, [t]);
+    this.#textures.put(key, t);
   }
 
   /**
@@ -426,8 +438,12 @@ export class GpuContext {
 
   /** A small number naming `buffer` for this context's lifetime (for cache keys). */
   bufferId(buffer: GPUBuffer): number {
-    let id = this.#ids.get(buffer);
-    if (id === undefined) this.#ids.set(buffer, id = this.#nextId++);
+    return this.#id(buffer);
+  }
+
+  #id(o: GPUBuffer | GPUTexture): number {
+    let id = this.#ids.get(o);
+    if (id === undefined) this.#ids.set(o, id = this.#nextId++);
     return id;
   }
 

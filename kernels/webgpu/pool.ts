@@ -5,6 +5,8 @@
  * @module
  */
 
+import { FreeLists } from "./free_lists.ts";
+
 /**
  * Rounds a byte size up to its bucket: four buckets per power of two (at most
  * 25 % waste), never under 256 bytes.
@@ -28,7 +30,8 @@ export interface PoolStats {
 }
 
 /**
- * Free lists of GPU buffers keyed by bucket size, for one usage set.
+ * Free lists of GPU buffers keyed by bucket size, for one usage set, oldest
+ * buffer out first ({@linkcode FreeLists}).
  *
  * @example
  * ```ts ignore
@@ -42,10 +45,9 @@ export class BufferPool {
   readonly #device: GPUDevice;
   readonly #usage: number;
   readonly #maxSize: number;
-  readonly #free = new Map<number, GPUBuffer[]>();
+  readonly #free = new FreeLists<number, GPUBuffer>();
   #created = 0;
   #reused = 0;
-  #idle = 0;
 
   /**
    * A pool creating buffers with `usage` on `device`; a bucket past `maxSize`
@@ -61,37 +63,33 @@ export class BufferPool {
   acquire(bytes: number): GPUBuffer {
     let size = bucketSize(bytes);
     if (size > this.#maxSize) size = Math.ceil(bytes / 4) * 4;
-    const list = this.#free.get(size);
-    const hit = list?.pop();
+    const hit = this.#free.take(size);
     if (hit) {
       this.#reused++;
-      this.#idle--;
       return hit;
     }
     this.#created++;
-    return this.#device.createBuffer({ size, usage: this.#usage });
+    return this.#free.stamp(
+      this.#device.createBuffer({ size, usage: this.#usage }),
+    );
   }
 
   /** Returns a buffer obtained from {@linkcode BufferPool.acquire}. */
   release(buffer: GPUBuffer): void {
-    let list = this.#free.get(buffer.size);
-    if (!list) {
-      list = [];
-      this.#free.set(buffer.size, list);
-    }
-    list.push(buffer);
-    this.#idle++;
+    this.#free.put(buffer.size, buffer);
   }
 
   /** Current counters. */
   stats(): PoolStats {
-    return { created: this.#created, reused: this.#reused, idle: this.#idle };
+    return {
+      created: this.#created,
+      reused: this.#reused,
+      idle: this.#free.idle,
+    };
   }
 
   /** Destroys every idle buffer. */
   destroy(): void {
-    for (const list of this.#free.values()) for (const b of list) b.destroy();
-    this.#free.clear();
-    this.#idle = 0;
+    for (const b of this.#free.drain()) b.destroy();
   }
 }
