@@ -20,15 +20,20 @@ import { Flags } from "./flags.ts";
 import { closeBackend, openBackend } from "./open_backend.ts";
 import { emit, timeRepeated } from "./timing.ts";
 
-/** Build the model on `be` and time LoRA steps; see the module doc. */
-export async function measureTraining(
+/** The phases of a step, for {@linkcode trainStep}'s `mark`. */
+export type StepPhase = "forward" | "backward" | "adamw" | "sync";
+
+/**
+ * The benchmark's LoRA step on `be` (see the module doc): returns `step`,
+ * which records forward, backward and AdamW, then syncs, calling `mark`
+ * after each phase (bench/step_profile.ts times them), and reads the loss
+ * when `readLoss` is set.
+ */
+export function trainStep(
   be: Backend,
   batch: number,
   seq: number,
-  minSeconds: number,
-): Promise<
-  { tokensPerSecond: number; steps: number; seconds: number; loss: number }
-> {
+): (readLoss?: boolean, mark?: (p: StepPhase) => void) => Promise<number> {
   const { stage, lora } = buildBenchStage(be);
   const n = batch * seq;
   // Inputs are tokens 0..T-1 of a random stream, targets 1..T (next-token).
@@ -40,9 +45,8 @@ export async function measureTraining(
   }
   const minusWeights = new Float32Array(n).fill(-1);
   const rows = { batch, seqLen: seq };
-  let loss = NaN;
-  let readLoss = false;
-  const step = async () => {
+  return async (readLoss = false, mark = () => {}) => {
+    let loss = NaN;
     const { out, ctx } = stage.forward(
       be.fromInts(ids, [n]),
       rows,
@@ -52,10 +56,12 @@ export async function measureTraining(
       const lp = await be.read(out);
       loss = -lp.reduce((a, x) => a + x, 0) / n;
     }
+    mark("forward");
     const dlp = be.fromArray(minusWeights, [n]);
     stage.backward(ctx, dlp);
     be.free(dlp);
     be.free(out);
+    mark("backward");
     lora.step++;
     be.adamw(
       lora.keys.map((k) => lora.params.get(k)!),
@@ -65,13 +71,30 @@ export async function measureTraining(
       { ...BENCH_ADAM, step: lora.step, gradScale: 1 },
     );
     lora.zeroGrads();
+    mark("adamw");
     await be.sync();
+    mark("sync");
+    return loss;
+  };
+}
+
+/** Build the model on `be` and time LoRA steps; see the module doc. */
+export async function measureTraining(
+  be: Backend,
+  batch: number,
+  seq: number,
+  minSeconds: number,
+): Promise<
+  { tokensPerSecond: number; steps: number; seconds: number; loss: number }
+> {
+  const run = trainStep(be, batch, seq);
+  const n = batch * seq;
+  const step = async () => {
+    await run();
   };
   // The warm-up step also reads the loss once, as a sanity figure.
-  readLoss = true;
   const w0 = performance.now();
-  await step();
-  readLoss = false;
+  const loss = await run(true);
   const slow = performance.now() - w0 > 3000;
   const t = await timeRepeated(step, {
     warmup: 0,

@@ -10,7 +10,9 @@
 #          unpacked into / so that wgpu finds the NVIDIA Vulkan driver;
 #   .gpu/  deno.xz (the deno binary, xz-compressed) and denodir/ (a DENO_DIR
 #          holding the npm packages Bios imports, filled by `deno cache`).
-# Logs, bench/results/latest.{json,md} and nvidia-smi's view go to OUT_DIR.
+# Logs, bench/results/latest.{json,md}, a CPU profile of the training step
+# and nvidia-smi's view go to OUT_DIR. GPU_PARTS (default bench,profile,tests)
+# picks the parts to run.
 set -uo pipefail
 out=${1:?usage: scripts/gpu_bench.sh OUT_DIR}
 cd "$(dirname "$0")/.."
@@ -56,6 +58,20 @@ const plain = (o: object) => Object.fromEntries(Object.entries(
 console.log(JSON.stringify(a && { info: plain(a.info), limits: plain(a.limits) }));'
 timeout 120 deno run -A bench/probe_worker.ts || exit 1
 
+parts=${GPU_PARTS:-bench,profile,tests}
+has() { [[ ",$parts," == *",$1,"* ]]; }
+
+if has profile; then
+  step "where a webgpu step's host time goes"
+  timeout 120 deno run -A bench/step_profile.ts --backend webgpu --steps 20
+  timeout 120 deno run -A --cpu-prof --cpu-prof-dir="$out/prof" \
+    bench/step_profile.ts --backend webgpu --steps 20 >/dev/null &&
+    python3 scripts/cpuprofile_top.py "$out"/prof/*.cpuprofile 30
+  timeout 120 deno run -A bench/sample_worker.ts --backend webgpu \
+    --batches 1,8 --prompt 32 --max-tokens 64 --seconds 1
+fi
+
+has bench || exit 0
 step "benchmark"
 deno task bench --backends webgpu --peer-device cuda --python python3 \
   --sizes "${GPU_BENCH_SIZES:-512,1024,2048,4096,8192}" \
@@ -64,6 +80,7 @@ cp bench/results/latest.json bench/results/latest.md "$out/"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
   --format=csv
 
+has tests || exit 0
 step "WebGPU tests on this adapter"
 BIOS_HOME=$(mktemp -d) timeout "${GPU_TEST_SECONDS:-120}" deno test -A \
   kernels/webgpu/ tests/backend_parity_test.ts tests/golden_test.ts \

@@ -1,0 +1,76 @@
+/**
+ * Where the host time of the benchmark's LoRA step goes, phase by phase.
+ *
+ * `deno run -A bench/step_profile.ts [--backend webgpu --steps 10 --batch 8 --seq 128]`
+ * prints one JSON line: the median milliseconds of each phase over `--steps`
+ * steps after one warm-up (forward, backward and AdamW are the host time
+ * spent recording them on a GPU backend, where work only records; sync is
+ * the wait for the GPU at the step's end), the median wait of a sync on an
+ * idle queue (what any GPU wait costs in Deno), and on WebGPU the dispatches,
+ * submits and bind groups made per step. When the phases outweigh the sync,
+ * the host, not the GPU, bounds the step.
+ *
+ * @module
+ */
+import { WebGpuBackend } from "../kernels/webgpu/backend.ts";
+import { Flags } from "./flags.ts";
+import { median } from "./stats.ts";
+import { closeBackend, openBackend } from "./open_backend.ts";
+import { emit } from "./timing.ts";
+import { type StepPhase, trainStep } from "./train_worker.ts";
+
+if (import.meta.main) {
+  const flags = new Flags(Deno.args);
+  const opened = await openBackend(flags.str("backend", "webgpu"));
+  if (!opened.ok) {
+    emit({ unavailable: opened.reason });
+    Deno.exit(0);
+  }
+  const be = opened.backend;
+  const gpu = be instanceof WebGpuBackend ? be.ctx : null;
+  const step = trainStep(be, flags.int("batch", 8), flags.int("seq", 128));
+  await step(); // warm-up: compiles pipelines, fills the pools
+  const phases: Record<StepPhase | "total", number[]> = {
+    forward: [],
+    backward: [],
+    adamw: [],
+    sync: [],
+    total: [],
+  };
+  const idle: number[] = [];
+  const c0 = gpu && {
+    dispatches: gpu.dispatches,
+    submits: gpu.submits,
+    made: gpu.bindGroups.misses,
+  };
+  const steps = flags.int("steps", 10);
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    let last = t0;
+    await step(false, (p) => {
+      const now = performance.now();
+      phases[p].push(now - last);
+      last = now;
+    });
+    phases.total.push(last - t0);
+    const w0 = performance.now();
+    await be.sync(); // nothing recorded: the cost of a wait itself
+    idle.push(performance.now() - w0);
+  }
+  const ms = (xs: number[]) => Number(median(xs)!.toFixed(2));
+  emit({
+    backend: be.name,
+    device: be.device,
+    steps,
+    medianMs: Object.fromEntries(
+      Object.entries(phases).map(([k, v]) => [k, ms(v)]),
+    ),
+    idleSyncMs: ms(idle),
+    perStep: gpu && c0 && {
+      dispatches: (gpu.dispatches - c0.dispatches) / steps,
+      submits: (gpu.submits - c0.submits) / steps,
+      bindGroupsMade: (gpu.bindGroups.misses - c0.made) / steps,
+    },
+  });
+  closeBackend(be);
+}
