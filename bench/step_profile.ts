@@ -10,16 +10,58 @@
  * submits and bind groups made per step. When the phases outweigh the sync,
  * the host, not the GPU, bounds the step.
  *
+ * `--kernels [--top 25] [--gpu-kernels]` instead times every WebGPU dispatch
+ * on the GPU (timestamp queries, see kernels/webgpu/kernel_profiler.ts) and
+ * prints the GPU milliseconds per step in all and of the `--top` kernels
+ * (by name and workgroup grid); `--gpu-kernels` runs the kernels meant for
+ * real GPUs on a CPU adapter.
+ *
  * @module
  */
-import { WebGpuBackend } from "../kernels/webgpu/backend.ts";
+import { openWebGpuBackend, WebGpuBackend } from "../kernels/webgpu/backend.ts";
 import { Flags } from "./flags.ts";
 import { median } from "./stats.ts";
 import { closeBackend, openBackend } from "./open_backend.ts";
 import { emit } from "./timing.ts";
 import { type StepPhase, trainStep } from "./train_worker.ts";
 
-if (import.meta.main) {
+/** GPU ms per step by kernel, over `steps` steps after a warm-up. */
+async function kernelProfile(flags: Flags): Promise<void> {
+  const be = await openWebGpuBackend({
+    profileKernels: true,
+    gpuKernels: flags.has("gpu-kernels"),
+  });
+  if (!be) {
+    emit({ unavailable: "no WebGPU adapter" });
+    return;
+  }
+  const prof = be.ctx.profiler!;
+  const step = trainStep(be, flags.int("batch", 8), flags.int("seq", 128));
+  await step();
+  await prof.reset();
+  const steps = flags.int("steps", 10);
+  for (let i = 0; i < steps; i++) await step();
+  const totals = [...(await prof.totals())].sort((a, b) => b[1].ms - a[1].ms);
+  const all = totals.reduce((a, [, t]) => a + t.ms, 0);
+  const round = (x: number) => Number(x.toFixed(3));
+  emit({
+    backend: be.name,
+    device: be.device,
+    steps,
+    gpuMsPerStep: round(all / steps),
+    dispatchesPerStep: totals.reduce((a, [, t]) => a + t.count, 0) / steps,
+    top: totals.slice(0, flags.int("top", 25)).map(([label, t]) => ({
+      kernel: label,
+      perStep: t.count / steps,
+      ms: round(t.ms / steps),
+    })),
+  });
+  closeBackend(be);
+}
+
+if (import.meta.main && Deno.args.includes("--kernels")) {
+  await kernelProfile(new Flags(Deno.args));
+} else if (import.meta.main) {
   const flags = new Flags(Deno.args);
   const opened = await openBackend(flags.str("backend", "webgpu"));
   if (!opened.ok) {

@@ -67,6 +67,7 @@ if has profile; then
   timeout 120 deno run -A --cpu-prof --cpu-prof-dir="$out/prof" \
     bench/step_profile.ts --backend webgpu --steps 20 >/dev/null &&
     python3 scripts/cpuprofile_top.py "$out"/prof/*.cpuprofile 30
+  timeout 120 deno run -A bench/step_profile.ts --kernels --steps 10 --top 40
   timeout 120 deno run -A bench/sample_worker.ts --backend webgpu \
     --batches 1,8 --prompt 32 --max-tokens 64 --seconds 1
 fi

@@ -135,6 +135,12 @@ export interface WebGpuOptions {
    * discrete GPU takes, checked on lavapipe. @default {false}
    */
   gpuKernels?: boolean;
+  /**
+   * Time every dispatch on the GPU (timestamp queries, one compute pass a
+   * dispatch), read with `ctx.profiler.totals()`. For finding slow kernels;
+   * needs the adapter's "timestamp-query" feature. @default {false}
+   */
+  profileKernels?: boolean;
 }
 
 function gcd(a: number, b: number): number {
@@ -239,11 +245,22 @@ export async function openWebGpuBackend(
   if (!adapter) return null;
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
-  const device = await adapter.requestDevice({ requiredLimits });
+  if (opts.profileKernels && !adapter.features.has("timestamp-query")) {
+    throw new Error(
+      `profileKernels needs the adapter's "timestamp-query" feature, which ${adapter.info.description} lacks`,
+    );
+  }
+  const device = await adapter.requestDevice({
+    requiredLimits,
+    requiredFeatures: opts.profileKernels ? ["timestamp-query"] : [],
+  });
   const cpu = isCpuAdapter(adapter) && !opts.gpuKernels;
   const name = adapter.info.description || adapter.info.vendor ||
     "unknown adapter";
-  const be = new WebGpuBackend(new GpuContext(device, name, cpu), {
+  const ctx = new GpuContext(device, name, cpu, {
+    profileKernels: opts.profileKernels,
+  });
+  const be = new WebGpuBackend(ctx, {
     maxBindingBytes: opts.maxBindingBytes,
   });
   if (opts.autotune ?? true) await be.tune();

@@ -8,6 +8,7 @@
 
 import { BindGroupCache } from "./bind_groups.ts";
 import { FreeLists } from "./free_lists.ts";
+import { KernelProfiler } from "./kernel_profiler.ts";
 import { WebGpuError } from "./errors.ts";
 import { BufferPool, type PoolStats } from "./pool.ts";
 import { TextureCache } from "./texture_cache.ts";
@@ -151,11 +152,26 @@ export class GpuContext {
    */
   waits = 0;
 
-  /** Wraps an already created device. */
-  constructor(device: GPUDevice, adapterName: string, isFallback: boolean) {
+  /**
+   * GPU time per kernel, when the context was made with `profileKernels`
+   * (each dispatch then runs in its own timestamped compute pass).
+   */
+  readonly profiler: KernelProfiler | null;
+
+  /**
+   * Wraps an already created device; `profileKernels` needs the device to
+   * have the "timestamp-query" feature.
+   */
+  constructor(
+    device: GPUDevice,
+    adapterName: string,
+    isFallback: boolean,
+    opts: { profileKernels?: boolean } = {},
+  ) {
     this.device = device;
     this.adapterName = adapterName;
     this.isFallback = isFallback;
+    this.profiler = opts.profileKernels ? new KernelProfiler(device) : null;
     const maxSize = device.limits.maxBufferSize;
     this.#storage = new BufferPool(device, STORAGE, maxSize);
     this.#readback = new BufferPool(device, READBACK, maxSize);
@@ -349,10 +365,17 @@ export class GpuContext {
     k.buffers.forEach(([, access], i) => {
       if (access === "read_write") this.#touch(bindings[i].buffer);
     });
-    const pass = this.#passEncoder();
+    const prof = this.profiler;
+    const pass = prof
+      ? prof.beginPass(this.encoder(), `${k.name} [${gx},${gy},${gz}]`)
+      : this.#passEncoder();
     pass.setPipeline(c.pipeline);
     pass.setBindGroup(0, group, [offset]);
     pass.dispatchWorkgroups(gx, gy, gz);
+    if (prof) {
+      pass.end();
+      if (prof.full) this.flush();
+    }
     this.#watch(k.name, "dispatch failed");
     this.#batch.push(k.name);
     this.dispatches++;
@@ -474,7 +497,9 @@ export class GpuContext {
     }
     const names = [...new Set(this.#batch)];
     this.device.pushErrorScope("validation");
+    this.profiler?.resolve(this.#encoder);
     this.device.queue.submit([this.#encoder.finish()]);
+    this.profiler?.submitted();
     this.#watch(
       names.length > 6
         ? `${names.slice(0, 6).join(",")},…`
