@@ -12,20 +12,46 @@
  *
  * `--kernels [--top 25] [--gpu-kernels]` instead times every WebGPU dispatch
  * on the GPU (timestamp queries, see kernels/webgpu/kernel_profiler.ts) and
- * prints the GPU milliseconds per step in all and of the `--top` kernels
- * (by name and workgroup grid); `--gpu-kernels` runs the kernels meant for
- * real GPUs on a CPU adapter.
+ * prints two lines: the GPU milliseconds per training step, in all and of
+ * the `--top` kernels (by name and workgroup grid), and the same per token
+ * of a batch-1 generation; `--gpu-kernels` runs the kernels meant for real
+ * GPUs on a CPU adapter.
  *
  * @module
  */
 import { openWebGpuBackend, WebGpuBackend } from "../kernels/webgpu/backend.ts";
+import type { KernelTime } from "../kernels/webgpu/kernel_profiler.ts";
+import { generate } from "../model/generate.ts";
+import { benchTokens, buildBenchStage } from "./bench_model.ts";
 import { Flags } from "./flags.ts";
 import { median } from "./stats.ts";
 import { closeBackend, openBackend } from "./open_backend.ts";
 import { emit } from "./timing.ts";
 import { type StepPhase, trainStep } from "./train_worker.ts";
 
-/** GPU ms per step by kernel, over `steps` steps after a warm-up. */
+/** Kernels by GPU time, per `per` (steps or tokens). */
+function ranked(
+  totals: Map<string, KernelTime>,
+  per: number,
+  top: number,
+): Record<string, unknown> {
+  const list = [...totals].sort((a, b) => b[1].ms - a[1].ms);
+  const round = (x: number) => Number(x.toFixed(3));
+  return {
+    gpuMs: round(list.reduce((a, [, t]) => a + t.ms, 0) / per),
+    dispatches: list.reduce((a, [, t]) => a + t.count, 0) / per,
+    top: list.slice(0, top).map(([label, t]) => ({
+      kernel: label,
+      count: t.count / per,
+      ms: round(t.ms / per),
+    })),
+  };
+}
+
+/**
+ * GPU ms by kernel: per training step over `--steps` steps after a warm-up,
+ * and per token of a B1 generation of 64 tokens.
+ */
 async function kernelProfile(flags: Flags): Promise<void> {
   const be = await openWebGpuBackend({
     profileKernels: true,
@@ -36,26 +62,34 @@ async function kernelProfile(flags: Flags): Promise<void> {
     return;
   }
   const prof = be.ctx.profiler!;
+  const top = flags.int("top", 25);
   const step = trainStep(be, flags.int("batch", 8), flags.int("seq", 128));
   await step();
   await prof.reset();
   const steps = flags.int("steps", 10);
   for (let i = 0; i < steps; i++) await step();
-  const totals = [...(await prof.totals())].sort((a, b) => b[1].ms - a[1].ms);
-  const all = totals.reduce((a, [, t]) => a + t.ms, 0);
-  const round = (x: number) => Number(x.toFixed(3));
   emit({
     backend: be.name,
     device: be.device,
-    steps,
-    gpuMsPerStep: round(all / steps),
-    dispatchesPerStep: totals.reduce((a, [, t]) => a + t.count, 0) / steps,
-    top: totals.slice(0, flags.int("top", 25)).map(([label, t]) => ({
-      kernel: label,
-      perStep: t.count / steps,
-      ms: round(t.ms / steps),
-    })),
+    perTrainingStep: ranked(await prof.totals(), steps, top),
   });
+  const { stage } = buildBenchStage(be);
+  const tokens = 64;
+  const decode = () =>
+    generate(be, [stage], [...benchTokens(32, 7)], {
+      numSamples: 1,
+      maxTokens: tokens,
+      seed: 1,
+      stopTokens: [],
+      temperature: 1,
+      topK: -1,
+      topP: 1,
+      readEvery: 8,
+    });
+  await decode();
+  await prof.reset();
+  await decode();
+  emit({ perSampledToken: ranked(await prof.totals(), tokens, top) });
   closeBackend(be);
 }
 
