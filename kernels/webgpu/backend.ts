@@ -92,6 +92,7 @@ import {
   SUMSQ_PARTIAL,
 } from "./shaders/optim.ts";
 import { ROPE } from "./shaders/rope.ts";
+import { SPLIT_K_REDUCE } from "./shaders/split_k.ts";
 import { sampleKernel } from "./shaders/sample.ts";
 import {
   attentionDeltaKernel,
@@ -172,6 +173,11 @@ function texPhases(cols: number, lim: number): number {
   if (cols % 64 === 0) return 1;
   return cols % 4 === 0 && lim >= 16 ? 64 / gcd(cols, 64) : 0;
 }
+
+/** Workgroups a split-k product aims for (about one per multiprocessor). */
+const SPLIT_K_FILL = 128;
+/** Fewest k a split-k slice sums. */
+const SPLIT_K_MIN = 64;
 
 /** The `tex` operand packing kernels: scalar, vec4 loads. */
 const PACK_ROWS = [texPackRowsKernel(false), texPackRowsKernel(true)];
@@ -843,14 +849,64 @@ export class WebGpuBackend implements Backend {
       vec: canVectorize(m, n, k, transA, transB),
       lora: o.lora ? o.lora.layout : "",
     };
+    const groups = matmulGroups(cfg, m, n);
+    const ks = this.#splitK(cfg, shape, k, groups);
+    if (ks > 0) {
+      // Partials over k slices in a scratch buffer, then summed in order.
+      const slices = Math.ceil(k / ks);
+      const bytes = slices * m * n * 4;
+      const part = this.ctx.acquire(bytes);
+      this.ctx.run(
+        matmulKernel(cfg, { ...shape, splitK: true }),
+        [a, b, { buffer: part, bytes }],
+        [m, n, k, 0, 1, 0, 0, ks],
+        [groups[0], groups[1], slices],
+      );
+      this.ctx.run(
+        SPLIT_K_REDUCE,
+        [{ buffer: part, bytes }, c],
+        [m * n, slices, o.alpha ?? 1, o.beta ?? 0],
+        grid(m * n),
+      );
+      this.ctx.release(part);
+      return;
+    }
     const bindings: Binding[] = [a, b, c];
     if (o.lora) bindings.push(o.lora.xa, o.lora.lb);
     this.ctx.run(
       matmulKernel(cfg, shape),
       bindings,
       [m, n, k, o.lora?.r ?? 0, o.alpha ?? 1, o.beta ?? 0, o.lora?.scale ?? 0],
-      matmulGroups(cfg, m, n),
+      groups,
     );
+  }
+
+  /**
+   * The k slice of a split-k product, or 0 for none. On a real GPU a product
+   * with a small output and a long reduction, like a LoRA weight gradient
+   * (aᵀ·b: [r, d] summed over every token), fills a few workgroups of its
+   * 132 or so multiprocessors; slices of k in workgroup z fill more (on the
+   * H200, 2-workgroup aᵀ·b products of k 1024 took ~0.2 ms each, a third
+   * of a step's GPU time), as do x·Aᵀ's [tokens, r] outputs. Reg tiles
+   * without a LoRA term only. CPU adapters run their own tiles (they have
+   * no idle cores to fill).
+   */
+  #splitK(
+    cfg: MatmulConfig,
+    shape: MatmulShape,
+    k: number,
+    groups: readonly [number, number],
+  ): number {
+    const wgs = groups[0] * groups[1];
+    if (
+      this.ctx.isFallback || cfg.kind !== "reg" || shape.lora ||
+      k < 2 * SPLIT_K_MIN || wgs >= SPLIT_K_FILL
+    ) return 0;
+    const slices = Math.min(
+      Math.ceil(SPLIT_K_FILL / wgs),
+      Math.floor(k / SPLIT_K_MIN),
+    );
+    return Math.ceil(k / slices / 4) * 4;
   }
 
   /**

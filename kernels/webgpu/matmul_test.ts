@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { CpuBackend } from "../cpu/backend.ts";
 import type { Backend, Tensor } from "../backend.ts";
-import { haveAdapter, testBackend } from "./_open_for_test.ts";
+import {
+  haveAdapter,
+  testBackend,
+  testBackendGpuKernels,
+} from "./_open_for_test.ts";
 import { close, rand } from "./_test_data.ts";
 import { WebGpuBackend } from "./backend.ts";
 
@@ -357,6 +361,57 @@ if (haveAdapter(be)) {
       // other rank-r products are storage-fed, and the LoRA terms of x Wᵀ
       // (W) and dy W (dy, W's 3 strips) are read from storage
       assert.deepEqual(await step(6), [3, 1 + 3]);
+    },
+  });
+}
+
+if (haveAdapter(be)) {
+  Deno.test({
+    name:
+      "webgpu GPU kernels: a product with a small output and a long k splits k, and matches the cpu with alpha and beta",
+    ...opts,
+    fn: async () => {
+      const g = (await testBackendGpuKernels())!;
+      // [m, n, k]: LoRA weight gradients (r × d over 1024 tokens), odd sizes
+      // (no vec4 loads, k not a multiple of 4), and one too short to split.
+      const cases: [number, number, number, number][] = [
+        [16, 256, 1024, 2],
+        [16, 64, 1024, 2],
+        [13, 37, 1003, 2],
+        [8, 40, 300, 2],
+        [16, 256, 100, 1],
+      ];
+      for (const [m, n, k, dispatches] of cases) {
+        for (const beta of [0, 2]) {
+          const [, d] = await copiesAndDispatches(
+            g,
+            m,
+            n,
+            k,
+            false,
+            7,
+            true,
+            beta,
+          );
+          assert.equal(
+            d,
+            dispatches,
+            `${m}x${n}x${k} beta ${beta}: dispatches`,
+          );
+        }
+      }
+      // x·Aᵀ and x·A shapes: [tokens, r] outputs.
+      for (const transB of [true, false]) {
+        for (const [m, n, k] of [[1024, 16, 256], [300, 12, 257]]) {
+          const [, d] = await copiesAndDispatches(g, m, n, k, transB, 9);
+          assert.equal(d, 2, `${m}x${n}x${k} transB ${transB}: dispatches`);
+        }
+      }
+      // Split or not, the same inputs give the same bits every run.
+      const a = g.fromArray(rand(1024 * 16, 3), [1024, 16]);
+      const b = g.fromArray(rand(1024 * 256, 4), [1024, 256]);
+      const once = await g.read(g.gemm(a, b, { transA: true }));
+      assert.deepEqual(await g.read(g.gemm(a, b, { transA: true })), once);
     },
   });
 }

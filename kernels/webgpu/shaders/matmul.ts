@@ -118,6 +118,12 @@ export interface MatmulShape {
    * lbᵀ, the forward); "n" lb is [R,N] (the backward's dx).
    */
   lora: "" | "t" | "n";
+  /**
+   * Split the reduction: workgroup z sums k in [z·KS, (z+1)·KS) and stores
+   * its partial product, unscaled, at c[z·M·N …] (reg tiles only, no LoRA
+   * term; shaders/split_k.ts adds the partials up).
+   */
+  splitK?: boolean;
 }
 
 /** Whether vec4 loads are aligned for these dimensions and transposes. */
@@ -175,7 +181,9 @@ function kernelName(cfg: MatmulConfig, s: MatmulShape): string {
   return `matmul_${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}${
     s.vec ? "_v4" : ""
   }` +
-    `${s.lora ? `_lora${s.lora}` : ""}_${configName(cfg)}`;
+    `${s.lora ? `_lora${s.lora}` : ""}${s.splitK ? "_sk" : ""}_${
+      configName(cfg)
+    }`;
 }
 
 function buffers(
@@ -202,13 +210,17 @@ function idxB(s: MatmulShape, k: string, n: string): string {
   return s.transB ? `(${n}) * p.K + (${k})` : `(${k}) * p.N + (${n})`;
 }
 
-/** Epilogue: LoRA term, alpha/beta, guarded scalar stores of acc_i_jj. */
+/**
+ * Epilogue: LoRA term, alpha/beta, guarded scalar stores of acc_i_jj, from
+ * element `base` of c on.
+ */
 function epilogue(
   tm: number,
   tn: number,
   s: MatmulShape,
   rowOf: (i: number) => string,
   colOf: (j: number) => string,
+  base = "0u",
 ): string {
   const lines: string[] = [];
   if (s.lora) {
@@ -239,7 +251,7 @@ function epilogue(
   }
   for (const i of range(tm)) {
     lines.push(`if (${rowOf(i)} < p.M) {`);
-    lines.push(`  let o = (${rowOf(i)}) * p.N;`);
+    lines.push(`  let o = ${base} + (${rowOf(i)}) * p.N;`);
     for (const jj of range(tn / 4)) {
       for (const q of range(4)) {
         const col = colOf(jj * 4 + q);
@@ -257,8 +269,17 @@ function epilogue(
 
 function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
   const { tm, tn, wx, wy } = cfg;
+  if (s.splitK && s.lora) {
+    throw new RangeError("matmulKernel: splitK takes no LoRA term");
+  }
   const vecA = s.vec, vecB = s.vec;
   const L: string[] = [];
+  // The k range this workgroup sums (all of it unless split; KS % 4 == 0).
+  L.push(
+    s.splitK
+      ? `let kBeg = gid.z * p.KS; let kEnd = min(kBeg + p.KS, p.K);`
+      : `let kBeg = 0u; let kEnd = p.K;`,
+  );
   const row = (i: number) => `(m0 + ${i}u)`;
   const col = (j: number) => `(n0 + ${j}u)`;
   for (const i of range(tm)) {
@@ -269,7 +290,7 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
   // clamped row / column indices used by the loads
   for (const i of range(tm)) L.push(`let r_${i} = min(${row(i)}, p.M - 1u);`);
   for (const j of range(tn)) L.push(`let c_${j} = min(${col(j)}, p.N - 1u);`);
-  let k0 = "0u";
+  let k0 = "kBeg";
   if (s.vec) {
     // a(i, kk) and bvec(jj, kk) expressions for one k-block of 4
     const aExpr: (i: number, kk: number) => string = s.transA
@@ -292,7 +313,7 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
       }
     }
     L.push(`let K4 = p.K / 4u;`);
-    L.push(`for (var kq = 0u; kq < K4; kq++) {`);
+    L.push(`for (var kq = kBeg / 4u; kq < kEnd / 4u; kq++) {`);
     L.push(`  let k = kq * 4u;`);
     if (s.transA) {
       for (const kk of range(4)) {
@@ -325,7 +346,7 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
       }
     }
     L.push(`}`);
-    k0 = "K4 * 4u";
+    k0 = "kEnd / 4u * 4u";
   }
   // scalar loop (the whole product without vec4, or the k tail with it)
   const ldA = (m: string, k: string) =>
@@ -336,7 +357,7 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
     vecB
       ? `b[(${idxB(s, k, n)}) / 4u][(${idxB(s, k, n)}) % 4u]`
       : `b[${idxB(s, k, n)}]`;
-  L.push(`for (var k = ${k0}; k < p.K; k++) {`);
+  L.push(`for (var k = ${k0}; k < kEnd; k++) {`);
   for (const i of range(tm)) L.push(`  let a_${i} = ${ldA(`r_${i}`, "k")};`);
   for (const j of range(tn)) L.push(`  let b_${j} = ${ldB("k", `c_${j}`)};`);
   for (const jj of range(tn / 4)) {
@@ -348,10 +369,12 @@ function regKernel(cfg: MatmulConfig, s: MatmulShape): Kernel {
     for (const i of range(tm)) L.push(`  acc_${i}_${jj} += a_${i} * bv_${jj};`);
   }
   L.push(`}`);
-  L.push(epilogue(tm, tn, s, row, col));
+  L.push(
+    epilogue(tm, tn, s, row, col, s.splitK ? "gid.z * p.M * p.N" : "0u"),
+  );
   return {
     name: kernelName(cfg, s),
-    uniforms: UNIFORMS,
+    uniforms: s.splitK ? [...UNIFORMS, ["KS", "u32"]] : UNIFORMS,
     buffers: buffers(s, vecA, vecB),
     body:
       `@compute @workgroup_size(${wx}, ${wy}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
