@@ -9,6 +9,7 @@ import {
 import { close, rand } from "./_test_data.ts";
 import { candidates } from "./autotune.ts";
 import { WebGpuBackend } from "./backend.ts";
+import { FLUSH_EVERY } from "./context.ts";
 import { WebGpuError } from "./errors.ts";
 import { configName } from "./shaders/matmul.ts";
 
@@ -77,6 +78,17 @@ if (haveAdapter(be)) {
       await g.sync();
       assert.equal(g.ctx.bindGroups.misses, made, "no bind group made");
       assert.ok(g.ctx.bindGroups.hits - hits >= 3 * 4);
+      // Long recordings are submitted as they go, FLUSH_EVERY dispatches at a time.
+      const s0 = g.ctx.submits, d0 = g.ctx.dispatches;
+      for (let i = 0; i < 20; i++) step(i);
+      const recorded = g.ctx.dispatches - d0;
+      assert.ok(recorded >= FLUSH_EVERY, `${recorded} dispatches`);
+      assert.equal(
+        g.ctx.submits - s0,
+        Math.floor(recorded / FLUSH_EVERY),
+        "submits while recording",
+      );
+      await g.sync();
     },
   });
 
