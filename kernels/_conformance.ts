@@ -299,7 +299,13 @@ export function backendConformance(
       const g = h.be.rmsNormBackward(dy[0], x[0], w[0], rstdB);
       const r = h.ref.rmsNormBackward(dy[1], x[1], w[1], rstd);
       await h.same(`rmsNormBackward n=${n} dx`, g.dx, r.dx);
-      await h.same(`rmsNormBackward n=${n} dw`, g.dw, r.dw);
+      await h.same(`rmsNormBackward n=${n} dw`, g.dw!, r.dw!);
+      // A frozen norm: the same dx, no dw.
+      const f = h.be.rmsNormBackward(dy[0], x[0], w[0], rstdB, {
+        weightGrad: false,
+      });
+      assert.equal(f.dw, null);
+      await h.same(`rmsNormBackward n=${n} dx, frozen`, f.dx, r.dx);
     }
   });
 

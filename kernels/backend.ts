@@ -213,13 +213,25 @@ export interface Backend {
   // ---- layers ---------------------------------------------------------------------
   /** RMSNorm: y = x / sqrt(mean(x²) + eps) · w; x [N,C], w [C]; also returns rstd [N]. */
   rmsNorm(x: Tensor, w: Tensor, eps: number): { y: Tensor; rstd: Tensor };
-  /** Backward of {@linkcode Backend.rmsNorm}: dx [N,C] and dw [C]. */
+  /**
+   * Backward of {@linkcode Backend.rmsNorm}: dx [N,C] and dw [C]; dw is null
+   * when `opts.weightGrad` is false (a frozen norm, as under LoRA), and a
+   * backend may then skip computing it.
+   */
   rmsNormBackward(
     dy: Tensor,
     x: Tensor,
     w: Tensor,
     rstd: Tensor,
   ): { dx: Tensor; dw: Tensor };
+  /** Backward of a frozen {@linkcode Backend.rmsNorm}: dx [N,C] alone. */
+  rmsNormBackward(
+    dy: Tensor,
+    x: Tensor,
+    w: Tensor,
+    rstd: Tensor,
+    opts: { weightGrad: false },
+  ): { dx: Tensor; dw: null };
   /**
    * Rotary position embedding in Hugging Face's rotate-half layout on x [B·T, heads·D]:
    * row r sits at position `offset + (r mod T)`; pairs are (i, i + D/2) with

@@ -25,6 +25,12 @@ import type { LlamaConfig } from "./config.ts";
 import type { LoraSet } from "./lora.ts";
 import type { LayerWeights } from "./stage_weights.ts";
 
+/**
+ * The norms' weights are frozen (LoRA adapts the linear layers only), so
+ * their gradient is never asked for.
+ */
+export const FROZEN_NORM = { weightGrad: false } as const;
+
 /** Activations a layer keeps for its backward pass. */
 export interface BlockActivations {
   x: Tensor;
@@ -192,7 +198,13 @@ export function blockBackward(
   const gu = loraLinearBackward(be, dup, acts.hn, w.up, lora, up, acts.u);
   lora?.accumulate(up, gu.da, gu.db);
   const dhn = be.add(gg.dx, gu.dx);
-  const n2 = be.rmsNormBackward(dhn, acts.x1, w.postNorm, acts.rstd2);
+  const n2 = be.rmsNormBackward(
+    dhn,
+    acts.x1,
+    w.postNorm,
+    acts.rstd2,
+    FROZEN_NORM,
+  );
   const dx1 = be.add(dy, n2.dx);
   freeAll(be, [
     gd.dx,
@@ -208,7 +220,6 @@ export function blockBackward(
     gu.db,
     dhn,
     n2.dx,
-    n2.dw,
   ]);
 
   // Attention branch: x1 = x + o_proj(att), so dx = dx1 + rmsnorm'(d xn).
@@ -243,7 +254,13 @@ export function blockBackward(
   lora?.accumulate(vName, gv.da, gv.db);
   const dqk = be.add(gq.dx, gk.dx);
   const dxn = be.add(dqk, gv.dx);
-  const n1 = be.rmsNormBackward(dxn, acts.x, w.inputNorm, acts.rstd1);
+  const n1 = be.rmsNormBackward(
+    dxn,
+    acts.x,
+    w.inputNorm,
+    acts.rstd1,
+    FROZEN_NORM,
+  );
   const dx = be.add(dx1, n1.dx);
   freeAll(be, [
     dx1,
@@ -262,7 +279,7 @@ export function blockBackward(
     gk.da,
     gk.db,
   ]);
-  freeAll(be, [gv.dx, gv.da, gv.db, dqk, dxn, n1.dx, n1.dw]);
+  freeAll(be, [gv.dx, gv.da, gv.db, dqk, dxn, n1.dx]);
   freeActivations(be, acts);
   return dx;
 }

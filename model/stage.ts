@@ -20,6 +20,7 @@ import {
   blockForward,
   freeActivations,
   freeAll,
+  FROZEN_NORM,
   type LayerCache,
   type RowShape,
 } from "./block.ts";
@@ -153,14 +154,19 @@ export class Stage {
         h.logits,
       );
       this.lora?.accumulate("lm_head", g.da, g.db);
-      const n = be.rmsNormBackward(g.dx, h.xl, this.weights.finalNorm!, h.rstd);
+      const n = be.rmsNormBackward(
+        g.dx,
+        h.xl,
+        this.weights.finalNorm!,
+        h.rstd,
+        FROZEN_NORM,
+      );
       dx = n.dx;
       freeAll(be, [
         dlogits,
         g.dx,
         g.da,
         g.db,
-        n.dw,
         h.hn,
         h.rstd,
         h.lse,

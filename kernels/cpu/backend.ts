@@ -401,7 +401,22 @@ export class CpuBackend implements Backend {
     x: Tensor,
     w: Tensor,
     rstd: Tensor,
-  ): { dx: Tensor; dw: Tensor } {
+  ): { dx: Tensor; dw: Tensor };
+  /** RMSNorm backward of a frozen norm: dx alone. */
+  rmsNormBackward(
+    dy: Tensor,
+    x: Tensor,
+    w: Tensor,
+    rstd: Tensor,
+    opts: { weightGrad: false },
+  ): { dx: Tensor; dw: null };
+  rmsNormBackward(
+    dy: Tensor,
+    x: Tensor,
+    w: Tensor,
+    rstd: Tensor,
+    opts: { weightGrad?: boolean } = {},
+  ): { dx: Tensor; dw: Tensor | null } {
     const op = "rmsNormBackward";
     const [n, c] = dims2(x, op, "x");
     expectShape(op, "dy", dy, [n, c]);
@@ -419,7 +434,8 @@ export class CpuBackend implements Backend {
       n,
       c,
     );
-    return { dx, dw };
+    // dw comes out of the same pass over the rows; dropped when not wanted.
+    return { dx, dw: opts.weightGrad === false ? null : dw };
   }
 
   /** Rotate-half RoPE (inverse: the backward). */

@@ -178,6 +178,12 @@ function texPhases(cols: number, lim: number): number {
 const SPLIT_K_FILL = 128;
 /** Fewest k a split-k slice sums. */
 const SPLIT_K_MIN = 64;
+/**
+ * Fewest multiply-adds worth a split: below, the extra dispatch costs more
+ * than the idle multiprocessors (decoding's [1, d]·[d, d] products ran
+ * slower split on the H200: 123 → 99 tokens/s at batch 1).
+ */
+const SPLIT_K_MIN_MACS = 1 << 20;
 
 /** The `tex` operand packing kernels: scalar, vec4 loads. */
 const PACK_ROWS = [texPackRowsKernel(false), texPackRowsKernel(true)];
@@ -850,7 +856,7 @@ export class WebGpuBackend implements Backend {
       lora: o.lora ? o.lora.layout : "",
     };
     const groups = matmulGroups(cfg, m, n);
-    const ks = this.#splitK(cfg, shape, k, groups);
+    const ks = this.#splitK(cfg, shape, k, groups, m, n);
     if (ks > 0) {
       // Partials over k slices in a scratch buffer, then summed in order.
       const slices = Math.ceil(k / ks);
@@ -896,11 +902,14 @@ export class WebGpuBackend implements Backend {
     shape: MatmulShape,
     k: number,
     groups: readonly [number, number],
+    m: number,
+    n: number,
   ): number {
     const wgs = groups[0] * groups[1];
     if (
       this.ctx.isFallback || cfg.kind !== "reg" || shape.lora ||
-      k < 2 * SPLIT_K_MIN || wgs >= SPLIT_K_FILL
+      k < 2 * SPLIT_K_MIN || wgs >= SPLIT_K_FILL ||
+      m * n * k < SPLIT_K_MIN_MACS
     ) return 0;
     const slices = Math.min(
       Math.ceil(SPLIT_K_FILL / wgs),
@@ -1518,7 +1527,22 @@ export class WebGpuBackend implements Backend {
     x: Tensor,
     w: Tensor,
     rstd: Tensor,
-  ): { dx: Tensor; dw: Tensor } {
+  ): { dx: Tensor; dw: Tensor };
+  /** RMSNorm backward of a frozen norm: dx alone. */
+  rmsNormBackward(
+    dy: Tensor,
+    x: Tensor,
+    w: Tensor,
+    rstd: Tensor,
+    opts: { weightGrad: false },
+  ): { dx: Tensor; dw: null };
+  rmsNormBackward(
+    dy: Tensor,
+    x: Tensor,
+    w: Tensor,
+    rstd: Tensor,
+    opts: { weightGrad?: boolean } = {},
+  ): { dx: Tensor; dw: Tensor | null } {
     const op = "rmsNormBackward";
     const [n, c] = dims2(x, op, "x");
     expectShape(op, "dy", dy, [n, c]);
@@ -1526,20 +1550,24 @@ export class WebGpuBackend implements Backend {
     expectShape(op, "rstd", rstd, [n]);
     const gdy = gpu(dy, op, "dy"), gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
     const gr = gpu(rstd, op, "rstd");
-    const dx = this.#new([n, c]), dw = this.#new([c]);
+    const dx = this.#new([n, c]);
+    // dw sums every row of a column: skipped for a frozen norm.
+    const dw = opts.weightGrad === false ? null : this.#new([c]);
     const tex = this.#rowLoopsFit(n, c)
       ? this.#flatTextures([gdy, gx, gw])
       : null;
     const trs = tex ? this.#flatTextures([gr]) : null;
     if (tex && trs) {
       this.ctx.run(RMSNORM_BACKWARD_DX_TEX, [gr, dx], [n, c], grid(n), tex);
-      this.ctx.run(
-        RMSNORM_BACKWARD_DW_TEX,
-        [dw],
-        [n, c],
-        grid(c / 4),
-        [tex[0], tex[1], trs[0]],
-      );
+      if (dw) {
+        this.ctx.run(
+          RMSNORM_BACKWARD_DW_TEX,
+          [dw],
+          [n, c],
+          grid(c / 4),
+          [tex[0], tex[1], trs[0]],
+        );
+      }
       for (const t of [...tex, ...trs]) this.ctx.releaseTexture(t);
       return { dx, dw };
     }
@@ -1552,7 +1580,9 @@ export class WebGpuBackend implements Backend {
       [n, c],
       grid(n, 1),
     );
-    this.ctx.run(RMSNORM_BACKWARD_DW, [gdy, gx, gr, dw], [n, c], grid(c));
+    if (dw) {
+      this.ctx.run(RMSNORM_BACKWARD_DW, [gdy, gx, gr, dw], [n, c], grid(c));
+    }
     return { dx, dw };
   }
 

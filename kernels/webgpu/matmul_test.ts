@@ -377,9 +377,11 @@ if (haveAdapter(be)) {
       const cases: [number, number, number, number][] = [
         [16, 256, 1024, 2],
         [16, 64, 1024, 2],
-        [13, 37, 1003, 2],
-        [8, 40, 300, 2],
+        [13, 97, 1003, 2],
+        [8, 200, 1000, 2],
         [16, 256, 100, 1],
+        // too little work to be worth a second dispatch (a decoding step)
+        [1, 256, 256, 1],
       ];
       for (const [m, n, k, dispatches] of cases) {
         for (const beta of [0, 2]) {
@@ -402,7 +404,7 @@ if (haveAdapter(be)) {
       }
       // x·Aᵀ and x·A shapes: [tokens, r] outputs.
       for (const transB of [true, false]) {
-        for (const [m, n, k] of [[1024, 16, 256], [300, 12, 257]]) {
+        for (const [m, n, k] of [[1024, 16, 256], [600, 12, 257]]) {
           const [, d] = await copiesAndDispatches(g, m, n, k, transB, 9);
           assert.equal(d, 2, `${m}x${n}x${k} transB ${transB}: dispatches`);
         }
