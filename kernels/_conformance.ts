@@ -336,6 +336,8 @@ export function backendConformance(
     { batch: 3, tq: 1, tk: 11, kvRows: 16, heads: 4, kvHeads: 1, headDim: 8 },
     // rows of 64-float multiples: texture-fed on CPU adapters
     { batch: 2, tq: 9, tk: 12, kvRows: 14, heads: 8, kvHeads: 2, headDim: 32 },
+    // queries in several chunks: real GPUs sum dk, dv per chunk
+    { batch: 2, tq: 70, tk: 75, kvRows: 80, heads: 4, kvHeads: 2, headDim: 8 },
   ];
 
   check("attention", async (_be, h) => {

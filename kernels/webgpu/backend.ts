@@ -185,6 +185,11 @@ const SPLIT_K_MIN = 64;
  */
 const SPLIT_K_MIN_MACS = 1 << 20;
 
+/** Fewest queries a chunk of the real-GPU dk/dv kernel sums (see attentionDkvKernel). */
+const DKV_CHUNK = 32;
+/** Most chunks (partial dk and dv buffers) the dk/dv kernel splits into. */
+const DKV_MAX_CHUNKS = 8;
+
 /** The `tex` operand packing kernels: scalar, vec4 loads. */
 const PACK_ROWS = [texPackRowsKernel(false), texPackRowsKernel(true)];
 const PACK_STRIPS = [texPackStripsKernel(false), texPackStripsKernel(true)];
@@ -1863,12 +1868,38 @@ export class WebGpuBackend implements Backend {
         u,
         grid(rows),
       );
-      this.ctx.run(
-        attentionDkvKernel(d),
-        [gdo, gq, gk, gv, gl, delta, dk, dv],
-        u,
-        grid(kvThreads),
-      );
+      const chunks = this.ctx.isFallback
+        ? 1
+        : Math.min(DKV_MAX_CHUNKS, Math.ceil(dims.tq / DKV_CHUNK));
+      if (chunks > 1) {
+        // Partial dk, dv per chunk of queries, then summed in chunk order.
+        const bytes = chunks * dk.size * 4;
+        const pk = this.ctx.acquire(bytes), pv = this.ctx.acquire(bytes);
+        const parts = [pk, pv].map((buffer) => ({ buffer, bytes }));
+        this.ctx.run(
+          attentionDkvKernel(d, true),
+          [gdo, gq, gk, gv, gl, delta, ...parts],
+          [...u, Math.ceil(dims.tq / chunks)],
+          grid(kvThreads * chunks),
+        );
+        for (const [i, out] of [dk, dv].entries()) {
+          this.ctx.run(
+            SPLIT_K_REDUCE,
+            [parts[i], out as GpuTensor],
+            [dk.size, chunks, 1, 0],
+            grid(dk.size),
+          );
+        }
+        this.ctx.release(pk);
+        this.ctx.release(pv);
+      } else {
+        this.ctx.run(
+          attentionDkvKernel(d),
+          [gdo, gq, gk, gv, gl, delta, dk, dv],
+          u,
+          grid(kvThreads),
+        );
+      }
     }
     this.free(delta);
     return { dq, dk, dv };
