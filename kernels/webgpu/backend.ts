@@ -65,7 +65,6 @@ import {
 } from "./shaders/loss.ts";
 import {
   canVectorize,
-  configName,
   type MatmulConfig,
   matmulGroups,
   matmulKernel,
@@ -352,8 +351,6 @@ export class WebGpuBackend implements Backend {
   /** Tile choice of each matrix product. */
   readonly planner: MatmulPlanner;
   readonly #ropeTables = new Map<string, RopeTable>();
-  readonly #texKernels = new Map<string, Kernel>();
-  readonly #gemvKernels = new Map<string, Kernel>();
   readonly #adamGroup: number;
   readonly #sampleLanes: number;
   /**
@@ -1153,14 +1150,8 @@ export class WebGpuBackend implements Backend {
       textures.push(txa.tex, tlb.tex);
       phases = [...txa.extra, ...tlb.extra];
     }
-    const key = `${m}|${!!lora}`;
-    let kernel = this.#gemvKernels.get(key);
-    if (!kernel) {
-      kernel = gemvTexKernel(m, !!lora);
-      this.#gemvKernels.set(key, kernel);
-    }
     this.ctx.run(
-      kernel,
+      gemvTexKernel(m, !!lora),
       [c],
       [
         n,
@@ -1280,7 +1271,7 @@ export class WebGpuBackend implements Backend {
     );
   }
 
-  /** The `tex` kernel of this tile and form, compiled once. */
+  /** The `tex` kernel of this tile and form (built once: texMatmulKernel is memoized). */
   #texKernel(
     cfg: MatmulConfig,
     transB: boolean,
@@ -1290,22 +1281,14 @@ export class WebGpuBackend implements Backend {
     loraTex: boolean,
     scalarC: boolean,
   ): Kernel {
-    const key = `${
-      configName(cfg)
-    }|${transB}|${lora}|${phased}|${accumulate}|${loraTex}|${scalarC}`;
-    let kernel = this.#texKernels.get(key);
-    if (!kernel) {
-      kernel = texMatmulKernel(cfg, {
-        transB,
-        lora,
-        phased,
-        accumulate,
-        loraTex,
-        scalarC,
-      });
-      this.#texKernels.set(key, kernel);
-    }
-    return kernel;
+    return texMatmulKernel(cfg, {
+      transB,
+      lora,
+      phased,
+      accumulate,
+      loraTex,
+      scalarC,
+    });
   }
 
   /**

@@ -12,6 +12,7 @@
  */
 
 import type { Kernel } from "../context.ts";
+import { memoKernel } from "./memo.ts";
 import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
 
 /**
@@ -47,8 +48,8 @@ const QUERY_INDEX = (d: number) => `
   let kstride = p.kvHeads * ${d}u;
   let kb = b * p.kvRows * kstride + g * ${d}u;`;
 
-/** Forward: online softmax over keys 0..pos; writes out and lse. */
-export function attentionKernel(d: number): Kernel {
+/** Builds {@linkcode attentionKernel}'s kernel. */
+function makeAttentionKernel(d: number): Kernel {
   return {
     name: `attention_d${d}`,
     uniforms: ATTENTION_UNIFORMS,
@@ -88,8 +89,13 @@ export function attentionKernel(d: number): Kernel {
   };
 }
 
-/** delta[t] = Σ_e dout · out over the head's D entries. */
-export function attentionDeltaKernel(d: number): Kernel {
+/** Forward: online softmax over keys 0..pos; writes out and lse. */
+export const attentionKernel: typeof makeAttentionKernel = memoKernel(
+  makeAttentionKernel,
+);
+
+/** Builds {@linkcode attentionDeltaKernel}'s kernel. */
+function makeAttentionDeltaKernel(d: number): Kernel {
   return {
     name: `attention_delta_d${d}`,
     uniforms: ATTENTION_UNIFORMS,
@@ -109,8 +115,13 @@ export function attentionDeltaKernel(d: number): Kernel {
   };
 }
 
-/** dq = scale · Σ_j P_ij (dout_i · v_j − delta_i) k_j. */
-export function attentionDqKernel(d: number): Kernel {
+/** delta[t] = Σ_e dout · out over the head's D entries. */
+export const attentionDeltaKernel: typeof makeAttentionDeltaKernel = memoKernel(
+  makeAttentionDeltaKernel,
+);
+
+/** Builds {@linkcode attentionDqKernel}'s kernel. */
+function makeAttentionDqKernel(d: number): Kernel {
   return {
     name: `attention_dq_d${d}`,
     uniforms: ATTENTION_UNIFORMS,
@@ -151,17 +162,13 @@ export function attentionDqKernel(d: number): Kernel {
   };
 }
 
-/**
- * dk_j = scale · Σ_h Σ_i dS_ij q_i and dv_j = Σ_h Σ_i P_ij dout_i over the
- * query heads h of the key's group and the queries i that see key j; rows at
- * or past Tk are zero.
- *
- * `chunked`: thread t + c·(keys) sums only the queries in chunk c
- * ([c·qc, (c+1)·qc)) and writes its partial sums at dk[c·size …], for
- * split_k.ts to add up in chunk order: one thread per key leaves most of a
- * real GPU idle (32 workgroups at B 8, T 128; ~1.4 ms a layer on the H200).
- */
-export function attentionDkvKernel(d: number, chunked = false): Kernel {
+/** dq = scale · Σ_j P_ij (dout_i · v_j − delta_i) k_j. */
+export const attentionDqKernel: typeof makeAttentionDqKernel = memoKernel(
+  makeAttentionDqKernel,
+);
+
+/** Builds {@linkcode attentionDkvKernel}'s kernel. */
+function makeAttentionDkvKernel(d: number, chunked = false): Kernel {
   const keys = `p.batch * p.kvHeads * p.kvRows`;
   return {
     name: `attention_dkv${chunked ? "_chunked" : ""}_d${d}`,
@@ -231,3 +238,17 @@ export function attentionDkvKernel(d: number, chunked = false): Kernel {
 }`,
   };
 }
+
+/**
+ * dk_j = scale · Σ_h Σ_i dS_ij q_i and dv_j = Σ_h Σ_i P_ij dout_i over the
+ * query heads h of the key's group and the queries i that see key j; rows at
+ * or past Tk are zero.
+ *
+ * `chunked`: thread t + c·(keys) sums only the queries in chunk c
+ * ([c·qc, (c+1)·qc)) and writes its partial sums at dk[c·size …], for
+ * split_k.ts to add up in chunk order: one thread per key leaves most of a
+ * real GPU idle (32 workgroups at B 8, T 128; ~1.4 ms a layer on the H200).
+ */
+export const attentionDkvKernel: typeof makeAttentionDkvKernel = memoKernel(
+  makeAttentionDkvKernel,
+);

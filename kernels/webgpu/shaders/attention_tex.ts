@@ -20,6 +20,7 @@
  */
 
 import type { Kernel } from "../context.ts";
+import { memoKernel } from "./memo.ts";
 import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
 import { ATTENTION_UNIFORMS } from "./attention.ts";
 
@@ -48,8 +49,8 @@ const QUERY = (d: number) => `
 /** Storage textures of the forward and dq kernels. */
 const TEXTURES = [["texq", "2d"], ["texk", "2d"], ["texv", "2d"]] as const;
 
-/** Forward (online softmax over keys 0..pos); writes out and lse. */
-export function attentionTexKernel(d: number): Kernel {
+/** Builds {@linkcode attentionTexKernel}'s kernel. */
+function makeAttentionTexKernel(d: number): Kernel {
   return {
     name: `attention_tex_d${d}`,
     uniforms: ATTENTION_UNIFORMS,
@@ -93,8 +94,13 @@ export function attentionTexKernel(d: number): Kernel {
   };
 }
 
-/** dq = scale · Σ_j P_ij (dout_i · v_j − delta_i) k_j. */
-export function attentionDqTexKernel(d: number): Kernel {
+/** Forward (online softmax over keys 0..pos); writes out and lse. */
+export const attentionTexKernel: typeof makeAttentionTexKernel = memoKernel(
+  makeAttentionTexKernel,
+);
+
+/** Builds {@linkcode attentionDqTexKernel}'s kernel. */
+function makeAttentionDqTexKernel(d: number): Kernel {
   return {
     name: `attention_dq_tex_d${d}`,
     uniforms: ATTENTION_UNIFORMS,
@@ -138,12 +144,13 @@ export function attentionDqTexKernel(d: number): Kernel {
   };
 }
 
-/**
- * dk_j = scale · Σ_h Σ_i dS_ij q_i and dv_j = Σ_h Σ_i P_ij dout_i over the
- * query heads h of the key's group and the queries i that see key j; rows at
- * or past Tk are zero.
- */
-export function attentionDkvTexKernel(d: number): Kernel {
+/** dq = scale · Σ_j P_ij (dout_i · v_j − delta_i) k_j. */
+export const attentionDqTexKernel: typeof makeAttentionDqTexKernel = memoKernel(
+  makeAttentionDqTexKernel,
+);
+
+/** Builds {@linkcode attentionDkvTexKernel}'s kernel. */
+function makeAttentionDkvTexKernel(d: number): Kernel {
   return {
     name: `attention_dkv_tex_d${d}`,
     uniforms: ATTENTION_UNIFORMS,
@@ -208,3 +215,11 @@ export function attentionDkvTexKernel(d: number): Kernel {
 }`,
   };
 }
+
+/**
+ * dk_j = scale · Σ_h Σ_i dS_ij q_i and dv_j = Σ_h Σ_i P_ij dout_i over the
+ * query heads h of the key's group and the queries i that see key j; rows at
+ * or past Tk are zero.
+ */
+export const attentionDkvTexKernel: typeof makeAttentionDkvTexKernel =
+  memoKernel(makeAttentionDkvTexKernel);

@@ -17,6 +17,7 @@
  */
 
 import type { Kernel } from "../context.ts";
+import { memoKernel } from "./memo.ts";
 import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
 
 /** Uniforms of {@linkcode gemvTexKernel}. */
@@ -41,11 +42,8 @@ export const GEMV_TEX_UNIFORMS = [
 /** Most rows of one product ({@linkcode gemvTexKernel} unrolls them). */
 export const GEMV_TEX_MAX_ROWS = 8;
 
-/**
- * `c[r, col0 + n] = alpha · (x_r · W_n + scale · xa_r · B_n)` for `rows`
- * rows, a thread per column n < N; `lora` adds the LoRA term.
- */
-export function gemvTexKernel(rows: number, lora: boolean): Kernel {
+/** Builds {@linkcode gemvTexKernel}'s kernel. */
+function makeGemvTexKernel(rows: number, lora: boolean): Kernel {
   if (!Number.isInteger(rows) || rows < 1 || rows > GEMV_TEX_MAX_ROWS) {
     throw new RangeError(
       `gemvTexKernel: rows must be an integer in 1..${GEMV_TEX_MAX_ROWS}: got ${rows}`,
@@ -99,3 +97,11 @@ export function gemvTexKernel(rows: number, lora: boolean): Kernel {
 }`,
   };
 }
+
+/**
+ * `c[r, col0 + n] = alpha · (x_r · W_n + scale · xa_r · B_n)` for `rows`
+ * rows, a thread per column n < N; `lora` adds the LoRA term.
+ */
+export const gemvTexKernel: typeof makeGemvTexKernel = memoKernel(
+  makeGemvTexKernel,
+);

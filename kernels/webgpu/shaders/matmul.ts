@@ -85,6 +85,7 @@
  */
 
 import type { Kernel } from "../context.ts";
+import { memoKernel } from "./memo.ts";
 
 /** The tile shape of one matmul variant. */
 export interface MatmulConfig {
@@ -167,8 +168,8 @@ function range(n: number): number[] {
 }
 const LANE = ["x", "y", "z", "w"];
 
-/** The kernel for `shape` with tile `cfg` (`reg` or `shared`; see {@linkcode texMatmulKernel}). */
-export function matmulKernel(cfg: MatmulConfig, shape: MatmulShape): Kernel {
+/** Builds {@linkcode matmulKernel}'s kernel. */
+function makeMatmulKernel(cfg: MatmulConfig, shape: MatmulShape): Kernel {
   if (cfg.kind === "tex") {
     throw new RangeError(
       `matmulKernel: cfg.kind must be "reg" or "shared": got "tex" (use texMatmulKernel)`,
@@ -176,6 +177,11 @@ export function matmulKernel(cfg: MatmulConfig, shape: MatmulShape): Kernel {
   }
   return cfg.kind === "reg" ? regKernel(cfg, shape) : sharedKernel(cfg, shape);
 }
+
+/** The kernel for `shape` with tile `cfg` (`reg` or `shared`; see {@linkcode texMatmulKernel}). */
+export const matmulKernel: typeof makeMatmulKernel = memoKernel(
+  makeMatmulKernel,
+);
 
 function kernelName(cfg: MatmulConfig, s: MatmulShape): string {
   return `matmul_${s.transA ? "t" : "n"}${s.transB ? "t" : "n"}${
@@ -553,26 +559,8 @@ export function texStripWidth(c: MatmulConfig): number {
   return (c.tn * c.wx) / 4;
 }
 
-/**
- * The texture-fed kernel (`cfg.kind` "tex"): `c = alpha · a op(b) + beta · c`
- * (+ the fused LoRA term), both operands in read-only rgba32float storage
- * textures. a is `ta`, K/4 texels wide and M rows: texel (q, m) holds
- * a[m, 4q..4q+3]. With `transB`, b is [N,K] and `tb` is laid out like a
- * (texel (q, n) = b[n, 4q..4q+3]). Without it, b is [K,N] and `tb` is a 2-D
- * array of column strips ({@linkcode texStripWidth} texels wide, K rows):
- * texel (x, k) of layer s holds b[k, 4(s·W + x)..+3], so the strip a
- * workgroup walks down k is one contiguous block of memory (a plain [K,N]
- * texture puts every k in a new page). With `phased`, a's rows are in
- * phases (uniforms PH, PR; {@linkcode texRowOf}; without it they are
- * ignored). Needs K (texels past the operands' k zero),
- * N, ldc and col0 to be multiples of 4 (with `scalarC`, N and ldc need not
- * be: c is bound as floats and stored one at a time); c is bound as vec4
- * rows, then `ctr`,
- * a u32 zeroed before each dispatch: workgroups take tiles (row tile
- * fastest) from it until none are left. Dispatch with
- * {@linkcode texMatmulGroups}.
- */
-export function texMatmulKernel(
+/** Builds {@linkcode texMatmulKernel}'s kernel. */
+function makeTexMatmulKernel(
   cfg: MatmulConfig,
   s: {
     transB: boolean;
@@ -807,6 +795,29 @@ export function texMatmulKernel(
 }`,
   };
 }
+
+/**
+ * The texture-fed kernel (`cfg.kind` "tex"): `c = alpha · a op(b) + beta · c`
+ * (+ the fused LoRA term), both operands in read-only rgba32float storage
+ * textures. a is `ta`, K/4 texels wide and M rows: texel (q, m) holds
+ * a[m, 4q..4q+3]. With `transB`, b is [N,K] and `tb` is laid out like a
+ * (texel (q, n) = b[n, 4q..4q+3]). Without it, b is [K,N] and `tb` is a 2-D
+ * array of column strips ({@linkcode texStripWidth} texels wide, K rows):
+ * texel (x, k) of layer s holds b[k, 4(s·W + x)..+3], so the strip a
+ * workgroup walks down k is one contiguous block of memory (a plain [K,N]
+ * texture puts every k in a new page). With `phased`, a's rows are in
+ * phases (uniforms PH, PR; {@linkcode texRowOf}; without it they are
+ * ignored). Needs K (texels past the operands' k zero),
+ * N, ldc and col0 to be multiples of 4 (with `scalarC`, N and ldc need not
+ * be: c is bound as floats and stored one at a time); c is bound as vec4
+ * rows, then `ctr`,
+ * a u32 zeroed before each dispatch: workgroups take tiles (row tile
+ * fastest) from it until none are left. Dispatch with
+ * {@linkcode texMatmulGroups}.
+ */
+export const texMatmulKernel: typeof makeTexMatmulKernel = memoKernel(
+  makeTexMatmulKernel,
+);
 
 /**
  * Rewrites b [N,K], held as a `tex` operand texture (`src`: texel (q, n) =

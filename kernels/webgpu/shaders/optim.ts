@@ -5,15 +5,12 @@
  */
 
 import type { Kernel } from "../context.ts";
+import { memoKernel } from "./memo.ts";
 import { FLAT, FLAT_INDEX, WG } from "./grid.ts";
 import { REDUCE_FNS, ROW_ARGS, ROW_INDEX, RW } from "./reduce.ts";
 
-/**
- * AdamW over `count` tensors in one dispatch: thread i updates element
- * i − end[t−1] of the tensor t whose range [end[t−1], end[t]) holds i.
- * Bindings per tensor: p, g, m, v.
- */
-export function adamwKernel(count: number): Kernel {
+/** Builds {@linkcode adamwKernel}'s kernel. */
+function makeAdamwKernel(count: number): Kernel {
   const uniforms: [string, "u32" | "f32"][] = [
     ["lr", "f32"],
     ["beta1", "f32"],
@@ -58,6 +55,13 @@ export function adamwKernel(count: number): Kernel {
 }`,
   };
 }
+
+/**
+ * AdamW over `count` tensors in one dispatch: thread i updates element
+ * i − end[t−1] of the tensor t whose range [end[t−1], end[t]) holds i.
+ * Bindings per tensor: p, g, m, v.
+ */
+export const adamwKernel: typeof makeAdamwKernel = memoKernel(makeAdamwKernel);
 
 /** Elements each workgroup of {@linkcode SUMSQ_PARTIAL} covers (at most). */
 export const SUMSQ_CHUNK = 4096;

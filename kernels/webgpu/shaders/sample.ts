@@ -18,16 +18,11 @@
  */
 
 import type { Kernel } from "../context.ts";
+import { memoKernel } from "./memo.ts";
 import { reduceFns, ROW_ARGS, ROW_INDEX } from "./reduce.ts";
 
-/**
- * The sampling kernel over `lanes` lanes per row (a power of two; more lanes
- * keep each lane's loop count under lavapipe's 65535-iteration cap at large
- * vocabularies). tokens[row0 + r], logprobs[row0 + r] from logits [B,V] and
- * uniforms[row0 + r] (row0 lets a batch too large for one binding run in row
- * groups); `e` [B,V] is scratch for exp((logit − max) / temperature).
- */
-export function sampleKernel(lanes: number): Kernel {
+/** Builds {@linkcode sampleKernel}'s kernel. */
+function makeSampleKernel(lanes: number): Kernel {
   return {
     name: `sample_${lanes}`,
     uniforms: [
@@ -202,3 +197,14 @@ fn search(lid: u32, base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u
 }`,
   };
 }
+
+/**
+ * The sampling kernel over `lanes` lanes per row (a power of two; more lanes
+ * keep each lane's loop count under lavapipe's 65535-iteration cap at large
+ * vocabularies). tokens[row0 + r], logprobs[row0 + r] from logits [B,V] and
+ * uniforms[row0 + r] (row0 lets a batch too large for one binding run in row
+ * groups); `e` [B,V] is scratch for exp((logit − max) / temperature).
+ */
+export const sampleKernel: typeof makeSampleKernel = memoKernel(
+  makeSampleKernel,
+);
