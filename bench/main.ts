@@ -286,10 +286,9 @@ async function main(): Promise<number> {
       } s in all; ` +
         `load average ${loadStart[0].toFixed(2)} → ${loadEnd[0].toFixed(2)}`,
     );
-    if (
-      busy(loadStart[0], navigator.hardwareConcurrency) ||
-      busy(loadEnd[0], navigator.hardwareConcurrency)
-    ) {
+    // The load at the end counts the benchmark's own workers: only the
+    // start tells of other work.
+    if (busy(loadStart[0], navigator.hardwareConcurrency)) {
       console.log(
         "warning: the machine was busy with other work during the run; PyTorch " +
           "slows down sharply when another process holds a core, so ratios against it are inflated. " +
