@@ -916,8 +916,10 @@ export class WebGpuBackend implements Backend {
     const slices = Math.min(
       Math.ceil(SPLIT_K_FILL / wgs),
       Math.floor(k / SPLIT_K_MIN),
+      // the partials are one binding
+      Math.floor(this.maxBindingBytes / (m * n * 4)),
     );
-    return Math.ceil(k / slices / 4) * 4;
+    return slices < 2 ? 0 : Math.ceil(k / slices / 4) * 4;
   }
 
   /**
@@ -1851,9 +1853,12 @@ export class WebGpuBackend implements Backend {
         u,
         grid(rows),
       );
-      const chunks = this.ctx.isFallback
-        ? 1
-        : Math.min(DKV_MAX_CHUNKS, Math.ceil(dims.tq / DKV_CHUNK));
+      const chunks = this.ctx.isFallback ? 1 : Math.min(
+        DKV_MAX_CHUNKS,
+        Math.ceil(dims.tq / DKV_CHUNK),
+        // each partial buffer is one binding
+        Math.floor(this.maxBindingBytes / (dk.size * 4)),
+      );
       if (chunks > 1) {
         // Partial dk, dv per chunk of queries, then summed in chunk order.
         const bytes = chunks * dk.size * 4;
