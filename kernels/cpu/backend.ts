@@ -434,8 +434,10 @@ export class CpuBackend implements Backend {
       n,
       c,
     );
-    // dw comes out of the same pass over the rows; dropped when not wanted.
-    return { dx, dw: opts.weightGrad === false ? null : dw };
+    // dw comes out of the same pass over the rows; recycled when not wanted.
+    if (opts.weightGrad !== false) return { dx, dw };
+    this.free(dw);
+    return { dx, dw: null };
   }
 
   /** Rotate-half RoPE (inverse: the backward). */
