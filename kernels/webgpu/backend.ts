@@ -179,8 +179,10 @@ const SPLIT_K_FILL = 128;
 const SPLIT_K_MIN = 64;
 /**
  * Fewest multiply-adds worth a split: below, the extra dispatch costs more
- * than the idle multiprocessors (decoding's [1, d]·[d, d] products ran
- * slower split on the H200: 123 → 99 tokens/s at batch 1).
+ * than the idle multiprocessors. Split without this floor, decoding's
+ * [1, d]·[d, d] products added ~29 dispatches a token on the H200, and
+ * batch-1 sampling fell from 123 to 99 tokens/s (measured together with the
+ * periodic submits, which add ~2 a token).
  */
 const SPLIT_K_MIN_MACS = 1 << 20;
 
@@ -1873,7 +1875,7 @@ export class WebGpuBackend implements Backend {
         for (const [i, out] of [dk, dv].entries()) {
           this.ctx.run(
             SPLIT_K_REDUCE,
-            [parts[i], out as GpuTensor],
+            [parts[i], out],
             [dk.size, chunks, 1, 0],
             grid(dk.size),
           );
