@@ -34,6 +34,7 @@ import { splitLayers } from "../model/stage_weights.ts";
 import { checkTokenRange } from "../protocol/types/model_input.ts";
 import type { NormalizedDatum } from "../protocol/types/datum.ts";
 import { packMicroBatches } from "./micro_batch.ts";
+import { lossProblem } from "./finite_loss.ts";
 import {
   type ShardMsg,
   ShardRestartedError,
@@ -52,9 +53,9 @@ import type { CheckpointMsg } from "./checkpoint_store.ts";
 import type { CheckpointManifest } from "./checkpoint_files.ts";
 import {
   type ParsedRequest,
-  parseTrainerRequest,
-  type TrainerRequest,
-} from "./trainer_request.ts";
+  parseHead,
+  parseRequest,
+} from "./trainer_parse.ts";
 
 /** Everything that defines a run. */
 export interface RunSpec {
@@ -96,7 +97,7 @@ export function shardAddress(runId: string, i: number): string {
 type Outcome = { ok: true; value: unknown } | { ok: false; error: WireError };
 
 /** The Trainer actor. */
-export class Trainer implements Actor<TrainerRequest, unknown> {
+export class Trainer implements Actor<unknown, unknown> {
   #shards: ActorRef<ShardMsg, unknown>[] = [];
   #store!: ActorRef<CheckpointMsg, unknown>;
   #cfg!: LlamaConfig;
@@ -136,25 +137,27 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
     await this.#recovering(() => this.#commit());
   }
 
-  /** Handle one request. */
-  async receive(raw: TrainerRequest): Promise<unknown> {
+  /**
+   * Handle one request. Its head (type, run, seq) is read first: a bad head
+   * changes nothing. A request with a good head takes its seq even when its
+   * body is refused (its sender counted it): the error is its recorded
+   * outcome, so a replay gets it again and the next seq is not a gap.
+   */
+  async receive(raw: unknown): Promise<unknown> {
+    const head = parseHead(raw, this.spec.runId);
     let msg: ParsedRequest | undefined;
     let invalid: InvalidArgumentError | undefined;
     try {
-      msg = parseTrainerRequest(raw, this.spec.runId);
+      msg = parseRequest(raw);
     } catch (e) {
-      // A request for this run with a valid seq but a bad body still takes its
-      // seq (its sender counted it): the error is its recorded outcome, so a
-      // replay gets it again and the next seq is not refused as a gap.
-      if (
-        !(e instanceof InvalidArgumentError) || e.field === "seq" ||
-        e.field === "request"
-      ) throw e;
+      if (!(e instanceof InvalidArgumentError) || head.seq === undefined) {
+        throw e;
+      }
       invalid = e;
     }
     if (msg?.type === "get_info") return this.#info();
     if (msg?.type === "snapshot") return await this.#snapshot();
-    const seq = msg ? msg.seq : (raw as { seq: number }).seq;
+    const seq = head.seq!;
     if (seq <= this.#lastSeq) {
       const rec = this.#record.get(seq);
       if (!rec) {
@@ -237,6 +240,7 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
             true,
             this.#sinceCommit.length,
           );
+          await this.#checkGradients();
           this.#sinceCommit.push(msg);
           this.#pendingGrads = true;
           return out;
@@ -320,6 +324,42 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
   terminate(): void {
     dropSnapshots(this.#committed);
     this.#committed = [];
+  }
+
+  /**
+   * Take back a forward_backward that failed part-way: drop the activations
+   * its micro-batch `mb` left on the shards and, when earlier micro-batches
+   * already added their gradients (`accumulated`), restore the commit and
+   * replay the operations since it, so nothing of this one remains.
+   */
+  async #undoPartial(mb: number, accumulated: boolean): Promise<void> {
+    if (accumulated) {
+      await this.#restoreCommitted();
+      return;
+    }
+    for (let i = 0; i < this.#shards.length; i++) {
+      await this.#ask(i, { type: "release", mb });
+    }
+  }
+
+  /**
+   * Refuse a forward_backward whose gradients came out non-finite (a finite
+   * loss can still overflow going backward): the accumulated gradients go
+   * back to what they were before it. One sum of squares per shard, asked of
+   * all at once.
+   */
+  async #checkGradients(): Promise<void> {
+    const sums = await Promise.all(
+      this.#shards.map((_, i) => this.#ask(i, { type: "grad_norm_sq" })),
+    ) as number[];
+    if (sums.every(Number.isFinite)) return;
+    await this.#restoreCommitted();
+    throw new InvalidArgumentError(
+      "data",
+      `data gives gradients that overflow float32 (their squared norm per pipeline stage: ${
+        sums.join(", ")
+      }) although its loss is finite: lower its weights or advantages; nothing was accumulated`,
+    );
   }
 
   /** Wait for every shard to answer, restore the commit, replay since it. */
@@ -443,6 +483,11 @@ export class Trainer implements Actor<TrainerRequest, unknown> {
           clipLow: inp.clipLowThreshold,
           clipHigh: inp.clipHighThreshold,
         }, lossFnConfig);
+        const problem = lossProblem(lossFn, r, logprobs, mb);
+        if (problem) {
+          if (backward) await this.#undoPartial(id, mbIndex > 0);
+          throw problem;
+        }
         loss += r.loss;
         mb.datums.forEach((di, b) => {
           const n = data[di].tokens.length;

@@ -19,6 +19,11 @@ import type {
 } from "../protocol/types/responses.ts";
 import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.ts";
 import { trainerAddress } from "../actors/trainer.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  type TrainerRequest,
+  TrainerRequestSchema,
+} from "../protocol/messages.ts";
 import type { WireTensors } from "../actors/wire_tensors.ts";
 import type { LoraSpec } from "../model/lora.ts";
 import { APIFuture } from "./api_future.ts";
@@ -94,12 +99,25 @@ export class TrainingClient {
     this.#trainer = conn.system.ref(trainerAddress(runId));
   }
 
+  /**
+   * Check an operation with the protocol's schema, then send it with the
+   * next seq. A request refused here never reaches the trainer and takes no
+   * seq; what is sent is the parsed request, plain data that always encodes.
+   */
   #submit<T>(msg: Record<string, unknown>): APIFuture<T> {
-    const seq = ++this.#seq;
+    let req: TrainerRequest;
+    try {
+      req = parseOrThrow(
+        TrainerRequestSchema,
+        { ...msg, runId: this.runId, seq: this.#seq + 1 },
+        "",
+      );
+    } catch (e) {
+      return new APIFuture(Promise.reject(e));
+    }
+    this.#seq++;
     return new APIFuture(
-      this.#trainer.ask<T>({ ...msg, runId: this.runId, seq }, {
-        timeoutMs: OP_TIMEOUT_MS,
-      }),
+      this.#trainer.ask<T>(req, { timeoutMs: OP_TIMEOUT_MS }),
     );
   }
 
@@ -213,7 +231,7 @@ export class TrainingClient {
         version: number;
       }
     >(
-      { type: "snapshot" },
+      { type: "snapshot", runId: this.runId },
       { timeoutMs: OP_TIMEOUT_MS },
     );
     const r = await this.conn.registry.ask<
@@ -255,7 +273,10 @@ export class TrainingClient {
 
   /** The run's model, rank, step and sequence state. */
   async getInfo(): Promise<TrainingRunInfo> {
-    return await this.#trainer.ask<TrainingRunInfo>({ type: "get_info" }, {
+    return await this.#trainer.ask<TrainingRunInfo>({
+      type: "get_info",
+      runId: this.runId,
+    }, {
       timeoutMs: OP_TIMEOUT_MS,
     });
   }

@@ -47,6 +47,9 @@ import {
 } from "./types/responses.ts";
 import { SamplingParamsSchema } from "./types/sampling_params.ts";
 
+const typeRule = (types: readonly string[]): string =>
+  `must be one of ${types.map((t) => `"${t}"`).join(", ")}`;
+
 /** Most samples one `sample` request may ask for. */
 export const MAX_NUM_SAMPLES = 128;
 
@@ -140,11 +143,15 @@ export const SaveStateRequestSchema = z.strictObject({
   overwrite: z.boolean({ error: "must be a boolean" }).default(false),
 });
 
-/** Schema of `save_weights_for_sampler`: weights only, as `bios://<run>/sampler_weights/<name>`. */
+/**
+ * Schema of `save_weights_for_sampler`: weights only, as
+ * `bios://<run>/sampler_weights/<name>`; `overwrite` as for `save_state`.
+ */
 export const SaveWeightsForSamplerRequestSchema = z.strictObject({
   type: z.literal("save_weights_for_sampler"),
   ...op,
   name: CheckpointNameSchema,
+  overwrite: z.boolean({ error: "must be a boolean" }).default(false),
 });
 
 /** Schema of `load_state`: a `weights` checkpoint, with or without its optimizer state. */
@@ -158,6 +165,15 @@ export const LoadStateRequestSchema = z.strictObject({
 /** Schema of `get_info`: a query, so it has no `seq`. */
 export const GetInfoRequestSchema = z.strictObject({
   type: z.literal("get_info"),
+  runId: RunIdSchema,
+});
+
+/**
+ * Schema of `snapshot`: the run's current LoRA weights, for an in-memory
+ * sampler. A query, so it has no `seq`.
+ */
+export const SnapshotRequestSchema = z.strictObject({
+  type: z.literal("snapshot"),
   runId: RunIdSchema,
 });
 
@@ -184,13 +200,28 @@ export const TRAINER_REQUEST_TYPES = [
   "save_weights_for_sampler",
   "load_state",
   "get_info",
+  "snapshot",
 ] as const;
+
+/** Trainer request types that are queries: no `seq`, no effect on the run. */
+export const TRAINER_QUERY_TYPES = ["get_info", "snapshot"] as const;
+
+/**
+ * Schema of what every Trainer request starts with: its type, its run and
+ * (for operations) its sequence number. A trainer reads this first, so that
+ * a request with a good head but a bad body is still answered in `seq`
+ * order; a bad head changes nothing.
+ */
+export const TrainerRequestHeadSchema = z.looseObject({
+  type: z.enum(TRAINER_REQUEST_TYPES, {
+    error: typeRule(TRAINER_REQUEST_TYPES),
+  }),
+  runId: RunIdSchema,
+  seq: SeqSchema.optional(),
+}, { error: "must be an object with a type" });
 
 /** Request types a Sampler actor handles. */
 export const SAMPLER_REQUEST_TYPES = ["sample"] as const;
-
-const typeRule = (types: readonly string[]): string =>
-  `must be one of ${types.map((t) => `"${t}"`).join(", ")}`;
 
 /** Schema of any request a Trainer actor handles. */
 export const TrainerRequestSchema = z.discriminatedUnion("type", [
@@ -201,6 +232,7 @@ export const TrainerRequestSchema = z.discriminatedUnion("type", [
   SaveWeightsForSamplerRequestSchema,
   LoadStateRequestSchema,
   GetInfoRequestSchema,
+  SnapshotRequestSchema,
 ], { error: typeRule(TRAINER_REQUEST_TYPES) });
 
 /** Schema of any request a Sampler actor handles. */
@@ -236,6 +268,10 @@ export type SaveWeightsForSamplerRequest = z.output<
 >;
 /** A `load_state` request, validated. */
 export type LoadStateRequest = z.output<typeof LoadStateRequestSchema>;
+/** A `snapshot` request, validated. */
+export type SnapshotRequest = z.output<typeof SnapshotRequestSchema>;
+/** A trainer request's head, validated. */
+export type TrainerRequestHead = z.output<typeof TrainerRequestHeadSchema>;
 /** A `get_info` request, validated. */
 export type GetInfoRequest = z.output<typeof GetInfoRequestSchema>;
 /** A `sample` request, validated. */

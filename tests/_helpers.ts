@@ -28,13 +28,19 @@ import { Prng } from "../model/prng.ts";
 export const TINY = "test/tiny";
 /** A second tiny model with the same shapes but other weights. */
 export const TINY2 = "test/tiny2";
+/**
+ * The tiny model with its `lm_head` scaled by 1e32: losses stay finite, but
+ * a large per-token weight makes the gradients overflow float32 on the way
+ * back (for tests of the trainer's gradient check).
+ */
+export const TINY_LOUD = "test/tiny-loud";
 /** Vocabulary size of both tiny models (the byte tokenizer's). */
 export const TINY_VOCAB = 259;
 /** Narrowest adapted matrix of the tiny models: k/v projections, 2 heads × 8. */
 export const TINY_MAX_RANK = 16;
 
 /** Bump when the generator below changes, so stale caches are not reused. */
-const VERSION = "v1";
+const VERSION = "v2";
 
 /** The tiny models' config: width 32, 2 layers, 4 heads, 2 kv heads. */
 export function tinyConfig(): LlamaConfig {
@@ -56,6 +62,7 @@ export function tinyConfig(): LlamaConfig {
 
 function tinyTensors(
   name: string,
+  headScale = 1,
 ): Map<string, { shape: number[]; data: Float32Array }> {
   const rng = Prng.fromString(`bios-test-model:${name}`);
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -63,6 +70,9 @@ function tinyTensors(
     const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
     if (shape.length === 1) data.fill(1); // RMSNorm gains
     else rng.fillNormal(data, 0, 0.1);
+    if (tensorName === "lm_head.weight") {
+      for (let i = 0; i < data.length; i++) data[i] *= headScale;
+    }
     out.set(tensorName, { shape, data });
   }
   return out;
@@ -75,11 +85,16 @@ function tinyTensors(
 export async function ensureTinyModels(): Promise<string> {
   const root = `${biosHome()}/test-models/${VERSION}`;
   const catalog = `${root}/catalog.json`;
-  for (const [name, folder] of [[TINY, "tiny"], [TINY2, "tiny2"]]) {
+  const models = [
+    [TINY, "tiny", 1],
+    [TINY2, "tiny2", 1],
+    [TINY_LOUD, "tiny-loud", 1e32],
+  ] as const;
+  for (const [name, folder, headScale] of models) {
     await writeModelFolder(
       `${root}/${folder}`,
       tinyConfig(),
-      tinyTensors(name),
+      tinyTensors(name, headScale),
       new ByteTokenizer(),
     );
   }
@@ -90,7 +105,9 @@ export async function ensureTinyModels(): Promise<string> {
     const tmp = `${catalog}.tmp-${crypto.randomUUID()}`;
     await Deno.writeTextFile(
       tmp,
-      JSON.stringify({ models: { [TINY]: "tiny", [TINY2]: "tiny2" } }) + "\n",
+      JSON.stringify({
+        models: Object.fromEntries(models.map(([n, f]) => [n, f])),
+      }) + "\n",
     );
     await Deno.rename(tmp, catalog);
   }

@@ -8,135 +8,18 @@
  */
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
-import type { TrainingClient } from "../client/training_client.ts";
-import type { Connection } from "../client/connection.ts";
-import type { CheckpointEntry } from "../actors/checkpoint_files.ts";
+import { TINY, TINY2 } from "./_helpers.ts";
 import {
-  nextTokenDatum,
-  SAMPLE_TEXTS,
-  startTestService,
-  type TestService,
-  textIds,
-  TINY,
-  TINY2,
-} from "./_helpers.ts";
+  DATUM,
+  type Fixture,
+  IDS,
+  N,
+  rejects,
+  RUN,
+  withRun,
+} from "./_untouched_run.ts";
 
 const { InvalidArgumentError, NotFoundError, ConflictError } = bios.errors;
-
-const LR = 1e-2;
-const RUN = { baseModel: TINY, rank: 4, alpha: 8, seed: 7 } as const;
-const IDS = textIds(SAMPLE_TEXTS[0]);
-const DATUM = nextTokenDatum(IDS);
-const N = IDS.length - 1; // model-input tokens of DATUM
-
-/** Losses of an undisturbed run: before, and after one forwardBackward + optimStep. */
-let reference: Promise<{ before: number; after: number }> | undefined;
-function referenceLosses(): Promise<{ before: number; after: number }> {
-  reference ??= (async () => {
-    const ts = await startTestService();
-    try {
-      const tc = await ts.service.createLoraTrainingClient(RUN);
-      const before = (await tc.forward([DATUM], "cross_entropy")).loss;
-      await tc.forwardBackward([DATUM], "cross_entropy");
-      await tc.optimStep({ learningRate: LR });
-      const after = (await tc.forward([DATUM], "cross_entropy")).loss;
-      assert.notEqual(after, before, "one optimizer step must move the loss");
-      return { before, after };
-    } finally {
-      await ts.close();
-    }
-  })();
-  return reference;
-}
-
-interface Fixture {
-  ts: TestService;
-  service: bios.ServiceClient;
-  conn: Connection;
-  tc: TrainingClient;
-}
-
-async function checkpoints(
-  f: Fixture,
-  runId = f.tc.runId,
-): Promise<CheckpointEntry[]> {
-  return await f.conn.registry.ask<CheckpointEntry[]>({
-    type: "list_checkpoints",
-    runId,
-  });
-}
-
-/**
- * Run `body` against a fresh run with gradients pending, then check the run
- * is exactly as if `body` had never happened.
- */
-async function withRun(body: (f: Fixture) => Promise<void>): Promise<void> {
-  const ref = await referenceLosses();
-  const ts = await startTestService();
-  try {
-    const tc = await ts.service.createLoraTrainingClient(RUN);
-    const conn = await ts.service.connection();
-    const f = { ts, service: ts.service, conn, tc };
-    assert.equal((await tc.forward([DATUM], "cross_entropy")).loss, ref.before);
-    await tc.forwardBackward([DATUM], "cross_entropy");
-    const stepBefore = (await tc.getInfo()).step;
-    const ckptsBefore = await checkpoints(f);
-    const actorsBefore = conn.system.liveActors().sort();
-
-    await body(f);
-
-    assert.equal(
-      (await tc.forward([DATUM], "cross_entropy")).loss,
-      ref.before,
-      "weights changed",
-    );
-    assert.equal((await tc.getInfo()).step, stepBefore, "step changed");
-    assert.deepEqual(await checkpoints(f), ckptsBefore, "checkpoints changed");
-    assert.deepEqual(
-      conn.system.liveActors().sort(),
-      actorsBefore,
-      "actors left behind",
-    );
-    await tc.optimStep({ learningRate: LR });
-    assert.equal(
-      (await tc.forward([DATUM], "cross_entropy")).loss,
-      ref.after,
-      "pending gradients changed",
-    );
-  } finally {
-    await ts.close();
-  }
-}
-
-type ErrorClass = new (...args: never[]) => Error;
-
-/** `call` rejects with `cls`, `field` (when given), and a message holding every part. */
-async function rejects(
-  call: () => PromiseLike<unknown> | unknown,
-  cls: ErrorClass,
-  field: string | undefined,
-  ...parts: string[]
-): Promise<void> {
-  await assert.rejects(async () => await call(), (e: unknown) => {
-    assert.ok(
-      e instanceof cls,
-      `expected ${cls.name}, got ${(e as Error)?.name}: ${
-        (e as Error)?.message
-      }`,
-    );
-    assert.equal(e.name, cls.name);
-    if (field !== undefined) {
-      assert.equal((e as { field?: string }).field, field);
-    }
-    for (const p of parts) {
-      assert.ok(
-        e.message.includes(p),
-        `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(p)}`,
-      );
-    }
-    return true;
-  });
-}
 
 function rawInput(tokens: number[]): bios.types.ModelInput {
   return { chunks: [{ type: "encoded_text", tokens }] };

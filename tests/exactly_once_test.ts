@@ -175,11 +175,17 @@ Deno.test("Trainer refuses a seq gap with ConflictError and consumes nothing", a
 Deno.test("Trainer refuses a request for another run", async () => {
   await withRawRun(async ({ trainer, tc, info }) => {
     await trainer.ask({ ...fb(1), runId: tc.runId });
-    for (const runId of ["run-someoneelse", undefined]) {
-      const e = await errorOf(trainer.ask({ ...step(2), runId }));
-      assert.ok(e instanceof ConflictError, `${e.name}: ${e.message}`);
-      assert.match(e.message, /does not match this run/);
-    }
+    const e = await errorOf(
+      trainer.ask({ ...step(2), runId: "run-someoneelse" }),
+    );
+    assert.ok(e instanceof ConflictError, `${e.name}: ${e.message}`);
+    assert.match(e.message, /does not match this run/);
+    const none = await errorOf(trainer.ask({ ...step(2), runId: undefined }));
+    assert.ok(
+      none instanceof InvalidArgumentError,
+      `${none.name}: ${none.message}`,
+    );
+    assert.equal(none.field, "runId");
     assert.equal((await info()).lastSeq, 1);
     assert.equal((await info()).step, 0);
     await trainer.ask({ ...step(2), runId: tc.runId });

@@ -35,7 +35,20 @@ export const AdamParamsSchema = z.strictObject({
     "must be a finite number ≥ 0 (0 turns clipping off)",
     (v) => v >= 0,
   ).default(0),
-}, { error: "must be an object of Adam settings" });
+}, { error: "must be an object of Adam settings" }).superRefine((p, ctx) => {
+  // Decoupled decay multiplies each weight by 1 − lr·weightDecay per step:
+  // past 1 that flips its sign and grows it, until it is no longer finite.
+  if (p.learningRate * p.weightDecay > 1) {
+    ctx.addIssue({
+      code: "custom",
+      message: `must be at most 1 / learningRate (${
+        1 / p.learningRate
+      }): each step scales the weights by 1 − learningRate·weightDecay`,
+      path: ["weightDecay"],
+      input: p.weightDecay,
+    });
+  }
+});
 
 /** Adam settings with every field filled in. */
 export interface AdamParams {
@@ -47,7 +60,7 @@ export interface AdamParams {
   beta2: number;
   /** Added to the root of the second moment, > 0. Default 1e-12. */
   eps: number;
-  /** Decoupled (AdamW) weight decay, ≥ 0. Default 0. */
+  /** Decoupled (AdamW) weight decay, ≥ 0 with learningRate·weightDecay ≤ 1. Default 0. */
   weightDecay: number;
   /** Global gradient-norm clip, ≥ 0; 0 turns clipping off. Default 0. */
   gradClipNorm: number;

@@ -111,3 +111,35 @@ export const TokenIdsSchema: z.ZodType<
     });
   }
 });
+
+/**
+ * Wraps a record schema so that an own `__proto__` key (JSON.parse makes
+ * them) is refused as `keyRule`, naming the key: zod's records skip that
+ * key, so it would otherwise vanish without a word.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { z } from "zod";
+ * import { ownKeysChecked } from "./checks.ts";
+ * const s = ownKeysChecked(z.record(z.string(), z.number()), "is not allowed");
+ * assert.equal(s.safeParse(JSON.parse('{"__proto__": 1}')).success, false);
+ * ```
+ */
+export function ownKeysChecked<T extends z.ZodType>(
+  record: T,
+  keyRule: string,
+): T {
+  // Typed as the record itself: it takes and gives what the record does.
+  return z.unknown().superRefine((v, ctx) => {
+    if (v !== null && typeof v === "object" && Object.hasOwn(v, "__proto__")) {
+      ctx.addIssue({
+        code: "custom",
+        message: keyRule,
+        path: ["__proto__"],
+        input: (v as Record<string, unknown>)["__proto__"],
+        continue: false,
+      });
+    }
+  }).pipe(record) as unknown as T;
+}

@@ -16,6 +16,7 @@ import {
   firstBad,
   isTokenId,
   type NumericArray,
+  ownKeysChecked,
   TOKEN_ID_RULE,
 } from "./checks.ts";
 import {
@@ -45,32 +46,46 @@ export const LossInputValueSchema = z.union([
 /** One loss input: a `TensorData` or a bare numeric array. */
 export type LossInputValue = TensorData | NumericArray;
 
-// A float32 value that stays finite once stored as float32.
-const isFiniteF32 = (v: number): boolean => Number.isFinite(Math.fround(v));
+/**
+ * Largest magnitude of a per-token weight or advantage. It keeps a sane
+ * model's loss and gradients far inside float32's range (a token's
+ * dL/dlogit is at most this), while allowing any realistic scaling.
+ */
+export const MAX_LOSS_WEIGHT = 1e6;
+
+/** Smallest sampler log-probability accepted (e^-1000 is 0 in any float). */
+export const MIN_SAMPLING_LOGPROB = -1000;
+
+/** Largest per-token clip threshold of ppo and cispo. */
+export const MAX_CLIP_THRESHOLD = 1e6;
 
 /** The value rule each loss input obeys, as a check and its message. */
-const VALUE_RULES: Readonly<
-  Record<LossInputKey, { ok: (v: number) => boolean; rule: string }>
-> = {
-  targetTokens: { ok: isTokenId, rule: TOKEN_ID_RULE },
-  weights: {
-    ok: (v) => isFiniteF32(v) && v >= 0,
-    rule: "must be a finite weight ≥ 0",
-  },
-  advantages: { ok: isFiniteF32, rule: "must be a finite number" },
-  logprobs: {
-    ok: (v) => isFiniteF32(v) && v <= 0,
-    rule: "must be a finite log-probability (≤ 0)",
-  },
-  clipLowThreshold: {
-    ok: (v) => isFiniteF32(v) && v >= 0,
-    rule: "must be a finite number ≥ 0",
-  },
-  clipHighThreshold: {
-    ok: (v) => isFiniteF32(v) && v >= 0,
-    rule: "must be a finite number ≥ 0",
-  },
-};
+const VALUE_RULES: ReadonlyMap<
+  LossInputKey,
+  { ok: (v: number) => boolean; rule: string }
+> = new Map<LossInputKey, { ok: (v: number) => boolean; rule: string }>([
+  ["targetTokens", { ok: isTokenId, rule: TOKEN_ID_RULE }],
+  ["weights", {
+    ok: (v) => v >= 0 && v <= MAX_LOSS_WEIGHT,
+    rule: `must be a weight in [0, ${MAX_LOSS_WEIGHT}]`,
+  }],
+  ["advantages", {
+    ok: (v) => Math.abs(v) <= MAX_LOSS_WEIGHT,
+    rule: `must be a number in [-${MAX_LOSS_WEIGHT}, ${MAX_LOSS_WEIGHT}]`,
+  }],
+  ["logprobs", {
+    ok: (v) => v >= MIN_SAMPLING_LOGPROB && v <= 0,
+    rule: `must be a log-probability in [${MIN_SAMPLING_LOGPROB}, 0]`,
+  }],
+  ["clipLowThreshold", {
+    ok: (v) => v >= 0 && v <= MAX_CLIP_THRESHOLD,
+    rule: `must be a number in [0, ${MAX_CLIP_THRESHOLD}]`,
+  }],
+  ["clipHighThreshold", {
+    ok: (v) => v >= 0 && v <= MAX_CLIP_THRESHOLD,
+    rule: `must be a number in [0, ${MAX_CLIP_THRESHOLD}]`,
+  }],
+]);
 
 function isTensorData(v: LossInputValue): v is TensorData {
   return !Array.isArray(v) && !ArrayBuffer.isView(v);
@@ -81,7 +96,10 @@ export function lossInputKey(key: string): LossInputKey | undefined {
   if ((LOSS_INPUT_KEYS as readonly string[]).includes(key)) {
     return key as LossInputKey;
   }
-  return SNAKE_LOSS_INPUT_KEYS[key];
+  // Keys are data: `constructor` or `__proto__` must not find Object.prototype's.
+  return Object.hasOwn(SNAKE_LOSS_INPUT_KEYS, key)
+    ? SNAKE_LOSS_INPUT_KEYS[key]
+    : undefined;
 }
 
 function tokenCount(mi: ModelInput): number {
@@ -90,12 +108,19 @@ function tokenCount(mi: ModelInput): number {
   return n;
 }
 
+const UNKNOWN_INPUT_RULE = `is not a known loss input (expected one of ${
+  LOSS_INPUT_KEYS.join(", ")
+})`;
+
 /** Schema of a datum; the output has camelCase loss-input keys. */
 export const DatumSchema = z.strictObject({
   modelInput: NonEmptyModelInputSchema,
-  lossFnInputs: z.record(z.string(), LossInputValueSchema, {
-    error: "must be an object of loss inputs",
-  }),
+  lossFnInputs: ownKeysChecked(
+    z.record(z.string(), LossInputValueSchema, {
+      error: "must be an object of loss inputs",
+    }),
+    UNKNOWN_INPUT_RULE,
+  ),
 }).superRefine((d, ctx) => {
   const n = tokenCount(d.modelInput);
   const seen = new Map<LossInputKey, string>();
@@ -106,9 +131,7 @@ export const DatumSchema = z.strictObject({
       ctx.addIssue({
         code: "custom",
         continue: false,
-        message: `is not a known loss input (expected one of ${
-          LOSS_INPUT_KEYS.join(", ")
-        })`,
+        message: UNKNOWN_INPUT_RULE,
         path,
         input: value,
       });
@@ -165,7 +188,7 @@ export const DatumSchema = z.strictObject({
       });
       continue;
     }
-    const { ok, rule } = VALUE_RULES[key];
+    const { ok, rule } = VALUE_RULES.get(key)!;
     const i = firstBad(values, ok);
     if (i >= 0) {
       ctx.addIssue({

@@ -6,7 +6,7 @@
  */
 
 import { z } from "zod";
-import { finiteNumber } from "./checks.ts";
+import { finiteNumber, ownKeysChecked } from "./checks.ts";
 
 /** Names of the built-in losses. */
 export const LOSS_FN_TYPES = [
@@ -109,13 +109,19 @@ const SNAKE_CONFIG_KEYS: Readonly<Record<string, string>> = {
 };
 
 /** Schema of a loss configuration: finite numbers by name (snake_case keys are camelCased). */
-export const LossFnConfigSchema = z.record(
-  z.string(),
-  finiteNumber("must be a finite number"),
-  { error: "must be an object of numbers" },
+export const LossFnConfigSchema = ownKeysChecked(
+  z.record(
+    z.string(),
+    finiteNumber("must be a finite number"),
+    { error: "must be an object of numbers" },
+  ),
+  "is not a setting of any loss",
 ).transform((cfg) => {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(cfg)) out[SNAKE_CONFIG_KEYS[k] ?? k] = v;
+  for (const [k, v] of Object.entries(cfg)) {
+    // Keys are data: `constructor` must stay "constructor", not find a function.
+    out[Object.hasOwn(SNAKE_CONFIG_KEYS, k) ? SNAKE_CONFIG_KEYS[k] : k] = v;
+  }
   return out;
 });
 
