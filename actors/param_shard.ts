@@ -23,6 +23,7 @@ import type { RowShape } from "../model/block.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
 import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
+import { StaleTrainerError } from "./run_journal.ts";
 import {
   deviceHandoff,
   type DeviceRef,
@@ -69,10 +70,13 @@ export interface ShardSnapshot {
 
 /**
  * Messages a shard handles. Each may carry `inc`, the shard instance the
- * sender expects (from `ping`); a restarted shard refuses a stale one.
+ * sender expects (from `ping`): a restarted shard refuses a stale one; and
+ * `epoch`, the sending trainer's (see `run_journal.ts`): once a shard has
+ * seen an epoch it refuses the messages of older ones, so a trainer that was
+ * replaced mid-operation cannot change it.
  */
 export type ShardMsg =
-  & { inc?: string }
+  & { inc?: string; epoch?: number }
   & (
     | {
       type: "forward";
@@ -124,6 +128,8 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
   #ctx = new Map<number, StageContext>();
   /** This instance's id: a restart makes a new one. */
   readonly #incarnation: string = crypto.randomUUID();
+  /** The newest trainer epoch seen. */
+  #epoch = 0;
 
   /** @param spec what to hold */
   constructor(readonly spec: ShardSpec) {}
@@ -145,6 +151,14 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
   /** Handle one message. */
   async receive(msg: ShardMsg): Promise<unknown> {
     const be = this.#be;
+    if (msg.epoch !== undefined) {
+      if (msg.epoch < this.#epoch) {
+        throw new StaleTrainerError(
+          `trainer epoch ${msg.epoch} was replaced by epoch ${this.#epoch}`,
+        );
+      }
+      this.#epoch = msg.epoch;
+    }
     if (
       msg.type !== "ping" && msg.inc !== undefined &&
       msg.inc !== this.#incarnation

@@ -27,6 +27,7 @@ import { sharedBackend } from "./compute.ts";
 import { ParamShard } from "./param_shard.ts";
 import { Sampler, type SamplerSpec } from "./sampler.ts";
 import { shardAddress, Trainer, trainerAddress } from "./trainer.ts";
+import { RunJournal } from "./run_journal.ts";
 import { CHECKPOINT_STORE, type CheckpointMsg } from "./checkpoint_store.ts";
 import type { CheckpointManifest } from "./checkpoint_files.ts";
 import type { WireTensors } from "./wire_tensors.ts";
@@ -185,6 +186,7 @@ export class Registry implements Actor<RegistryMsg, unknown> {
     };
     const runs = this.opts.supervisors.runs;
     if (!runs) throw new Error("the node has no runs supervisor");
+    const journal = new RunJournal();
     // A run's tree: its shards under a one_for_one supervisor (a crashed
     // shard restarts alone and the trainer restores and replays it), then the
     // trainer; rest_for_one, so a failing shard tree restarts the trainer too.
@@ -195,6 +197,10 @@ export class Registry implements Actor<RegistryMsg, unknown> {
       start: () =>
         new Supervisor({
           strategy: "rest_for_one",
+          // A restarted trainer resumes from the run's journal, so restarts
+          // are cheap: allow as many as the shards' supervisor does.
+          intensity: 20,
+          period: 10_000,
           children: [
             {
               id: "shards",
@@ -219,7 +225,9 @@ export class Registry implements Actor<RegistryMsg, unknown> {
             {
               id: "trainer",
               address: trainerAddress(runId),
-              start: () => new Trainer(runSpec),
+              // Every instance of this run's trainer shares one journal: a
+              // restarted trainer answers acknowledged seqs and resumes.
+              start: () => new Trainer(runSpec, journal),
             },
           ],
         }),

@@ -22,9 +22,9 @@ import {
   errorFromWire,
   errorToWire,
   InvalidArgumentError,
+  OutOfOrderError,
   UnavailableError,
   UnknownActorError,
-  type WireError,
 } from "../runtime/errors.ts";
 import type { AdamStep } from "../kernels/backend.ts";
 import { computeLoss, type LossFnName } from "../model/loss.ts";
@@ -35,6 +35,8 @@ import { checkTokenRange } from "../protocol/types/model_input.ts";
 import type { NormalizedDatum } from "../protocol/types/datum.ts";
 import { packMicroBatches } from "./micro_batch.ts";
 import { lossProblem } from "./finite_loss.ts";
+import { type Outcome, RunJournal } from "./run_journal.ts";
+import type { ActorSystem } from "../runtime/system.ts";
 import {
   type ShardMsg,
   ShardRestartedError,
@@ -81,8 +83,6 @@ const SHARD_TIMEOUT_MS = 600_000;
 const SHARD_RESTART_WAIT_MS = 60_000;
 /** Recoveries one operation may go through before the run is reported unavailable. */
 const MAX_RECOVERIES = 5;
-/** Replies kept for replayed sequence numbers. */
-const RECORD_SIZE = 1024;
 
 /** Address of a run's trainer. */
 export function trainerAddress(runId: string): string {
@@ -94,36 +94,33 @@ export function shardAddress(runId: string, i: number): string {
   return `shard.${runId}.${i}`;
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: WireError };
+/** An operation's reply and the change it makes to the journal once recorded. */
+interface Applied {
+  value: unknown;
+  land?: () => void;
+}
 
 /** The Trainer actor. */
 export class Trainer implements Actor<unknown, unknown> {
   #shards: ActorRef<ShardMsg, unknown>[] = [];
   #store!: ActorRef<CheckpointMsg, unknown>;
   #cfg!: LlamaConfig;
-  #lastSeq = 0;
-  #record = new Map<number, Outcome>();
-  #step = 0;
-  /** Bumped whenever the weights change; samplers snapshot by version. */
-  #version = 0;
-  #pendingGrads = false;
-  #mb = 0;
-  /**
-   * Each shard's LoRA + Adam state as of the last optimizer step or load: on
-   * the device (parked copies) with hand-off, else by value.
-   */
-  #committed: (ShardState | ShardSnapshot)[] = [];
+  /** The run's state that outlives this instance. */
+  readonly #j: RunJournal;
+  /** This instance's epoch in the journal. */
+  #epoch = 0;
+  #system?: ActorSystem;
   /** The shard instances this trainer speaks to (from `ping`). */
   #inc: string[] = [];
-  /** forward_backward ops applied since that commit, replayed after a shard crash. */
-  #sinceCommit: {
-    data: NormalizedDatum[];
-    lossFn: LossFnName;
-    lossFnConfig: Record<string, number>;
-  }[] = [];
 
-  /** @param spec the run */
-  constructor(readonly spec: RunSpec) {}
+  /**
+   * @param spec the run
+   * @param journal the run's state from an earlier instance (a restart);
+   *   a new run starts with an empty one
+   */
+  constructor(readonly spec: RunSpec, journal: RunJournal = new RunJournal()) {
+    this.#j = journal;
+  }
 
   /** Look up the model and the shards' addresses. */
   async init(ctx: ActorContext): Promise<void> {
@@ -133,8 +130,18 @@ export class Trainer implements Actor<unknown, unknown> {
       this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i)));
     }
     this.#store = ctx.system.ref("checkpoints");
+    this.#system = ctx.system;
+    this.#epoch = this.#j.claim();
     for (let i = 0; i < n; i++) await this.#waitFor(i);
-    await this.#recovering(() => this.#commit());
+    // A restart: the shards may hold half of the operation that was running;
+    // put them back at the commit point and replay what followed it.
+    if (this.#j.committed.length > 0) {
+      await this.#recovering(() => this.#restoreCommitted());
+      return;
+    }
+    const states = await this.#recovering(() => this.#collectCommit());
+    this.#j.check(this.#epoch);
+    this.#setCommitted(states);
   }
 
   /**
@@ -158,40 +165,43 @@ export class Trainer implements Actor<unknown, unknown> {
     if (msg?.type === "get_info") return this.#info();
     if (msg?.type === "snapshot") return await this.#snapshot();
     const seq = head.seq!;
-    if (seq <= this.#lastSeq) {
-      const rec = this.#record.get(seq);
+    const j = this.#j;
+    if (seq <= j.lastSeq) {
+      const rec = j.record.get(seq);
       if (!rec) {
         throw new ConflictError(
-          `seq ${seq} was already applied and its reply is no longer kept (last applied: ${this.#lastSeq})`,
+          `seq ${seq} was already applied and its reply is no longer kept (last applied: ${j.lastSeq})`,
         );
       }
       if (rec.ok) return rec.value;
       throw errorFromWire(rec.error);
     }
-    if (seq !== this.#lastSeq + 1) {
-      throw new ConflictError(
+    if (seq !== j.lastSeq + 1) {
+      throw new OutOfOrderError(
         `seq must be ${
-          this.#lastSeq + 1
-        } (the next after ${this.#lastSeq}): got ${seq}`,
+          j.lastSeq + 1
+        } (the next after ${j.lastSeq}): got ${seq}`,
       );
     }
     let outcome: Outcome;
+    let applied: Applied | undefined;
     if (invalid || !msg) {
       outcome = { ok: false, error: errorToWire(invalid) };
     } else {
       try {
-        outcome = { ok: true, value: await this.#apply(msg) };
+        applied = await this.#apply(msg);
+        outcome = { ok: true, value: applied.value };
       } catch (e) {
         // A crash or an unavailable run consumes no seq: the op may be sent again.
         if (!(e instanceof BiosError) || e instanceof UnavailableError) throw e;
         outcome = { ok: false, error: errorToWire(e) };
       }
     }
-    this.#lastSeq = seq;
-    this.#record.set(seq, outcome);
-    if (this.#record.size > RECORD_SIZE) {
-      this.#record.delete(this.#record.keys().next().value!);
-    }
+    // One synchronous block: the operation's change and its record land
+    // together, or (in a replaced instance) neither does.
+    j.check(this.#epoch);
+    applied?.land?.();
+    j.recordOutcome(seq, outcome);
     if (outcome.ok) return outcome.value;
     throw errorFromWire(outcome.error);
   }
@@ -208,9 +218,9 @@ export class Trainer implements Actor<unknown, unknown> {
         modelName: s.baseModel,
         tokenizerId: s.baseModel,
       },
-      step: this.#step,
-      lastSeq: this.#lastSeq,
-      version: this.#version,
+      step: this.#j.step,
+      lastSeq: this.#j.lastSeq,
+      version: this.#j.version,
       shards: this.#shards.length,
     };
   }
@@ -222,48 +232,73 @@ export class Trainer implements Actor<unknown, unknown> {
    */
   #apply(
     msg: Exclude<ParsedRequest, { type: "get_info" | "snapshot" }>,
-  ): Promise<unknown> {
-    return this.#recovering(async () => {
+  ): Promise<Applied> {
+    const j = this.#j;
+    return this.#recovering(async (): Promise<Applied> => {
       switch (msg.type) {
         case "forward":
-          return await this.#forwardBackward(
-            msg.data,
-            msg.lossFn,
-            msg.lossFnConfig,
-            false,
-          );
+          return {
+            value: await this.#forwardBackward(
+              msg.data,
+              msg.lossFn,
+              msg.lossFnConfig,
+              false,
+            ),
+          };
         case "forward_backward": {
-          const out = await this.#forwardBackward(
+          const value = await this.#forwardBackward(
             msg.data,
             msg.lossFn,
             msg.lossFnConfig,
             true,
-            this.#sinceCommit.length,
+            j.sinceCommit.length,
           );
           await this.#checkGradients();
-          this.#sinceCommit.push(msg);
-          this.#pendingGrads = true;
-          return out;
+          return {
+            value,
+            land: () => {
+              j.sinceCommit.push(msg);
+              j.pendingGrads = true;
+            },
+          };
         }
         case "optim_step": {
-          const out = await this.#optimStep(msg.adamParams);
-          await this.#commit();
-          this.#step++;
-          this.#version++;
-          this.#pendingGrads = false;
-          return out;
+          const value = await this.#optimStep(msg.adamParams);
+          const states = await this.#collectCommit();
+          return {
+            value,
+            land: () => {
+              this.#setCommitted(states);
+              j.step++;
+              j.version++;
+              j.pendingGrads = false;
+            },
+          };
         }
         case "save_state":
-          return await this.#save(msg.name, "weights", msg.overwrite);
+          return {
+            value: await this.#save(msg.name, "weights", msg.overwrite),
+          };
         case "save_weights_for_sampler":
-          return await this.#save(msg.name, "sampler_weights", msg.overwrite);
+          return {
+            value: await this.#save(
+              msg.name,
+              "sampler_weights",
+              msg.overwrite,
+            ),
+          };
         case "load_state": {
           const out = await this.#load(msg.path, msg.optimizer);
-          await this.#commit();
-          this.#step = out.step;
-          this.#version++;
-          this.#pendingGrads = false;
-          return { path: out.path };
+          const states = await this.#collectCommit();
+          return {
+            value: { path: out.path },
+            land: () => {
+              this.#setCommitted(states);
+              j.step = out.step;
+              j.version++;
+              j.pendingGrads = false;
+            },
+          };
         }
       }
     });
@@ -297,8 +332,8 @@ export class Trainer implements Actor<unknown, unknown> {
     return this.spec.deviceHandoff ?? true;
   }
 
-  /** Record every shard's state as the commit point (the old one is dropped after). */
-  async #commit(): Promise<void> {
+  /** Every shard's state, as a commit point to be (parked on the device with hand-off). */
+  async #collectCommit(): Promise<(ShardState | ShardSnapshot)[]> {
     const states: (ShardState | ShardSnapshot)[] = [];
     try {
       for (let i = 0; i < this.#shards.length; i++) {
@@ -315,15 +350,24 @@ export class Trainer implements Actor<unknown, unknown> {
       dropSnapshots(states);
       throw e;
     }
-    dropSnapshots(this.#committed);
-    this.#committed = states;
-    this.#sinceCommit = [];
+    return states;
   }
 
-  /** Frees the commit point kept on the device. */
+  /** Make `states` the commit point (the old one is dropped); synchronous. */
+  #setCommitted(states: (ShardState | ShardSnapshot)[]): void {
+    dropSnapshots(this.#j.committed);
+    this.#j.committed = states;
+    this.#j.sinceCommit = [];
+  }
+
+  /**
+   * Frees the commit point kept on the device when the node shuts down. A
+   * trainer stopped for a restart leaves it to the next instance.
+   */
   terminate(): void {
-    dropSnapshots(this.#committed);
-    this.#committed = [];
+    if (!this.#system?.isShuttingDown) return;
+    dropSnapshots(this.#j.committed);
+    this.#j.committed = [];
   }
 
   /**
@@ -368,11 +412,11 @@ export class Trainer implements Actor<unknown, unknown> {
     for (let i = 0; i < this.#shards.length; i++) {
       await this.#ask(i, {
         type: "set_state",
-        state: this.#committed[i],
+        state: this.#j.committed[i],
         optimizer: true,
       });
     }
-    for (const [i, op] of this.#sinceCommit.entries()) {
+    for (const [i, op] of this.#j.sinceCommit.entries()) {
       await this.#forwardBackward(op.data, op.lossFn, op.lossFnConfig, true, i);
     }
   }
@@ -382,7 +426,10 @@ export class Trainer implements Actor<unknown, unknown> {
     const deadline = Date.now() + SHARD_RESTART_WAIT_MS;
     for (;;) {
       try {
-        this.#inc[i] = await this.#shards[i].ask({ type: "ping" }, {
+        this.#inc[i] = await this.#shards[i].ask({
+          type: "ping",
+          epoch: this.#epoch,
+        }, {
           timeoutMs: 5_000,
         }) as string;
         return;
@@ -395,9 +442,12 @@ export class Trainer implements Actor<unknown, unknown> {
 
   /** Ask shard i, naming the instance we expect (a restarted one refuses). */
   #ask(i: number, m: ShardMsg): Promise<unknown> {
-    return this.#shards[i].ask({ ...m, inc: this.#inc[i] }, {
-      timeoutMs: SHARD_TIMEOUT_MS,
-    });
+    return this.#shards[i].ask(
+      { ...m, inc: this.#inc[i], epoch: this.#epoch },
+      {
+        timeoutMs: SHARD_TIMEOUT_MS,
+      },
+    );
   }
 
   async #forwardBackward(
@@ -455,7 +505,7 @@ export class Trainer implements Actor<unknown, unknown> {
         )
           .entries()
       ) {
-        const id = ++this.#mb;
+        const id = ++this.#j.mb;
         const rows = { batch: mb.batch, seqLen: mb.seqLen };
         let x: Int32Array | Float32Array | DeviceRef = mb.tokens;
         for (let s = 0; s <= last; s++) {
@@ -467,7 +517,7 @@ export class Trainer implements Actor<unknown, unknown> {
             targets: s === last ? mb.targets : undefined,
             keep: backward,
             dropoutKey: backward
-              ? dropoutKey(this.#step, opIndex, mbIndex)
+              ? dropoutKey(this.#j.step, opIndex, mbIndex)
               : undefined,
             handoff,
           }) as Float32Array | DeviceRef;
@@ -524,7 +574,7 @@ export class Trainer implements Actor<unknown, unknown> {
     weightDecay: number;
     gradClipNorm: number;
   }) {
-    if (!this.#pendingGrads) {
+    if (!this.#j.pendingGrads) {
       throw new ConflictError(
         "optimStep needs accumulated gradients: call forwardBackward first",
       );
@@ -549,14 +599,14 @@ export class Trainer implements Actor<unknown, unknown> {
       beta2: p.beta2,
       eps: p.eps,
       weightDecay: p.weightDecay,
-      step: this.#step + 1,
+      step: this.#j.step + 1,
       gradScale,
     };
     for (let i = 0; i < this.#shards.length; i++) {
       await this.#ask(i, { type: "optim_step", step });
     }
     const metrics: Record<string, number> = {
-      "step:max": this.#step + 1,
+      "step:max": this.#j.step + 1,
       "learning_rate:mean": p.learningRate,
     };
     if (norm !== undefined) {
@@ -588,7 +638,7 @@ export class Trainer implements Actor<unknown, unknown> {
       baseModel: this.spec.baseModel,
       lora: this.spec.lora,
       params,
-      version: this.#version,
+      version: this.#j.version,
     };
   }
 
@@ -609,8 +659,8 @@ export class Trainer implements Actor<unknown, unknown> {
         name,
         baseModel: s.baseModel,
         lora: { ...s.lora, targets: [...s.lora.targets] },
-        step: this.#step,
-        seq: this.#lastSeq + 1,
+        step: this.#j.step,
+        seq: this.#j.lastSeq + 1,
       },
       params: state.params,
       m: state.m,

@@ -27,6 +27,7 @@ import {
 import type { WireTensors } from "../actors/wire_tensors.ts";
 import type { LoraSpec } from "../model/lora.ts";
 import { APIFuture } from "./api_future.ts";
+import { askResending } from "./resend.ts";
 import type { Connection } from "./connection.ts";
 import { type SampleArgs, SamplingClient } from "./sampling_client.ts";
 import type { ServiceClient } from "./service_client.ts";
@@ -78,6 +79,8 @@ export interface TrainResult {
  */
 export class TrainingClient {
   #seq = 0;
+  /** The last operation sent, settled (with its resends): the next waits on it to resend. */
+  #last: Promise<void> = Promise.resolve();
   #tokenizer?: Promise<Tokenizer>;
   #sampler?: { version: number; client: SamplingClient };
   readonly #trainer: ActorRef;
@@ -116,9 +119,9 @@ export class TrainingClient {
       return new APIFuture(Promise.reject(e));
     }
     this.#seq++;
-    return new APIFuture(
-      this.#trainer.ask<T>(req, { timeoutMs: OP_TIMEOUT_MS }),
-    );
+    const p = askResending<T>(this.#trainer, req, this.#last, OP_TIMEOUT_MS);
+    this.#last = p.then(() => {}, () => {});
+    return new APIFuture(p);
   }
 
   /** Forward pass only: logprobs and loss, no gradients. */
@@ -273,12 +276,15 @@ export class TrainingClient {
 
   /** The run's model, rank, step and sequence state. */
   async getInfo(): Promise<TrainingRunInfo> {
-    return await this.#trainer.ask<TrainingRunInfo>({
-      type: "get_info",
-      runId: this.runId,
-    }, {
-      timeoutMs: OP_TIMEOUT_MS,
-    });
+    return await askResending<TrainingRunInfo>(
+      this.#trainer,
+      {
+        type: "get_info",
+        runId: this.runId,
+      },
+      Promise.resolve(),
+      OP_TIMEOUT_MS,
+    );
   }
 
   /** The base model's tokenizer. */

@@ -92,6 +92,24 @@ export class ConflictError extends BiosError {
   }
 }
 
+/**
+ * An operation came before the one it must follow (`seq` ahead of the next
+ * expected). A client that still has that earlier operation in flight sends
+ * this one again once the earlier one has settled.
+ */
+export class OutOfOrderError extends ConflictError {
+  /**
+   * Creates the error.
+   *
+   * @param message which seq was expected and which came
+   * @param options standard error options (`cause`)
+   */
+  constructor(message: string, options?: BiosErrorOptions) {
+    super(message, options);
+    this.name = "OutOfOrderError";
+  }
+}
+
 /** An `ask` got no reply within its timeout. The actor may still act on it. */
 export class ActorTimeoutError extends BiosError {
   /** Address that was asked. */
@@ -242,6 +260,7 @@ export const errors: {
   InvalidArgumentError: typeof InvalidArgumentError;
   NotFoundError: typeof NotFoundError;
   ConflictError: typeof ConflictError;
+  OutOfOrderError: typeof OutOfOrderError;
   ActorTimeoutError: typeof ActorTimeoutError;
   ActorStoppedError: typeof ActorStoppedError;
   UnknownActorError: typeof UnknownActorError;
@@ -254,6 +273,7 @@ export const errors: {
   InvalidArgumentError,
   NotFoundError,
   ConflictError,
+  OutOfOrderError,
   ActorTimeoutError,
   ActorStoppedError,
   UnknownActorError,
