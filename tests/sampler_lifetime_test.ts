@@ -190,16 +190,30 @@ Deno.test("concurrent first TrainingClient.sample calls share one sampler; a new
     assert.equal(outs.length, 16);
     for (const o of outs) assert.deepEqual(o.sequences, outs[0].sequences);
     assert.equal(await samplerCount(service), 1);
-    // New weights: the next samples get a new sampler and the old one stops.
+    // Samples still queued on the old sampler when newer weights replace it
+    // finish there; then the old sampler stops.
+    const slow = Array.from(
+      { length: 8 },
+      () =>
+        tc.sample({
+          prompt: PROMPT,
+          samplingParams: { maxTokens: 100, temperature: 1, seed: 3 },
+          numSamples: 16,
+        }).result(),
+    );
     await tc.train(SAMPLE_TEXTS.map((t) => nextTokenDatum(textIds(t))), {
       learningRate: 1e-2,
     });
-    await Promise.all(
+    const fresh = await Promise.all(
       Array.from(
         { length: 4 },
         () => tc.sample({ prompt: PROMPT, samplingParams: PARAMS }).result(),
       ),
     );
+    assert.notDeepEqual(fresh[0].sequences, outs[0].sequences);
+    for (const o of await Promise.all(slow)) {
+      assert.equal(o.sequences.length, 16);
+    }
     assert.equal(await samplerCount(service), 1);
   });
 });
