@@ -19,6 +19,8 @@ import {
   textIds,
   TINY,
 } from "./_helpers.ts";
+import { sharedBackend } from "../actors/compute.ts";
+import { WebGpuBackend } from "../kernels/webgpu/backend.ts";
 
 /** What the child prints. */
 export interface CyclesReport {
@@ -30,10 +32,16 @@ export interface CyclesReport {
   measured: number;
   /** Samplers still running at the end. */
   samplers: number;
+  /** The backend's name. */
+  backend: string;
+  /**
+   * Device buffers the webgpu backend's pool had created after the warm-up
+   * and at the end (absent on the CPU backends).
+   */
+  deviceBuffers?: { warm: number; end: number };
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error("run with --v8-flags=--expose-gc");
 
 /** RSS in MiB after a full collection. */
 function rss(): number {
@@ -42,6 +50,7 @@ function rss(): number {
 }
 
 if (import.meta.main) {
+  if (!gc) throw new Error("run with --v8-flags=--expose-gc");
   const cycles = Number(Deno.args[0] ?? 200);
   const warmup = Number(Deno.args[1] ?? 20);
   const ts = await startTestService();
@@ -57,7 +66,11 @@ if (import.meta.main) {
     const prompt = bios.types.ModelInput.fromInts(
       textIds("Q: 2+2?\nA:").slice(0, -1),
     );
+    const be = (await sharedBackend()).backend;
+    const created = () =>
+      be instanceof WebGpuBackend ? be.ctx.poolStats().created : 0;
     let warmRss = 0;
+    let warmBuffers = 0;
     for (let i = 0; i < cycles; i++) {
       const sc = await tc.saveWeightsAndGetSamplingClient();
       await sc.sample({
@@ -68,7 +81,10 @@ if (import.meta.main) {
       // Collect often: V8 keeps the pages a late collection frees, so
       // garbage left to pile up would count as growth.
       if (i % 10 === 9) gc!();
-      if (i === warmup - 1) warmRss = rss();
+      if (i === warmup - 1) {
+        warmRss = rss();
+        warmBuffers = created();
+      }
     }
     const endRss = rss();
     const c = await ts.service.connection();
@@ -80,6 +96,10 @@ if (import.meta.main) {
       endRss,
       measured: cycles - warmup,
       samplers: active,
+      backend: be.name,
+      deviceBuffers: be instanceof WebGpuBackend
+        ? { warm: warmBuffers, end: created() }
+        : undefined,
     };
     console.log(JSON.stringify(report));
   } finally {
