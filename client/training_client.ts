@@ -253,7 +253,7 @@ export class TrainingClient {
     const p = (async () => {
       const info = await this.getInfo();
       let s = this.#sampler;
-      if (!s || s.version < info.version) {
+      if (!s || s.version !== info.version) {
         const fresh: CachedSampler = {
           version: info.version,
           client: this.saveWeightsAndGetSamplingClient(),
