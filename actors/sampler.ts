@@ -1,7 +1,9 @@
 /**
  * Sampler: base weights plus a frozen LoRA snapshot, generating with a KV
  * cache. Requests are handled one at a time; the `numSamples` sequences of a
- * request are generated together as one batch.
+ * request are generated together as one batch. The base weights on the device
+ * are shared with the other samplers of the same model in this process
+ * (`shared_base_weights.ts`); a sampler owns only its adapter.
  *
  * @module
  */
@@ -11,7 +13,6 @@ import type { Backend } from "../kernels/backend.ts";
 import { generate } from "../model/generate.ts";
 import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage } from "../model/stage.ts";
-import { freeStage, splitLayers, uploadStage } from "../model/stage_weights.ts";
 import type { LlamaConfig } from "../model/config.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { checkTokenRange } from "../protocol/types/model_input.ts";
@@ -22,6 +23,10 @@ import {
 import { parseOrThrow } from "../protocol/parse.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
+import {
+  acquireBaseWeights,
+  type BaseWeightsLease,
+} from "./shared_base_weights.ts";
 import { fromWire, type WireTensors } from "./wire_tensors.ts";
 
 /** How to build a sampler. */
@@ -55,26 +60,46 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
   #stage!: Stage;
   #cfg!: LlamaConfig;
   #tok!: Tokenizer;
+  #base?: BaseWeightsLease;
 
   /** @param spec what to sample */
   constructor(readonly spec: SamplerSpec) {}
 
-  /** Upload the whole model as one stage, with the adapter snapshot. */
+  /** Take the model's shared device weights and upload the adapter snapshot. */
   async init(): Promise<void> {
     this.#be = (await sharedBackend()).backend;
     const base = await loadBaseModel(this.spec.baseModel);
     this.#cfg = base.config;
     this.#tok = base.tokenizer;
-    const range = splitLayers(base.config.numLayers, 1)[0];
-    const weights = uploadStage(this.#be, base.config, base.tensors, range);
-    const lora = this.spec.lora
-      ? LoraSet.fromHost(this.#be, base.config, this.spec.lora.spec, {
-        first: range.first,
-        last: range.last,
-        head: true,
-      }, fromWire(this.spec.lora.params))
-      : undefined;
-    this.#stage = new Stage(this.#be, base.config, range, weights, lora);
+    const lease = acquireBaseWeights(this.#be, base);
+    try {
+      const range = lease.range;
+      const lora = this.spec.lora
+        ? LoraSet.fromHost(
+          this.#be,
+          base.config,
+          this.spec.lora.spec,
+          {
+            first: range.first,
+            last: range.last,
+            head: true,
+          },
+          fromWire(this.spec.lora.params),
+          { frozen: true },
+        )
+        : undefined;
+      this.#stage = new Stage(
+        this.#be,
+        base.config,
+        range,
+        lease.weights,
+        lora,
+      );
+    } catch (e) {
+      lease.release(); // terminate does not run after a failed init
+      throw e;
+    }
+    this.#base = lease;
   }
 
   /** Handle one message. */
@@ -178,10 +203,11 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
     return [null, ...Array.from(lp)];
   }
 
-  /** Free the weights. */
+  /** Free the adapter and let go of the shared base weights. */
   terminate(): void {
-    if (!this.#stage) return;
+    if (!this.#base) return;
     this.#stage.lora?.dispose();
-    freeStage(this.#be, this.#stage.weights);
+    this.#base.release();
+    this.#base = undefined;
   }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { InvalidArgumentError } from "../runtime/errors.ts";
+import { ClientClosedError, InvalidArgumentError } from "../runtime/errors.ts";
 import type { GetServerCapabilitiesResponse } from "../protocol/types/responses.ts";
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
 import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
@@ -42,6 +42,7 @@ export class ServiceClient implements AsyncDisposable {
   /** The API key in use (from the option or BIOS_API_KEY). */
   readonly apiKey?: string;
   #conn?: Promise<Connection>;
+  #closed = false;
   readonly #opts: ServiceClientOptions;
 
   /**
@@ -61,8 +62,15 @@ export class ServiceClient implements AsyncDisposable {
     }
   }
 
-  /** The connection, opened on first use. */
+  /**
+   * The connection, opened on first use.
+   *
+   * @throws {ClientClosedError} (as a rejection) once `close()` was called
+   */
   connection(): Promise<Connection> {
+    if (this.#closed) {
+      return Promise.reject(new ClientClosedError("ServiceClient"));
+    }
     this.#conn ??= connectEmbedded(this.#opts);
     return this.#conn;
   }
@@ -136,7 +144,7 @@ export class ServiceClient implements AsyncDisposable {
     return new SamplingClient(c.system.ref(r.address), {
       ...r,
       modelPath: opts.modelPath,
-    });
+    }, c.registry);
   }
 
   /** What a checkpoint holds: base model, LoRA rank and targets, kind, step. */
@@ -153,8 +161,12 @@ export class ServiceClient implements AsyncDisposable {
     return await c.registry.ask({ type: "weights_info", path });
   }
 
-  /** Stop the embedded node (or disconnect). */
+  /**
+   * Stop the embedded node (or disconnect). Idempotent; afterwards every
+   * call is refused with {@linkcode ClientClosedError}.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     if (!this.#conn) return;
     const c = await this.#conn.catch(() => undefined);
     this.#conn = undefined;

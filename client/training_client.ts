@@ -67,6 +67,16 @@ export interface TrainResult {
   loss: number;
 }
 
+/** The sampler `TrainingClient.sample` uses for one weights version. */
+interface CachedSampler {
+  /** The weights version it samples. */
+  version: number;
+  /** Its client, made once for every caller of this version. */
+  client: Promise<SamplingClient>;
+  /** Samples running on it. */
+  running: number;
+}
+
 /**
  * A client of one training run.
  *
@@ -82,7 +92,7 @@ export class TrainingClient {
   /** The last operation sent, settled (with its resends): the next waits on it to resend. */
   #last: Promise<void> = Promise.resolve();
   #tokenizer?: Promise<Tokenizer>;
-  #sampler?: { version: number; client: SamplingClient };
+  #sampler?: CachedSampler;
   readonly #trainer: ActorRef;
 
   /**
@@ -247,31 +257,52 @@ export class TrainingClient {
       },
       { timeoutMs: OP_TIMEOUT_MS },
     );
-    const client = new SamplingClient(this.conn.system.ref(r.address), r);
-    return client;
+    return new SamplingClient(
+      this.conn.system.ref(r.address),
+      r,
+      this.conn.registry,
+    );
   }
 
-  /** Sample from the current weights (an in-memory snapshot, reused while the weights are unchanged). */
+  /**
+   * Sample from the current weights (an in-memory snapshot, reused while the
+   * weights are unchanged). Concurrent calls share one sampler per weights
+   * version; an older version's sampler is stopped once newer weights
+   * replaced it and no sample is still running on it.
+   */
   sample(args: SampleArgs): APIFuture<SampleResponse> {
     const p = (async () => {
       const info = await this.getInfo();
-      if (!this.#sampler || this.#sampler.version !== info.version) {
-        // The snapshot of older weights is no longer needed: stop its sampler.
-        const old = this.#sampler?.client.info.samplerId;
-        this.#sampler = {
+      let s = this.#sampler;
+      if (!s || s.version !== info.version) {
+        const fresh: CachedSampler = {
           version: info.version,
-          client: await this.saveWeightsAndGetSamplingClient(),
+          client: this.saveWeightsAndGetSamplingClient(),
+          running: 0,
         };
-        if (old) {
-          await this.conn.registry.ask({
-            type: "stop_sampler",
-            samplerId: old,
-          });
-        }
+        // A failed start is not cached: the next call tries again.
+        fresh.client.catch(() => {
+          if (this.#sampler === fresh) this.#sampler = undefined;
+        });
+        const old = s;
+        this.#sampler = s = fresh;
+        if (old) this.#retire(old);
       }
-      return await this.#sampler.client.sample(args);
+      s.running++;
+      try {
+        return await (await s.client).sample(args);
+      } finally {
+        s.running--;
+        this.#retire(s);
+      }
     })();
     return new APIFuture(p);
+  }
+
+  /** Close a replaced sampler once no sample runs on it. */
+  #retire(s: CachedSampler): void {
+    if (s === this.#sampler || s.running > 0) return;
+    s.client.then((c) => c.close()).catch(() => {});
   }
 
   /** The run's model, rank, step and sequence state. */

@@ -172,6 +172,8 @@ export class LoraSet {
       shape: [number, number];
     }[],
     init: HostTensors,
+    /** Parameters only (a sampler's snapshot): no gradients, no Adam moments. */
+    readonly frozen = false,
   ) {
     this.scale = spec.alpha / spec.rank;
     const keys = modules.flatMap((mod) => {
@@ -185,7 +187,7 @@ export class LoraSet {
     });
     // each map packed in key order: the optimizer and the gradient norm
     // cover a map in one pass
-    for (const map of [this.params, this.grads, this.m, this.v]) {
+    for (const map of this.#maps()) {
       const ts = be.zerosPacked(shapes);
       keys.forEach((key, i) => map.set(key, ts[i]));
     }
@@ -224,15 +226,39 @@ export class LoraSet {
     return new LoraSet(be, spec, modules, init);
   }
 
-  /** Adapters with given values (from a checkpoint); moments start at zero. */
+  /**
+   * Adapters with given values (from a checkpoint); moments start at zero.
+   * With `frozen`, only the parameters are allocated: the set can run
+   * forward passes but never accumulates gradients or takes a step.
+   */
   static fromHost(
     be: Backend,
     cfg: LlamaConfig,
     spec: LoraSpec,
     layers: { first: number; last: number; head: boolean },
     values: HostTensors,
+    opts: { frozen?: boolean } = {},
   ): LoraSet {
-    return new LoraSet(be, spec, adaptedModules(cfg, spec, layers), values);
+    return new LoraSet(
+      be,
+      spec,
+      adaptedModules(cfg, spec, layers),
+      values,
+      opts.frozen ?? false,
+    );
+  }
+
+  /** The tensor maps this set holds: only `params` when frozen. */
+  #maps(): Map<string, Tensor>[] {
+    return this.frozen
+      ? [this.params]
+      : [this.params, this.grads, this.m, this.v];
+  }
+
+  #assertTrainable(op: string): void {
+    if (this.frozen) {
+      throw new Error(`${op} on a frozen LoRA set (it holds no gradients)`);
+    }
   }
 
   /** The adapter of a module path, or undefined when it is not adapted. */
@@ -249,6 +275,7 @@ export class LoraSet {
     da: Tensor | undefined,
     db: Tensor | undefined,
   ): void {
+    this.#assertTrainable("accumulate");
     const k = peftKeys(path);
     if (da) this.be.axpy(this.grads.get(k.a)!, da, 1);
     if (db) this.be.axpy(this.grads.get(k.b)!, db, 1);
@@ -256,6 +283,7 @@ export class LoraSet {
 
   /** Reset accumulated gradients to zero (in place). */
   zeroGrads(): void {
+    this.#assertTrainable("zeroGrads");
     for (const key of this.keys) this.be.zero(this.grads.get(key)!);
   }
 
@@ -355,7 +383,7 @@ export class LoraSet {
 
   /** Release every tensor. */
   dispose(): void {
-    for (const map of [this.params, this.grads, this.m, this.v]) {
+    for (const map of this.#maps()) {
       for (const t of map.values()) this.be.free(t);
       map.clear();
     }

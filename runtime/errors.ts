@@ -110,6 +110,33 @@ export class OutOfOrderError extends ConflictError {
   }
 }
 
+/**
+ * A client was used after its `close()`: it has let go of what it held (a
+ * node, a sampler) and starts nothing new. Make a new client instead. A kind
+ * of {@link ConflictError} (code `"conflict"`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClientClosedError, ConflictError } from "./errors.ts";
+ * const e = new ClientClosedError("ServiceClient");
+ * assert.ok(e instanceof ConflictError);
+ * assert.equal(e.message, "ServiceClient is closed: create a new one");
+ * ```
+ */
+export class ClientClosedError extends ConflictError {
+  /**
+   * Creates the error.
+   *
+   * @param client the closed client's class, e.g. `"SamplingClient"`
+   * @param options standard error options (`cause`)
+   */
+  constructor(client: string, options?: BiosErrorOptions) {
+    super(`${client} is closed: create a new one`, options);
+    this.name = "ClientClosedError";
+  }
+}
+
 /** An `ask` got no reply within its timeout. The actor may still act on it. */
 export class ActorTimeoutError extends BiosError {
   /** Address that was asked. */
@@ -261,6 +288,7 @@ export const errors: {
   NotFoundError: typeof NotFoundError;
   ConflictError: typeof ConflictError;
   OutOfOrderError: typeof OutOfOrderError;
+  ClientClosedError: typeof ClientClosedError;
   ActorTimeoutError: typeof ActorTimeoutError;
   ActorStoppedError: typeof ActorStoppedError;
   UnknownActorError: typeof UnknownActorError;
@@ -274,6 +302,7 @@ export const errors: {
   NotFoundError,
   ConflictError,
   OutOfOrderError,
+  ClientClosedError,
   ActorTimeoutError,
   ActorStoppedError,
   UnknownActorError,

@@ -4,6 +4,7 @@ import {
   ActorStoppedError,
   ActorTimeoutError,
   BiosError,
+  ClientClosedError,
   ConflictError,
   errorFromWire,
   errors,
@@ -28,6 +29,7 @@ Deno.test("errors set name and code, and keep cause", () => {
     ],
     [new NotFoundError("no run r1"), "NotFoundError", "not_found"],
     [new ConflictError("taken"), "ConflictError", "conflict"],
+    [new ClientClosedError("ServiceClient"), "ClientClosedError", "conflict"],
     [new ActorTimeoutError("a", 10), "ActorTimeoutError", "actor_timeout"],
     [new ActorStoppedError("a"), "ActorStoppedError", "actor_stopped"],
     [new UnknownActorError("a"), "UnknownActorError", "unknown_actor"],
@@ -58,6 +60,7 @@ Deno.test("errorFromWire() rebuilds every runtime class through the codec", () =
     new UnknownActorError("a.b"),
     new ActorCrashedError("a.b", "boom"),
     new RestartIntensityError("sup", 1, 5000),
+    new ClientClosedError("SamplingClient"),
   ];
   for (const e of originals) {
     const back = errorFromWire(decode(encode(errorToWire(e))) as never);
