@@ -71,7 +71,7 @@ export function fsErrorCode(e: unknown): string | undefined {
  * import assert from "node:assert/strict";
  * import { asStorageError } from "./storage_fault.ts";
  * const raw = Object.assign(new Error("No space left on device (os error 28): write '/srv/x'"), { code: "ENOSPC" });
- * const e = asStorageError(raw, { what: "saving bios://r/weights/a", outcome: "nothing was saved", retry: "save again" });
+ * const e = asStorageError(raw, { what: "saving bios://r/weights/a", outcome: "nothing was saved", retry: "save again" }) as Error;
  * assert.equal(e.message, "saving bios://r/weights/a failed: no space left on the checkpoint disk (ENOSPC); nothing was saved — free space and save again");
  * ```
  */
