@@ -7,47 +7,58 @@
  * - `optimizer.safetensors` (kind `weights` only): Adam moments `m.<key>`,
  *   `v.<key>`, with the step count in its metadata;
  * - `manifest.json`: base model, LoRA config, step, sha256 of every file;
- * - `checkpoint_complete`: an empty marker, as the anchor's archives carry.
+ * - `checkpoint_complete`, written last: `{ "manifest_sha256": "<hex>" }`.
  *
- * A save writes into a hidden temporary folder, fsyncs each file, and renames
- * the folder into place, then fsyncs the parent: a crash leaves either the old
- * state or the new one, and temporary folders are never listed.
+ * A save of `<name>` (the store runs one at a time per folder):
+ * 1. writes `.tmp-<name>-<id>/` whole: each file fsynced, the completion
+ *    record last, then the folder fsynced;
+ * 2. on an overwrite, renames the old `<name>` to `.old-<name>-<id>` (same
+ *    id) and fsyncs the parent;
+ * 3. renames `.tmp-<name>-<id>` to `<name>` and fsyncs the parent;
+ * 4. removes `.old-<name>-<id>`.
+ *
+ * A crash anywhere leaves `<name>` (old or new), or `.old-<name>-<id>` with or
+ * without a complete `.tmp-<name>-<id>`; {@link recoverCheckpoints} (run when
+ * the store starts) puts the name back from those, so the name always loads
+ * as the old or the new checkpoint. Reading verifies a checkpoint as a whole
+ * (see checkpoint_verify.ts); listing shows exactly those whose completion
+ * record verifies.
  *
  * @module
  */
 import {
-  BiosError,
+  ConflictError,
+  InvalidArgumentError,
   NotFoundError,
-  registerWireError,
 } from "../runtime/errors.ts";
-import { readSafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
+import { writeSafetensors } from "../model/safetensors.ts";
 import type { HostTensors } from "../model/lora.ts";
+import type { CheckpointPathParts } from "../protocol/types/checkpoint_path.ts";
+import {
+  CHECKPOINT_FORMAT,
+  type CheckpointManifest,
+  COMPLETE_FILE,
+  MANIFEST_FILE,
+} from "../protocol/types/checkpoint_manifest.ts";
+import {
+  adapterConfig,
+  checkAdapterConfig,
+  checkAdapterLayout,
+  checkOptimizer,
+  checkpointLabel,
+  CorruptCheckpointError,
+  hostTensors,
+  parseCheckpointTensors,
+  readVerifiedFiles,
+  readVerifiedManifest,
+  sha256Hex,
+} from "./checkpoint_verify.ts";
+
+export { adapterConfig, CorruptCheckpointError, sha256Hex };
+export type { CheckpointManifest };
 
 /** The two kinds of checkpoint, as in `bios://<run>/<kind>/<name>`. */
 export type CheckpointKind = "weights" | "sampler_weights";
-
-/** What `manifest.json` records. */
-export interface CheckpointManifest {
-  format: "bios-checkpoint/1";
-  runId: string;
-  kind: CheckpointKind;
-  name: string;
-  baseModel: string;
-  lora: {
-    rank: number;
-    alpha: number;
-    dropout: number;
-    targets: string[];
-    seed: number;
-  };
-  /** Optimizer steps taken when saved. */
-  step: number;
-  /** Last training-op sequence number applied when saved. */
-  seq: number;
-  createdAt: string;
-  /** File name → sha256 (hex) of its bytes. */
-  files: Record<string, string>;
-}
 
 /** A checkpoint's contents in host memory. */
 export interface CheckpointData {
@@ -67,19 +78,46 @@ export interface CheckpointEntry {
   sizeBytes: number;
 }
 
-/** The checkpoint is damaged: a hash does not match, or a file is missing. */
-export class CorruptCheckpointError extends BiosError {
-  /** @param message what is wrong */
-  constructor(message: string) {
-    super("corrupt_checkpoint", message);
-    this.name = "CorruptCheckpointError";
+/**
+ * The points of a save, in order, at which the {@link SaveFault} hook is
+ * called: after each file is written (fsynced), after the old copy is moved
+ * aside (overwrites only), after the new one is in place, and after the old
+ * one is removed (overwrites only).
+ */
+export const SAVE_STEPS = [
+  "adapter_config.json",
+  "adapter_model.safetensors",
+  "optimizer.safetensors",
+  "manifest.json",
+  "checkpoint_complete",
+  "old-aside",
+  "new-in-place",
+  "old-removed",
+] as const;
+
+/** One point of a save (see {@link SAVE_STEPS}). */
+export type SaveStep = typeof SAVE_STEPS[number];
+
+/**
+ * Test hook, called at each {@link SaveStep} of a save. Throwing an ordinary
+ * error there fails the save (which then cleans up); throwing a
+ * {@link SimulatedCrash} leaves everything as it is, as if the process had
+ * died at that point.
+ */
+export type SaveFault = (step: SaveStep) => void;
+
+/**
+ * Thrown by a test's {@link SaveFault}: the save stops where it is and cleans
+ * nothing up, like a process killed at that point (and, thrown inside the
+ * store actor, crashes it).
+ */
+export class SimulatedCrash extends Error {
+  /** @param step where the simulated crash happens */
+  constructor(readonly step: SaveStep) {
+    super(`simulated crash at save step ${step}`);
+    this.name = "SimulatedCrash";
   }
 }
-// Comes back from the store actor as itself, not as a plain BiosError.
-registerWireError(CorruptCheckpointError);
-
-/** Test hook: called after each file is written, to simulate a crash mid-save. */
-export type SaveFault = (fileName: string) => void;
 
 /** Folder of a checkpoint. */
 export function checkpointDir(
@@ -91,27 +129,11 @@ export function checkpointDir(
   return `${root}/${runId}/${kind}/${name}`;
 }
 
-/** The PEFT `adapter_config.json` for a LoRA config. */
-export function adapterConfig(
-  m: CheckpointData["manifest"],
-): Record<string, unknown> {
-  return {
-    peft_type: "LORA",
-    task_type: "CAUSAL_LM",
-    base_model_name_or_path: m.baseModel,
-    r: m.lora.rank,
-    lora_alpha: m.lora.alpha,
-    lora_dropout: m.lora.dropout,
-    target_modules: m.lora.targets,
-    bias: "none",
-    fan_in_fan_out: false,
-    inference_mode: true,
-  };
-}
-
 /**
- * Write a checkpoint atomically. Throws if it exists and `overwrite` is false
- * (the caller checks first, to give the user a ConflictError).
+ * Write a checkpoint atomically (see the module's steps). Throws a
+ * ConflictError if it exists and `overwrite` is false. On an ordinary error
+ * nothing changes: the temporary folder is removed and an old copy moved
+ * aside is moved back.
  */
 export async function writeCheckpoint(
   root: string,
@@ -119,18 +141,25 @@ export async function writeCheckpoint(
   opts: { overwrite?: boolean; fault?: SaveFault } = {},
 ): Promise<CheckpointManifest> {
   const m = data.manifest;
+  const fault = opts.fault ?? (() => {});
   const parent = `${root}/${m.runId}/${m.kind}`;
   await Deno.mkdir(parent, { recursive: true });
   const final = `${parent}/${m.name}`;
-  const tmp = `${parent}/.tmp-${m.name}-${crypto.randomUUID()}`;
-  await Deno.mkdir(tmp);
-  const files: Record<string, string> = {};
-  const put = async (file: string, bytes: Uint8Array) => {
-    await writeSynced(`${tmp}/${file}`, bytes);
-    files[file] = await sha256Hex(bytes);
-    opts.fault?.(file);
-  };
+  const id = crypto.randomUUID();
+  const tmp = `${parent}/.tmp-${m.name}-${id}`;
+  const old = `${parent}/.old-${m.name}-${id}`;
+  let aside = false, inPlace = false;
   try {
+    await Deno.mkdir(tmp);
+    const files: CheckpointManifest["files"] = {
+      "adapter_config.json": "",
+      "adapter_model.safetensors": "",
+    };
+    const put = async (file: keyof typeof files, bytes: Uint8Array) => {
+      await writeSynced(`${tmp}/${file}`, bytes);
+      files[file] = await sha256Hex(bytes);
+      fault(file);
+    };
     await put("adapter_config.json", jsonBytes(adapterConfig(m)));
     await put(
       "adapter_model.safetensors",
@@ -146,42 +175,58 @@ export async function writeCheckpoint(
       );
     }
     const manifest: CheckpointManifest = {
-      format: "bios-checkpoint/1",
+      format: CHECKPOINT_FORMAT,
       ...m,
       createdAt: new Date().toISOString(),
       files,
     };
-    await writeSynced(`${tmp}/manifest.json`, jsonBytes(manifest));
-    opts.fault?.("manifest.json");
-    await writeSynced(`${tmp}/checkpoint_complete`, new Uint8Array());
+    const manifestBytes = jsonBytes(manifest);
+    await writeSynced(`${tmp}/${MANIFEST_FILE}`, manifestBytes);
+    fault("manifest.json");
+    await writeSynced(
+      `${tmp}/${COMPLETE_FILE}`,
+      jsonBytes({ manifest_sha256: await sha256Hex(manifestBytes) }),
+    );
+    await syncDir(tmp);
+    fault("checkpoint_complete");
     if (await exists(final)) {
       if (!opts.overwrite) {
-        throw new Error(`checkpoint ${final} already exists`);
+        throw new ConflictError(`${checkpointLabel(m)} exists`);
       }
-      const trash = `${parent}/.trash-${m.name}-${crypto.randomUUID()}`;
-      await Deno.rename(final, trash);
-      await Deno.rename(tmp, final);
-      await Deno.remove(trash, { recursive: true });
-    } else {
-      await Deno.rename(tmp, final);
+      await Deno.rename(final, old);
+      aside = true;
+      await syncDir(parent);
+      fault("old-aside");
     }
+    await Deno.rename(tmp, final);
+    inPlace = true;
     await syncDir(parent);
+    fault("new-in-place");
+    if (aside) {
+      // Only disk space is at stake now; recovery removes it if this fails.
+      await Deno.remove(old, { recursive: true }).catch(() => {});
+      fault("old-removed");
+    }
     return manifest;
   } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    if (e instanceof SimulatedCrash) throw e;
+    if (!inPlace) {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      if (aside) await Deno.rename(old, final).catch(() => {});
+    }
     throw e;
   }
 }
 
 /**
- * Read and verify a checkpoint; NotFoundError if absent, CorruptCheckpointError
- * if damaged. Messages name the checkpoint as `label` (its `bios://` path when
- * the caller has one, so users never see the node's folders).
+ * Read and verify a checkpoint as a whole; NotFoundError if there is none
+ * (no folder, or no completion record), CorruptCheckpointError if it is
+ * damaged. `dir` is `<root>/<run>/<kind>/<name>`, and messages name the
+ * checkpoint by its `bios://` path, never by the folder.
  */
 export async function readCheckpoint(
   dir: string,
   withOptimizer: boolean,
-  label: string = dir,
 ): Promise<
   {
     manifest: CheckpointManifest;
@@ -189,73 +234,46 @@ export async function readCheckpoint(
     optimizer?: { m: HostTensors; v: HostTensors };
   }
 > {
-  let manifestText: string;
-  try {
-    manifestText = await Deno.readTextFile(`${dir}/manifest.json`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new NotFoundError(`no checkpoint at ${dir}`);
-    }
-    throw e;
-  }
-  let manifest: CheckpointManifest;
-  try {
-    manifest = JSON.parse(manifestText);
-  } catch {
-    throw new CorruptCheckpointError(
-      `checkpoint ${label}: manifest.json is not valid JSON`,
-    );
-  }
-  for (const [file, hash] of Object.entries(manifest.files ?? {})) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(`${dir}/${file}`);
-    } catch {
-      throw new CorruptCheckpointError(
-        `checkpoint ${label}: file ${file} is missing`,
-      );
-    }
-    if (await sha256Hex(bytes) !== hash) {
-      throw new CorruptCheckpointError(
-        `checkpoint ${label}: file ${file} does not match its sha256 in manifest.json`,
-      );
-    }
-  }
-  const params = toHost(
-    (await readSafetensorsFile(`${dir}/adapter_model.safetensors`)).tensors,
+  const parts = partsOfDir(dir);
+  const label = checkpointLabel(parts);
+  const manifest = await readVerifiedManifest(dir, parts);
+  const files = await readVerifiedFiles(dir, manifest, label);
+  checkAdapterConfig(files.get("adapter_config.json")!, manifest, label);
+  const adapter = "adapter_model.safetensors";
+  const params = hostTensors(
+    parseCheckpointTensors(files.get(adapter)!, adapter, label),
+    adapter,
+    label,
+  );
+  checkAdapterLayout(params, manifest, label);
+  const optBytes = files.get("optimizer.safetensors");
+  // The optimizer file of a weights checkpoint is checked even when unused.
+  const optimizer = optBytes === undefined ? undefined : checkOptimizer(
+    parseCheckpointTensors(optBytes, "optimizer.safetensors", label),
+    params,
+    manifest,
+    label,
   );
   if (!withOptimizer) return { manifest, params };
-  if (!manifest.files["optimizer.safetensors"]) {
-    throw new CorruptCheckpointError(
-      `checkpoint ${label} has no optimizer state`,
+  if (!optimizer) {
+    throw new InvalidArgumentError(
+      "path",
+      `path ${label} holds no optimizer state (a sampler_weights checkpoint)`,
     );
   }
-  const opt = toHost(
-    (await readSafetensorsFile(`${dir}/optimizer.safetensors`)).tensors,
-  );
-  const m: HostTensors = new Map(), v: HostTensors = new Map();
-  for (const [k, t] of opt) {
-    if (k.startsWith("m.")) m.set(k.slice(2), t);
-    else if (k.startsWith("v.")) v.set(k.slice(2), t);
-  }
-  return { manifest, params, optimizer: { m, v } };
+  return { manifest, params, optimizer };
 }
 
-/** Read just a checkpoint's manifest (NotFoundError if absent). */
+/** Read a checkpoint's verified manifest (NotFoundError if absent). */
 export async function readManifest(dir: string): Promise<CheckpointManifest> {
-  try {
-    return JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new NotFoundError(`no checkpoint at ${dir}`);
-    }
-    throw new CorruptCheckpointError(
-      `checkpoint manifest ${dir}/manifest.json is unreadable`,
-    );
-  }
+  return await readVerifiedManifest(dir, partsOfDir(dir));
 }
 
-/** List a run's complete checkpoints (temporary folders are skipped), oldest first. */
+/**
+ * List a run's checkpoints, oldest first: exactly the folders whose
+ * completion record and manifest verify (what {@link readCheckpoint} accepts
+ * as existing). Temporary folders are never listed.
+ */
 export async function listCheckpoints(
   root: string,
   runId: string,
@@ -263,27 +281,38 @@ export async function listCheckpoints(
   const out: CheckpointEntry[] = [];
   for (const kind of ["weights", "sampler_weights"] as const) {
     const parent = `${root}/${runId}/${kind}`;
-    let entries: Deno.DirEntry[];
+    let names: string[];
     try {
-      entries = [...Deno.readDirSync(parent)];
-    } catch {
-      continue;
+      names = (await Array.fromAsync(Deno.readDir(parent)))
+        .filter((e) => e.isDirectory && !e.name.startsWith("."))
+        .map((e) => e.name);
+    } catch (e) {
+      if (isAbsent(e)) continue;
+      throw e;
     }
-    for (const e of entries) {
-      if (!e.isDirectory || e.name.startsWith(".")) continue;
-      const dir = `${parent}/${e.name}`;
-      if (!(await exists(`${dir}/checkpoint_complete`))) continue;
-      const manifest = await readManifest(dir).catch(() => undefined);
-      if (!manifest) continue;
+    for (const name of names) {
+      const dir = `${parent}/${name}`;
+      let manifest: CheckpointManifest;
+      try {
+        manifest = await readVerifiedManifest(dir, { runId, kind, name });
+      } catch (e) {
+        if (e instanceof NotFoundError || e instanceof CorruptCheckpointError) {
+          continue;
+        }
+        throw e;
+      }
       let size = 0;
       for (const f of Object.keys(manifest.files)) {
-        size += (await Deno.stat(`${dir}/${f}`)).size;
+        size += await Deno.stat(`${dir}/${f}`).then((s) => s.size, (e) => {
+          if (isAbsent(e)) return 0; // damaged: loading says which file
+          throw e;
+        });
       }
       out.push({
         runId,
         kind,
-        name: e.name,
-        path: `bios://${runId}/${kind}/${e.name}`,
+        name,
+        path: checkpointLabel({ runId, kind, name }),
         createdAt: manifest.createdAt,
         sizeBytes: size,
       });
@@ -292,64 +321,27 @@ export async function listCheckpoints(
   return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
-/**
- * Remove `.tmp-*` and `.trash-*` folders older than `ageMs` under
- * `<root>/<run>/<kind>/`: what a crash in the middle of a save leaves.
- * Returns how many were removed.
- */
-export async function removeStaleTemporaries(
-  root: string,
-  ageMs: number,
-): Promise<number> {
-  let removed = 0;
-  const now = Date.now();
-  const dirs = async (p: string) => {
-    try {
-      return (await Array.fromAsync(Deno.readDir(p))).filter((e) =>
-        e.isDirectory
-      ).map((e) => e.name);
-    } catch {
-      return [];
-    }
-  };
-  for (const run of await dirs(root)) {
-    for (const kind of ["weights", "sampler_weights"]) {
-      const parent = `${root}/${run}/${kind}`;
-      for (const name of await dirs(parent)) {
-        if (!name.startsWith(".tmp-") && !name.startsWith(".trash-")) continue;
-        const st = await Deno.stat(`${parent}/${name}`).catch(() => undefined);
-        if (!st?.mtime || now - st.mtime.getTime() < ageMs) continue;
-        await Deno.remove(`${parent}/${name}`, { recursive: true }).catch(
-          () => {},
-        );
-        removed++;
-      }
-    }
-  }
-  return removed;
+/** `<root>/<run>/<kind>/<name>` split into its path parts. */
+export function partsOfDir(dir: string): CheckpointPathParts {
+  const [runId, kind, name] = dir.split("/").slice(-3);
+  return { runId, kind: kind as CheckpointKind, name };
 }
 
-/** Whether a path exists. */
+/** Whether an error means "there is nothing there". */
+export function isAbsent(e: unknown): boolean {
+  return e instanceof Deno.errors.NotFound ||
+    e instanceof Deno.errors.NotADirectory;
+}
+
+/** Whether anything (a folder, a file, a link) is at `path`. */
 export async function exists(path: string): Promise<boolean> {
   try {
-    await Deno.stat(path);
+    await Deno.lstat(path);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    if (isAbsent(e)) return false;
+    throw e;
   }
-}
-
-function toHost(
-  tensors: Map<string, { shape: number[]; data: Float32Array | Int32Array }>,
-): HostTensors {
-  const out: HostTensors = new Map();
-  for (const [k, t] of tensors) {
-    out.set(k, {
-      shape: t.shape,
-      data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data),
-    });
-  }
-  return out;
 }
 
 function jsonBytes(v: unknown): Uint8Array {
@@ -371,7 +363,8 @@ async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
-async function syncDir(path: string): Promise<void> {
+/** fsync a folder, so the renames in it are durable (best effort). */
+export async function syncDir(path: string): Promise<void> {
   try {
     const d = await Deno.open(path, { read: true });
     try {
@@ -382,14 +375,4 @@ async function syncDir(path: string): Promise<void> {
   } catch {
     // Some filesystems refuse fsync on a directory; the rename is still atomic.
   }
-}
-
-/** Hex sha256 of bytes. */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const h = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return [...new Uint8Array(h)].map((b) => b.toString(16).padStart(2, "0"))
-    .join("");
 }

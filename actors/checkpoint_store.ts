@@ -2,6 +2,12 @@
  * CheckpointStore: writes and reads checkpoints for every run of a node (the
  * filesystem in embedded mode). Paths follow `bios://<run>/<kind>/<name>`.
  *
+ * The store is the boundary between the node and its disk: a filesystem
+ * fault in any operation fails that operation alone with a StorageError (in
+ * `bios://` terms), a damaged checkpoint with a CorruptCheckpointError, and a
+ * missing one with a NotFoundError; none of them stops the store. Start-up
+ * recovery never fails the start: what it cannot fix is logged and left.
+ *
  * @module
  */
 import type { Actor } from "../runtime/actor.ts";
@@ -11,22 +17,26 @@ import {
   NotFoundError,
 } from "../runtime/errors.ts";
 import {
+  type CheckpointPathParts,
+  isRunId,
   parseCheckpointPath,
   validateCheckpointName,
 } from "../protocol/types/checkpoint_path.ts";
 import {
   checkpointDir,
   type CheckpointEntry,
-  type CheckpointKind,
   type CheckpointManifest,
   exists,
   listCheckpoints,
   readCheckpoint,
   readManifest,
-  removeStaleTemporaries,
   type SaveFault,
   writeCheckpoint,
 } from "./checkpoint_files.ts";
+import { checkFitsModel, checkpointLabel } from "./checkpoint_verify.ts";
+import { recoverCheckpoints } from "./checkpoint_recovery.ts";
+import { asStorageError, type StorageOp } from "./storage_fault.ts";
+import { loadBaseModel } from "./base_models.ts";
 import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
 
 /** Messages the store handles. */
@@ -43,7 +53,7 @@ export type CheckpointMsg =
   | { type: "info"; path: string }
   | { type: "list"; runId: string };
 
-/** Age past which a temporary save folder is taken as abandoned. */
+/** Age past which an orphan temporary save folder is taken as abandoned. */
 const STALE_TEMPORARY_MS = 3_600_000;
 
 /** Address of a node's checkpoint store. */
@@ -53,23 +63,37 @@ export const CHECKPOINT_STORE = "checkpoints";
 export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
   /**
    * @param root folder holding `<runId>/<kind>/<name>/`
-   * @param fault test hook to simulate a crash mid-save
+   * @param fault test hook to simulate a fault or a crash mid-save
    */
   constructor(readonly root: string, readonly fault?: SaveFault) {}
 
-  /** Sweep what interrupted saves left behind (never listed, only disk space). */
+  /**
+   * Finish or undo the saves a crash interrupted (see checkpoint_recovery.ts).
+   * Never throws: a store that cannot read its disk still starts, and each
+   * operation reports the fault it meets.
+   */
   async init(): Promise<void> {
-    await removeStaleTemporaries(this.root, STALE_TEMPORARY_MS);
+    const r = await recoverCheckpoints(this.root, STALE_TEMPORARY_MS);
+    for (const p of r.problems) console.error(`checkpoint recovery: ${p}`);
   }
 
   /** Handle one message. */
   async receive(msg: CheckpointMsg): Promise<unknown> {
+    try {
+      return await this.#handle(msg);
+    } catch (e) {
+      throw asStorageError(e, describe(msg));
+    }
+  }
+
+  async #handle(msg: CheckpointMsg): Promise<unknown> {
     switch (msg.type) {
       case "save": {
         const m = msg.manifest;
+        checkRunId(m.runId);
         validateCheckpointName(m.name);
         const dir = checkpointDir(this.root, m.runId, m.kind, m.name);
-        const path = `bios://${m.runId}/${m.kind}/${m.name}`;
+        const path = checkpointLabel(m);
         if (!msg.overwrite && await exists(dir)) {
           throw new ConflictError(
             `name ${
@@ -87,17 +111,16 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
         return { path };
       }
       case "load": {
-        const { dir, kind } = this.#locate(msg.path);
-        if (msg.forTraining && kind !== "weights") {
+        const p = parseCheckpointPath(msg.path);
+        if (msg.forTraining && p.kind !== "weights") {
           throw new InvalidArgumentError(
             "path",
             `path ${msg.path} is a sampler-only checkpoint (sampler_weights, no optimizer state); ` +
               `training loads bios://<run>/weights/<name> checkpoints`,
           );
         }
-        const ck = await readCheckpoint(dir, msg.optimizer, msg.path).catch((
-          e,
-        ) => notFoundAs(e, msg.path));
+        const ck = await readCheckpoint(this.#dir(p), msg.optimizer);
+        await fitsModel(ck.manifest, ck.params, msg.path);
         return {
           manifest: ck.manifest,
           params: toWire(ck.params),
@@ -105,11 +128,10 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
           v: ck.optimizer ? toWire(ck.optimizer.v) : undefined,
         };
       }
-      case "info": {
-        const { dir } = this.#locate(msg.path);
-        return await readManifest(dir).catch((e) => notFoundAs(e, msg.path));
-      }
+      case "info":
+        return await readManifest(this.#dir(parseCheckpointPath(msg.path)));
       case "list":
+        checkRunId(msg.runId);
         return await listCheckpoints(
           this.root,
           msg.runId,
@@ -117,17 +139,64 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
     }
   }
 
-  #locate(path: string): { dir: string; kind: CheckpointKind } {
-    const p = parseCheckpointPath(path);
-    const dir = checkpointDir(this.root, p.runId, p.kind, p.name);
-    return { dir, kind: p.kind };
+  #dir(p: CheckpointPathParts): string {
+    return checkpointDir(this.root, p.runId, p.kind, p.name);
   }
 }
 
-// Name the checkpoint by the path the caller gave, not by its folder on this node.
-function notFoundAs(e: unknown, path: string): never {
-  if (e instanceof NotFoundError) {
-    throw new NotFoundError(`path ${path} names no checkpoint`);
+function checkRunId(runId: unknown): void {
+  if (!isRunId(runId)) {
+    throw new InvalidArgumentError(
+      "runId",
+      `runId must be a run id (A–Z, a–z, 0–9, "_", ":" or "-"): got ${
+        JSON.stringify(runId)
+      }`,
+    );
   }
-  throw e;
+}
+
+/** Refuse an adapter whose tensors are not exactly its base model's adapter. */
+async function fitsModel(
+  m: CheckpointManifest,
+  params: Parameters<typeof checkFitsModel>[0],
+  path: string,
+): Promise<void> {
+  const base = await loadBaseModel(m.baseModel).catch(() => {
+    throw new NotFoundError(
+      `path ${path} holds an adapter for baseModel ${
+        JSON.stringify(m.baseModel)
+      }, which this node does not serve`,
+    );
+  });
+  checkFitsModel(params, m, base.config, path);
+}
+
+/** An operation in the caller's words, for storage errors. */
+function describe(msg: CheckpointMsg): StorageOp {
+  switch (msg.type) {
+    case "save":
+      return {
+        what: `saving ${checkpointLabel(msg.manifest)}`,
+        outcome: "nothing was saved",
+        retry: "save again",
+      };
+    case "load":
+      return {
+        what: `loading ${msg.path}`,
+        outcome: "nothing was loaded",
+        retry: "load again",
+      };
+    case "info":
+      return {
+        what: `reading ${msg.path}`,
+        outcome: "nothing was changed",
+        retry: "ask again",
+      };
+    case "list":
+      return {
+        what: `listing the checkpoints of run ${msg.runId}`,
+        outcome: "nothing was changed",
+        retry: "list again",
+      };
+  }
 }

@@ -30,8 +30,14 @@ export async function startNode(
   opts: NodeOptions,
 ): Promise<Supervisor> {
   const supervisors: RegistryOptions["supervisors"] = {};
+  // one_for_one: the children find each other by address (the registry and
+  // the trainers ask "checkpoints" by name) or through `supervisors`, which
+  // each restart of `runs` or `samplers` updates, so none holds on to
+  // another's old instance. A crashed store restarts alone (its init recovers
+  // interrupted saves); it must not take the registry, and with it every run
+  // and sampler, down.
   return await Supervisor.start(system, "bios", {
-    strategy: "rest_for_one",
+    strategy: "one_for_one",
     intensity: 3,
     period: 5000,
     children: [

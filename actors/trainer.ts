@@ -695,7 +695,7 @@ export class Trainer implements Actor<unknown, unknown> {
   }
 }
 
-/** Refuse a checkpoint made for another base model or LoRA shape. */
+/** Refuse a checkpoint made for another base model, LoRA shape or scale. */
 export function checkCompatible(m: CheckpointManifest, spec: RunSpec): void {
   if (m.baseModel !== spec.baseModel) {
     throw new InvalidArgumentError(
@@ -707,6 +707,13 @@ export function checkCompatible(m: CheckpointManifest, spec: RunSpec): void {
     throw new InvalidArgumentError(
       "path",
       `path holds a rank ${m.lora.rank} adapter, but this run has rank ${spec.lora.rank}`,
+    );
+  }
+  // alpha / rank scales every adapter output: another alpha changes them all.
+  if (m.lora.alpha !== spec.lora.alpha) {
+    throw new InvalidArgumentError(
+      "path",
+      `path holds an adapter with alpha ${m.lora.alpha}, but this run has alpha ${spec.lora.alpha}`,
     );
   }
   const a = [...m.lora.targets].sort().join(","),

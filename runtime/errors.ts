@@ -281,6 +281,46 @@ export class UnavailableError extends BiosError {
   }
 }
 
+/**
+ * A storage fault (disk full, read-only disk, a file in the way, an I/O
+ * error) failed this one operation; the message says what happened in the
+ * caller's terms (`bios://` paths, never a node's folders) and whether
+ * anything was changed. `retryable` is true when the same request may succeed
+ * later unchanged (space freed, the device back): `ENOSPC`, `EDQUOT`, `EIO`,
+ * `EAGAIN`; false when something on the node must be fixed first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errorFromWire, errorToWire, StorageError } from "./errors.ts";
+ * const e = new StorageError("saving bios://run-1/weights/a failed: disk full", true);
+ * const back = errorFromWire(errorToWire(e));
+ * assert.ok(back instanceof StorageError);
+ * assert.equal(back.retryable, true);
+ * ```
+ */
+export class StorageError extends BiosError {
+  /** Whether the same request may succeed later, unchanged. */
+  readonly retryable: boolean;
+
+  /**
+   * Creates the error.
+   *
+   * @param message what failed and why, in `bios://` terms
+   * @param retryable whether the same request may succeed later, unchanged
+   * @param options standard error options (`cause`: the filesystem's error)
+   */
+  constructor(
+    message: string,
+    retryable: boolean,
+    options?: BiosErrorOptions,
+  ) {
+    super("storage", message, options);
+    this.name = "StorageError";
+    this.retryable = retryable;
+  }
+}
+
 /** All runtime error classes, by name. */
 export const errors: {
   BiosError: typeof BiosError;
@@ -296,6 +336,7 @@ export const errors: {
   RestartIntensityError: typeof RestartIntensityError;
   CodecError: typeof CodecError;
   UnavailableError: typeof UnavailableError;
+  StorageError: typeof StorageError;
 } = {
   BiosError,
   InvalidArgumentError,
@@ -310,6 +351,7 @@ export const errors: {
   RestartIntensityError,
   CodecError,
   UnavailableError,
+  StorageError,
 };
 
 /**
@@ -327,6 +369,8 @@ export interface WireError {
   field?: string;
   /** The actor address carried by actor errors, when present. */
   address?: string;
+  /** Whether the request may be sent again unchanged (`StorageError.retryable`), when present. */
+  retryable?: boolean;
 }
 
 // Classes errorFromWire can rebuild; extendable with registerWireError.
@@ -362,9 +406,14 @@ export function registerWireError(
 export function errorToWire(e: unknown): WireError {
   if (e instanceof BiosError) {
     const w: WireError = { name: e.name, message: e.message, code: e.code };
-    const extra = e as BiosError & { field?: unknown; address?: unknown };
+    const extra = e as BiosError & {
+      field?: unknown;
+      address?: unknown;
+      retryable?: unknown;
+    };
     if (typeof extra.field === "string") w.field = extra.field;
     if (typeof extra.address === "string") w.address = extra.address;
+    if (typeof extra.retryable === "boolean") w.retryable = extra.retryable;
     return w;
   }
   if (e instanceof Error) {
@@ -403,5 +452,6 @@ export function errorFromWire(w: WireError): Error {
   if (w.code !== "internal") define("code", w.code);
   if (w.field !== undefined) define("field", w.field);
   if (w.address !== undefined) define("address", w.address);
+  if (w.retryable !== undefined) define("retryable", w.retryable);
   return e;
 }

@@ -13,6 +13,7 @@ import {
   NotFoundError,
   registerWireError,
   RestartIntensityError,
+  StorageError,
   UnknownActorError,
 } from "./errors.ts";
 import { decode, encode } from "./codec.ts";
@@ -77,6 +78,17 @@ Deno.test("errorFromWire() rebuilds every runtime class through the codec", () =
   assert.equal(field.field, "rank");
   const addr = errorFromWire(errorToWire(originals[4])) as ActorStoppedError;
   assert.equal(addr.address, "a.b");
+});
+
+Deno.test("a StorageError crosses the codec as itself, with retryable", () => {
+  for (const retryable of [true, false]) {
+    const e = new StorageError("saving bios://r/weights/a failed", retryable);
+    const back = errorFromWire(decode(encode(errorToWire(e))) as never);
+    assert.ok(back instanceof StorageError);
+    assert.equal(back.code, "storage");
+    assert.equal(back.retryable, retryable);
+    assert.equal(back.message, e.message);
+  }
 });
 
 Deno.test("errorToWire() maps non-Bios errors to code internal", () => {

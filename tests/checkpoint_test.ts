@@ -1,8 +1,9 @@
 /**
  * Checkpoints end to end: a resume with the optimizer replays bit-exactly,
  * a load without it restores the weights but starts Adam fresh, the files
- * are PEFT's layout with a hashed manifest, a save is written whole or not at
- * all (even when the process is killed mid-save), and damage is detected.
+ * are PEFT's layout with a hashed manifest covered by the completion record,
+ * a save is written whole or not at all (even when the process is killed
+ * mid-save), and damage is detected.
  */
 import assert from "node:assert/strict";
 import type * as bios from "../mod.ts";
@@ -216,6 +217,15 @@ Deno.test("TrainingClient.saveState writes PEFT adapter files, optimizer state a
         "optimizer.safetensors",
       ],
     );
+    // The completion record, written last, covers the manifest.
+    assert.deepEqual(
+      JSON.parse(await Deno.readTextFile(`${dir}/checkpoint_complete`)),
+      {
+        manifest_sha256: await sha256Hex(
+          await Deno.readFile(`${dir}/manifest.json`),
+        ),
+      },
+    );
     for (const [file, hash] of Object.entries(manifest.files)) {
       assert.match(hash, /^[0-9a-f]{64}$/);
       assert.equal(
@@ -406,10 +416,27 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
       assert.equal(ck.manifest.name, e.name);
       assert.equal(ck.manifest.runId, runId);
     }
+    // The service's node starts only now: its store's recovery puts back an
+    // overwrite the kill interrupted, so the overwritten names exist.
+    const names = (await ts.service.connection().then((c) =>
+      c.registry.ask<{ name: string; kind: string }[]>({
+        type: "list_checkpoints",
+        runId,
+      })
+    )).map((e) =>
+      `${e.kind}/${e.name}`
+    );
+    assert.ok(names.includes("weights/latest"), `listed: ${names}`);
+    assert.ok(names.includes("sampler_weights/latest-sampler"), `${names}`);
+    const latest = await ts.service.createTrainingClientFromState(
+      `bios://${runId}/weights/latest`,
+      { withOptimizer: true },
+    );
+    assert.ok((await latest.getInfo()).step >= 1);
     // The newest one loads into a new run through the service.
-    const newest = weights.filter((e) =>
-      /^c\d+$/.test(e.name)
-    ).sort((x, y) => Number(y.name.slice(1)) - Number(x.name.slice(1)))[0];
+    const newest = weights.filter((e) => /^c\d+$/.test(e.name)).sort((x, y) =>
+      Number(y.name.slice(1)) - Number(x.name.slice(1))
+    )[0];
     const tc = await ts.service.createTrainingClientFromState(newest.path, {
       withOptimizer: true,
     });

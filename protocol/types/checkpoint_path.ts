@@ -5,7 +5,8 @@
  *
  * Names and run ids become file and object-store names, so their alphabet
  * is a short ASCII list: no `/`, no `%`, no look-alike Unicode, no control
- * characters, and never `.` or `..`.
+ * characters, and never a leading `.` (so never `.` or `..`): names
+ * starting with `.` are kept for a store's own temporary folders.
  *
  * @module
  */
@@ -29,7 +30,7 @@ export const MAX_CHECKPOINT_NAME_LENGTH = 128;
 export const MAX_RUN_ID_LENGTH = 128;
 
 const NAME_RULE =
-  `must be 1–${MAX_CHECKPOINT_NAME_LENGTH} characters of A–Z, a–z, 0–9, ".", "_" or "-", and not "." or ".."`;
+  `must be 1–${MAX_CHECKPOINT_NAME_LENGTH} characters of A–Z, a–z, 0–9, ".", "_" or "-", not starting with "."`;
 const RUN_ID_RULE =
   `must be 1–${MAX_RUN_ID_LENGTH} characters of A–Z, a–z, 0–9, "_", ":" or "-"`;
 const PATH_RULE =
@@ -42,7 +43,7 @@ export function checkpointNameProblem(name: unknown): string | null {
     return NAME_RULE;
   }
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return NAME_RULE;
-  if (name === "." || name === "..") return NAME_RULE;
+  if (name.startsWith(".")) return NAME_RULE;
   return null;
 }
 

@@ -27,6 +27,9 @@ Deno.test("bad checkpoint names are refused clearly", () => {
       "a/b",
       "..",
       ".",
+      ".tmp-latest-1",
+      ".old-x",
+      ".hidden",
       "\u0000x",
       "x".repeat(129),
       "",
@@ -39,7 +42,7 @@ Deno.test("bad checkpoint names are refused clearly", () => {
       name: "InvalidArgumentError",
       field: "name",
       message:
-        /^name must be 1–128 characters of A–Z, a–z, 0–9, "\.", "_" or "-", and not "\." or "\.\.": got /,
+        /^name must be 1–128 characters of A–Z, a–z, 0–9, "\.", "_" or "-", not starting with "\.": got /,
     }, JSON.stringify(name));
   }
   assert.throws(() => validateCheckpointName("\u0000x"), {
@@ -50,6 +53,7 @@ Deno.test("bad checkpoint names are refused clearly", () => {
   });
   assert.equal(validateCheckpointName("x".repeat(128)), "x".repeat(128));
   assert.equal(validateCheckpointName("000042.final-v2"), "000042.final-v2");
+  assert.equal(validateCheckpointName("a.."), "a..", "a dot inside is fine");
   assert.throws(() => validateCheckpointName(3, "saveState.name"), {
     field: "saveState.name",
   });
