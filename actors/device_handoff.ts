@@ -75,6 +75,33 @@ export class DeviceHandoff {
     return got.tensors;
   }
 
+  /**
+   * Takes the tensors of every id and reads them back in one go (one GPU
+   * wait on webgpu), freeing them: the values, in id order, then tensor
+   * order within an id.
+   *
+   * @throws {StaleHandleError} for an id not parked here (nothing is taken)
+   */
+  async readAll(ids: readonly string[]): Promise<Float32Array[]> {
+    for (const id of ids) this.peek(id);
+    const entries = ids.map((id) => {
+      const got = this.#parked.get(id)!;
+      this.#parked.delete(id);
+      return got;
+    });
+    if (entries.length === 0) return [];
+    const be = entries[0].be;
+    const tensors = entries.flatMap((e) => e.tensors);
+    if (entries.some((e) => e.be !== be)) {
+      throw new Error("readAll: the parked tensors are on different backends");
+    }
+    try {
+      return await be.readMany(tensors);
+    } finally {
+      for (const t of tensors) be.free(t);
+    }
+  }
+
   /** Frees the tensors of `id`, if still parked. */
   drop(id: string): void {
     const got = this.#parked.get(id);

@@ -93,9 +93,11 @@ export type ShardMsg =
       /**
        * Reply with the output parked on the device ({@linkcode DeviceRef})
        * instead of a host copy: the next shard shares this process. The
-       * last stage's logprobs always come back by value.
+       * last stage's logprobs come back by value unless `parkLogprobs`.
        */
       handoff?: boolean;
+      /** Last stage, with hand-off: park the logprobs too (read later with other results). */
+      parkLogprobs?: boolean;
     }
     | {
       type: "backward";
@@ -107,7 +109,8 @@ export type ShardMsg =
     }
     | { type: "release"; mb: number }
     | { type: "ping" }
-    | { type: "grad_norm_sq" }
+    /** Σ g² of the accumulated gradients; with `park`, as a parked [1] tensor. */
+    | { type: "grad_norm_sq"; park?: boolean }
     | { type: "optim_step"; step: AdamStep }
     | { type: "zero_grads" }
     | { type: "get_state"; optimizer: boolean }
@@ -190,7 +193,9 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
           this.#stage.release(ctx);
         }
         // No saved activation refers to the output: it is handed on whole.
-        if (msg.handoff && !this.#stage.range.head) {
+        if (
+          msg.handoff && (!this.#stage.range.head || msg.parkLogprobs)
+        ) {
           return { handle: deviceHandoff.park(be, [out]) };
         }
         const host = await be.read(out);
@@ -223,10 +228,15 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
         return null;
       case "ping":
         return this.#incarnation;
-      case "grad_norm_sq":
-        return await be.sumOfSquares(
-          this.#lora.keys.map((k) => this.#lora.grads.get(k)!),
-        );
+      case "grad_norm_sq": {
+        const grads = this.#lora.keys.map((k) => this.#lora.grads.get(k)!);
+        if (msg.park) {
+          return {
+            handle: deviceHandoff.park(be, [be.sumOfSquaresTensor(grads)]),
+          };
+        }
+        return await be.sumOfSquares(grads);
+      }
       case "optim_step": {
         const keys = this.#lora.keys;
         be.adamw(

@@ -33,7 +33,7 @@ import type { LlamaConfig } from "../model/config.ts";
 import { splitLayers } from "../model/stage_weights.ts";
 import { checkTokenRange } from "../protocol/types/model_input.ts";
 import type { NormalizedDatum } from "../protocol/types/datum.ts";
-import { packMicroBatches } from "./micro_batch.ts";
+import { type MicroBatch, packMicroBatches } from "./micro_batch.ts";
 import { lossProblem } from "./finite_loss.ts";
 import { type Outcome, RunJournal } from "./run_journal.ts";
 import type { ActorSystem } from "../runtime/system.ts";
@@ -253,7 +253,6 @@ export class Trainer implements Actor<unknown, unknown> {
             true,
             j.sinceCommit.length,
           );
-          await this.#checkGradients();
           return {
             value,
             land: () => {
@@ -386,26 +385,6 @@ export class Trainer implements Actor<unknown, unknown> {
     }
   }
 
-  /**
-   * Refuse a forward_backward whose gradients came out non-finite (a finite
-   * loss can still overflow going backward): the accumulated gradients go
-   * back to what they were before it. One sum of squares per shard, asked of
-   * all at once.
-   */
-  async #checkGradients(): Promise<void> {
-    const sums = await Promise.all(
-      this.#shards.map((_, i) => this.#ask(i, { type: "grad_norm_sq" })),
-    ) as number[];
-    if (sums.every(Number.isFinite)) return;
-    await this.#restoreCommitted();
-    throw new InvalidArgumentError(
-      "data",
-      `data gives gradients that overflow float32 (their squared norm per pipeline stage: ${
-        sums.join(", ")
-      }) although its loss is finite: lower its weights or advantages; nothing was accumulated`,
-    );
-  }
-
   /** Wait for every shard to answer, restore the commit, replay since it. */
   async #restoreCommitted(): Promise<void> {
     for (let i = 0; i < this.#shards.length; i++) await this.#waitFor(i);
@@ -484,6 +463,11 @@ export class Trainer implements Actor<unknown, unknown> {
     let tokens = 0;
     const last = this.#shards.length - 1;
     const handoff = this.#handoff;
+    // With hand-off, cross_entropy's dL/dlogprob (−weight) does not depend
+    // on the logprobs: the backward is recorded at once, and the logprobs
+    // come back with the gradients' norms in one read at the end (one GPU
+    // wait a forwardBackward). Other losses read the logprobs first.
+    const defer = backward && handoff && lossFn === "cross_entropy";
     // handles parked for the next shard: dropped if the op fails before it takes them
     const parked = new Set<string>();
     const pass = async (s: number, m: ShardMsg) => {
@@ -497,6 +481,19 @@ export class Trainer implements Actor<unknown, unknown> {
       if (isDeviceRef(out)) parked.add(out.handle);
       return out;
     };
+    const lossOf = (mb: MicroBatch, logprobs: Float32Array) => {
+      const inp = mb.inputs;
+      // Padding gets weight 0, so its dL/dlogprob is 0; missing weights mean 1.
+      return computeLoss(lossFn, {
+        logprobs,
+        weights: inp.weights ? mask(inp.weights, mb.valid) : mb.valid,
+        advantages: inp.advantages,
+        samplingLogprobs: inp.logprobs,
+        clipLow: inp.clipLowThreshold,
+        clipHigh: inp.clipHighThreshold,
+      }, lossFnConfig);
+    };
+    const done: { mb: MicroBatch; out: Float32Array | DeviceRef }[] = [];
     try {
       for (
         const [mbIndex, mb] of packMicroBatches(
@@ -520,22 +517,46 @@ export class Trainer implements Actor<unknown, unknown> {
               ? dropoutKey(this.#j.step, opIndex, mbIndex)
               : undefined,
             handoff,
+            parkLogprobs: defer && s === last,
           }) as Float32Array | DeviceRef;
         }
-        const logprobs = x as Float32Array;
-        const inp = mb.inputs;
-        // Padding gets weight 0, so its dL/dlogprob is 0; missing weights mean 1.
-        const r = computeLoss(lossFn, {
-          logprobs,
-          weights: inp.weights ? mask(inp.weights, mb.valid) : mb.valid,
-          advantages: inp.advantages,
-          samplingLogprobs: inp.logprobs,
-          clipLow: inp.clipLowThreshold,
-          clipHigh: inp.clipHighThreshold,
-        }, lossFnConfig);
+        const out = x as Float32Array | DeviceRef;
+        done.push({ mb, out });
+        let dlogprobs: Float32Array;
+        if (isDeviceRef(out)) {
+          dlogprobs = lossOf(mb, new Float32Array(mb.valid.length)).dlogprobs;
+        } else {
+          const r = lossOf(mb, out);
+          const problem = lossProblem(lossFn, r, out, mb);
+          if (problem) {
+            if (backward) await this.#undoPartial(id, mbIndex > 0);
+            throw problem;
+          }
+          dlogprobs = r.dlogprobs;
+        }
+        if (!backward) continue;
+        let d: Float32Array | DeviceRef | null = dlogprobs;
+        for (let s = last; s >= 0; s--) {
+          d = await pass(s, { type: "backward", mb: id, dout: d!, handoff }) as
+            | Float32Array
+            | DeviceRef
+            | null;
+        }
+      }
+      const deferred = done.flatMap((e) =>
+        isDeviceRef(e.out) ? [e.out.handle] : []
+      );
+      const back = backward
+        ? await this.#readWithGradNorms(deferred, parked)
+        : { logprobs: [], norms: [] };
+      let k = 0;
+      for (const { mb, out } of done) {
+        const logprobs = isDeviceRef(out) ? back.logprobs[k++] : out;
+        const r = lossOf(mb, logprobs);
         const problem = lossProblem(lossFn, r, logprobs, mb);
         if (problem) {
-          if (backward) await this.#undoPartial(id, mbIndex > 0);
+          // Only a deferred loss gets here: its gradients are in.
+          await this.#restoreCommitted();
           throw problem;
         }
         loss += r.loss;
@@ -544,14 +565,16 @@ export class Trainer implements Actor<unknown, unknown> {
           outputs[di] = logprobs.slice(b * mb.seqLen, b * mb.seqLen + n);
           tokens += n;
         });
-        if (!backward) continue;
-        let d: Float32Array | DeviceRef | null = r.dlogprobs;
-        for (let s = last; s >= 0; s--) {
-          d = await pass(s, { type: "backward", mb: id, dout: d!, handoff }) as
-            | Float32Array
-            | DeviceRef
-            | null;
-        }
+      }
+      if (!back.norms.every(Number.isFinite)) {
+        // A finite loss can still overflow on the way back.
+        await this.#restoreCommitted();
+        throw new InvalidArgumentError(
+          "data",
+          `data gives gradients that overflow float32 (their squared norm per pipeline stage: ${
+            back.norms.join(", ")
+          }) although its loss is finite: lower its weights or advantages; nothing was accumulated`,
+        );
       }
       return {
         lossFnOutputType: "ArrayRecord",
@@ -564,6 +587,38 @@ export class Trainer implements Actor<unknown, unknown> {
     } finally {
       for (const h of parked) deviceHandoff.drop(h);
     }
+  }
+
+  /**
+   * Every shard's Σ g² of its accumulated gradients, and the parked
+   * logprobs `handles`: with hand-off, all in one read (the shards park
+   * their sums on the shared device); by value, each shard reads its own.
+   */
+  async #readWithGradNorms(
+    handles: readonly string[],
+    parked: Set<string>,
+  ): Promise<{ logprobs: Float32Array[]; norms: number[] }> {
+    const asks = await Promise.allSettled(
+      this.#shards.map((_, i) =>
+        this.#ask(i, { type: "grad_norm_sq", park: this.#handoff })
+      ),
+    );
+    const got: unknown[] = [];
+    for (const a of asks) {
+      if (a.status === "fulfilled") {
+        got.push(a.value);
+        if (isDeviceRef(a.value)) parked.add(a.value.handle);
+      }
+    }
+    const failed = asks.find((a) => a.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (!this.#handoff) return { logprobs: [], norms: got as number[] };
+    const sums = (got as DeviceRef[]).map((r) => r.handle);
+    const all = await deviceHandoff.readAll([...handles, ...sums]);
+    return {
+      logprobs: all.slice(0, handles.length),
+      norms: all.slice(handles.length).map((a) => a[0]),
+    };
   }
 
   async #optimStep(p: {

@@ -194,6 +194,15 @@ export function backendConformance(
     const got = await h.be.sumOfSquares([a[0], b[0]]);
     const want = await h.ref.sumOfSquares([a[1], b[1]]);
     assertClose("sumOfSquares", [got], [want], h.tol);
+    const t = h.be.sumOfSquaresTensor([a[0], b[0]]);
+    assert.deepEqual(t.shape, [1]);
+    const [onDevice] = await h.be.readMany([t]);
+    h.be.free(t);
+    assert.equal(
+      onDevice[0],
+      Math.fround(got),
+      "the tensor holds the same sum",
+    );
   });
 
   check("gemm", async (_be, h) => {

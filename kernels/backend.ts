@@ -189,6 +189,11 @@ export interface Backend {
   mul(a: Tensor, b: Tensor): Tensor;
   /** Σ over all tensors of Σ x² (in a fixed order), read back to the host. */
   sumOfSquares(ts: readonly Tensor[]): Promise<number>;
+  /**
+   * The same sum as a new [1] tensor, recorded with no wait: read it later
+   * together with other results (e.g. by {@linkcode Backend.readMany}).
+   */
+  sumOfSquaresTensor(ts: readonly Tensor[]): Tensor;
 
   // ---- linear algebra -------------------------------------------------------------
   /** General matrix product on 2-D tensors; see {@linkcode GemmOptions}. */

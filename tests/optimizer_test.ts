@@ -92,7 +92,7 @@ Deno.test("optimStep: weightDecay shrinks the adapter (decoupled) and changes th
     const norm = async (tc: TrainingClient) => {
       const snap = await conn.system.ref(`trainer.${tc.runId}`).ask<
         { params: Record<string, { data: Float32Array }> }
-      >({ type: "snapshot" });
+      >({ type: "snapshot", runId: tc.runId });
       let s = 0;
       for (const t of Object.values(snap.params)) {
         for (const v of t.data) s += v * v;

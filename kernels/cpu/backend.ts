@@ -238,6 +238,13 @@ export class CpuBackend implements Backend {
     );
   }
 
+  sumOfSquaresTensor(ts: readonly Tensor[]): Tensor {
+    const v = sumOfSquaresOf(
+      ts.map((t, i) => f32(t, "sumOfSquaresTensor", `ts[${i}]`)),
+    );
+    return this.fromArray(new Float32Array([v]), [1]);
+  }
+
   // ---- linear algebra -------------------------------------------------------------
 
   /** out = alpha · op(a) op(b) + beta · out. */

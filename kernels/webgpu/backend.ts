@@ -787,6 +787,16 @@ export class WebGpuBackend implements Backend {
    * sums, then one fixed-order total.
    */
   async sumOfSquares(ts: readonly Tensor[]): Promise<number> {
+    const out = this.sumOfSquaresTensor(ts);
+    try {
+      return (await this.read(out))[0];
+    } finally {
+      this.free(out);
+    }
+  }
+
+  /** {@linkcode WebGpuBackend.sumOfSquares} as a [1] tensor, recorded with no wait. */
+  sumOfSquaresTensor(ts: readonly Tensor[]): Tensor {
     const all = ts.map((t, i) => gpuAny(t, "sumOfSquares", `ts[${i}]`));
     // a whole arena (packed tensors, zero between them) is swept as one
     const gs = arenaRuns([all]).flatMap((run) => {
@@ -800,7 +810,7 @@ export class WebGpuBackend implements Backend {
     });
     const chunks = gs.map((g) => Math.ceil(g.size / SUMSQ_CHUNK));
     const total = chunks.reduce((s, c) => s + c, 0);
-    if (total === 0) return 0;
+    if (total === 0) return this.zeros([1]);
     const partial = this.#new([total]);
     const out = this.#new([1]);
     let offset = 0;
@@ -815,9 +825,7 @@ export class WebGpuBackend implements Backend {
     });
     this.ctx.run(SUM_FINAL, [partial, out], [total], [1]);
     this.free(partial);
-    const v = (await this.read(out))[0];
-    this.free(out);
-    return v;
+    return out;
   }
 
   // ---- linear algebra -----------------------------------------------------------
