@@ -11,8 +11,8 @@
 #   .gpu/  deno.xz (the deno binary, xz-compressed) and denodir/ (a DENO_DIR
 #          holding the npm packages Bios imports, filled by `deno cache`).
 # Logs, bench/results/latest.{json,md}, a CPU profile of the training step
-# and nvidia-smi's view go to OUT_DIR. GPU_PARTS (default bench,profile,tests)
-# picks the parts to run.
+# and nvidia-smi's view go to OUT_DIR. GPU_PARTS (default
+# bench,profile,tests,robust) picks the parts to run.
 set -uo pipefail
 out=${1:?usage: scripts/gpu_bench.sh OUT_DIR}
 cd "$(dirname "$0")/.."
@@ -58,7 +58,7 @@ const plain = (o: object) => Object.fromEntries(Object.entries(
 console.log(JSON.stringify(a && { info: plain(a.info), limits: plain(a.limits) }));'
 timeout 120 deno run -A bench/probe_worker.ts || exit 1
 
-parts=${GPU_PARTS:-bench,profile,tests}
+parts=${GPU_PARTS:-bench,profile,tests,robust}
 has() { [[ ",$parts," == *",$1,"* ]]; }
 
 if has profile; then
@@ -89,5 +89,15 @@ if has tests; then
     tests/sampling_test.ts >"$out/tests.log" 2>&1
   echo "tests exit status $?"
   grep -aE '^(ok|FAILED) \||FAILED|^error' "$out/tests.log" | tail -20
+fi
+if has robust; then
+  step "the run's guarantees with the GPU as the default backend"
+  BIOS_HOME=$(mktemp -d) BIOS_BACKEND=webgpu timeout "${GPU_TEST_SECONDS:-120}" \
+    deno test -A --v8-flags=--expose-gc tests/device_handoff_test.ts \
+    tests/hostile_input_test.ts tests/trainer_crash_test.ts \
+    tests/shard_crash_test.ts tests/exactly_once_test.ts \
+    >"$out/robust_tests.log" 2>&1
+  echo "robust tests exit status $?"
+  grep -aE '^(ok|FAILED) \||FAILED|^error|kills' "$out/robust_tests.log" | tail -20
 fi
 step "done"
