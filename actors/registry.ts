@@ -7,7 +7,11 @@
  */
 import type { Actor, ActorContext } from "../runtime/actor.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
-import { InvalidArgumentError } from "../runtime/errors.ts";
+import { BiosError, InvalidArgumentError } from "../runtime/errors.ts";
+import {
+  type RegistryRequest,
+  RegistryRequestSchema,
+} from "../protocol/registry_messages.ts";
 import { Supervisor } from "../runtime/supervisor.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import {
@@ -32,20 +36,8 @@ import { CHECKPOINT_STORE, type CheckpointMsg } from "./checkpoint_store.ts";
 import type { CheckpointManifest } from "./checkpoint_files.ts";
 import type { WireTensors } from "./wire_tensors.ts";
 
-/** Messages the registry handles. */
-export type RegistryMsg =
-  | { type: "capabilities" }
-  | { type: "create_run"; options: unknown }
-  | {
-    type: "create_sampler";
-    baseModel?: string;
-    modelPath?: string;
-    lora?: { spec: LoraSpec; params: WireTensors };
-  }
-  | { type: "tokenizer"; baseModel: string }
-  | { type: "weights_info"; path: string }
-  | { type: "list_checkpoints"; runId: string }
-  | { type: "stop_sampler"; samplerId: string };
+/** Messages the registry handles (see `protocol/registry_messages.ts`). */
+export type RegistryMsg = RegistryRequest;
 
 /** Settings of a node's registry. */
 export interface RegistryOptions {
@@ -67,7 +59,7 @@ export interface RegistryOptions {
 export const REGISTRY = "registry";
 
 /** The Registry actor. */
-export class Registry implements Actor<RegistryMsg, unknown> {
+export class Registry implements Actor<unknown, unknown> {
   #store!: ActorRef<CheckpointMsg, unknown>;
   #samplers = 0;
 
@@ -79,8 +71,9 @@ export class Registry implements Actor<RegistryMsg, unknown> {
     this.#store = ctx.system.ref(CHECKPOINT_STORE);
   }
 
-  /** Handle one message. */
-  async receive(msg: RegistryMsg): Promise<unknown> {
+  /** Handle one message, parsed here by the protocol's schema. */
+  async receive(raw: unknown): Promise<unknown> {
+    const msg = parseOrThrow(RegistryRequestSchema, raw, "");
     switch (msg.type) {
       case "capabilities": {
         const { backend, reason } = await sharedBackend();
@@ -273,13 +266,15 @@ export class Registry implements Actor<RegistryMsg, unknown> {
           params: ck.params,
         },
       };
-    } else if (msg.baseModel !== undefined) {
-      spec = { samplerId, baseModel: msg.baseModel, lora: msg.lora };
     } else {
-      throw new InvalidArgumentError(
-        "modelPath",
-        "createSamplingClient needs modelPath or baseModel",
-      );
+      spec = {
+        samplerId,
+        baseModel: msg.baseModel!,
+        lora: msg.lora && {
+          spec: { ...msg.lora.spec, targets: msg.lora.spec.targets },
+          params: msg.lora.params,
+        },
+      };
     }
     await loadBaseModel(spec.baseModel).catch(() => {
       throw new InvalidArgumentError(
@@ -289,10 +284,18 @@ export class Registry implements Actor<RegistryMsg, unknown> {
     });
     const samplers = this.opts.supervisors.samplers;
     if (!samplers) throw new Error("the node has no samplers supervisor");
+    // A sampler that cannot start (an adapter that does not fit the model)
+    // fails this request, not the registry.
     const ref = await samplers.startChild({
       id: samplerId,
       restart: "transient",
       start: () => new Sampler(spec),
+    }).catch((e) => {
+      if (e instanceof BiosError) throw e;
+      throw new InvalidArgumentError(
+        msg.lora ? "lora" : "modelPath",
+        `the sampler could not start: ${(e as Error).message}`,
+      );
     });
     return { samplerId, address: ref.address, baseModel: spec.baseModel };
   }

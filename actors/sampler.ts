@@ -15,12 +15,16 @@ import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage } from "../model/stage.ts";
 import type { LlamaConfig } from "../model/config.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
-import { checkTokenRange } from "../protocol/types/model_input.ts";
 import {
-  type SamplingParams,
-  SamplingParamsSchema,
-} from "../protocol/types/sampling_params.ts";
+  checkTokenRange,
+  type ModelInput,
+} from "../protocol/types/model_input.ts";
+import type { SamplingParams } from "../protocol/types/sampling_params.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  type SamplerRequest,
+  SamplerRequestSchema,
+} from "../protocol/messages.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
 import {
@@ -39,23 +43,11 @@ export interface SamplerSpec {
   modelPath?: string;
 }
 
-/** Most samples one request may ask for. */
-export const MAX_NUM_SAMPLES = 128;
-
-/** Messages a sampler handles. */
-export type SamplerMsg =
-  | {
-    type: "sample";
-    prompt: number[] | Int32Array;
-    numSamples: number;
-    samplingParams: unknown;
-    includePromptLogprobs?: boolean;
-  }
-  | { type: "compute_logprobs"; prompt: number[] | Int32Array }
-  | { type: "info" };
+/** Messages a sampler handles (see `protocol/messages.ts`). */
+export type SamplerMsg = SamplerRequest;
 
 /** The Sampler actor. */
-export class Sampler implements Actor<SamplerMsg, unknown> {
+export class Sampler implements Actor<unknown, unknown> {
   #be!: Backend;
   #stage!: Stage;
   #cfg!: LlamaConfig;
@@ -102,8 +94,9 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
     this.#base = lease;
   }
 
-  /** Handle one message. */
-  async receive(msg: SamplerMsg): Promise<unknown> {
+  /** Handle one message, parsed here by the protocol's schema. */
+  async receive(raw: unknown): Promise<unknown> {
+    const msg = parseOrThrow(SamplerRequestSchema, raw, "");
     switch (msg.type) {
       case "info":
         return {
@@ -112,20 +105,15 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
           modelPath: this.spec.modelPath,
         };
       case "compute_logprobs":
-        return await this.#promptLogprobs(this.#checkPrompt(msg.prompt, 0));
+        return await this.#promptLogprobs(
+          this.#checkPrompt(flatTokens(msg.prompt), 0),
+        );
       case "sample":
         return await this.#sample(msg);
     }
   }
 
-  #checkPrompt(prompt: number[] | Int32Array, maxTokens: number): number[] {
-    const ids = Array.from(prompt);
-    if (ids.length === 0) {
-      throw new InvalidArgumentError(
-        "prompt",
-        "prompt must have at least 1 token: got 0",
-      );
-    }
+  #checkPrompt(ids: number[], maxTokens: number): number[] {
     checkTokenRange(ids, this.#cfg.vocabSize, "prompt");
     const ctx = this.#cfg.maxPositionEmbeddings;
     if (ids.length + maxTokens > ctx) {
@@ -138,21 +126,12 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
   }
 
   async #sample(msg: Extract<SamplerMsg, { type: "sample" }>) {
-    const p: SamplingParams = parseOrThrow(
-      SamplingParamsSchema,
-      msg.samplingParams,
-      "samplingParams",
-    );
+    const p: SamplingParams = msg.samplingParams;
     const n = msg.numSamples;
-    if (!Number.isInteger(n) || n < 1 || n > MAX_NUM_SAMPLES) {
-      throw new InvalidArgumentError(
-        "numSamples",
-        `numSamples must be an integer in [1, ${MAX_NUM_SAMPLES}]: got ${n}`,
-      );
-    }
+    const ids = flatTokens(msg.prompt);
     const ctx = this.#cfg.maxPositionEmbeddings;
-    const maxTokens = p.maxTokens ?? Math.max(1, ctx - msg.prompt.length);
-    const prompt = this.#checkPrompt(msg.prompt, maxTokens);
+    const maxTokens = p.maxTokens ?? Math.max(1, ctx - ids.length);
+    const prompt = this.#checkPrompt(ids, maxTokens);
     const stopTokens: number[] = [...this.#cfg.eosTokenIds];
     const stopStrings: string[] = [];
     const stop = p.stop === undefined
@@ -210,4 +189,9 @@ export class Sampler implements Actor<SamplerMsg, unknown> {
     this.#base.release();
     this.#base = undefined;
   }
+}
+
+/** The token ids of a model input, its chunks concatenated. */
+function flatTokens(mi: ModelInput): number[] {
+  return mi.chunks.flatMap((c) => Array.from(c.tokens));
 }

@@ -14,10 +14,11 @@ import {
   UnknownActorError,
 } from "../runtime/errors.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
+import type { ModelInput } from "../protocol/types/model_input.ts";
 import {
-  type ModelInput,
-  NonEmptyModelInputSchema,
-} from "../protocol/types/model_input.ts";
+  ComputeLogprobsRequestSchema,
+  SampleRequestSchema,
+} from "../protocol/messages.ts";
 import type { SamplingParamsInput } from "../protocol/types/sampling_params.ts";
 import type { SampleResponse } from "../protocol/types/responses.ts";
 import { APIFuture } from "./api_future.ts";
@@ -105,19 +106,17 @@ export class SamplingClient implements AsyncDisposable {
           "sample takes { prompt, samplingParams, numSamples? }",
         );
       }
-      const prompt = parseOrThrow(
-        NonEmptyModelInputSchema,
-        args.prompt,
-        "prompt",
-      );
-      const ids = prompt.chunks.flatMap((c) => Array.from(c.tokens));
-      return await this.ref.ask<SampleResponse>({
+      // Checked here with the sampler's own schema; what goes is plain data.
+      const req = parseOrThrow(SampleRequestSchema, {
         type: "sample",
-        prompt: Int32Array.from(ids),
+        prompt: args.prompt,
         numSamples: args.numSamples ?? 1,
         samplingParams: args.samplingParams,
         includePromptLogprobs: args.includePromptLogprobs ?? false,
-      }, { timeoutMs: SAMPLE_TIMEOUT_MS });
+      }, "");
+      return await this.ref.ask<SampleResponse>(req, {
+        timeoutMs: SAMPLE_TIMEOUT_MS,
+      });
     })();
     return new APIFuture(p);
   }
@@ -126,12 +125,13 @@ export class SamplingClient implements AsyncDisposable {
   computeLogprobs(prompt: ModelInput): APIFuture<(number | null)[]> {
     const p = (async () => {
       this.#assertOpen();
-      const mi = parseOrThrow(NonEmptyModelInputSchema, prompt, "prompt");
-      const ids = mi.chunks.flatMap((c) => Array.from(c.tokens));
-      return await this.ref.ask<(number | null)[]>(
-        { type: "compute_logprobs", prompt: Int32Array.from(ids) },
-        { timeoutMs: SAMPLE_TIMEOUT_MS },
-      );
+      const req = parseOrThrow(ComputeLogprobsRequestSchema, {
+        type: "compute_logprobs",
+        prompt,
+      }, "");
+      return await this.ref.ask<(number | null)[]>(req, {
+        timeoutMs: SAMPLE_TIMEOUT_MS,
+      });
     })();
     return new APIFuture(p);
   }

@@ -220,8 +220,26 @@ export const TrainerRequestHeadSchema = z.looseObject({
   seq: SeqSchema.optional(),
 }, { error: "must be an object with a type" });
 
+/**
+ * Schema of `compute_logprobs`: the log-probability of each prompt token
+ * given the ones before it.
+ */
+export const ComputeLogprobsRequestSchema = z.strictObject({
+  type: z.literal("compute_logprobs"),
+  prompt: NonEmptyModelInputSchema,
+});
+
+/** Schema of a sampler's `info` query: what it samples. */
+export const SamplerInfoRequestSchema = z.strictObject({
+  type: z.literal("info"),
+});
+
 /** Request types a Sampler actor handles. */
-export const SAMPLER_REQUEST_TYPES = ["sample"] as const;
+export const SAMPLER_REQUEST_TYPES = [
+  "sample",
+  "compute_logprobs",
+  "info",
+] as const;
 
 /** Schema of any request a Trainer actor handles. */
 export const TrainerRequestSchema = z.discriminatedUnion("type", [
@@ -238,6 +256,8 @@ export const TrainerRequestSchema = z.discriminatedUnion("type", [
 /** Schema of any request a Sampler actor handles. */
 export const SamplerRequestSchema = z.discriminatedUnion("type", [
   SampleRequestSchema,
+  ComputeLogprobsRequestSchema,
+  SamplerInfoRequestSchema,
 ], { error: typeRule(SAMPLER_REQUEST_TYPES) });
 
 /** Schema of any protocol request. */
@@ -250,7 +270,9 @@ export const ProtocolRequestSchema = z.discriminatedUnion("type", [
   LoadStateRequestSchema,
   GetInfoRequestSchema,
   SampleRequestSchema,
-], { error: typeRule([...TRAINER_REQUEST_TYPES, ...SAMPLER_REQUEST_TYPES]) });
+], {
+  error: typeRule([...TRAINER_REQUEST_TYPES, "sample"]),
+});
 
 /** A `forward` request, validated. */
 export type ForwardRequest = z.output<typeof ForwardRequestSchema>;

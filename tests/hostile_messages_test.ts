@@ -1,0 +1,113 @@
+/**
+ * Raw messages, as a hostile or broken client on the wire could send them,
+ * straight to the registry and a sampler: each is refused with a named
+ * error, and neither actor crashes (every run and sampler of the node goes
+ * on working).
+ */
+import assert from "node:assert/strict";
+import * as bios from "../mod.ts";
+import { REGISTRY } from "../actors/registry.ts";
+import { startTestService, textIds, TINY } from "./_helpers.ts";
+
+const { InvalidArgumentError } = bios.errors;
+
+/** `ask` rejects with an InvalidArgumentError naming `field`. */
+async function refused(
+  ask: () => Promise<unknown>,
+  field: string,
+): Promise<void> {
+  await assert.rejects(ask, (e: Error & { field?: string }) => {
+    assert.ok(e instanceof InvalidArgumentError, `${e.name}: ${e.message}`);
+    assert.equal(e.field, field, e.message);
+    return true;
+  });
+}
+
+Deno.test("the registry refuses malformed messages by their field and keeps running", async () => {
+  const ts = await startTestService();
+  try {
+    const conn = await ts.service.connection();
+    const reg = conn.registry;
+    await refused(() => reg.ask(null), "value");
+    await refused(() => reg.ask({ type: "nope" }), "type");
+    await refused(
+      () => reg.ask({ type: "tokenizer", baseModel: {} }),
+      "baseModel",
+    );
+    await refused(
+      () => reg.ask({ type: "weights_info", path: "../../etc/passwd" }),
+      "path",
+    );
+    await refused(
+      () => reg.ask({ type: "list_checkpoints", runId: "../x" }),
+      "runId",
+    );
+    await refused(
+      () => reg.ask({ type: "stop_sampler", samplerId: { toString: 1 } }),
+      "samplerId",
+    );
+    await refused(
+      () =>
+        reg.ask({
+          type: "create_sampler",
+          baseModel: TINY,
+          modelPath: "bios://r/weights/a",
+        }),
+      "modelPath",
+    );
+    // A snapshot whose tensors fit no model: the sampler cannot start, the
+    // request fails, the registry stays.
+    await refused(() =>
+      reg.ask({
+        type: "create_sampler",
+        baseModel: TINY,
+        lora: {
+          spec: { rank: 2, alpha: 4, dropout: 0, targets: ["q_proj"], seed: 1 },
+          params: { nonsense: { shape: [2, 2], data: new Float32Array(4) } },
+        },
+      }), "lora");
+    await refused(() =>
+      reg.ask({
+        type: "create_sampler",
+        baseModel: TINY,
+        lora: {
+          spec: { rank: 2, alpha: 4, dropout: 0, targets: ["q_proj"], seed: 1 },
+          params: { x: { shape: [2, 2], data: new Float32Array(3) } },
+        },
+      }), "lora.params.x");
+    assert.ok(conn.system.liveActors().includes(REGISTRY));
+    assert.ok(!conn.system.wasStopped(REGISTRY), "the registry restarted");
+    const caps = await ts.service.getServerCapabilities();
+    assert.ok(caps.supportedModels.some((m) => m.modelName === TINY));
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("a sampler refuses malformed messages by their field and keeps sampling", async () => {
+  const ts = await startTestService();
+  try {
+    const sc = await ts.service.createSamplingClient({ baseModel: TINY });
+    const conn = await ts.service.connection();
+    const before = conn.system.liveActors().sort();
+    const raw = sc.ref;
+    await refused(() => raw.ask({ type: "sample", prompt: 5 }), "prompt");
+    await refused(
+      () => raw.ask({ type: "sample", prompt: { length: 1e9 }, numSamples: 1 }),
+      "prompt.chunks",
+    );
+    await refused(
+      () => raw.ask({ type: "compute_logprobs", prompt: [1, 2] }),
+      "prompt",
+    );
+    await refused(() => raw.ask({ type: "info", extra: 1 }), "extra");
+    assert.deepEqual(conn.system.liveActors().sort(), before);
+    const out = await sc.sample({
+      prompt: bios.types.ModelInput.fromInts(textIds("Q:").slice(0, -1)),
+      samplingParams: { maxTokens: 4, seed: 1 },
+    });
+    assert.equal(out.sequences.length, 1);
+  } finally {
+    await ts.close();
+  }
+});
