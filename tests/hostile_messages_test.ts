@@ -57,24 +57,17 @@ Deno.test("the registry refuses malformed messages by their field and keeps runn
     );
     // A snapshot whose tensors fit no model: the sampler cannot start, the
     // request fails, the registry stays.
-    await refused(() =>
+    const withTensor = (data: Float32Array) =>
       reg.ask({
         type: "create_sampler",
         baseModel: TINY,
         lora: {
           spec: { rank: 2, alpha: 4, dropout: 0, targets: ["q_proj"], seed: 1 },
-          params: { nonsense: { shape: [2, 2], data: new Float32Array(4) } },
+          params: { x: { shape: [2, 2], data } },
         },
-      }), "lora");
-    await refused(() =>
-      reg.ask({
-        type: "create_sampler",
-        baseModel: TINY,
-        lora: {
-          spec: { rank: 2, alpha: 4, dropout: 0, targets: ["q_proj"], seed: 1 },
-          params: { x: { shape: [2, 2], data: new Float32Array(3) } },
-        },
-      }), "lora.params.x");
+      });
+    await refused(() => withTensor(new Float32Array(4)), "lora");
+    await refused(() => withTensor(new Float32Array(3)), "lora.params.x");
     assert.ok(conn.system.liveActors().includes(REGISTRY));
     assert.ok(!conn.system.wasStopped(REGISTRY), "the registry restarted");
     const caps = await ts.service.getServerCapabilities();

@@ -14,81 +14,22 @@ import {
   textIds,
   TINY,
 } from "./_helpers.ts";
-import { shardAddress, trainerAddress } from "../actors/trainer.ts";
-import type { ShardState } from "../actors/param_shard.ts";
-import { Prng } from "../model/prng.ts";
+import { trainerAddress } from "../actors/trainer.ts";
+import { assertSameRun, trainWhileKilling } from "./_killed_run.ts";
 
-const STEPS = 8;
 const RUN = { baseModel: TINY, rank: 4, seed: 13, dropout: 0.1 } as const;
+const opts = { run: RUN, steps: 8, seed: 9, maxTurns: 400 } as const;
 const batch = SAMPLE_TEXTS.map((t) => nextTokenDatum(textIds(t)));
 
-/** Train STEPS steps; with `kill`, brutally kill the trainer at random moments meanwhile. */
-async function train(
-  kill: boolean,
-): Promise<{ losses: number[]; state: ShardState[]; kills: number }> {
-  const ts = await startTestService();
-  try {
-    const tc = await ts.service.createLoraTrainingClient(RUN);
-    const conn = await ts.service.connection();
-    const addr = trainerAddress(tc.runId);
-    const rng = new Prng(9);
-    let kills = 0;
-    // In-process messages run on microtasks: the killer waits a random
-    // number of microtask turns, so kills land inside operations.
-    const killAfter = async (turns: number) => {
-      for (let i = 0; i < turns; i++) await null;
-      if (!conn.system.liveActors().includes(addr)) return;
-      const stopped = await conn.system.stop(addr, {
-        reason: { kind: "killed" },
-        shutdown: "brutal_kill",
-      }).then(() => true, () => false);
-      if (stopped) kills++;
-    };
-    const losses: number[] = [];
-    const killers: Promise<void>[] = [];
-    for (let s = 0; s < STEPS; s++) {
-      if (kill) killers.push(killAfter(rng.nextInt(400)));
-      const fb = tc.forwardBackward(batch, "cross_entropy");
-      const fb2 = tc.forwardBackward(batch.slice(1), "cross_entropy");
-      const opt = tc.optimStep({ learningRate: 1e-2 });
-      losses.push((await fb).loss, (await fb2).loss);
-      assert.equal((await opt).metrics["step:max"], s + 1);
-    }
-    await Promise.all(killers);
-    await tc.forward(batch, "cross_entropy");
-    const info = await tc.getInfo();
-    assert.equal(info.step, STEPS, "every acknowledged step applied once");
-    assert.equal(info.lastSeq, 3 * STEPS + 1);
-    const state: ShardState[] = [];
-    for (let i = 0; i < info.shards; i++) {
-      state.push(
-        await conn.system.ref(shardAddress(tc.runId, i)).ask({
-          type: "get_state",
-          optimizer: true,
-        }),
-      );
-    }
-    return { losses, state, kills };
-  } finally {
-    await ts.close();
-  }
-}
-
 Deno.test("Trainer: killing the trainer mid-run gives bit-identical losses, weights and Adam state", async () => {
-  const clean = await train(false);
-  const crashed = await train(true);
+  const clean = await trainWhileKilling({ ...opts, target: null });
+  const crashed = await trainWhileKilling({
+    ...opts,
+    target: (runId) => trainerAddress(runId),
+  });
   console.log(`trainer kills during the crashed run: ${crashed.kills}`);
   assert.ok(crashed.kills >= 3, `expected several kills, got ${crashed.kills}`);
-  assert.deepEqual(crashed.losses, clean.losses);
-  for (let i = 0; i < clean.state.length; i++) {
-    assert.equal(crashed.state[i].step, clean.state[i].step);
-    for (const part of ["params", "m", "v"] as const) {
-      const a = clean.state[i][part]!, b = crashed.state[i][part]!;
-      for (const k of Object.keys(a)) {
-        assert.deepEqual(b[k].data, a[k].data, `shard ${i} ${part} ${k}`);
-      }
-    }
-  }
+  assertSameRun(crashed, clean);
 });
 
 Deno.test("Trainer: after a trainer restart between operations the same client goes on, and old seqs are answered from the record", async () => {
