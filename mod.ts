@@ -42,6 +42,6 @@ export type {
   DecodeOptions,
   EncodeOptions,
   Tokenizer,
-} from "./model/tokenizer.ts";
+} from "./protocol/types/tokenizer.ts";
 export * from "./client/types.ts";
 export * from "./client/connection.ts";

@@ -56,8 +56,7 @@ export type CheckpointMsg =
 /** Age past which an orphan temporary save folder is taken as abandoned. */
 const STALE_TEMPORARY_MS = 3_600_000;
 
-/** Address of a node's checkpoint store. */
-export const CHECKPOINT_STORE = "checkpoints";
+export { CHECKPOINT_STORE } from "../protocol/addresses.ts";
 
 /** The CheckpointStore actor. */
 export class CheckpointStore implements Actor<CheckpointMsg, unknown> {

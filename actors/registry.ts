@@ -30,9 +30,15 @@ import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
 import { ParamShard } from "./param_shard.ts";
 import { Sampler, type SamplerSpec } from "./sampler.ts";
-import { shardAddress, Trainer, trainerAddress } from "./trainer.ts";
+import { Trainer } from "./trainer.ts";
+import {
+  CHECKPOINT_STORE,
+  REGISTRY,
+  shardAddress,
+  trainerAddress,
+} from "../protocol/addresses.ts";
 import { RunJournal } from "./run_journal.ts";
-import { CHECKPOINT_STORE, type CheckpointMsg } from "./checkpoint_store.ts";
+import type { CheckpointMsg } from "./checkpoint_store.ts";
 import type { CheckpointManifest } from "./checkpoint_files.ts";
 import type { WireTensors } from "./wire_tensors.ts";
 
@@ -55,8 +61,7 @@ export interface RegistryOptions {
   supervisors: { runs?: Supervisor; samplers?: Supervisor };
 }
 
-/** Address of a node's registry. */
-export const REGISTRY = "registry";
+export { REGISTRY };
 
 /** The Registry actor. */
 export class Registry implements Actor<unknown, unknown> {

@@ -34,6 +34,11 @@ import { splitLayers } from "../model/stage_weights.ts";
 import { checkTokenRange } from "../protocol/types/model_input.ts";
 import type { NormalizedDatum } from "../protocol/types/datum.ts";
 import { type MicroBatch, packMicroBatches } from "./micro_batch.ts";
+import {
+  CHECKPOINT_STORE,
+  shardAddress,
+  trainerAddress,
+} from "../protocol/addresses.ts";
 import { lossProblem } from "./finite_loss.ts";
 import { type Outcome, RunJournal } from "./run_journal.ts";
 import type { ActorSystem } from "../runtime/system.ts";
@@ -84,15 +89,7 @@ const SHARD_RESTART_WAIT_MS = 60_000;
 /** Recoveries one operation may go through before the run is reported unavailable. */
 const MAX_RECOVERIES = 5;
 
-/** Address of a run's trainer. */
-export function trainerAddress(runId: string): string {
-  return `trainer.${runId}`;
-}
-
-/** Address of a run's i-th shard. */
-export function shardAddress(runId: string, i: number): string {
-  return `shard.${runId}.${i}`;
-}
+export { shardAddress, trainerAddress };
 
 /** An operation's reply and the change it makes to the journal once recorded. */
 interface Applied {
@@ -129,7 +126,7 @@ export class Trainer implements Actor<unknown, unknown> {
     for (let i = 0; i < n; i++) {
       this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i)));
     }
-    this.#store = ctx.system.ref("checkpoints");
+    this.#store = ctx.system.ref(CHECKPOINT_STORE);
     this.#system = ctx.system;
     this.#epoch = this.#j.claim();
     for (let i = 0; i < n; i++) await this.#waitFor(i);

@@ -6,8 +6,7 @@
  */
 import { ActorSystem } from "../runtime/system.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
-import { startNode } from "../actors/node.ts";
-import { REGISTRY } from "../actors/registry.ts";
+import { REGISTRY } from "../protocol/addresses.ts";
 
 /** An open connection to a cluster. */
 export interface Connection {
@@ -47,6 +46,8 @@ export function biosHome(): string {
 export async function connectEmbedded(
   opts: EmbeddedOptions = {},
 ): Promise<Connection> {
+  // The node (actors, models, kernels) loads only when one is started here.
+  const { startNode } = await import("../actors/node.ts");
   const system = new ActorSystem({ name: "embedded" });
   await startNode(system, {
     checkpointRoot: opts.checkpointDir ?? `${biosHome()}/runs`,

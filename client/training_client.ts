@@ -17,15 +17,14 @@ import type {
   SampleResponse,
   SaveWeightsResponse,
 } from "../protocol/types/responses.ts";
-import { type Tokenizer, tokenizerFromFiles } from "../model/tokenizer.ts";
-import { trainerAddress } from "../actors/trainer.ts";
+import type { Tokenizer } from "../protocol/types/tokenizer.ts";
+import { trainerAddress } from "../protocol/addresses.ts";
+import type { LoraSnapshot } from "../protocol/registry_messages.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import {
   type TrainerRequest,
   TrainerRequestSchema,
 } from "../protocol/messages.ts";
-import type { WireTensors } from "../actors/wire_tensors.ts";
-import type { LoraSpec } from "../model/lora.ts";
 import { APIFuture } from "./api_future.ts";
 import { askResending } from "./resend.ts";
 import type { Connection } from "./connection.ts";
@@ -239,8 +238,8 @@ export class TrainingClient {
     const snap = await this.#trainer.ask<
       {
         baseModel: string;
-        lora: LoraSpec;
-        params: WireTensors;
+        lora: LoraSnapshot["spec"];
+        params: LoraSnapshot["params"];
         version: number;
       }
     >(
@@ -324,7 +323,11 @@ export class TrainingClient {
       { files: Record<string, string>; hints: Record<string, unknown> }
     >(
       { type: "tokenizer", baseModel: this.baseModel },
-    ).then((r) => tokenizerFromFiles(r.files, r.hints));
+    ).then(async (r) => {
+      // Tokenizer code (and @huggingface/tokenizers) loads only when asked for.
+      const { tokenizerFromFiles } = await import("../model/tokenizer.ts");
+      return tokenizerFromFiles(r.files, r.hints);
+    });
     return this.#tokenizer;
   }
 }

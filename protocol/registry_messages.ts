@@ -61,6 +61,9 @@ export const LoraSnapshotSchema = z.strictObject({
   ),
 });
 
+/** A LoRA snapshot as a trainer hands it out and a new sampler takes it. */
+export type LoraSnapshot = z.output<typeof LoraSnapshotSchema>;
+
 /**
  * Schema of `create_sampler`: from a checkpoint (`modelPath`), or a base
  * model with an optional LoRA snapshot (a run's current weights).

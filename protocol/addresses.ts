@@ -1,0 +1,31 @@
+/**
+ * The subject map: where each actor of a node answers. Addresses are
+ * dot-separated tokens (`trainer.<run>`), so on the NATS transport each is a
+ * subject as it is; in one process they key the local transport.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { shardAddress, trainerAddress } from "./addresses.ts";
+ * assert.equal(trainerAddress("run-1"), "trainer.run-1");
+ * assert.equal(shardAddress("run-1", 0), "shard.run-1.0");
+ * ```
+ *
+ * @module
+ */
+
+/** A node's registry: models, runs, samplers, checkpoint questions. */
+export const REGISTRY = "registry";
+
+/** A node's checkpoint store. */
+export const CHECKPOINT_STORE = "checkpoints";
+
+/** Address of a run's trainer. */
+export function trainerAddress(runId: string): string {
+  return `trainer.${runId}`;
+}
+
+/** Address of a run's i-th parameter shard (pipeline stage). */
+export function shardAddress(runId: string, i: number): string {
+  return `shard.${runId}.${i}`;
+}
