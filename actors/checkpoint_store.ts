@@ -36,22 +36,16 @@ import {
 import { checkFitsModel, checkpointLabel } from "./checkpoint_verify.ts";
 import { recoverCheckpoints } from "./checkpoint_recovery.ts";
 import { asStorageError, type StorageOp } from "./storage_fault.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  type StoreRequest,
+  StoreRequestSchema,
+} from "../protocol/store_messages.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
 
-/** Messages the store handles. */
-export type CheckpointMsg =
-  | {
-    type: "save";
-    overwrite: boolean;
-    manifest: Omit<CheckpointManifest, "files" | "createdAt" | "format">;
-    params: WireTensors;
-    m?: WireTensors;
-    v?: WireTensors;
-  }
-  | { type: "load"; path: string; optimizer: boolean; forTraining: boolean }
-  | { type: "info"; path: string }
-  | { type: "list"; runId: string };
+/** Messages the store handles (see `protocol/store_messages.ts`). */
+export type CheckpointMsg = StoreRequest;
 
 /** Age past which an orphan temporary save folder is taken as abandoned. */
 const STALE_TEMPORARY_MS = 3_600_000;
@@ -59,7 +53,7 @@ const STALE_TEMPORARY_MS = 3_600_000;
 export { CHECKPOINT_STORE } from "../protocol/addresses.ts";
 
 /** The CheckpointStore actor. */
-export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
+export class CheckpointStore implements Actor<unknown, unknown> {
   /**
    * @param root folder holding `<runId>/<kind>/<name>/`
    * @param fault test hook to simulate a fault or a crash mid-save
@@ -77,7 +71,8 @@ export class CheckpointStore implements Actor<CheckpointMsg, unknown> {
   }
 
   /** Handle one message. */
-  async receive(msg: CheckpointMsg): Promise<unknown> {
+  async receive(raw: unknown): Promise<unknown> {
+    const msg = parseOrThrow(StoreRequestSchema, raw, "");
     try {
       return await this.#handle(msg);
     } catch (e) {

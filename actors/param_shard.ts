@@ -24,6 +24,13 @@ import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
 import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
 import { StaleTrainerError } from "./run_journal.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  type ShardRequest,
+  ShardRequestSchema,
+  type ShardSnapshot,
+  type ShardState,
+} from "../protocol/shard_messages.ts";
 import {
   deviceHandoff,
   type DeviceRef,
@@ -51,80 +58,13 @@ export interface ShardSpec {
   lora: LoraSpec;
 }
 
-/** A shard's LoRA and optimizer state, as it crosses the wire. */
-export interface ShardState {
-  params: WireTensors;
-  m?: WireTensors;
-  v?: WireTensors;
-  step: number;
-}
+export type { ShardSnapshot, ShardState };
 
-/**
- * A shard's LoRA and optimizer state kept on the device (see
- * `device_handoff.ts`): the id of parked copies of params, m and v.
- */
-export interface ShardSnapshot {
-  snapshot: string;
-  step: number;
-}
-
-/**
- * Messages a shard handles. Each may carry `inc`, the shard instance the
- * sender expects (from `ping`): a restarted shard refuses a stale one; and
- * `epoch`, the sending trainer's (see `run_journal.ts`): once a shard has
- * seen an epoch it refuses the messages of older ones, so a trainer that was
- * replaced mid-operation cannot change it.
- */
-export type ShardMsg =
-  & { inc?: string; epoch?: number }
-  & (
-    | {
-      type: "forward";
-      mb: number;
-      /** Token ids (first stage) or hidden state [N,C], by value or parked. */
-      input: Int32Array | Float32Array | DeviceRef;
-      rows: RowShape;
-      /** Target ids (last stage). */
-      targets?: Int32Array;
-      /** Keep activations for a later `backward`. */
-      keep: boolean;
-      /** Set when training: the adapter's dropout draws its masks from it. */
-      dropoutKey?: number;
-      /**
-       * Reply with the output parked on the device ({@linkcode DeviceRef})
-       * instead of a host copy: the next shard shares this process. The
-       * last stage's logprobs come back by value unless `parkLogprobs`.
-       */
-      handoff?: boolean;
-      /** Last stage, with hand-off: park the logprobs too (read later with other results). */
-      parkLogprobs?: boolean;
-    }
-    | {
-      type: "backward";
-      mb: number;
-      /** dL/d(output), by value or parked. */
-      dout: Float32Array | DeviceRef;
-      /** Reply with dL/d(input) parked rather than by value. */
-      handoff?: boolean;
-    }
-    | { type: "release"; mb: number }
-    | { type: "ping" }
-    /** Σ g² of the accumulated gradients; with `park`, as a parked [1] tensor. */
-    | { type: "grad_norm_sq"; park?: boolean }
-    | { type: "optim_step"; step: AdamStep }
-    | { type: "zero_grads" }
-    | { type: "get_state"; optimizer: boolean }
-    /** Park device copies of the state; replies a {@linkcode ShardSnapshot}. */
-    | { type: "commit" }
-    | {
-      type: "set_state";
-      state: ShardState | ShardSnapshot;
-      optimizer: boolean;
-    }
-  );
+/** Messages a shard handles (see `protocol/shard_messages.ts`). */
+export type ShardMsg = ShardRequest;
 
 /** The ParameterShard actor. */
-export class ParamShard implements Actor<ShardMsg, unknown> {
+export class ParamShard implements Actor<unknown, unknown> {
   #be!: Backend;
   #stage!: Stage;
   #lora!: LoraSet;
@@ -151,8 +91,9 @@ export class ParamShard implements Actor<ShardMsg, unknown> {
     this.#stage = new Stage(this.#be, base.config, r, weights, this.#lora);
   }
 
-  /** Handle one message. */
-  async receive(msg: ShardMsg): Promise<unknown> {
+  /** Handle one message, parsed here by the protocol's schema. */
+  async receive(raw: unknown): Promise<unknown> {
+    const msg = parseOrThrow(ShardRequestSchema, raw, "");
     const be = this.#be;
     if (msg.epoch !== undefined) {
       if (msg.epoch < this.#epoch) {

@@ -6,11 +6,8 @@
  */
 import type { HostTensors } from "../model/lora.ts";
 
-/** A host tensor map as a plain record (what the codec carries). */
-export type WireTensors = Record<
-  string,
-  { shape: number[]; data: Float32Array }
->;
+export type { WireTensors } from "../protocol/types/wire_tensors.ts";
+import type { WireTensors } from "../protocol/types/wire_tensors.ts";
 
 /** Map → record. */
 export function toWire(t: HostTensors): WireTensors {

@@ -1,12 +1,16 @@
 /**
  * Raw messages, as a hostile or broken client on the wire could send them,
- * straight to the registry and a sampler: each is refused with a named
- * error, and neither actor crashes (every run and sampler of the node goes
- * on working).
+ * straight to the registry, a sampler, a shard and the checkpoint store:
+ * each is refused with a named error, and no actor crashes (every run and
+ * sampler of the node goes on working).
  */
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
-import { REGISTRY } from "../actors/registry.ts";
+import {
+  CHECKPOINT_STORE,
+  REGISTRY,
+  shardAddress,
+} from "../protocol/addresses.ts";
 import { startTestService, textIds, TINY } from "./_helpers.ts";
 
 const { InvalidArgumentError } = bios.errors;
@@ -100,6 +104,60 @@ Deno.test("a sampler refuses malformed messages by their field and keeps samplin
       samplingParams: { maxTokens: 4, seed: 1 },
     });
     assert.equal(out.sequences.length, 1);
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("a shard and the checkpoint store refuse malformed messages by their field and the run goes on", async () => {
+  const ts = await startTestService();
+  try {
+    const tc = await ts.service.createLoraTrainingClient({
+      baseModel: TINY,
+      rank: 4,
+      seed: 1,
+    });
+    const conn = await ts.service.connection();
+    const shard = conn.system.ref(shardAddress(tc.runId, 0));
+    const store = conn.system.ref(CHECKPOINT_STORE);
+    const before = conn.system.liveActors().sort();
+    await refused(() => shard.ask({ type: "forward", mb: 1 }), "input");
+    await refused(
+      () =>
+        shard.ask({
+          type: "set_state",
+          optimizer: false,
+          state: {
+            params: { a: { shape: [2], data: new Float32Array(3) } },
+            step: 0,
+          },
+        }),
+      "state.params.a",
+    );
+    await refused(() => shard.ask({ type: "optim_step", step: {} }), "step.lr");
+    await refused(
+      () =>
+        store.ask({
+          type: "load",
+          path: "bios://r/x/y",
+          optimizer: true,
+          forTraining: true,
+        }),
+      "path",
+    );
+    await refused(() => store.ask({ type: "list", runId: "../.." }), "runId");
+    assert.deepEqual(
+      conn.system.liveActors().sort(),
+      before,
+      "an actor restarted",
+    );
+    const ids = textIds("Q: 2+2?\nA: 4");
+    const out = await tc.forwardBackward([{
+      modelInput: bios.types.ModelInput.fromInts(ids.slice(0, -1)),
+      lossFnInputs: { targetTokens: ids.slice(1) },
+    }], "cross_entropy");
+    assert.ok(Number.isFinite(out.loss));
+    assert.equal((await tc.getInfo()).lastSeq, 1);
   } finally {
     await ts.close();
   }

@@ -1,0 +1,60 @@
+/**
+ * Requests to a node's CheckpointStore (from trainers and the registry):
+ * one discriminated union on `type`, parsed where it arrives.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { safeInteger } from "./types/checks.ts";
+import {
+  CHECKPOINT_KINDS,
+  CheckpointNameSchema,
+  CheckpointPathSchema,
+  RunIdSchema,
+} from "./types/checkpoint_path.ts";
+import { ManifestLoraSchema } from "./types/checkpoint_manifest.ts";
+import { WireTensorsSchema } from "./types/wire_tensors.ts";
+
+const bool = z.boolean({ error: "must be a boolean" });
+
+/**
+ * Schema of what a saver says about a checkpoint; the store adds the
+ * format, the time and the files' hashes to make `manifest.json`.
+ */
+export const SaveManifestSchema = z.strictObject({
+  runId: RunIdSchema,
+  kind: z.enum(CHECKPOINT_KINDS, {
+    error: `must be "weights" or "sampler_weights"`,
+  }),
+  name: CheckpointNameSchema,
+  baseModel: z.string({ error: "must be a model name" }).min(1, {
+    error: "must be a model name",
+  }),
+  lora: ManifestLoraSchema,
+  step: safeInteger("must be an integer ≥ 0", (v) => v >= 0),
+  seq: safeInteger("must be an integer ≥ 0", (v) => v >= 0),
+});
+
+/** Schema of any request the store handles. */
+export const StoreRequestSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("save"),
+    overwrite: bool,
+    manifest: SaveManifestSchema,
+    params: WireTensorsSchema,
+    m: WireTensorsSchema.optional(),
+    v: WireTensorsSchema.optional(),
+  }),
+  z.strictObject({
+    type: z.literal("load"),
+    path: CheckpointPathSchema,
+    optimizer: bool,
+    forTraining: bool,
+  }),
+  z.strictObject({ type: z.literal("info"), path: CheckpointPathSchema }),
+  z.strictObject({ type: z.literal("list"), runId: RunIdSchema }),
+], { error: 'must be one of "save", "load", "info", "list"' });
+
+/** Any request the store handles, validated. */
+export type StoreRequest = z.output<typeof StoreRequestSchema>;
