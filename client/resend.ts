@@ -46,7 +46,7 @@ export async function askResending<T>(
   });
   for (let attempt = 0;; attempt++) {
     try {
-      return await ref.ask<T>(msg, { timeoutMs });
+      return await ref.ask<T>(msg, { timeoutMs, resend: true });
     } catch (e) {
       // Ahead of an earlier operation that is itself being resent (a restarted
       // trainer saw this one first): wait for it, then send this again.

@@ -25,6 +25,12 @@ export interface AskOptions {
    * @default {30000}
    */
   timeoutMs?: number;
+  /**
+   * The message may be delivered twice (it carries its own sequence number,
+   * so a replay is answered from a record): after a lost connection the
+   * transport sends it again. @default {false}
+   */
+  resend?: boolean;
 }
 
 /** What a ref needs from its system: the transport and its stop records. */
@@ -90,6 +96,7 @@ export class ActorRef<M = unknown, R = unknown> {
         this.address,
         bytes,
         timeoutMs,
+        { resend: options.resend === true },
       );
     } catch (e) {
       // Nobody is there, but we know we stopped it: say so.

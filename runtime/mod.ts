@@ -27,7 +27,11 @@
 
 export * from "./errors.ts";
 export { decode, encode, TYPED_ARRAY_EXT_TYPES } from "./codec.ts";
-export type { Transport, TransportHandler } from "./transport.ts";
+export type {
+  RequestOptions,
+  Transport,
+  TransportHandler,
+} from "./transport.ts";
 export { LocalTransport } from "./local_transport.ts";
 export {
   type Actor,

@@ -178,6 +178,9 @@ export class ActorSystem implements RefHost, AsyncDisposable {
       }
       throw e;
     }
+    // On a cluster transport, the actor is reachable from every node once
+    // spawn resolves.
+    await this.transport.flush?.();
     return ref;
   }
 

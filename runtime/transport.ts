@@ -16,6 +16,16 @@ export type TransportHandler = (
   bytes: Uint8Array,
 ) => Promise<Uint8Array | undefined>;
 
+/** Options of {@link Transport.request}. */
+export interface RequestOptions {
+  /**
+   * The request may be delivered twice (it carries its own sequence number):
+   * a transport that loses its connection sends it again once reconnected,
+   * since the request or its reply may have been lost. @default {false}
+   */
+  resend?: boolean;
+}
+
 /**
  * Moves encoded messages between addresses (actor names such as
  * `"root.trainer"`; dot-separated tokens so they map onto NATS subjects).
@@ -48,7 +58,15 @@ export interface Transport {
     address: string,
     bytes: Uint8Array,
     timeoutMs: number,
+    opts?: RequestOptions,
   ): Promise<Uint8Array>;
+
+  /**
+   * Resolves once the registrations made so far are in effect for every
+   * sender (a NATS server has processed them); absent where registering
+   * takes effect at once.
+   */
+  flush?(): Promise<void>;
 
   /** Drops every registration and rejects pending requests. */
   close(): Promise<void>;
