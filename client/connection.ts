@@ -34,13 +34,8 @@ export interface EmbeddedOptions {
   deviceHandoff?: boolean;
 }
 
-/** Bios's home folder: `BIOS_HOME`, else `~/.cache/bios`. */
-export function biosHome(): string {
-  const env = Deno.env.get("BIOS_HOME");
-  if (env) return env;
-  const home = Deno.env.get("HOME") ?? ".";
-  return `${home}/.cache/bios`;
-}
+export { biosHome } from "../runtime/home.ts";
+import { biosHome } from "../runtime/home.ts";
 
 /** Start a node in this process and connect to it. */
 export async function connectEmbedded(
@@ -59,5 +54,33 @@ export async function connectEmbedded(
     system,
     registry: system.ref(REGISTRY),
     close: () => system.shutdown(),
+  };
+}
+
+/** Settings of a connection to a NATS cluster. */
+export interface NatsOptions {
+  /** Server URL(s) of the cluster's NATS, e.g. `nats://10.0.0.5:4222`. */
+  servers: string | string[];
+}
+
+/**
+ * Connect to a cluster over NATS (the transport's code loads only now): an
+ * actor system with no actors of its own, whose refs reach the nodes'
+ * actors by subject.
+ */
+export async function connectNats(opts: NatsOptions): Promise<Connection> {
+  const { NatsTransport } = await import("../runtime/nats_transport.ts");
+  const transport = await NatsTransport.connect({
+    servers: opts.servers,
+    name: `bios-client-${Deno.pid}`,
+  });
+  const system = new ActorSystem({ name: "client", transport });
+  return {
+    system,
+    registry: system.ref(REGISTRY),
+    async close() {
+      await system.shutdown();
+      await transport.close();
+    },
   };
 }

@@ -12,6 +12,7 @@ import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
 import {
   connectEmbedded,
   type Connection,
+  connectNats,
   type EmbeddedOptions,
 } from "./connection.ts";
 import { TrainingClient } from "./training_client.ts";
@@ -21,8 +22,11 @@ import { SamplingClient } from "./sampling_client.ts";
 export interface ServiceClientOptions extends EmbeddedOptions {
   /** API key. @default {the BIOS_API_KEY environment variable} */
   apiKey?: string;
-  /** Address of a running cluster's NATS server (not yet supported). */
-  nats?: string;
+  /**
+   * A running cluster's NATS server(s), e.g. `nats://10.0.0.5:4222`: the
+   * client then talks to the node processes there (`deno task node`).
+   */
+  nats?: string | string[];
   /** Address of an HTTP gateway (not yet supported). */
   baseUrl?: string;
 }
@@ -53,12 +57,27 @@ export class ServiceClient implements AsyncDisposable {
   constructor(opts: ServiceClientOptions = {}) {
     this.#opts = opts;
     this.apiKey = opts.apiKey ?? Deno.env.get("BIOS_API_KEY");
-    if (opts.nats !== undefined || opts.baseUrl !== undefined) {
-      const which = opts.nats !== undefined ? "nats" : "baseUrl";
+    if (opts.baseUrl !== undefined) {
       throw new InvalidArgumentError(
-        which,
-        `${which} is not supported by this version of Bios: only the embedded cluster (no address) is available`,
+        "baseUrl",
+        "baseUrl is not supported by this version of Bios: use the embedded cluster (no address) or a NATS cluster (nats)",
       );
+    }
+    if (opts.nats !== undefined) {
+      const urls = typeof opts.nats === "string" ? [opts.nats] : opts.nats;
+      if (
+        !Array.isArray(urls) || urls.length === 0 ||
+        !urls.every((u) =>
+          typeof u === "string" && /^(nats|tls):\/\/\S+$/.test(u)
+        )
+      ) {
+        throw new InvalidArgumentError(
+          "nats",
+          `nats must be a nats://host:port URL or a list of them: got ${
+            JSON.stringify(opts.nats)
+          }`,
+        );
+      }
     }
   }
 
@@ -71,7 +90,9 @@ export class ServiceClient implements AsyncDisposable {
     if (this.#closed) {
       return Promise.reject(new ClientClosedError("ServiceClient"));
     }
-    this.#conn ??= connectEmbedded(this.#opts);
+    this.#conn ??= this.#opts.nats !== undefined
+      ? connectNats({ servers: this.#opts.nats })
+      : connectEmbedded(this.#opts);
     return this.#conn;
   }
 

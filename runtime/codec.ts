@@ -89,7 +89,9 @@ for (const ctor of CTORS) {
           `${ctor.name} payload must be a multiple of ${width} bytes: got ${data.byteLength}`,
         );
       }
-      const copy = data.slice(); // fresh buffer at offset 0: aligned
+      // A fresh buffer at offset 0 (aligned). Not `data.slice()`: a Node
+      // Buffer (what some transports hand over) slices to a view.
+      const copy = new Uint8Array(data);
       if (!HOST_IS_LITTLE_ENDIAN) swapBytes(copy, width);
       return new ctor(copy.buffer, 0, copy.byteLength / width);
     },

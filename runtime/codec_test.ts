@@ -94,3 +94,15 @@ Deno.test("decode() rejects a typed-array payload of the wrong length", () => {
     /multiple of 4 bytes: got 2/,
   );
 });
+
+Deno.test("decode copies typed arrays out of a Node Buffer view (whose slice() is a view)", async () => {
+  const { Buffer } = await import("node:buffer");
+  const bytes = encode({ ids: new Int32Array([5, 6, 7, 8]) });
+  const pool = Buffer.alloc(bytes.length + 64, 0x4d);
+  pool.set(bytes, 40);
+  const view = pool.subarray(40, 40 + bytes.length);
+  const back = decode(view) as { ids: Int32Array };
+  assert.deepEqual([...back.ids], [5, 6, 7, 8]);
+  pool.fill(0);
+  assert.deepEqual([...back.ids], [5, 6, 7, 8], "a copy, not a view");
+});

@@ -390,7 +390,10 @@ export class NatsTransport implements Transport {
    */
   #assemble(m: Msg, directSubject?: string): Uint8Array | null {
     const tag = m.headers?.get(CHUNK);
-    if (!tag) return m.data;
+    // A message's data is a view of the connection's read buffer (a Node
+    // Buffer, whose slice() is a view too), which the next read overwrites:
+    // every payload is copied into a fresh Uint8Array before it is kept.
+    if (!tag) return new Uint8Array(m.data);
     const [id, iText, nText] = tag.split(" ");
     const i = Number(iText), n = Number(nText);
     if (!(n > 1 && i >= 0 && i < n && Number.isInteger(i))) return null;
@@ -404,7 +407,7 @@ export class NatsTransport implements Transport {
       this.#assemblies.set(id, a);
     }
     if (!a.parts[i]) {
-      a.parts[i] = m.data.slice();
+      a.parts[i] = new Uint8Array(m.data);
       a.got++;
     }
     const ask = m.headers?.get(DIRECT);

@@ -47,6 +47,10 @@ Deno.test({
       }));
       const ref = sysB.ref("echo.one");
       assert.deepEqual(await ref.ask({ x: 1 }), { got: { x: 1 } });
+      // Typed arrays in one message (no chunks) arrive intact.
+      const ids = new Int32Array([5, 6, 7, 8]);
+      const back = await ref.ask<{ got: { ids: Int32Array } }>({ ids });
+      assert.deepEqual([...back.got.ids], [5, 6, 7, 8]);
       ref.tell("hello");
       const deadline = Date.now() + 2000;
       while (!told.includes("hello") && Date.now() < deadline) {

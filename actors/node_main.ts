@@ -1,0 +1,86 @@
+/**
+ * A Bios node process on a NATS cluster: the node's supervision tree (the
+ * checkpoint store, the runs and samplers supervisors, the registry) on the
+ * NATS transport, so that clients anywhere reach it by subject.
+ *
+ * ```sh
+ * deno task node --nats nats://127.0.0.1:4222 [--checkpoint-dir DIR] [--name NAME]
+ * ```
+ *
+ * It prints one JSON line, `{"ready": true, ...}`, once its actors are
+ * reachable. SIGINT or SIGTERM drains it: every actor finishes the message
+ * in hand and stops, the connection closes, and the process exits 0.
+ *
+ * @module
+ */
+import { ActorSystem } from "../runtime/system.ts";
+import { NatsTransport } from "../runtime/nats_transport.ts";
+import { biosHome } from "../runtime/home.ts";
+import { startNode } from "./node.ts";
+
+/** The node's settings, from its command line. */
+export interface NodeArgs {
+  /** NATS server URL. */
+  nats: string;
+  /** Folder for checkpoints. */
+  checkpointDir: string;
+  /** Connection name. */
+  name: string;
+}
+
+/**
+ * Reads `--nats URL [--checkpoint-dir DIR] [--name NAME]`.
+ *
+ * @throws {Error} naming the flag that is missing or unknown
+ */
+export function parseNodeArgs(args: readonly string[]): NodeArgs {
+  const out: Partial<NodeArgs> = {};
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split("=", 2);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === "--nats") out.nats = value;
+    else if (flag === "--checkpoint-dir") out.checkpointDir = value;
+    else if (flag === "--name") out.name = value;
+    else {
+      throw new Error(
+        `unknown flag ${flag}: usage --nats URL [--checkpoint-dir DIR] [--name NAME]`,
+      );
+    }
+  }
+  if (!out.nats) throw new Error("--nats URL is required (nats://host:port)");
+  return {
+    nats: out.nats,
+    checkpointDir: out.checkpointDir ?? `${biosHome()}/runs`,
+    name: out.name ?? `bios-node-${Deno.pid}`,
+  };
+}
+
+if (import.meta.main) {
+  let args: NodeArgs;
+  try {
+    args = parseNodeArgs(Deno.args);
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
+  const transport = await NatsTransport.connect({
+    servers: args.nats,
+    name: args.name,
+  });
+  const system = new ActorSystem({ transport, name: args.name });
+  await startNode(system, { checkpointRoot: args.checkpointDir });
+  let stopping = false;
+  const drain = async () => {
+    if (stopping) return;
+    stopping = true;
+    await system.shutdown();
+    await transport.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", drain);
+  Deno.addSignalListener("SIGTERM", drain);
+  console.log(
+    JSON.stringify({ ready: true, nats: args.nats, name: args.name }),
+  );
+}

@@ -1,0 +1,136 @@
+/**
+ * A node process on NATS, driven through `ServiceClient({ nats })`: a real
+ * nats-server on a free port, `deno task node` in its own process, and the
+ * same training script as embedded, with bit-identical losses and samples
+ * (both processes pick the same backend). Bad input crosses the wire as the
+ * same named error; SIGTERM drains the node and it exits 0.
+ */
+import assert from "node:assert/strict";
+import * as bios from "../mod.ts";
+import {
+  ensureTinyModels,
+  nextTokenDatum,
+  SAMPLE_TEXTS,
+  startTestService,
+  textIds,
+  TINY,
+} from "./_helpers.ts";
+import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
+
+const ignore = await natsTestsIgnored();
+const RUN = { baseModel: TINY, rank: 4, alpha: 8, seed: 21 } as const;
+const batch = SAMPLE_TEXTS.map((t) => nextTokenDatum(textIds(t)));
+const PROMPT = bios.types.ModelInput.fromInts(textIds("Q: 2+2?").slice(0, -1));
+
+/** The script: three pipelined steps, a checkpoint, a seeded sample. */
+async function script(service: bios.ServiceClient) {
+  const tc = await service.createLoraTrainingClient(RUN);
+  const losses: number[] = [];
+  for (let s = 0; s < 3; s++) {
+    const fb = tc.forwardBackward(batch, "cross_entropy");
+    const opt = tc.optimStep({ learningRate: 1e-2 });
+    losses.push((await fb).loss);
+    await opt;
+  }
+  const { path } = await tc.saveState("after-3");
+  const resumed = await service.createTrainingClientFromState(path, {
+    withOptimizer: true,
+  });
+  const info = await resumed.getInfo();
+  const sc = await tc.saveWeightsAndGetSamplingClient();
+  const out = await sc.sample({
+    prompt: PROMPT,
+    samplingParams: { maxTokens: 8, temperature: 1, seed: 5 },
+    numSamples: 2,
+  });
+  await sc.close();
+  return {
+    losses,
+    step: info.step,
+    tokens: out.sequences.map((q) => q.tokens),
+  };
+}
+
+/** Starts a node process on `url`; resolves once it prints its ready line. */
+async function startNode(url: string, checkpointDir: string) {
+  const catalog = await ensureTinyModels();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      new URL("../actors/node_main.ts", import.meta.url).pathname,
+      "--nats",
+      url,
+      "--checkpoint-dir",
+      checkpointDir,
+    ],
+    env: { BIOS_MODELS: catalog },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + 60_000;
+  while (!text.includes('"ready":true') && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  if (!text.includes('"ready":true')) {
+    child.kill("SIGKILL");
+    const err = await new Response(child.stderr).text();
+    throw new Error(`the node never got ready: ${text} ${err}`);
+  }
+  return { child, reader };
+}
+
+Deno.test({
+  name:
+    "NATS node: the same script gives the same losses, step and samples as embedded; errors cross by name; SIGTERM drains",
+  ignore,
+  fn: async () => {
+    const embedded = await startTestService();
+    let want;
+    try {
+      want = await script(embedded.service);
+    } finally {
+      await embedded.close();
+    }
+    const server = await NatsServer.start();
+    const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
+    const node = await startNode(server.url, dir);
+    const service = new bios.ServiceClient({ nats: server.url });
+    try {
+      const caps = await service.getServerCapabilities();
+      assert.ok(caps.supportedModels.some((m) => m.modelName === TINY));
+      const got = await script(service);
+      assert.deepEqual(got.losses, want.losses);
+      assert.equal(got.step, 3);
+      assert.deepEqual(got.tokens, want.tokens);
+      const tc = await service.createLoraTrainingClient(RUN);
+      await assert.rejects(
+        () => tc.optimStep({ learningRate: -1 }).result(),
+        (e: Error & { field?: string }) => {
+          assert.ok(e instanceof bios.errors.InvalidArgumentError, e.message);
+          assert.equal(e.field, "adamParams.learningRate");
+          return true;
+        },
+      );
+      await service.close();
+      node.child.kill("SIGTERM");
+      const status = await node.child.status;
+      assert.equal(status.code, 0, "the node drained and exited 0");
+    } finally {
+      await service.close();
+      try {
+        node.child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await node.child.status;
+      await node.reader.cancel();
+      await node.child.stderr.cancel().catch(() => {});
+      await server.kill();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
