@@ -134,3 +134,60 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "NATS node: a nats-server restart mid-run loses no step and applies none twice",
+  ignore,
+  fn: async () => {
+    const embedded = await startTestService();
+    let want: number[];
+    try {
+      const tc = await embedded.service.createLoraTrainingClient(RUN);
+      want = [];
+      for (let s = 0; s < 6; s++) {
+        const fb = tc.forwardBackward(batch, "cross_entropy");
+        const opt = tc.optimStep({ learningRate: 1e-2 });
+        want.push((await fb).loss);
+        await opt;
+      }
+    } finally {
+      await embedded.close();
+    }
+    const server = await NatsServer.start();
+    const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
+    const node = await startNode(server.url, dir);
+    const service = new bios.ServiceClient({ nats: server.url });
+    try {
+      const tc = await service.createLoraTrainingClient(RUN);
+      const got: number[] = [];
+      let restarted = 0;
+      for (let s = 0; s < 6; s++) {
+        const fb = tc.forwardBackward(batch, "cross_entropy");
+        const opt = tc.optimStep({ learningRate: 1e-2 });
+        if (s === 2 || s === 4) {
+          // The server dies with both operations in flight (or queued).
+          await server.kill();
+          await new Promise((r) => setTimeout(r, s === 2 ? 300 : 1500));
+          await server.restart();
+          restarted++;
+        }
+        got.push((await fb).loss);
+        assert.equal((await opt).metrics["step:max"], s + 1);
+      }
+      assert.equal(restarted, 2);
+      assert.deepEqual(got, want);
+      const info = await tc.getInfo();
+      assert.equal(info.step, 6, "every step applied once");
+      assert.equal(info.lastSeq, 12);
+    } finally {
+      await service.close();
+      node.child.kill("SIGKILL");
+      await node.child.status;
+      await node.reader.cancel();
+      await node.child.stderr.cancel().catch(() => {});
+      await server.kill();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
