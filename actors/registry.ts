@@ -66,6 +66,7 @@ export { REGISTRY };
 /** The Registry actor. */
 export class Registry implements Actor<unknown, unknown> {
   #store!: ActorRef<CheckpointMsg, unknown>;
+  #node = "";
   #samplers = 0;
 
   /** @param opts settings and the supervisors to start children under */
@@ -74,6 +75,7 @@ export class Registry implements Actor<unknown, unknown> {
   /** Find the checkpoint store. */
   init(ctx: ActorContext): void {
     this.#store = ctx.system.ref(CHECKPOINT_STORE);
+    this.#node = ctx.system.name;
   }
 
   /** Handle one message, parsed here by the protocol's schema. */
@@ -236,6 +238,8 @@ export class Registry implements Actor<unknown, unknown> {
       lora: spec,
       shards: ranges.length,
       vocabSize: cfg.vocabSize,
+      /** The node that hosts the run (its actor system's name). */
+      node: this.#node,
     };
   }
 
