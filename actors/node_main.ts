@@ -5,6 +5,8 @@
  *
  * ```sh
  * deno task node --nats nats://127.0.0.1:4222 [--checkpoint-dir DIR] [--name NAME]
+ *   [--user U --pass P | --token T | --nkey SEEDFILE | --creds FILE]
+ *   [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
  * ```
  *
  * It prints one JSON line, `{"ready": true, ...}`, once its actors are
@@ -17,6 +19,12 @@ import { ActorSystem } from "../runtime/system.ts";
 import { NatsTransport } from "../runtime/nats_transport.ts";
 import { biosHome } from "../runtime/home.ts";
 import { startNode } from "./node.ts";
+import {
+  NATS_AUTH_FLAGS,
+  type NatsAuth,
+  natsAuthOptions,
+  setAuthFlag,
+} from "../runtime/nats_auth.ts";
 
 /** The node's settings, from its command line. */
 export interface NodeArgs {
@@ -26,6 +34,8 @@ export interface NodeArgs {
   checkpointDir: string;
   /** Connection name. */
   name: string;
+  /** Credentials and TLS for the NATS connection. */
+  auth: NatsAuth;
 }
 
 /**
@@ -35,16 +45,20 @@ export interface NodeArgs {
  */
 export function parseNodeArgs(args: readonly string[]): NodeArgs {
   const out: Partial<NodeArgs> = {};
+  const auth: NatsAuth = {};
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split("=", 2);
     const value = inline ?? args[++i];
     if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (setAuthFlag(auth, flag, value)) continue;
     if (flag === "--nats") out.nats = value;
     else if (flag === "--checkpoint-dir") out.checkpointDir = value;
     else if (flag === "--name") out.name = value;
     else {
       throw new Error(
-        `unknown flag ${flag}: usage --nats URL [--checkpoint-dir DIR] [--name NAME]`,
+        `unknown flag ${flag}: usage --nats URL [--checkpoint-dir DIR] [--name NAME] [${
+          NATS_AUTH_FLAGS.join(" | ")
+        } VALUE]`,
       );
     }
   }
@@ -53,6 +67,7 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
     nats: out.nats,
     checkpointDir: out.checkpointDir ?? `${biosHome()}/runs`,
     name: out.name ?? `bios-node-${Deno.pid}`,
+    auth,
   };
 }
 
@@ -67,6 +82,7 @@ if (import.meta.main) {
   const transport = await NatsTransport.connect({
     servers: args.nats,
     name: args.name,
+    connection: natsAuthOptions(args.auth),
   });
   const system = new ActorSystem({ transport, name: args.name });
   await startNode(system, { checkpointRoot: args.checkpointDir });

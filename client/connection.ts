@@ -7,6 +7,8 @@
 import { ActorSystem } from "../runtime/system.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import { REGISTRY } from "../protocol/addresses.ts";
+import { UnavailableError } from "../runtime/errors.ts";
+import type { NatsAuth } from "../runtime/nats_auth.ts";
 
 /** An open connection to a cluster. */
 export interface Connection {
@@ -61,6 +63,8 @@ export async function connectEmbedded(
 export interface NatsOptions {
   /** Server URL(s) of the cluster's NATS, e.g. `nats://10.0.0.5:4222`. */
   servers: string | string[];
+  /** Credentials and TLS. */
+  auth?: NatsAuth;
 }
 
 /**
@@ -70,10 +74,30 @@ export interface NatsOptions {
  */
 export async function connectNats(opts: NatsOptions): Promise<Connection> {
   const { NatsTransport } = await import("../runtime/nats_transport.ts");
-  const transport = await NatsTransport.connect({
-    servers: opts.servers,
-    name: `bios-client-${Deno.pid}`,
-  });
+  const { natsAuthOptions } = await import("../runtime/nats_auth.ts");
+  let transport;
+  try {
+    transport = await NatsTransport.connect({
+      servers: opts.servers,
+      name: `bios-client-${Deno.pid}`,
+      connection: {
+        ...natsAuthOptions(opts.auth),
+        // A refused login is final: say so rather than retry for ever.
+        waitOnFirstConnect: false,
+      },
+    });
+  } catch (e) {
+    throw new UnavailableError(
+      `cannot connect to the cluster at ${[opts.servers].flat().join(", ")}: ${
+        (e as Error).message
+      }${
+        /auth/i.test((e as Error).message)
+          ? " (give credentials with natsAuth: user/pass, token, nkeyFile or credsFile)"
+          : ""
+      }`,
+      { cause: e },
+    );
+  }
   const system = new ActorSystem({ name: "client", transport });
   return {
     system,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { NatsAuth } from "../runtime/nats_auth.ts";
 import { ClientClosedError, InvalidArgumentError } from "../runtime/errors.ts";
 import type { GetServerCapabilitiesResponse } from "../protocol/types/responses.ts";
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
@@ -27,6 +28,8 @@ export interface ServiceClientOptions extends EmbeddedOptions {
    * client then talks to the node processes there (`deno task node`).
    */
   nats?: string | string[];
+  /** Credentials and TLS for `nats`: user/pass, token, nkeyFile, credsFile, tls files. */
+  natsAuth?: NatsAuth;
   /** Address of an HTTP gateway (not yet supported). */
   baseUrl?: string;
 }
@@ -91,7 +94,7 @@ export class ServiceClient implements AsyncDisposable {
       return Promise.reject(new ClientClosedError("ServiceClient"));
     }
     this.#conn ??= this.#opts.nats !== undefined
-      ? connectNats({ servers: this.#opts.nats })
+      ? connectNats({ servers: this.#opts.nats, auth: this.#opts.natsAuth })
       : connectEmbedded(this.#opts);
     return this.#conn;
   }

@@ -34,16 +34,26 @@ export function freePort(): number {
 export class NatsServer {
   #child: Deno.ChildProcess | null = null;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    readonly extraArgs: readonly string[],
+  ) {}
 
   /** The URL clients connect to. */
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  /** Starts a server on a free port (or `port`) and waits until it accepts. */
-  static async start(port = freePort()): Promise<NatsServer> {
-    const s = new NatsServer(port);
+  /**
+   * Starts a server on a free port (or `port`), with `args` added to its
+   * command line (`--user u --pass p`, `--auth token`), and waits until it
+   * accepts connections.
+   */
+  static async start(
+    port = freePort(),
+    args: readonly string[] = [],
+  ): Promise<NatsServer> {
+    const s = new NatsServer(port, args);
     await s.restart();
     return s;
   }
@@ -52,7 +62,7 @@ export class NatsServer {
   async restart(): Promise<void> {
     if (this.#child) throw new Error("nats-server is already running");
     this.#child = new Deno.Command("nats-server", {
-      args: ["-a", "127.0.0.1", "-p", String(this.port)],
+      args: ["-a", "127.0.0.1", "-p", String(this.port), ...this.extraArgs],
       stdout: "null",
       stderr: "null",
     }).spawn();
