@@ -42,7 +42,7 @@ import {
   StoreRequestSchema,
 } from "../protocol/store_messages.ts";
 import { loadBaseModel } from "./base_models.ts";
-import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";
+import { fromWire, toWire } from "./wire_tensors.ts";
 
 /** Messages the store handles (see `protocol/store_messages.ts`). */
 export type CheckpointMsg = StoreRequest;

@@ -7,6 +7,7 @@
  * deno task node --nats nats://127.0.0.1:4222 [--checkpoint-dir DIR] [--name NAME]
  *   [--user U --pass P | --token T | --nkey SEEDFILE | --creds FILE]
  *   [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
+ *   [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false]
  * ```
  *
  * It prints one JSON line, `{"ready": true, ...}`, once its actors are
@@ -36,6 +37,20 @@ export interface NodeArgs {
   name: string;
   /** Credentials and TLS for the NATS connection. */
   auth: NatsAuth;
+  /** Pipeline stages per run (`--shards-per-run`). */
+  shardsPerRun?: number;
+  /** Largest padded micro-batch in tokens (`--micro-batch-tokens`). */
+  microBatchTokens?: number;
+  /** Device hand-off between a run's actors (`--device-handoff true|false`). */
+  deviceHandoff?: boolean;
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new Error(`${flag} must be an integer ≥ 1: got ${value}`);
+  }
+  return n;
 }
 
 /**
@@ -54,9 +69,18 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
     if (flag === "--nats") out.nats = value;
     else if (flag === "--checkpoint-dir") out.checkpointDir = value;
     else if (flag === "--name") out.name = value;
-    else {
+    else if (flag === "--shards-per-run") {
+      out.shardsPerRun = positiveInt(flag, value);
+    } else if (flag === "--micro-batch-tokens") {
+      out.microBatchTokens = positiveInt(flag, value);
+    } else if (flag === "--device-handoff") {
+      if (value !== "true" && value !== "false") {
+        throw new Error(`--device-handoff must be true or false: got ${value}`);
+      }
+      out.deviceHandoff = value === "true";
+    } else {
       throw new Error(
-        `unknown flag ${flag}: usage --nats URL [--checkpoint-dir DIR] [--name NAME] [${
+        `unknown flag ${flag}: usage --nats URL [--checkpoint-dir DIR] [--name NAME] [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false] [${
           NATS_AUTH_FLAGS.join(" | ")
         } VALUE]`,
       );
@@ -68,6 +92,9 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
     checkpointDir: out.checkpointDir ?? `${biosHome()}/runs`,
     name: out.name ?? `bios-node-${Deno.pid}`,
     auth,
+    shardsPerRun: out.shardsPerRun,
+    microBatchTokens: out.microBatchTokens,
+    deviceHandoff: out.deviceHandoff,
   };
 }
 
@@ -85,7 +112,12 @@ if (import.meta.main) {
     connection: natsAuthOptions(args.auth),
   });
   const system = new ActorSystem({ transport, name: args.name });
-  await startNode(system, { checkpointRoot: args.checkpointDir });
+  await startNode(system, {
+    checkpointRoot: args.checkpointDir,
+    shardsPerRun: args.shardsPerRun,
+    microBatchTokens: args.microBatchTokens,
+    deviceHandoff: args.deviceHandoff,
+  });
   let stopping = false;
   const drain = async () => {
     if (stopping) return;

@@ -11,7 +11,7 @@
  */
 import type { Actor } from "../runtime/actor.ts";
 import { BiosError, registerWireError } from "../runtime/errors.ts";
-import type { AdamStep, Backend, Tensor } from "../kernels/backend.ts";
+import type { Backend, Tensor } from "../kernels/backend.ts";
 import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage, type StageContext } from "../model/stage.ts";
 import {
@@ -19,7 +19,6 @@ import {
   type StageRange,
   uploadStage,
 } from "../model/stage_weights.ts";
-import type { RowShape } from "../model/block.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
 import { fromWire, toWire, type WireTensors } from "./wire_tensors.ts";

@@ -122,11 +122,33 @@ export interface TestService {
   checkpointDir: string;
   /** The catalog file naming the tiny models. */
   catalogFile: string;
+  /** Where the node runs: in this process, or in a process of its own on NATS. */
+  deployment: Deployment;
   /** Close the service, remove the temporary folder, put `BIOS_MODELS` back. */
   close(): Promise<void>;
 }
 
-/** Start an embedded service that knows the tiny models. */
+/** Where a test service's node runs. */
+export type Deployment = "embedded" | "nats";
+
+/**
+ * The deployment the client tests run against: `BIOS_TEST_DEPLOYMENT=nats`
+ * starts a nats-server and a node process for each service (the same tests,
+ * over the wire); the default is the embedded node.
+ */
+export function testDeployment(): Deployment {
+  const d = Deno.env.get("BIOS_TEST_DEPLOYMENT") ?? "embedded";
+  if (d !== "embedded" && d !== "nats") {
+    throw new Error(`BIOS_TEST_DEPLOYMENT must be embedded or nats: got ${d}`);
+  }
+  return d;
+}
+
+/**
+ * Start a service that knows the tiny models: embedded, or (with
+ * `BIOS_TEST_DEPLOYMENT=nats`) a nats-server and a node process that keeps
+ * its checkpoints in the same temporary folder.
+ */
 export async function startTestService(
   opts: Omit<bios.ServiceClientOptions, "checkpointDir"> = {},
 ): Promise<TestService> {
@@ -137,13 +159,40 @@ export async function startTestService(
   await loadBaseModel(TINY);
   await loadBaseModel(TINY2);
   const checkpointDir = await Deno.makeTempDir({ prefix: "bios-test-ckpt-" });
-  const service = new bios.ServiceClient({ checkpointDir, ...opts });
+  const deployment = testDeployment();
+  let stopNode = async () => {};
+  let service: bios.ServiceClient;
+  if (deployment === "nats") {
+    const { NatsServer } = await import("../runtime/_nats_server.ts");
+    const { startNodeProcess } = await import("./_node_process.ts");
+    const server = await NatsServer.start();
+    const flags = ["--checkpoint-dir", checkpointDir];
+    if (opts.shardsPerRun !== undefined) {
+      flags.push("--shards-per-run", String(opts.shardsPerRun));
+    }
+    if (opts.microBatchTokens !== undefined) {
+      flags.push("--micro-batch-tokens", String(opts.microBatchTokens));
+    }
+    if (opts.deviceHandoff !== undefined) {
+      flags.push("--device-handoff", String(opts.deviceHandoff));
+    }
+    const node = await startNodeProcess(server.url, flags);
+    service = new bios.ServiceClient({ nats: server.url });
+    stopNode = async () => {
+      await node.stop("SIGTERM");
+      await server.kill();
+    };
+  } else {
+    service = new bios.ServiceClient({ checkpointDir, ...opts });
+  }
   return {
     service,
     checkpointDir,
     catalogFile,
+    deployment,
     async close() {
       await service.close();
+      await stopNode();
       await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
       if (Deno.env.get("BIOS_MODELS") === catalogFile) {
         if (prev === undefined || prev === catalogFile) {
