@@ -73,3 +73,4 @@ export {
   type SupervisorReport,
   type SupervisorRequest,
 } from "./supervisor.ts";
+export type { NatsAuth } from "./nats_auth.ts";
