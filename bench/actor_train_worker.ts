@@ -30,12 +30,19 @@ import {
 } from "./bench_model.ts";
 import { Flags } from "./flags.ts";
 import { emit, timeRepeated } from "./timing.ts";
+import { NatsServer } from "../runtime/_nats_server.ts";
+import { type NodeProcess, startNodeProcess } from "../tests/_node_process.ts";
 
-/** Time LoRA steps through a fresh embedded ServiceClient; see the module doc. */
+/**
+ * Time LoRA steps through a fresh ServiceClient; see the module doc. With
+ * `natsNodes` > 0 the client talks over NATS to that many node processes
+ * (a loopback nats-server started here) instead of an embedded node.
+ */
 export async function measureActorTraining(
   batch: number,
   seq: number,
   minSeconds: number,
+  natsNodes = 0,
 ): Promise<Record<string, unknown>> {
   const home = await Deno.makeTempDir({ prefix: "bios-bench-" });
   const prevHome = Deno.env.get("BIOS_HOME");
@@ -54,7 +61,13 @@ export async function measureActorTraining(
     );
     Deno.env.set("BIOS_HOME", home);
     Deno.env.set("BIOS_MODELS", catalog);
-    await using service = new ServiceClient();
+    const cluster = natsNodes > 0
+      ? await startCluster(natsNodes, home, catalog)
+      : undefined;
+    await using _cluster = cluster;
+    await using service = new ServiceClient(
+      cluster ? { nats: cluster.url } : {},
+    );
     const caps = await service.getServerCapabilities();
     const tc = await service.createLoraTrainingClient({
       baseModel: BENCH_MODEL_NAME,
@@ -99,6 +112,7 @@ export async function measureActorTraining(
     return {
       backend: caps.backend,
       device: caps.device,
+      natsNodes,
       tokensPerSecond: (batch * seq * t.runs) / t.seconds,
       steps: t.runs,
       seconds: t.seconds,
@@ -109,6 +123,28 @@ export async function measureActorTraining(
     restoreEnv("BIOS_MODELS", prevModels);
     await Deno.remove(home, { recursive: true }).catch(() => {});
   }
+}
+
+/** A loopback nats-server and `n` node processes serving the bench model. */
+async function startCluster(n: number, home: string, catalog: string) {
+  const server = await NatsServer.start();
+  const nodes: NodeProcess[] = [];
+  for (let i = 0; i < n; i++) {
+    nodes.push(
+      await startNodeProcess(
+        server.url,
+        ["--checkpoint-dir", `${home}/runs`, "--name", `bench-node-${i + 1}`],
+        { BIOS_HOME: home, BIOS_MODELS: catalog },
+      ),
+    );
+  }
+  return {
+    url: server.url,
+    async [Symbol.asyncDispose]() {
+      for (const node of nodes) await node.stop("SIGTERM");
+      await server.kill();
+    },
+  };
 }
 
 function restoreEnv(key: string, value: string | undefined): void {
@@ -123,6 +159,7 @@ if (import.meta.main) {
       flags.int("batch", 8),
       flags.int("seq", 128),
       flags.num("seconds", 2),
+      flags.int("nats-nodes", 0),
     ),
   );
 }

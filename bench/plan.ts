@@ -8,7 +8,7 @@ import type { ChildSpec } from "./child.ts";
 import { peerSpec } from "./bench_model.ts";
 
 /** The three parts of the benchmark. */
-export const GROUPS = ["matmul", "train", "sample"] as const;
+export const GROUPS = ["matmul", "train", "sample", "nats"] as const;
 /** One part. */
 export type Group = typeof GROUPS[number];
 
@@ -143,8 +143,10 @@ export interface RowSpec {
   peerKey: string;
   /** Id of the job that measures it. */
   peerJob: string;
-  /** "GFLOP/s" or "tokens/s". */
+  /** "GFLOP/s", "tokens/s" or "ms". */
   unit: string;
+  /** A latency: the ratio is peer / Bios, so above 1 is still Bios better. */
+  lowerIsBetter?: boolean;
   /** The goal, if the issue sets one. */
   target?: Target;
 }
@@ -384,6 +386,62 @@ export function buildPlan(
       unit: "tokens/s",
       target: ratioTarget,
     });
+    if (!cuda) {
+      jobs.push({
+        id: "cluster:train",
+        label: "LoRA step over NATS (2 node processes)",
+        group: "train",
+        spec: deno("actor_train_worker.ts", [...args, "--nats-nodes", "2"]),
+        figures: (j) => ({ "cluster:train": num(j.tokensPerSecond) }),
+      });
+      rows.push({
+        group: "train",
+        figure: `${figure}, NATS cluster of 2 node processes`,
+        backend: label(s.defaultBackend),
+        biosKey: "cluster:train",
+        biosJob: "cluster:train",
+        peer: "embedded (actors)",
+        peerKey: "actor:train",
+        peerJob: "actor:train",
+        unit: "tokens/s",
+        target: { kind: "ratio", min: 0.8, text: "≥ 0.8×" },
+      });
+    }
+  }
+
+  if (has("nats") && !cuda) {
+    jobs.push({
+      id: "nats:rtt",
+      label: "actor round trips over NATS, and raw NATS",
+      group: "nats",
+      spec: deno("nats_rtt_worker.ts", ["--rounds", s.quick ? "100" : "400"]),
+      figures: (j) => ({
+        "nats:bios:small:p50": num(j.biosSmallP50),
+        "nats:bios:small:p99": num(j.biosSmallP99),
+        "nats:bios:big:p50": num(j.biosBigP50),
+        "nats:bios:big:p99": num(j.biosBigP99),
+        "nats:raw:small:p50": num(j.rawSmallP50),
+        "nats:raw:small:p99": num(j.rawSmallP99),
+        "nats:raw:big:p50": num(j.rawBigP50),
+        "nats:raw:big:p99": num(j.rawBigP99),
+      }),
+    });
+    for (const [size, what] of [["small", "100 B"], ["big", "4 MiB"]]) {
+      for (const p of ["p50", "p99"]) {
+        rows.push({
+          group: "nats",
+          figure: `actor ask over NATS, ${what}, ${p}`,
+          backend: "NatsTransport",
+          biosKey: `nats:bios:${size}:${p}`,
+          biosJob: "nats:rtt",
+          peer: "raw NATS request",
+          peerKey: `nats:raw:${size}:${p}`,
+          peerJob: "nats:rtt",
+          unit: "ms",
+          lowerIsBetter: true,
+        });
+      }
+    }
   }
 
   if (has("sample")) {

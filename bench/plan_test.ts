@@ -31,6 +31,13 @@ Deno.test("buildPlan: every row names jobs that exist, and each figure key is pr
     const fake = {
       gflops: Object.fromEntries([256, 512, 1024, 2048].map((n) => [n, 1])),
       tokensPerSecond: j.id.includes("sample") ? { 1: 1, 8: 1 } : 1,
+      ...Object.fromEntries(
+        ["bios", "raw"].flatMap((w) =>
+          ["Small", "Big"].flatMap((z) =>
+            ["P50", "P99"].map((p) => [`${w}${z}${p}`, 1])
+          )
+        ),
+      ),
     };
     for (const k of Object.keys(j.figures(fake))) keys.add(k);
   }
@@ -56,7 +63,15 @@ Deno.test("buildPlan: figures, targets and the default backend's label", () => {
     "webgpu",
     "cpu",
     "native (default)",
+    "native (default)",
   ]);
+  // The NATS cluster's step is set against the embedded actors, target 0.8×.
+  const cluster = train[4];
+  assert.equal(cluster.peerKey, "actor:train");
+  assert.deepEqual(cluster.target, { kind: "ratio", min: 0.8, text: "≥ 0.8×" });
+  const nats = rows.filter((r) => r.group === "nats");
+  assert.equal(nats.length, 4);
+  assert.ok(nats.every((r) => r.lowerIsBetter && r.unit === "ms"));
   assert.ok(train[0].target && !train[1].target);
   assert.equal(rows.filter((r) => r.group === "sample").length, 6);
   const torch = jobs.find((j) => j.id === "torch:train")!;

@@ -55,7 +55,10 @@ export function buildRows(
     const peerValues = got.figures.get(r.peerKey) ?? [];
     const value = median(values);
     const peerValue = median(peerValues);
-    const q = ratio(value, peerValue);
+    // Above 1 is Bios better: faster throughput, or lower latency.
+    const q = r.lowerIsBetter
+      ? ratio(peerValue, value)
+      : ratio(value, peerValue);
     const row: TableRow = {
       group: r.group,
       figure: r.figure,
@@ -93,7 +96,11 @@ const HEADER = [
 ];
 
 function cells(r: TableRow): string[] {
-  const unit = r.unit === "GFLOP/s" ? " GFLOP/s" : " tok/s";
+  const unit = r.unit === "GFLOP/s"
+    ? " GFLOP/s"
+    : r.unit === "ms"
+    ? " ms"
+    : " tok/s";
   const target = r.target === undefined
     ? ""
     : `${r.target} ${r.meets === null ? "?" : r.meets ? "met" : "NOT met"}`;

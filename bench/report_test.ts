@@ -57,3 +57,26 @@ Deno.test("buildRows: medians, ratios, targets and notes", () => {
   assert.equal(md.split("\n").length, 4);
   assert.match(md, /^\| figure \| Bios backend \|/);
 });
+
+Deno.test("buildRows: a latency row's ratio is peer / Bios, shown in ms", () => {
+  const [row] = buildRows([{
+    group: "nats",
+    figure: "actor ask over NATS, 100 B, p50",
+    backend: "NatsTransport",
+    biosKey: "bios",
+    biosJob: "rtt",
+    peer: "raw NATS request",
+    peerKey: "raw",
+    peerJob: "rtt",
+    unit: "ms",
+    lowerIsBetter: true,
+  }], {
+    figures: new Map([["bios", [0.4]], ["raw", [0.3]]]),
+    notes: new Map(),
+  });
+  assert.equal(row.ratio, 0.3 / 0.4);
+  assert.match(
+    markdownTable([row]),
+    /\| 0\.400 ms \| raw NATS request \| 0\.300 ms \| 0\.75× \|/,
+  );
+});

@@ -16,12 +16,14 @@ export interface NodeProcess {
 }
 
 /**
- * Starts a node on `url` with `args` added (checkpoint folder, flags), the
- * tiny test models in its catalog; resolves once it is ready.
+ * Starts a node on `url` with `args` added (checkpoint folder, flags) and
+ * `env` (default: the tiny test models' catalog as `BIOS_MODELS`); resolves
+ * once it is ready.
  */
 export async function startNodeProcess(
   url: string,
   args: readonly string[] = [],
+  env?: Record<string, string>,
 ): Promise<NodeProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -33,7 +35,7 @@ export async function startNodeProcess(
       url,
       ...args,
     ],
-    env: { BIOS_MODELS: await ensureTinyModels() },
+    env: env ?? { BIOS_MODELS: await ensureTinyModels() },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
