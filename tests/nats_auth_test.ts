@@ -6,41 +6,11 @@
  */
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
-import { ensureTinyModels, TINY } from "./_helpers.ts";
+import { TINY } from "./_helpers.ts";
+import { startNodeProcess } from "./_node_process.ts";
 import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
 
 const ignore = await natsTestsIgnored();
-
-async function startNode(url: string, authArgs: string[], dir: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-      new URL("../actors/node_main.ts", import.meta.url).pathname,
-      "--nats",
-      url,
-      "--checkpoint-dir",
-      dir,
-      ...authArgs,
-    ],
-    env: { BIOS_MODELS: await ensureTinyModels() },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes('"ready":true')) {
-    const { value, done } = await reader.read();
-    if (done) {
-      throw new Error(
-        `node exited: ${await new Response(child.stderr).text()}`,
-      );
-    }
-    text += value;
-  }
-  return { child, reader };
-}
 
 async function refused(opts: bios.ServiceClientOptions): Promise<void> {
   const service = new bios.ServiceClient(opts);
@@ -83,7 +53,11 @@ for (
     fn: async () => {
       const server = await NatsServer.start(undefined, serverArgs);
       const dir = await Deno.makeTempDir({ prefix: "bios-auth-" });
-      const node = await startNode(server.url, [...nodeArgs], dir);
+      const node = await startNodeProcess(server.url, [
+        "--checkpoint-dir",
+        dir,
+        ...nodeArgs,
+      ]);
       const service = new bios.ServiceClient({
         nats: server.url,
         natsAuth: auth,
@@ -95,10 +69,7 @@ for (
         await refused({ nats: server.url, natsAuth: wrong });
       } finally {
         await service.close();
-        node.child.kill("SIGTERM");
-        await node.child.status;
-        await node.reader.cancel().catch(() => {});
-        await node.child.stderr.cancel().catch(() => {});
+        await node.stop("SIGTERM");
         await server.kill();
         await Deno.remove(dir, { recursive: true }).catch(() => {});
       }

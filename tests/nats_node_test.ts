@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
 import {
-  ensureTinyModels,
   nextTokenDatum,
   SAMPLE_TEXTS,
   startTestService,
@@ -16,6 +15,7 @@ import {
   TINY,
 } from "./_helpers.ts";
 import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
+import { startNodeProcess } from "./_node_process.ts";
 
 const ignore = await natsTestsIgnored();
 const RUN = { baseModel: TINY, rank: 4, alpha: 8, seed: 21 } as const;
@@ -51,40 +51,6 @@ async function script(service: bios.ServiceClient) {
   };
 }
 
-/** Starts a node process on `url`; resolves once it prints its ready line. */
-async function startNode(url: string, checkpointDir: string) {
-  const catalog = await ensureTinyModels();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
-      new URL("../actors/node_main.ts", import.meta.url).pathname,
-      "--nats",
-      url,
-      "--checkpoint-dir",
-      checkpointDir,
-    ],
-    env: { BIOS_MODELS: catalog },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + 60_000;
-  while (!text.includes('"ready":true') && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
-  if (!text.includes('"ready":true')) {
-    child.kill("SIGKILL");
-    const err = await new Response(child.stderr).text();
-    throw new Error(`the node never got ready: ${text} ${err}`);
-  }
-  return { child, reader };
-}
-
 Deno.test({
   name:
     "NATS node: the same script gives the same losses, step and samples as embedded; errors cross by name; SIGTERM drains",
@@ -99,7 +65,7 @@ Deno.test({
     }
     const server = await NatsServer.start();
     const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
-    const node = await startNode(server.url, dir);
+    const node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
     const service = new bios.ServiceClient({ nats: server.url });
     try {
       const caps = await service.getServerCapabilities();
@@ -118,17 +84,14 @@ Deno.test({
         },
       );
       await service.close();
-      node.child.kill("SIGTERM");
-      const status = await node.child.status;
-      assert.equal(status.code, 0, "the node drained and exited 0");
+      assert.equal(
+        await node.stop("SIGTERM"),
+        0,
+        "the node drained and exited 0",
+      );
     } finally {
       await service.close();
-      try {
-        node.child.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await node.child.status;
-      await node.reader.cancel();
-      await node.child.stderr.cancel().catch(() => {});
+      await node.stop("SIGKILL");
       await server.kill();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
@@ -156,7 +119,7 @@ Deno.test({
     }
     const server = await NatsServer.start();
     const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
-    const node = await startNode(server.url, dir);
+    const node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
     const service = new bios.ServiceClient({ nats: server.url });
     try {
       const tc = await service.createLoraTrainingClient(RUN);
@@ -182,10 +145,7 @@ Deno.test({
       assert.equal(info.lastSeq, 12);
     } finally {
       await service.close();
-      node.child.kill("SIGKILL");
-      await node.child.status;
-      await node.reader.cancel();
-      await node.child.stderr.cancel().catch(() => {});
+      await node.stop("SIGKILL");
       await server.kill();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
