@@ -65,6 +65,12 @@ const CHUNK = "Bios-Chunk";
 const DIRECT = "Bios-Direct";
 /** Header of a reply that says the handler failed. */
 const FAILED = "Bios-Failed";
+/** Header of a liveness probe of a request's receiver, and of its answer. */
+const PROBE = "Bios-Probe";
+/** A request still unanswered after this long has its receiver probed … */
+const PROBE_AFTER_MS = 1_000;
+/** … this often: a receiver that is gone ends the wait at once. */
+const PROBE_EVERY_MS = 1_000;
 /** Room left in each message for headers and the protocol line. */
 const HEADROOM = 8 * 1024;
 /** Time a chunked message's first chunk waits for its receiver's answer. */
@@ -235,10 +241,65 @@ export class NatsTransport implements Transport {
         () => p.reject(new ActorTimeoutError(address, timeoutMs)),
         timeoutMs,
       );
+      // A receiver that dies with the request in hand sends no reply and no
+      // "no responders": probe it while waiting, so a dead one ends the wait.
+      const probe = setInterval(() => this.#probe(p), PROBE_EVERY_MS);
+      const first = setTimeout(() => this.#probe(p), PROBE_AFTER_MS);
+      const settleProbes = () => {
+        clearInterval(probe);
+        clearTimeout(first);
+      };
+      const resolveP = p.resolve, rejectP = p.reject;
+      p.resolve = (b) => {
+        settleProbes();
+        resolveP(b);
+      };
+      p.reject = (e) => {
+        settleProbes();
+        rejectP(e);
+      };
       this.#pending.set(token, p);
       this.#publish(p.subject, bytes, `${this.#inbox}.${token}`, p).catch(
         (e) => p.reject(e as Error),
       );
+    });
+  }
+
+  /**
+   * Asks whether anyone still serves `p`'s address: "no responders" means
+   * its receiver is gone, and `p` fails with {@link ActorStoppedError} (a
+   * request marked `resend` waits for the reconnect instead while the
+   * connection is down).
+   */
+  #probe(p: Pending): void {
+    if (this.#closed || this.#nc.isClosed()) return;
+    const token = nuid.next();
+    const probe: Pending = {
+      address: p.address,
+      subject: p.subject,
+      bytes: new Uint8Array(),
+      resend: false,
+      resolve: () => this.#pending.delete(token),
+      reject: () => {
+        this.#pending.delete(token);
+        // Just after a reconnect, receivers may not have subscribed again.
+        if (Date.now() - this.#reconnectedAt < RESUBSCRIBE_GRACE_MS) return;
+        p.reject(
+          new ActorStoppedError(p.address, {
+            cause: new Error(
+              `no actor serves "${p.address}" any more: its receiver went away with the request`,
+            ),
+          }),
+        );
+      },
+    };
+    this.#pending.set(token, probe);
+    setTimeout(() => this.#pending.delete(token), PROBE_EVERY_MS * 5);
+    const h = natsHeaders();
+    h.set(PROBE, "1");
+    this.#nc.publish(p.subject, new Uint8Array(), {
+      reply: `${this.#inbox}.${token}`,
+      headers: h,
     });
   }
 
@@ -349,6 +410,14 @@ export class NatsTransport implements Transport {
 
   /** A message for one of our actors: assemble it, hand it on, reply. */
   #onRequest(m: Msg, handler: TransportHandler, directSubject: string): void {
+    if (m.headers?.get(PROBE)) {
+      if (m.reply) {
+        const h = natsHeaders();
+        h.set(PROBE, "alive");
+        this.#nc.publish(m.reply, new Uint8Array(), { headers: h });
+      }
+      return;
+    }
     const whole = this.#assemble(m, directSubject);
     if (!whole) return;
     handler(whole).then(
@@ -450,6 +519,10 @@ export class NatsTransport implements Transport {
         return;
       }
       p.reject(new UnknownActorError(p.address));
+      return;
+    }
+    if (m.headers?.get(PROBE)) {
+      p.resolve(m.data);
       return;
     }
     const direct = m.headers?.get(DIRECT);

@@ -151,3 +151,56 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "NATS node: a sampler whose node is killed mid-request fails its requests with a clear error within seconds, never hangs",
+  ignore,
+  fn: async () => {
+    const server = await NatsServer.start();
+    const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
+    const node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
+    const service = new bios.ServiceClient({ nats: server.url });
+    try {
+      const sc = await service.createSamplingClient({ baseModel: TINY });
+      // Four long requests: one in hand, three queued behind it (~0.6 s each).
+      const args = {
+        prompt: PROMPT,
+        samplingParams: { maxTokens: 120, temperature: 1, seed: 1 },
+        numSamples: 128,
+      };
+      const started = performance.now();
+      const pending = Array.from(
+        { length: 4 },
+        () => sc.sample(args).result().then(() => null, (e: Error) => e),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await node.stop("SIGKILL");
+      const errors = await Promise.all(pending);
+      const seconds = (performance.now() - started) / 1000;
+      const failed = errors.filter((e) => e !== null) as Error[];
+      assert.ok(failed.length >= 3, `failed: ${failed.length}`);
+      for (const e of failed) {
+        assert.ok(
+          e instanceof bios.errors.ActorStoppedError ||
+            e instanceof bios.errors.UnknownActorError,
+          `${e.name}: ${e.message}`,
+        );
+        assert.match(e.message, /smp-/);
+      }
+      console.log(
+        `sampler node killed: ${failed.length} requests failed after ${
+          seconds.toFixed(1)
+        } s (${failed[0].name}: ${failed[0].message}; ${
+          (failed[0].cause as Error | undefined)?.message ?? ""
+        })`,
+      );
+      assert.ok(seconds < 10, `the requests ended after ${seconds} s`);
+    } finally {
+      await service.close();
+      await node.stop("SIGKILL");
+      await server.kill();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
