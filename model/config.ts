@@ -112,6 +112,44 @@ function tokenId(v: unknown, field: string, vocabSize: number): number {
 }
 
 /**
+ * RoPE's base: `rope_parameters.rope_theta` as transformers 5 writes it,
+ * else the top-level `rope_theta` (transformers 4), else 10000. A
+ * `rope_parameters` of another type than "default" (llama3, yarn, …) is
+ * refused by name rather than silently computed as the default.
+ */
+function readRopeTheta(raw: Record<string, unknown>): number {
+  const params = raw.rope_parameters;
+  if (params === undefined || params === null) {
+    return positiveNumber(raw, "rope_theta", 10000);
+  }
+  if (typeof params !== "object" || Array.isArray(params)) {
+    throw new ConfigError(
+      `rope_parameters must be an object: got ${JSON.stringify(params)}`,
+    );
+  }
+  const p = params as Record<string, unknown>;
+  const type = p.rope_type ?? "default";
+  if (type !== "default") {
+    throw new ConfigError(
+      `rope_parameters.rope_type ${
+        JSON.stringify(type)
+      } is not supported yet: Bios computes "default" RoPE only`,
+    );
+  }
+  const theta = positiveNumber(
+    { "rope_parameters.rope_theta": p.rope_theta },
+    "rope_parameters.rope_theta",
+    10000,
+  );
+  if (raw.rope_theta !== undefined && raw.rope_theta !== theta) {
+    throw new ConfigError(
+      `rope_theta (${raw.rope_theta}) and rope_parameters.rope_theta (${theta}) disagree`,
+    );
+  }
+  return theta;
+}
+
+/**
  * Parses a Hugging Face `config.json` of a Llama-layout model.
  *
  * Defaults as in `transformers`' `LlamaConfig`: `num_key_value_heads` = heads,
@@ -166,6 +204,7 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
       `rope_scaling is not supported: got ${JSON.stringify(scaling)}`,
     );
   }
+  const ropeTheta = readRopeTheta(raw);
 
   const hiddenSize = positiveInt(raw, "hidden_size");
   const numHeads = positiveInt(raw, "num_attention_heads");
@@ -221,7 +260,7 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
     headDim,
     vocabSize,
     rmsNormEps: positiveNumber(raw, "rms_norm_eps", 1e-6),
-    ropeTheta: positiveNumber(raw, "rope_theta", 10000),
+    ropeTheta,
     tieWordEmbeddings: tie,
     maxPositionEmbeddings,
     ...(bos === undefined || bos === null

@@ -1,0 +1,66 @@
+"""Make tests/fixtures/hf/: tiny checkpoints written by transformers' own
+classes (`save_pretrained`), with the log-probabilities transformers computes
+for a fixed batch, so that Bios is checked against the real library.
+
+Run with a venv holding transformers 5 and torch (the machine's wheelhouse):
+
+    python3 -m venv V && V/bin/pip install --retries 0 --timeout 5 torch transformers
+    V/bin/python scripts/make_hf_fixtures.py
+
+Fixtures:
+
+- `llama_theta500k/`: a Llama with rope_theta 500000, saved by transformers 5
+  (whose config.json keeps rope_theta inside `rope_parameters`).
+
+Each folder holds `model/` (config.json, model.safetensors) and `io.json`:
+`tokens` [B][T], `targets` [B][T] (the next token) and `logprobs` [B][T]
+(log p(target), float64 from transformers' logits in float32).
+"""
+
+import json
+import pathlib
+
+import torch
+import transformers
+from transformers import LlamaConfig, LlamaForCausalLM
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "fixtures" / "hf"
+
+
+def make(name, config, seed=0, batch=2, seq=48):
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).float().eval()
+    with torch.no_grad():
+        # Larger weights than the default init, so position effects show.
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.2)
+    folder = OUT / name
+    model.save_pretrained(folder / "model", safe_serialization=True)
+    tokens = torch.randint(0, config.vocab_size, (batch, seq + 1))
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    with torch.no_grad():
+        logits = model(inputs).logits.double()
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+    (folder / "io.json").write_text(json.dumps({
+        "transformers": transformers.__version__,
+        "tokens": inputs.tolist(),
+        "targets": targets.tolist(),
+        "logprobs": lp.tolist(),
+    }) + "\n")
+    cfg = json.loads((folder / "model" / "config.json").read_text())
+    print(name, "rope keys:", {k: v for k, v in cfg.items() if "rope" in k})
+
+
+make("llama_theta500k", LlamaConfig(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=64,
+    max_position_embeddings=256,
+    rope_theta=500000.0,
+    tie_word_embeddings=False,
+))

@@ -1,0 +1,55 @@
+/**
+ * Bios against transformers itself: checkpoints that transformers' own
+ * classes wrote (`scripts/make_hf_fixtures.py`, transformers 5), and the
+ * log-probabilities transformers computed for a fixed batch. Bios reads the
+ * folder as a user's download and must give the same log-probabilities on
+ * the reference backend.
+ */
+import assert from "node:assert/strict";
+import { CpuBackend } from "../kernels/cpu/backend.ts";
+import { parseLlamaConfig } from "../model/config.ts";
+import { readSafetensorsFile } from "../model/safetensors.ts";
+import { Stage } from "../model/stage.ts";
+import { splitLayers, uploadStage } from "../model/stage_weights.ts";
+
+const ROOT = new URL("./fixtures/hf/", import.meta.url).pathname;
+
+async function logprobsOf(name: string) {
+  const dir = `${ROOT}${name}`;
+  const cfg = parseLlamaConfig(
+    JSON.parse(await Deno.readTextFile(`${dir}/model/config.json`)),
+  );
+  const io = JSON.parse(await Deno.readTextFile(`${dir}/io.json`)) as {
+    tokens: number[][];
+    targets: number[][];
+    logprobs: number[][];
+  };
+  const tensors = new Map(
+    [...(await readSafetensorsFile(`${dir}/model/model.safetensors`)).tensors]
+      .map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]),
+  );
+  const be = new CpuBackend();
+  const range = splitLayers(cfg.numLayers, 1)[0];
+  const stage = new Stage(be, cfg, range, uploadStage(be, cfg, tensors, range));
+  const B = io.tokens.length, T = io.tokens[0].length;
+  const { out } = stage.forward(
+    be.fromInts(Int32Array.from(io.tokens.flat()), [B * T]),
+    { batch: B, seqLen: T },
+    be.fromInts(Int32Array.from(io.targets.flat()), [B * T]),
+  );
+  return { cfg, got: await be.read(out), want: io.logprobs.flat() };
+}
+
+Deno.test("a Llama saved by transformers 5 with rope_theta 500000 (in rope_parameters) gives transformers' logprobs", async () => {
+  const { cfg, got, want } = await logprobsOf("llama_theta500k");
+  assert.equal(
+    cfg.ropeTheta,
+    500000,
+    "rope_theta is read from rope_parameters",
+  );
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+});
