@@ -202,20 +202,20 @@ Deno.test("llamaTensorShapes() lists every HF Llama tensor with [out, in] shapes
 
 Deno.test("parseLlamaConfig: rope_theta from transformers 5's rope_parameters; other rope types refused by name", () => {
   const base = {
-    model_type: "llama",
-    hidden_size: 64,
-    intermediate_size: 128,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    vocab_size: 100,
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "vocab_size": 100,
   };
   const t5 = parseLlamaConfig({
     ...base,
-    rope_parameters: { rope_theta: 500000, rope_type: "default" },
+    "rope_parameters": { "rope_theta": 500000, "rope_type": "default" },
   });
   assert.equal(t5.ropeTheta, 500000);
   assert.equal(
-    parseLlamaConfig({ ...base, rope_theta: 250000 }).ropeTheta,
+    parseLlamaConfig({ ...base, "rope_theta": 250000 }).ropeTheta,
     250000,
   );
   assert.equal(parseLlamaConfig(base).ropeTheta, 10000);
@@ -223,7 +223,11 @@ Deno.test("parseLlamaConfig: rope_theta from transformers 5's rope_parameters; o
     () =>
       parseLlamaConfig({
         ...base,
-        rope_parameters: { rope_theta: 500000, rope_type: "llama3", factor: 8 },
+        "rope_parameters": {
+          "rope_theta": 500000,
+          "rope_type": "llama3",
+          factor: 8,
+        },
       }),
     /rope_parameters.rope_type "llama3" is not supported yet/,
   );
@@ -231,8 +235,8 @@ Deno.test("parseLlamaConfig: rope_theta from transformers 5's rope_parameters; o
     () =>
       parseLlamaConfig({
         ...base,
-        rope_theta: 10000,
-        rope_parameters: { rope_theta: 500000 },
+        "rope_theta": 10000,
+        "rope_parameters": { "rope_theta": 500000 },
       }),
     /disagree/,
   );
