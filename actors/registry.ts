@@ -7,7 +7,11 @@
  */
 import type { Actor, ActorContext } from "../runtime/actor.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
-import { BiosError, InvalidArgumentError } from "../runtime/errors.ts";
+import {
+  BiosError,
+  InvalidArgumentError,
+  UnavailableError,
+} from "../runtime/errors.ts";
 import {
   type RegistryRequest,
   RegistryRequestSchema,
@@ -19,7 +23,7 @@ import {
   resolveTargetModules,
 } from "../protocol/types/lora_config.ts";
 import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
-import { listModels } from "../model/catalog.ts";
+import { type CatalogEntry, listModels } from "../model/catalog.ts";
 import {
   adaptedModules,
   type LoraSpec,
@@ -84,12 +88,23 @@ export class Registry implements Actor<unknown, unknown> {
     switch (msg.type) {
       case "capabilities": {
         const { backend, reason } = await sharedBackend();
-        const models = await listModels();
+        const models = catalog();
+        const unsupported = models.filter((m) => m.problem !== undefined);
         return {
-          supportedModels: models.map((m) => ({
+          supportedModels: models.filter((m) => m.problem === undefined).map((
+            m,
+          ) => ({
             modelName: m.name,
             maxContextLength: m.maxContextLength,
           })),
+          ...(unsupported.length > 0
+            ? {
+              unsupportedModels: unsupported.map((m) => ({
+                modelName: m.name,
+                reason: m.problem!,
+              })),
+            }
+            : {}),
           backend: backend.name,
           device: backend.device,
           backendReason: reason,
@@ -100,7 +115,7 @@ export class Registry implements Actor<unknown, unknown> {
       case "create_sampler":
         return await this.#createSampler(msg);
       case "tokenizer": {
-        const base = await loadBaseModel(msg.baseModel);
+        const base = await servableModel(msg.baseModel);
         return {
           files: base.tokenizer.toFiles(),
           hints: {
@@ -144,15 +159,7 @@ export class Registry implements Actor<unknown, unknown> {
 
   async #createRun(raw: unknown) {
     const o = parseOrThrow(CreateLoraTrainingClientOptionsSchema, raw, "");
-    const base = await loadBaseModel(o.baseModel).catch(async () => {
-      const known = (await listModels()).map((m) => m.name).join(", ");
-      throw new InvalidArgumentError(
-        "baseModel",
-        `baseModel ${
-          JSON.stringify(o.baseModel)
-        } is not a known model; known: ${known}`,
-      );
-    });
+    const base = await servableModel(o.baseModel);
     const targets = resolveTargetModules(o) as LoraTarget[];
     const spec: LoraSpec = {
       rank: o.rank,
@@ -285,12 +292,7 @@ export class Registry implements Actor<unknown, unknown> {
         },
       };
     }
-    await loadBaseModel(spec.baseModel).catch(() => {
-      throw new InvalidArgumentError(
-        "baseModel",
-        `baseModel ${JSON.stringify(spec.baseModel)} is not a known model`,
-      );
-    });
+    await servableModel(spec.baseModel);
     const samplers = this.opts.supervisors.samplers;
     if (!samplers) throw new Error("the node has no samplers supervisor");
     // A sampler that cannot start (an adapter that does not fit the model)
@@ -307,5 +309,51 @@ export class Registry implements Actor<unknown, unknown> {
       );
     });
     return { samplerId, address: ref.address, baseModel: spec.baseModel };
+  }
+}
+
+/**
+ * The base model `name`, or an {@link InvalidArgumentError} on `baseModel`
+ * saying why it cannot be served: an unknown name (with the known ones), or
+ * a folder Bios cannot read (an unsupported architecture, a damaged file).
+ * A model that fails to load fails this request only.
+ */
+async function servableModel(name: string) {
+  try {
+    return await loadBaseModel(name);
+  } catch (e) {
+    const models = catalog();
+    const entry = models.find((m) => m.name === name);
+    if (!entry) {
+      throw new InvalidArgumentError(
+        "baseModel",
+        `baseModel ${JSON.stringify(name)} is not a known model; known: ${
+          models.filter((m) => m.problem === undefined).map((m) => m.name)
+            .join(", ")
+        }`,
+      );
+    }
+    throw new InvalidArgumentError(
+      "baseModel",
+      `baseModel ${JSON.stringify(name)} cannot be served: ${
+        entry.problem ?? (e as Error).message
+      }`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * The catalog's entries; a malformed catalog file is the operator's problem,
+ * told to the caller as {@link UnavailableError}, not a crash.
+ */
+function catalog(): CatalogEntry[] {
+  try {
+    return listModels();
+  } catch (e) {
+    throw new UnavailableError(
+      `the node's model catalog cannot be read: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
 }

@@ -54,6 +54,11 @@ export interface CatalogEntry {
   dir?: string;
   /** True for a generated demo model, false for a catalog-file entry. */
   builtIn: boolean;
+  /**
+   * Why this entry cannot be served (its config.json is unreadable or of an
+   * architecture Bios does not support); absent when it can.
+   */
+  problem?: string;
 }
 
 /** Where the catalog looks; each field defaults from the environment. */
@@ -186,7 +191,8 @@ function catalogMaxContext(name: string, dir: string): number {
  *
  * @param opts where to look (defaults from the environment)
  * @returns the entries
- * @throws {CatalogError} for a malformed catalog file or an entry without a readable config.json
+ * @throws {CatalogError} for a malformed catalog file (an entry whose
+ *   config.json is unreadable or unsupported is listed with its `problem`)
  */
 export function listModels(opts: CatalogOptions = {}): CatalogEntry[] {
   const { biosHome, catalogFile } = catalogOptionsFromEnv(opts);
@@ -202,12 +208,24 @@ export function listModels(opts: CatalogOptions = {}): CatalogEntry[] {
   }
   if (catalogFile !== null) {
     for (const [name, dir] of readCatalogFile(catalogFile)) {
-      entries.set(name, {
-        name,
-        maxContextLength: catalogMaxContext(name, dir),
-        dir,
-        builtIn: false,
-      });
+      // One bad entry is that model's problem, not the whole catalog's.
+      try {
+        entries.set(name, {
+          name,
+          maxContextLength: catalogMaxContext(name, dir),
+          dir,
+          builtIn: false,
+        });
+      } catch (e) {
+        if (!(e instanceof CatalogError)) throw e;
+        entries.set(name, {
+          name,
+          maxContextLength: 0,
+          dir,
+          builtIn: false,
+          problem: e.message,
+        });
+      }
     }
   }
   return [...entries.values()].sort((

@@ -183,6 +183,10 @@ export interface SupportedModel {
 /** Schema of `getServerCapabilities`'s reply. */
 export const GetServerCapabilitiesResponseSchema = z.object({
   supportedModels: z.array(SupportedModelSchema),
+  unsupportedModels: z.array(z.object({
+    modelName: z.string(),
+    reason: z.string(),
+  })).optional(),
   backend: z.string().optional(),
   device: z.string().optional(),
 });
@@ -191,6 +195,11 @@ export const GetServerCapabilitiesResponseSchema = z.object({
 export interface GetServerCapabilitiesResponse {
   /** The models this server trains and samples. */
   supportedModels: SupportedModel[];
+  /**
+   * Models the catalog names that this server cannot serve, each with the
+   * reason (an architecture Bios does not support, an unreadable config).
+   */
+  unsupportedModels?: { modelName: string; reason: string }[];
   /** Compute backend, e.g. `"webgpu"`, `"native"`, `"cpu"`. */
   backend?: string;
   /** The device the backend runs on, in words. */
