@@ -160,7 +160,17 @@ export class Registry implements Actor<unknown, unknown> {
   async #createRun(raw: unknown) {
     const o = parseOrThrow(CreateLoraTrainingClientOptionsSchema, raw, "");
     const base = await servableModel(o.baseModel);
-    const targets = resolveTargetModules(o) as LoraTarget[];
+    // On a model whose head is its embedding (tied), an adapter on lm_head
+    // cannot be merged without changing the embedding too (PEFT folds it
+    // into the shared matrix): by default such models leave lm_head alone.
+    // Asking for it (trainUnembed or targetModules) still adapts it.
+    const asked = raw as Record<string, unknown>;
+    const headByDefault = !base.config.tieWordEmbeddings ||
+      Object.hasOwn(asked, "trainUnembed") ||
+      Object.hasOwn(asked, "targetModules");
+    const targets = resolveTargetModules(
+      headByDefault ? o : { ...o, trainUnembed: false },
+    ) as LoraTarget[];
     const spec: LoraSpec = {
       rank: o.rank,
       alpha: o.alpha,
