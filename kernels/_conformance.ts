@@ -319,19 +319,28 @@ export function backendConformance(
   });
 
   check("rope", async (_be, h) => {
-    for (
-      const [rows, seqLen, offset, theta] of [[74, 37, 0, 10000], [
-        3,
-        1,
-        1234,
-        500000,
-      ], [37, 37, 5, 10000]]
-    ) {
-      const dims = { seqLen, heads: 3, headDim: 6, offset, theta };
+    const llama3 = {
+      type: "llama3" as const,
+      factor: 8,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositionEmbeddings: 64,
+    };
+    const cases: [number, number, number, number, typeof llama3 | undefined][] =
+      [
+        [74, 37, 0, 10000, undefined],
+        [3, 1, 1234, 500000, undefined],
+        [37, 37, 5, 10000, undefined],
+        // Llama 3's scaling: the same shapes then see other angles.
+        [37, 37, 5, 10000, llama3],
+        [3, 1, 300, 10000, llama3],
+      ];
+    for (const [rows, seqLen, offset, theta, scaling] of cases) {
+      const dims = { seqLen, heads: 3, headDim: 6, offset, theta, scaling };
       const x = h.both(h.rng.floats(rows * 18), [rows, 18]);
       for (const inverse of [false, true]) {
         await h.same(
-          `rope rows=${rows} seqLen=${seqLen} offset=${offset} inverse=${inverse}`,
+          `rope rows=${rows} seqLen=${seqLen} offset=${offset} scaling=${!!scaling} inverse=${inverse}`,
           h.be.rope(x[0], dims, inverse),
           h.ref.rope(x[1], dims, inverse),
         );

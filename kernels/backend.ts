@@ -14,6 +14,7 @@
  * @module
  */
 
+import type { RopeScaling } from "./rope_freq.ts";
 /** Element type of a tensor: 32-bit floats, or 32-bit signed integers (token ids). */
 export type DType = "f32" | "i32";
 
@@ -250,6 +251,8 @@ export interface Backend {
       headDim: number;
       offset: number;
       theta: number;
+      /** Llama 3's frequency scaling (`kernels/rope_freq.ts`), when the model has it. */
+      scaling?: RopeScaling;
     },
     inverse?: boolean,
   ): Tensor;

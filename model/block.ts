@@ -99,6 +99,7 @@ export function blockForward(
     headDim: D,
     offset,
     theta: cfg.ropeTheta,
+    scaling: cfg.ropeScaling,
   };
   const qr = be.rope(q.y, { ...ropeDims, heads: H });
   const kr = be.rope(k.y, { ...ropeDims, heads: G });
@@ -240,6 +241,7 @@ export function blockBackward(
     headDim: D,
     offset: 0,
     theta: cfg.ropeTheta,
+    scaling: cfg.ropeScaling,
   };
   const dq = be.rope(ga.dq, { ...ropeDims, heads: H }, true);
   const dk = be.rope(ga.dk, { ...ropeDims, heads: G }, true);

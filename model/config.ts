@@ -19,6 +19,7 @@
  *
  * @module
  */
+import type { RopeScaling } from "../kernels/rope_freq.ts";
 
 /** Thrown for a `config.json` Bios cannot run, naming the field and the limit. */
 export class ConfigError extends Error {
@@ -49,6 +50,8 @@ export interface LlamaConfig {
   rmsNormEps: number;
   /** RoPE base θ. */
   ropeTheta: number;
+  /** Llama 3's RoPE frequency scaling, when the model has it. */
+  ropeScaling?: RopeScaling;
   /** Whether `lm_head` shares `model.embed_tokens.weight`. */
   tieWordEmbeddings: boolean;
   /** Longest sequence the model supports. */
@@ -112,41 +115,84 @@ function tokenId(v: unknown, field: string, vocabSize: number): number {
 }
 
 /**
- * RoPE's base: `rope_parameters.rope_theta` as transformers 5 writes it,
- * else the top-level `rope_theta` (transformers 4), else 10000. A
- * `rope_parameters` of another type than "default" (llama3, yarn, …) is
- * refused by name rather than silently computed as the default.
+ * RoPE's base and scaling. transformers 5 keeps both in `rope_parameters`
+ * (`rope_theta`, `rope_type`, the type's fields); transformers 4 has a
+ * top-level `rope_theta` and a `rope_scaling` object. Types "default" and
+ * "llama3" are computed; any other (yarn, linear, dynamic, …) is refused by
+ * name rather than silently computed as the default.
  */
-function readRopeTheta(raw: Record<string, unknown>): number {
+function readRope(
+  raw: Record<string, unknown>,
+): { theta: number; scaling?: RopeScaling } {
   const params = raw.rope_parameters;
-  if (params === undefined || params === null) {
-    return positiveNumber(raw, "rope_theta", 10000);
-  }
-  if (typeof params !== "object" || Array.isArray(params)) {
-    throw new ConfigError(
-      `rope_parameters must be an object: got ${JSON.stringify(params)}`,
+  let theta: number;
+  let spec: Record<string, unknown> | undefined;
+  let where: string;
+  if (params !== undefined && params !== null) {
+    if (typeof params !== "object" || Array.isArray(params)) {
+      throw new ConfigError(
+        `rope_parameters must be an object: got ${JSON.stringify(params)}`,
+      );
+    }
+    spec = params as Record<string, unknown>;
+    where = "rope_parameters";
+    theta = positiveNumber(
+      { "rope_parameters.rope_theta": spec.rope_theta },
+      "rope_parameters.rope_theta",
+      10000,
     );
+    if (raw.rope_theta !== undefined && raw.rope_theta !== theta) {
+      throw new ConfigError(
+        `rope_theta (${raw.rope_theta}) and rope_parameters.rope_theta (${theta}) disagree`,
+      );
+    }
+  } else {
+    theta = positiveNumber(raw, "rope_theta", 10000);
+    const s = raw.rope_scaling;
+    if (
+      s !== undefined && s !== null &&
+      (typeof s !== "object" || Array.isArray(s))
+    ) {
+      throw new ConfigError(
+        `rope_scaling must be an object: got ${JSON.stringify(s)}`,
+      );
+    }
+    spec = (s ?? undefined) as Record<string, unknown> | undefined;
+    where = "rope_scaling";
   }
-  const p = params as Record<string, unknown>;
-  const type = p.rope_type ?? "default";
-  if (type !== "default") {
+  const type = spec?.rope_type ?? spec?.type ?? "default";
+  if (type === "default") return { theta };
+  if (type !== "llama3") {
     throw new ConfigError(
-      `rope_parameters.rope_type ${
+      `${where}.rope_type ${
         JSON.stringify(type)
-      } is not supported yet: Bios computes "default" RoPE only`,
+      } is not supported yet: Bios computes "default" and "llama3" RoPE`,
     );
   }
-  const theta = positiveNumber(
-    { "rope_parameters.rope_theta": p.rope_theta },
-    "rope_parameters.rope_theta",
-    10000,
-  );
-  if (raw.rope_theta !== undefined && raw.rope_theta !== theta) {
+  const num = (key: string) => {
+    const v = spec![key];
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      throw new ConfigError(
+        `${where}.${key} must be a positive finite number for llama3: got ${
+          JSON.stringify(v)
+        }`,
+      );
+    }
+    return v;
+  };
+  const scaling: RopeScaling = {
+    type: "llama3",
+    factor: num("factor"),
+    lowFreqFactor: num("low_freq_factor"),
+    highFreqFactor: num("high_freq_factor"),
+    originalMaxPositionEmbeddings: num("original_max_position_embeddings"),
+  };
+  if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
     throw new ConfigError(
-      `rope_theta (${raw.rope_theta}) and rope_parameters.rope_theta (${theta}) disagree`,
+      `${where}.high_freq_factor (${scaling.highFreqFactor}) must exceed low_freq_factor (${scaling.lowFreqFactor})`,
     );
   }
-  return theta;
+  return { theta, scaling };
 }
 
 /**
@@ -194,17 +240,7 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
       `hidden_act must be "silu": got ${JSON.stringify(act)}`,
     );
   }
-  const scaling = raw.rope_scaling;
-  if (
-    scaling !== undefined && scaling !== null &&
-    !(typeof scaling === "object" &&
-      (scaling as Record<string, unknown>).rope_type === "default")
-  ) {
-    throw new ConfigError(
-      `rope_scaling is not supported: got ${JSON.stringify(scaling)}`,
-    );
-  }
-  const ropeTheta = readRopeTheta(raw);
+  const { theta: ropeTheta, scaling: ropeScaling } = readRope(raw);
 
   const hiddenSize = positiveInt(raw, "hidden_size");
   const numHeads = positiveInt(raw, "num_attention_heads");
@@ -261,6 +297,7 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
     vocabSize,
     rmsNormEps: positiveNumber(raw, "rms_norm_eps", 1e-6),
     ropeTheta,
+    ...(ropeScaling ? { ropeScaling } : {}),
     tieWordEmbeddings: tie,
     maxPositionEmbeddings,
     ...(bos === undefined || bos === null
@@ -293,7 +330,16 @@ export function toHfConfig(cfg: LlamaConfig): Record<string, unknown> {
     hidden_act: "silu",
     rms_norm_eps: cfg.rmsNormEps,
     rope_theta: cfg.ropeTheta,
-    rope_scaling: null,
+    rope_scaling: cfg.ropeScaling
+      ? {
+        rope_type: "llama3",
+        factor: cfg.ropeScaling.factor,
+        low_freq_factor: cfg.ropeScaling.lowFreqFactor,
+        high_freq_factor: cfg.ropeScaling.highFreqFactor,
+        original_max_position_embeddings:
+          cfg.ropeScaling.originalMaxPositionEmbeddings,
+      }
+      : null,
     attention_bias: false,
     attention_dropout: 0,
     mlp_bias: false,

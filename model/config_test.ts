@@ -115,10 +115,18 @@ Deno.test("parseLlamaConfig() rejects what Bios cannot run, naming the field", a
     ["bias", { ...base, attention_bias: true }, /attention_bias must be false/],
     ["mlp bias", { ...base, mlp_bias: true }, /mlp_bias must be false/],
     ["act", { ...base, hidden_act: "gelu" }, /hidden_act must be "silu"/],
-    ["rope scaling", {
+    ["rope scaling of an unsupported type", {
       ...base,
-      rope_scaling: { rope_type: "llama3", factor: 8 },
-    }, /rope_scaling is not supported/],
+      rope_scaling: { rope_type: "yarn", factor: 8 },
+    }, /rope_scaling.rope_type "yarn" is not supported yet/],
+    [
+      "llama3 rope scaling without its fields",
+      {
+        ...base,
+        rope_scaling: { rope_type: "llama3", factor: 8 },
+      },
+      /rope_scaling.low_freq_factor must be a positive finite number for llama3/,
+    ],
     [
       "eps",
       { ...base, rms_norm_eps: 0 },
@@ -200,6 +208,46 @@ Deno.test("llamaTensorShapes() lists every HF Llama tensor with [out, in] shapes
   assert.equal(tied.has("lm_head.weight"), false);
 });
 
+Deno.test("parseLlamaConfig: llama3 rope scaling from rope_parameters (transformers 5) or rope_scaling (4)", () => {
+  const fields = {
+    "factor": 8,
+    "low_freq_factor": 1,
+    "high_freq_factor": 4,
+    "original_max_position_embeddings": 8192,
+  };
+  const want = {
+    type: "llama3",
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositionEmbeddings: 8192,
+  };
+  const small = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "vocab_size": 100,
+  };
+  const t5 = parseLlamaConfig({
+    ...small,
+    "rope_parameters": {
+      "rope_theta": 500000,
+      "rope_type": "llama3",
+      ...fields,
+    },
+  });
+  assert.equal(t5.ropeTheta, 500000);
+  assert.deepEqual(t5.ropeScaling, want);
+  const t4 = parseLlamaConfig({
+    ...small,
+    "rope_theta": 500000,
+    "rope_scaling": { "rope_type": "llama3", ...fields },
+  });
+  assert.deepEqual(t4.ropeScaling, want);
+});
+
 Deno.test("parseLlamaConfig: rope_theta from transformers 5's rope_parameters; other rope types refused by name", () => {
   const base = {
     "model_type": "llama",
@@ -225,11 +273,11 @@ Deno.test("parseLlamaConfig: rope_theta from transformers 5's rope_parameters; o
         ...base,
         "rope_parameters": {
           "rope_theta": 500000,
-          "rope_type": "llama3",
+          "rope_type": "yarn",
           factor: 8,
         },
       }),
-    /rope_parameters.rope_type "llama3" is not supported yet/,
+    /rope_parameters.rope_type "yarn" is not supported yet/,
   );
   assert.throws(
     () =>

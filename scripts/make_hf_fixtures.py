@@ -11,6 +11,9 @@ Fixtures:
 
 - `llama_theta500k/`: a Llama with rope_theta 500000, saved by transformers 5
   (whose config.json keeps rope_theta inside `rope_parameters`).
+- `llama3_scaling/`: a Llama with Llama 3's RoPE scaling (factor 8, low/high
+  frequency factors 1 and 4, original context 64, theta 10000, head_dim 8), so
+  that its four frequencies fall in all three bands: kept, blended, divided.
 
 Each folder holds `model/` (config.json, model.safetensors) and `io.json`:
 `tokens` [B][T], `targets` [B][T] (the next token) and `logprobs` [B][T]
@@ -64,3 +67,22 @@ make("llama_theta500k", LlamaConfig(
     rope_theta=500000.0,
     tie_word_embeddings=False,
 ))
+
+make("llama3_scaling", LlamaConfig(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=64,
+    max_position_embeddings=256,
+    rope_parameters={
+        "rope_type": "llama3",
+        "rope_theta": 10000.0,
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    },
+    tie_word_embeddings=False,
+), seed=1)

@@ -53,3 +53,13 @@ Deno.test("a Llama saved by transformers 5 with rope_theta 500000 (in rope_param
   }
   assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
 });
+
+Deno.test("a Llama with Llama 3's RoPE scaling (every frequency band) gives transformers' logprobs", async () => {
+  const { cfg, got, want } = await logprobsOf("llama3_scaling");
+  assert.equal(cfg.ropeScaling?.type, "llama3");
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+});

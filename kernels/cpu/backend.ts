@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { RopeScaling } from "../rope_freq.ts";
 import type {
   AdamStep,
   AttentionDims,
@@ -456,6 +457,7 @@ export class CpuBackend implements Backend {
       headDim: number;
       offset: number;
       theta: number;
+      scaling?: RopeScaling;
     },
     inverse = false,
   ): Tensor {

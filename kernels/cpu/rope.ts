@@ -14,6 +14,8 @@
  * @module
  */
 
+import { ropeInvFreq, type RopeScaling } from "../rope_freq.ts";
+
 const f32 = Math.fround;
 
 /** RoPE dimensions: T, H, D, the position of row 0 and the frequency base. */
@@ -28,6 +30,8 @@ export interface RopeDims {
   offset: number;
   /** Frequency base (10000 for Llama 2, 500000 for Llama 3). */
   theta: number;
+  /** Llama 3's frequency scaling, when the model has it. */
+  scaling?: RopeScaling;
 }
 
 /** cos and sin tables [T, D/2] for positions offset … offset+T−1. */
@@ -37,12 +41,7 @@ export function ropeTables(
   const half = dims.headDim / 2;
   const cos = new Float32Array(dims.seqLen * half);
   const sin = new Float32Array(dims.seqLen * half);
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    invFreq[i] = f32(
-      1 / f32(Math.pow(dims.theta, f32((2 * i) / dims.headDim))),
-    );
-  }
+  const invFreq = ropeInvFreq(dims.headDim, dims.theta, dims.scaling);
   for (let t = 0; t < dims.seqLen; t++) {
     const pos = dims.offset + t;
     for (let i = 0; i < half; i++) {

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { ropeKey } from "../rope_freq.ts";
 import { type RopeDims, ropeForward, ropeTables } from "../cpu/rope.ts";
 import { rmsNormBackward, rmsNormForward } from "../cpu/rmsnorm.ts";
 import { simdFunctions, SWIGLU_STEP } from "./simd_code.ts";
@@ -333,7 +334,9 @@ const ropeCache = new Map<
 function ropeTablesOf(
   dims: RopeDims,
 ): { cos: Float32Array; sin: Float32Array; negSin: Float32Array } {
-  const key = `${dims.seqLen},${dims.headDim},${dims.offset},${dims.theta}`;
+  const key = `${dims.seqLen},${dims.offset},${
+    ropeKey(dims.headDim, dims.theta, dims.scaling)
+  }`;
   let got = ropeCache.get(key);
   if (got === undefined) {
     const { cos, sin } = ropeTables(dims);

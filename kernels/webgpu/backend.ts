@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ropeInvFreq, ropeKey, type RopeScaling } from "../rope_freq.ts";
 import type {
   AdamStep,
   AttentionDims,
@@ -1587,18 +1588,20 @@ export class WebGpuBackend implements Backend {
   }
 
   /** cos/sin table covering positions below `need`, computed as the CPU reference does. */
-  #ropeTable(headDim: number, theta: number, need: number): RopeTable {
-    const key = `${headDim}|${theta}`;
+  #ropeTable(
+    headDim: number,
+    theta: number,
+    need: number,
+    scaling?: RopeScaling,
+  ): RopeTable {
+    const key = ropeKey(headDim, theta, scaling);
     const have = this.#ropeTables.get(key);
     if (have && have.rows >= need) return have;
     let rows = 512;
     while (rows < need) rows *= 2;
     const half = headDim / 2;
     const f32 = Math.fround;
-    const invFreq = new Float32Array(half);
-    for (let i = 0; i < half; i++) {
-      invFreq[i] = f32(1 / f32(Math.pow(theta, f32((2 * i) / headDim))));
-    }
+    const invFreq = ropeInvFreq(headDim, theta, scaling);
     const data = new Float32Array(2 * rows * half);
     for (let pos = 0; pos < rows; pos++) {
       for (let i = 0; i < half; i++) {
@@ -1624,6 +1627,7 @@ export class WebGpuBackend implements Backend {
       headDim: number;
       offset: number;
       theta: number;
+      scaling?: RopeScaling;
     },
     inverse = false,
   ): Tensor {
@@ -1654,6 +1658,7 @@ export class WebGpuBackend implements Backend {
       dims.headDim,
       dims.theta,
       dims.offset + dims.seqLen,
+      dims.scaling,
     );
     const half = dims.headDim / 2;
     const y = this.#new(x.shape);
