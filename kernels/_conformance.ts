@@ -318,6 +318,35 @@ export function backendConformance(
     }
   });
 
+  check("rmsNorm per group (Qwen3's per-head q/k norms)", async (_be, h) => {
+    // x [n, heads·D] normalized per D-wide head with one weight of D; the
+    // widths keep the texture-fed kernels in play where they fit.
+    for (const [n, heads, d] of [[12, 4, 16], [5, 3, 8], [37, 2, 6]]) {
+      const c = heads * d;
+      const x = h.both(h.rng.floats(n * c, -3, 3), [n, c]);
+      const w = h.both(h.rng.floats(d, 0.5, 1.5), [d]);
+      const g = h.be.rmsNorm(x[0], w[0], 1e-6);
+      const r = h.ref.rmsNorm(x[1], w[1], 1e-6);
+      assert.deepEqual(g.rstd.shape, [n * heads]);
+      await h.same(`grouped rmsNorm ${n}x${heads}x${d} y`, g.y, r.y);
+      await h.same(`grouped rmsNorm ${n}x${heads}x${d} rstd`, g.rstd, r.rstd);
+      const dy = h.both(h.rng.floats(n * c), [n, c]);
+      const rstdB = h.be.fromArray(await h.ref.read(r.rstd), [n * heads]);
+      const gb = h.be.rmsNormBackward(dy[0], x[0], w[0], rstdB);
+      const rb = h.ref.rmsNormBackward(dy[1], x[1], w[1], r.rstd);
+      await h.same(
+        `grouped rmsNormBackward ${n}x${heads}x${d} dx`,
+        gb.dx,
+        rb.dx,
+      );
+      await h.same(
+        `grouped rmsNormBackward ${n}x${heads}x${d} dw`,
+        gb.dw!,
+        rb.dw!,
+      );
+    }
+  });
+
   check("rope", async (_be, h) => {
     const llama3 = {
       type: "llama3" as const,

@@ -12,6 +12,7 @@
  */
 
 import type { RopeScaling } from "../rope_freq.ts";
+import { normRows } from "../norm_rows.ts";
 import type {
   AdamStep,
   AttentionDims,
@@ -388,17 +389,17 @@ export class CpuBackend implements Backend {
   rmsNorm(x: Tensor, w: Tensor, eps: number): { y: Tensor; rstd: Tensor } {
     const op = "rmsNorm";
     const [n, c] = dims2(x, op, "x");
-    expectShape(op, "w", w, [c]);
+    const g = normRows(op, n, c, w.shape);
     const y = newF32([n, c], false);
-    const rstd = newF32([n], false);
+    const rstd = newF32([g.rows], false);
     this.kernels.rmsNormForward(
       y.data as Float32Array,
       rstd.data as Float32Array,
       f32(x, op, "x"),
       f32(w, op, "w"),
       eps,
-      n,
-      c,
+      g.rows,
+      g.width,
     );
     return { y, rstd };
   }
@@ -428,10 +429,10 @@ export class CpuBackend implements Backend {
     const op = "rmsNormBackward";
     const [n, c] = dims2(x, op, "x");
     expectShape(op, "dy", dy, [n, c]);
-    expectShape(op, "w", w, [c]);
-    expectShape(op, "rstd", rstd, [n]);
+    const g = normRows(op, n, c, w.shape);
+    expectShape(op, "rstd", rstd, [g.rows]);
     const dx = newF32([n, c], false);
-    const dw = newF32([c], false);
+    const dw = newF32([g.width], false);
     this.kernels.rmsNormBackward(
       dx.data as Float32Array,
       dw.data as Float32Array,
@@ -439,8 +440,8 @@ export class CpuBackend implements Backend {
       f32(x, op, "x"),
       f32(w, op, "w"),
       f32(rstd, op, "rstd"),
-      n,
-      c,
+      g.rows,
+      g.width,
     );
     // dw comes out of the same pass over the rows; recycled when not wanted.
     if (opts.weightGrad !== false) return { dx, dw };

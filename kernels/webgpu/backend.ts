@@ -8,6 +8,7 @@
  */
 
 import { ropeInvFreq, ropeKey, type RopeScaling } from "../rope_freq.ts";
+import { normRows } from "../norm_rows.ts";
 import type {
   AdamStep,
   AttentionDims,
@@ -1498,10 +1499,11 @@ export class WebGpuBackend implements Backend {
   /** RMSNorm over rows of x [N,C]. */
   rmsNorm(x: Tensor, w: Tensor, eps: number): { y: Tensor; rstd: Tensor } {
     const op = "rmsNorm";
-    const [n, c] = dims2(x, op, "x");
-    expectShape(op, "w", w, [c]);
+    const [n0, c0] = dims2(x, op, "x");
+    // Per-group norms read the same data as rows of the group's width.
+    const { rows: n, width: c } = normRows(op, n0, c0, w.shape);
     const gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
-    const y = this.#new([n, c]), rstd = this.#new([n]);
+    const y = this.#new([n0, c0]), rstd = this.#new([n]);
     const tex = this.#rowLoopsFit(n, c) ? this.#flatTextures([gx, gw]) : null;
     if (tex) {
       this.ctx.run(RMSNORM_TEX, [y, rstd], [n, c, eps], grid(n), tex);
@@ -1545,13 +1547,13 @@ export class WebGpuBackend implements Backend {
     opts: { weightGrad?: boolean } = {},
   ): { dx: Tensor; dw: Tensor | null } {
     const op = "rmsNormBackward";
-    const [n, c] = dims2(x, op, "x");
-    expectShape(op, "dy", dy, [n, c]);
-    expectShape(op, "w", w, [c]);
+    const [n0, c0] = dims2(x, op, "x");
+    expectShape(op, "dy", dy, [n0, c0]);
+    const { rows: n, width: c } = normRows(op, n0, c0, w.shape);
     expectShape(op, "rstd", rstd, [n]);
     const gdy = gpu(dy, op, "dy"), gx = gpu(x, op, "x"), gw = gpu(w, op, "w");
     const gr = gpu(rstd, op, "rstd");
-    const dx = this.#new([n, c]);
+    const dx = this.#new([n0, c0]);
     // dw sums every row of a column: skipped for a frozen norm.
     const dw = opts.weightGrad === false ? null : this.#new([c]);
     const tex = this.#rowLoopsFit(n, c)
