@@ -39,6 +39,9 @@ export interface BlockActivations {
   q: LoraLinearResult;
   k: LoraLinearResult;
   v: LoraLinearResult;
+  /** Qwen3: q and k after their per-head RMSNorm (what RoPE rotated). */
+  qn?: { y: Tensor; rstd: Tensor };
+  kn?: { y: Tensor; rstd: Tensor };
   qr: Tensor;
   kr: Tensor;
   att: Tensor;
@@ -101,8 +104,11 @@ export function blockForward(
     theta: cfg.ropeTheta,
     scaling: cfg.ropeScaling,
   };
-  const qr = be.rope(q.y, { ...ropeDims, heads: H });
-  const kr = be.rope(k.y, { ...ropeDims, heads: G });
+  // Qwen3 normalizes each head of q and k before rotating it.
+  const qn = w.qNorm ? be.rmsNorm(q.y, w.qNorm, cfg.rmsNormEps) : undefined;
+  const kn = w.kNorm ? be.rmsNorm(k.y, w.kNorm, cfg.rmsNormEps) : undefined;
+  const qr = be.rope(qn?.y ?? q.y, { ...ropeDims, heads: H });
+  const kr = be.rope(kn?.y ?? k.y, { ...ropeDims, heads: G });
   let attn: { out: Tensor; lse: Tensor };
   if (cache) {
     const wr = { batch: rows.batch, rows: cache.layer.capacity, start: offset };
@@ -144,6 +150,8 @@ export function blockForward(
       q,
       k,
       v,
+      qn,
+      kn,
       qr,
       kr,
       att: attn.out,
@@ -243,8 +251,17 @@ export function blockBackward(
     theta: cfg.ropeTheta,
     scaling: cfg.ropeScaling,
   };
-  const dq = be.rope(ga.dq, { ...ropeDims, heads: H }, true);
-  const dk = be.rope(ga.dk, { ...ropeDims, heads: G }, true);
+  const dqn = be.rope(ga.dq, { ...ropeDims, heads: H }, true);
+  const dkn = be.rope(ga.dk, { ...ropeDims, heads: G }, true);
+  // Through Qwen3's frozen per-head norms, back to the projections' outputs.
+  const dq = acts.qn
+    ? be.rmsNormBackward(dqn, acts.q.y, w.qNorm!, acts.qn.rstd, FROZEN_NORM)
+      .dx
+    : dqn;
+  const dk = acts.kn
+    ? be.rmsNormBackward(dkn, acts.k.y, w.kNorm!, acts.kn.rstd, FROZEN_NORM)
+      .dx
+    : dkn;
   const qName = p + "self_attn.q_proj",
     kName = p + "self_attn.k_proj",
     vName = p + "self_attn.v_proj";
@@ -274,6 +291,8 @@ export function blockBackward(
     ga.dv,
     dq,
     dk,
+    dq === dqn ? undefined : dqn,
+    dk === dkn ? undefined : dkn,
     gq.dx,
     gq.da,
     gq.db,
@@ -290,6 +309,10 @@ export function blockBackward(
 export function freeActivations(be: Backend, a: BlockActivations): void {
   for (const r of [a.q, a.k, a.v, a.o, a.g, a.u, a.d]) freeLinear(be, r);
   freeAll(be, [
+    a.qn?.y,
+    a.qn?.rstd,
+    a.kn?.y,
+    a.kn?.rstd,
     a.xn,
     a.rstd1,
     a.qr,

@@ -52,6 +52,11 @@ export interface LlamaConfig {
   ropeTheta: number;
   /** Llama 3's RoPE frequency scaling, when the model has it. */
   ropeScaling?: RopeScaling;
+  /**
+   * Qwen3's per-head RMSNorm of queries and keys before RoPE
+   * (`self_attn.q_norm`, `self_attn.k_norm`, each [D]); absent for Llama.
+   */
+  qkNorm?: true;
   /** Whether `lm_head` shares `model.embed_tokens.weight`. */
   tieWordEmbeddings: boolean;
   /** Longest sequence the model supports. */
@@ -62,8 +67,11 @@ export interface LlamaConfig {
   eosTokenIds: number[];
 }
 
-/** The Hugging Face `model_type`s whose layout is plain Llama. */
-const ACCEPTED_MODEL_TYPES = ["llama", "mistral"];
+/**
+ * The Hugging Face `model_type`s Bios runs: plain Llama layouts, and Qwen3
+ * (Llama's layout plus a per-head RMSNorm of q and k).
+ */
+const ACCEPTED_MODEL_TYPES = ["llama", "mistral", "qwen3"];
 
 function obj(json: unknown): Record<string, unknown> {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
@@ -270,7 +278,10 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
   const vocabSize = positiveInt(raw, "vocab_size");
   let maxPositionEmbeddings = positiveInt(raw, "max_position_embeddings", 2048);
   const window = raw.sliding_window;
-  if (window !== undefined && window !== null) {
+  // Qwen3 names a window it does not use unless use_sliding_window is set.
+  if (
+    window !== undefined && window !== null && raw.use_sliding_window !== false
+  ) {
     const w = positiveInt(raw, "sliding_window");
     maxPositionEmbeddings = Math.min(maxPositionEmbeddings, w);
   }
@@ -298,6 +309,7 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
     rmsNormEps: positiveNumber(raw, "rms_norm_eps", 1e-6),
     ropeTheta,
     ...(ropeScaling ? { ropeScaling } : {}),
+    ...(modelType === "qwen3" ? { qkNorm: true as const } : {}),
     tieWordEmbeddings: tie,
     maxPositionEmbeddings,
     ...(bos === undefined || bos === null
@@ -318,8 +330,8 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
  */
 export function toHfConfig(cfg: LlamaConfig): Record<string, unknown> {
   return {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
+    architectures: [cfg.qkNorm ? "Qwen3ForCausalLM" : "LlamaForCausalLM"],
+    model_type: cfg.qkNorm ? "qwen3" : "llama",
     hidden_size: cfg.hiddenSize,
     intermediate_size: cfg.intermediateSize,
     num_hidden_layers: cfg.numLayers,
@@ -381,6 +393,12 @@ export function llamaTensorShapes(cfg: LlamaConfig): [string, number[]][] {
       [`${p}.self_attn.k_proj.weight`, [G * D, C]],
       [`${p}.self_attn.v_proj.weight`, [G * D, C]],
       [`${p}.self_attn.o_proj.weight`, [C, H * D]],
+      ...(cfg.qkNorm
+        ? [
+          [`${p}.self_attn.q_norm.weight`, [D]] as [string, number[]],
+          [`${p}.self_attn.k_norm.weight`, [D]] as [string, number[]],
+        ]
+        : []),
       [`${p}.post_attention_layernorm.weight`, [C]],
       [`${p}.mlp.gate_proj.weight`, [F, C]],
       [`${p}.mlp.up_proj.weight`, [F, C]],

@@ -109,7 +109,7 @@ Deno.test("parseLlamaConfig() rejects what Bios cannot run, naming the field", a
     [
       "qwen2",
       { ...base, model_type: "qwen2" },
-      /model_type must be one of llama, mistral: got "qwen2" \(qwen2 has q\/k\/v/,
+      /model_type must be one of llama, mistral, qwen3: got "qwen2" \(qwen2 has q\/k\/v/,
     ],
     ["gpt2", { ...base, model_type: "gpt2" }, /model_type must be one of/],
     ["bias", { ...base, attention_bias: true }, /attention_bias must be false/],

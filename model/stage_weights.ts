@@ -32,6 +32,10 @@ export interface LayerWeights {
   v: Tensor;
   /** self_attn.o_proj [C, H·D] */
   o: Tensor;
+  /** self_attn.q_norm [D] (Qwen3) */
+  qNorm?: Tensor;
+  /** self_attn.k_norm [D] (Qwen3) */
+  kNorm?: Tensor;
   /** post_attention_layernorm [C] */
   postNorm: Tensor;
   /** mlp.gate_proj [F, C] */
@@ -91,6 +95,12 @@ export function uploadStage(
       k: get(p + "self_attn.k_proj.weight"),
       v: get(p + "self_attn.v_proj.weight"),
       o: get(p + "self_attn.o_proj.weight"),
+      ...(cfg.qkNorm
+        ? {
+          qNorm: get(p + "self_attn.q_norm.weight"),
+          kNorm: get(p + "self_attn.k_norm.weight"),
+        }
+        : {}),
       postNorm: get(p + "post_attention_layernorm.weight"),
       gate: get(p + "mlp.gate_proj.weight"),
       up: get(p + "mlp.up_proj.weight"),
@@ -110,6 +120,8 @@ export function uploadStage(
 
 /** Release a stage's tensors. */
 export function freeStage(be: Backend, w: StageWeights): void {
-  for (const l of w.layers) for (const t of Object.values(l)) be.free(t);
+  for (const l of w.layers) {
+    for (const t of Object.values(l)) if (t) be.free(t);
+  }
   for (const t of [w.embed, w.finalNorm, w.lmHead]) if (t) be.free(t);
 }

@@ -14,6 +14,8 @@ Fixtures:
 - `llama3_scaling/`: a Llama with Llama 3's RoPE scaling (factor 8, low/high
   frequency factors 1 and 4, original context 64, theta 10000, head_dim 8), so
   that its four frequencies fall in all three bands: kept, blended, divided.
+- `qwen3_tied/`: a Qwen3 (per-head q/k RMSNorm before RoPE), head_dim 16
+  apart from hidden/heads, tied embeddings.
 
 Each folder holds `model/` (config.json, model.safetensors) and `io.json`:
 `tokens` [B][T], `targets` [B][T] (the next token) and `logprobs` [B][T]
@@ -25,20 +27,23 @@ import pathlib
 
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "hf"
 
 
-def make(name, config, seed=0, batch=2, seq=48):
+def make(name, config, seed=0, batch=2, seq=48, cls=LlamaForCausalLM):
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).float().eval()
+    model = cls(config).float().eval()
     with torch.no_grad():
         # Larger weights than the default init, so position effects show.
         for p in model.parameters():
             if p.dim() == 2:
                 p.normal_(0.0, 0.2)
+            else:
+                # Norm gains near 1 but not 1, so a missed norm shows.
+                p.uniform_(0.5, 1.5)
     folder = OUT / name
     model.save_pretrained(folder / "model", safe_serialization=True)
     tokens = torch.randint(0, config.vocab_size, (batch, seq + 1))
@@ -86,3 +91,17 @@ make("llama3_scaling", LlamaConfig(
     },
     tie_word_embeddings=False,
 ), seed=1)
+
+make("qwen3_tied", Qwen3Config(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    vocab_size=64,
+    max_position_embeddings=256,
+    rope_theta=1000000.0,
+    tie_word_embeddings=True,
+    use_sliding_window=False,
+), seed=2, cls=Qwen3ForCausalLM)

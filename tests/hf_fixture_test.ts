@@ -6,7 +6,10 @@
  * the reference backend.
  */
 import assert from "node:assert/strict";
+import type { Backend } from "../kernels/backend.ts";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
+import { openNativeBackend } from "../kernels/native/backend.ts";
+import { testBackend } from "../kernels/webgpu/_open_for_test.ts";
 import { parseLlamaConfig } from "../model/config.ts";
 import { readSafetensorsFile } from "../model/safetensors.ts";
 import { Stage } from "../model/stage.ts";
@@ -14,7 +17,7 @@ import { splitLayers, uploadStage } from "../model/stage_weights.ts";
 
 const ROOT = new URL("./fixtures/hf/", import.meta.url).pathname;
 
-async function logprobsOf(name: string) {
+async function logprobsOf(name: string, be: Backend = new CpuBackend()) {
   const dir = `${ROOT}${name}`;
   const cfg = parseLlamaConfig(
     JSON.parse(await Deno.readTextFile(`${dir}/model/config.json`)),
@@ -28,7 +31,6 @@ async function logprobsOf(name: string) {
     [...(await readSafetensorsFile(`${dir}/model/model.safetensors`)).tensors]
       .map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]),
   );
-  const be = new CpuBackend();
   const range = splitLayers(cfg.numLayers, 1)[0];
   const stage = new Stage(be, cfg, range, uploadStage(be, cfg, tensors, range));
   const B = io.tokens.length, T = io.tokens[0].length;
@@ -63,3 +65,45 @@ Deno.test("a Llama with Llama 3's RoPE scaling (every frequency band) gives tran
   }
   assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
 });
+
+Deno.test("a Qwen3 (per-head q/k norms, head_dim apart from hidden/heads, tied) gives transformers' logprobs", async () => {
+  const { cfg, got, want } = await logprobsOf("qwen3_tied");
+  assert.equal(cfg.qkNorm, true);
+  assert.equal(cfg.headDim, 16);
+  assert.equal(cfg.tieWordEmbeddings, true);
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+});
+
+// Every fixture on the other backends too (the cpu cases are above).
+const others: [string, () => Backend | null | Promise<Backend | null>][] = [
+  ["native", () => openNativeBackend()],
+  ["webgpu", () => testBackend()],
+];
+const required = Deno.env.get("BIOS_REQUIRE_ALL") === "1";
+for (const [name, make] of others) {
+  const be = await make();
+  if (!be && !required) {
+    console.log(
+      `transformers fixtures on ${name} skipped: backend unavailable`,
+    );
+  }
+  for (const fixture of ["llama_theta500k", "llama3_scaling", "qwen3_tied"]) {
+    Deno.test({
+      name: `${fixture} gives transformers' logprobs on ${name}`,
+      ignore: !be && !required,
+      fn: async () => {
+        if (!be) throw new Error(`${name} backend unavailable`);
+        const { got, want } = await logprobsOf(fixture, be);
+        let worst = 0;
+        for (let i = 0; i < want.length; i++) {
+          worst = Math.max(worst, Math.abs(got[i] - want[i]));
+        }
+        assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+      },
+    });
+  }
+}
