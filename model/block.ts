@@ -97,6 +97,20 @@ export function blockForward(
   const q = loraLinear(be, xn, w.q, lora, p + "self_attn.q_proj", dropoutKey);
   const k = loraLinear(be, xn, w.k, lora, p + "self_attn.k_proj", dropoutKey);
   const v = loraLinear(be, xn, w.v, lora, p + "self_attn.v_proj", dropoutKey);
+  // Qwen2's q/k/v biases (frozen: the backward does not see them).
+  if (w.qBias && w.kBias && w.vBias) {
+    const ones = be.fromArray(
+      new Float32Array(rows.batch * rows.seqLen).fill(1),
+      [
+        rows.batch * rows.seqLen,
+        1,
+      ],
+    );
+    for (const [r, b] of [[q, w.qBias], [k, w.kBias], [v, w.vBias]] as const) {
+      be.gemm(ones, b, { beta: 1, out: r.y }); // y += 1·b on every row
+    }
+    be.free(ones);
+  }
   const ropeDims = {
     seqLen: rows.seqLen,
     headDim: D,

@@ -57,6 +57,11 @@ export interface LlamaConfig {
    * (`self_attn.q_norm`, `self_attn.k_norm`, each [D]); absent for Llama.
    */
   qkNorm?: true;
+  /**
+   * Qwen2's biases on the q, k and v projections (`self_attn.{q,k,v}_proj.bias`);
+   * absent for Llama.
+   */
+  qkvBias?: true;
   /** Whether `lm_head` shares `model.embed_tokens.weight`. */
   tieWordEmbeddings: boolean;
   /** Longest sequence the model supports. */
@@ -68,10 +73,11 @@ export interface LlamaConfig {
 }
 
 /**
- * The Hugging Face `model_type`s Bios runs: plain Llama layouts, and Qwen3
- * (Llama's layout plus a per-head RMSNorm of q and k).
+ * The Hugging Face `model_type`s Bios runs: plain Llama layouts, Qwen2
+ * (Llama's layout plus biases on q, k and v; Qwen2.5 is the same type) and
+ * Qwen3 (Llama's layout plus a per-head RMSNorm of q and k).
  */
-const ACCEPTED_MODEL_TYPES = ["llama", "mistral", "qwen3"];
+const ACCEPTED_MODEL_TYPES = ["llama", "mistral", "qwen2", "qwen3"];
 
 function obj(json: unknown): Record<string, unknown> {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
@@ -224,13 +230,10 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
   if (
     typeof modelType !== "string" || !ACCEPTED_MODEL_TYPES.includes(modelType)
   ) {
-    const why = modelType === "qwen2"
-      ? " (qwen2 has q/k/v projection biases, which the Llama layout lacks)"
-      : "";
     throw new ConfigError(
       `model_type must be one of ${ACCEPTED_MODEL_TYPES.join(", ")}: got ${
         JSON.stringify(modelType)
-      }${why}`,
+      }`,
     );
   }
   for (const field of ["attention_bias", "mlp_bias"]) {
@@ -310,6 +313,7 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
     ropeTheta,
     ...(ropeScaling ? { ropeScaling } : {}),
     ...(modelType === "qwen3" ? { qkNorm: true as const } : {}),
+    ...(modelType === "qwen2" ? { qkvBias: true as const } : {}),
     tieWordEmbeddings: tie,
     maxPositionEmbeddings,
     ...(bos === undefined || bos === null
@@ -330,8 +334,14 @@ export function parseLlamaConfig(json: unknown): LlamaConfig {
  */
 export function toHfConfig(cfg: LlamaConfig): Record<string, unknown> {
   return {
-    architectures: [cfg.qkNorm ? "Qwen3ForCausalLM" : "LlamaForCausalLM"],
-    model_type: cfg.qkNorm ? "qwen3" : "llama",
+    architectures: [
+      cfg.qkNorm
+        ? "Qwen3ForCausalLM"
+        : cfg.qkvBias
+        ? "Qwen2ForCausalLM"
+        : "LlamaForCausalLM",
+    ],
+    model_type: cfg.qkNorm ? "qwen3" : cfg.qkvBias ? "qwen2" : "llama",
     hidden_size: cfg.hiddenSize,
     intermediate_size: cfg.intermediateSize,
     num_hidden_layers: cfg.numLayers,
@@ -397,6 +407,13 @@ export function llamaTensorShapes(cfg: LlamaConfig): [string, number[]][] {
         ? [
           [`${p}.self_attn.q_norm.weight`, [D]] as [string, number[]],
           [`${p}.self_attn.k_norm.weight`, [D]] as [string, number[]],
+        ]
+        : []),
+      ...(cfg.qkvBias
+        ? [
+          [`${p}.self_attn.q_proj.bias`, [H * D]] as [string, number[]],
+          [`${p}.self_attn.k_proj.bias`, [G * D]] as [string, number[]],
+          [`${p}.self_attn.v_proj.bias`, [G * D]] as [string, number[]],
         ]
         : []),
       [`${p}.post_attention_layernorm.weight`, [C]],

@@ -107,9 +107,9 @@ Deno.test("parseLlamaConfig() rejects what Bios cannot run, naming the field", a
     ],
     ["odd head_dim", { ...base, head_dim: 33 }, /head_dim must be even/],
     [
-      "qwen2",
-      { ...base, model_type: "qwen2" },
-      /model_type must be one of llama, mistral, qwen3: got "qwen2" \(qwen2 has q\/k\/v/,
+      "gemma2",
+      { ...base, model_type: "gemma2" },
+      /model_type must be one of llama, mistral, qwen2, qwen3: got "gemma2"/,
     ],
     ["gpt2", { ...base, model_type: "gpt2" }, /model_type must be one of/],
     ["bias", { ...base, attention_bias: true }, /attention_bias must be false/],

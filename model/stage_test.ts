@@ -159,6 +159,13 @@ Deno.test("Stage: LoRA gradients match central finite differences for every para
   checkByFiniteDifferences(cfg, tensors);
 });
 
+Deno.test("Stage: with Qwen2's q/k/v biases, LoRA gradients match finite differences", () => {
+  const qwen2: LlamaConfig = { ...cfg, qkvBias: true };
+  const t = randomModel(3, qwen2);
+  assert.ok(t.has("model.layers.0.self_attn.q_proj.bias"));
+  checkByFiniteDifferences(qwen2, t);
+});
+
 Deno.test("Stage: with Qwen3's per-head q/k norms, LoRA gradients match finite differences", () => {
   const qwen3: LlamaConfig = { ...cfg, qkNorm: true };
   const t = randomModel(2, qwen3);

@@ -36,6 +36,12 @@ export interface LayerWeights {
   qNorm?: Tensor;
   /** self_attn.k_norm [D] (Qwen3) */
   kNorm?: Tensor;
+  /** self_attn.q_proj.bias as [1, H·D] (Qwen2) */
+  qBias?: Tensor;
+  /** self_attn.k_proj.bias as [1, G·D] (Qwen2) */
+  kBias?: Tensor;
+  /** self_attn.v_proj.bias as [1, G·D] (Qwen2) */
+  vBias?: Tensor;
   /** post_attention_layernorm [C] */
   postNorm: Tensor;
   /** mlp.gate_proj [F, C] */
@@ -86,6 +92,13 @@ export function uploadStage(
     if (!t) throw new Error(`model tensor ${name} is missing`);
     return be.fromArray(t.data, t.shape);
   };
+  // A bias is kept as one row, so that adding it to every row is a product
+  // with a column of ones.
+  const row = (name: string): Tensor => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`model tensor ${name} is missing`);
+    return be.fromArray(t.data, [1, t.data.length]);
+  };
   const layers: LayerWeights[] = [];
   for (let l = range.first; l < range.last; l++) {
     const p = `model.layers.${l}.`;
@@ -99,6 +112,13 @@ export function uploadStage(
         ? {
           qNorm: get(p + "self_attn.q_norm.weight"),
           kNorm: get(p + "self_attn.k_norm.weight"),
+        }
+        : {}),
+      ...(cfg.qkvBias
+        ? {
+          qBias: row(p + "self_attn.q_proj.bias"),
+          kBias: row(p + "self_attn.k_proj.bias"),
+          vBias: row(p + "self_attn.v_proj.bias"),
         }
         : {}),
       postNorm: get(p + "post_attention_layernorm.weight"),

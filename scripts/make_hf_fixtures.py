@@ -14,6 +14,7 @@ Fixtures:
 - `llama3_scaling/`: a Llama with Llama 3's RoPE scaling (factor 8, low/high
   frequency factors 1 and 4, original context 64, theta 10000, head_dim 8), so
   that its four frequencies fall in all three bands: kept, blended, divided.
+- `qwen2_tied/`: a Qwen2 / Qwen2.5 (biases on q, k and v), tied embeddings.
 - `qwen3_tied/`: a Qwen3 (per-head q/k RMSNorm before RoPE), head_dim 16
   apart from hidden/heads, tied embeddings.
 
@@ -27,7 +28,14 @@ import pathlib
 
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "hf"
@@ -42,7 +50,8 @@ def make(name, config, seed=0, batch=2, seq=48, cls=LlamaForCausalLM):
             if p.dim() == 2:
                 p.normal_(0.0, 0.2)
             else:
-                # Norm gains near 1 but not 1, so a missed norm shows.
+                # Norm gains (and Qwen2's biases) near 1 but not 1, so a
+                # missed norm or bias shows.
                 p.uniform_(0.5, 1.5)
     folder = OUT / name
     model.save_pretrained(folder / "model", safe_serialization=True)
@@ -105,3 +114,16 @@ make("qwen3_tied", Qwen3Config(
     tie_word_embeddings=True,
     use_sliding_window=False,
 ), seed=2, cls=Qwen3ForCausalLM)
+
+make("qwen2_tied", Qwen2Config(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=64,
+    max_position_embeddings=256,
+    rope_theta=1000000.0,
+    tie_word_embeddings=True,
+    use_sliding_window=False,
+), seed=3, cls=Qwen2ForCausalLM)

@@ -78,6 +78,16 @@ Deno.test("a Qwen3 (per-head q/k norms, head_dim apart from hidden/heads, tied) 
   assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
 });
 
+Deno.test("a Qwen2 / Qwen2.5 (q/k/v biases, tied) gives transformers' logprobs", async () => {
+  const { cfg, got, want } = await logprobsOf("qwen2_tied");
+  assert.equal(cfg.qkvBias, true);
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+});
+
 // Every fixture on the other backends too (the cpu cases are above).
 const others: [string, () => Backend | null | Promise<Backend | null>][] = [
   ["native", () => openNativeBackend()],
@@ -91,7 +101,14 @@ for (const [name, make] of others) {
       `transformers fixtures on ${name} skipped: backend unavailable`,
     );
   }
-  for (const fixture of ["llama_theta500k", "llama3_scaling", "qwen3_tied"]) {
+  for (
+    const fixture of [
+      "llama_theta500k",
+      "llama3_scaling",
+      "qwen2_tied",
+      "qwen3_tied",
+    ]
+  ) {
     Deno.test({
       name: `${fixture} gives transformers' logprobs on ${name}`,
       ignore: !be && !required,

@@ -1,6 +1,6 @@
 /**
- * A catalog that names a model Bios cannot serve (a Qwen2 folder: q/k/v
- * biases, which the Llama layout lacks) fails requests for that model alone,
+ * A catalog that names a model Bios cannot serve (a Gemma 2 folder: an
+ * architecture Bios does not run) fails requests for that model alone,
  * with the reason; the registry does not crash, and every other model is
  * served as before.
  */
@@ -14,21 +14,21 @@ import {
   TINY2,
 } from "./_helpers.ts";
 
-const QWEN = "test/qwen2-folder";
+const OTHER = "test/gemma2-folder";
 
 Deno.test("an unsupported model in the catalog is refused by name and reason; the others are served", async () => {
   const ts = await startTestService();
-  const dir = await Deno.makeTempDir({ prefix: "bios-qwen-" });
+  const dir = await Deno.makeTempDir({ prefix: "bios-other-" });
   const prev = Deno.env.get("BIOS_MODELS");
   try {
     const tiny = JSON.parse(await Deno.readTextFile(ts.catalogFile))
       .models as Record<string, string>;
     const root = ts.catalogFile.slice(0, ts.catalogFile.lastIndexOf("/"));
-    await Deno.mkdir(`${dir}/qwen`);
+    await Deno.mkdir(`${dir}/other`);
     await Deno.writeTextFile(
-      `${dir}/qwen/config.json`,
+      `${dir}/other/config.json`,
       JSON.stringify({
-        "model_type": "qwen2",
+        "model_type": "gemma2",
         "hidden_size": 32,
         "intermediate_size": 64,
         "num_hidden_layers": 2,
@@ -43,27 +43,27 @@ Deno.test("an unsupported model in the catalog is refused by name and reason; th
         models: {
           [TINY]: `${root}/${tiny[TINY]}`,
           [TINY2]: `${root}/${tiny[TINY2]}`,
-          [QWEN]: "qwen",
+          [OTHER]: "other",
         },
       }),
     );
     Deno.env.set("BIOS_MODELS", `${dir}/catalog.json`);
     const caps = await ts.service.getServerCapabilities();
     assert.ok(caps.supportedModels.some((m) => m.modelName === TINY));
-    assert.ok(!caps.supportedModels.some((m) => m.modelName === QWEN));
-    const bad = caps.unsupportedModels?.find((m) => m.modelName === QWEN);
+    assert.ok(!caps.supportedModels.some((m) => m.modelName === OTHER));
+    const bad = caps.unsupportedModels?.find((m) => m.modelName === OTHER);
     assert.ok(bad, JSON.stringify(caps));
-    assert.match(bad.reason, /qwen2/);
+    assert.match(bad.reason, /gemma2/);
     for (
       const call of [
-        () => ts.service.createLoraTrainingClient({ baseModel: QWEN }),
-        () => ts.service.createSamplingClient({ baseModel: QWEN }),
+        () => ts.service.createLoraTrainingClient({ baseModel: OTHER }),
+        () => ts.service.createSamplingClient({ baseModel: OTHER }),
       ]
     ) {
       await assert.rejects(call, (e: Error & { field?: string }) => {
         assert.ok(e instanceof bios.errors.InvalidArgumentError, e.message);
         assert.equal(e.field, "baseModel");
-        assert.match(e.message, /cannot be served: .*qwen2/);
+        assert.match(e.message, /cannot be served: .*gemma2/);
         return true;
       });
     }
