@@ -20,7 +20,12 @@ Fixtures:
 
 Each folder holds `model/` (config.json, model.safetensors) and `io.json`:
 `tokens` [B][T], `targets` [B][T] (the next token) and `logprobs` [B][T]
-(log p(target), float64 from transformers' logits in float32).
+(log p(target), float64 from transformers' logits in float32). `peft/` holds a
+PEFT LoRA adapter of the model (r 4, alpha 8, on every attention and MLP
+projection, B drawn at random so that every gradient flows), as
+`save_pretrained` wrote it, and `peft_grads.safetensors`: the gradient of the
+loss −Σ log p(target) with respect to every adapter tensor, computed in
+float64 and stored in float32, named as in the adapter file.
 """
 
 import json
@@ -28,6 +33,8 @@ import pathlib
 
 import torch
 import transformers
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
@@ -68,6 +75,34 @@ def make(name, config, seed=0, batch=2, seq=48, cls=LlamaForCausalLM):
     }) + "\n")
     cfg = json.loads((folder / "model" / "config.json").read_text())
     print(name, "rope keys:", {k: v for k, v in cfg.items() if "rope" in k})
+
+    # PEFT's LoRA on the same model, and its gradients for the same batch.
+    torch.manual_seed(seed + 100)
+    peft_model = get_peft_model(model, LoraConfig(
+        r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                        "gate_proj", "up_proj", "down_proj"],
+    ))
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0.0, 0.2)
+    # In float64 (from the float32 weights, exactly), so that the reference
+    # carries no float32 rounding of its own.
+    peft_model.double().train()
+    logits = peft_model(inputs).logits
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])
+    loss = -lp.sum()
+    loss.backward()
+    grads = {}
+    for n, p in peft_model.named_parameters():
+        if p.grad is not None and "lora_" in n:
+            grads[n.replace(".default", "")] = p.grad.detach().float().contiguous()
+    peft_model.float().save_pretrained(folder / "peft")
+    (folder / "peft" / "README.md").unlink(missing_ok=True)  # a blank model card
+    save_file(grads, folder / "peft_grads.safetensors")
 
 
 make("llama_theta500k", LlamaConfig(
