@@ -65,6 +65,12 @@ export class HfTokenizer implements Tokenizer {
   readonly eosTokenId?: number;
   /** Display name. */
   readonly name: string;
+  /** The chat template of `tokenizer_config.json`, if any. */
+  readonly chatTemplate?: string;
+  /** The BOS token's text, if any. */
+  readonly bosToken?: string;
+  /** The EOS token's text, if any. */
+  readonly eosToken?: string;
   readonly #inner: HfCoreTokenizer;
   readonly #json: unknown;
   readonly #config: Record<string, unknown> | undefined;
@@ -113,6 +119,10 @@ export class HfTokenizer implements Tokenizer {
     };
     this.bosTokenId = idOf(tokenizerConfig?.bos_token) ?? options.bosTokenId;
     this.eosTokenId = idOf(tokenizerConfig?.eos_token) ?? options.eosTokenId;
+    const template = tokenizerConfig?.chat_template;
+    if (typeof template === "string") this.chatTemplate = template;
+    this.bosToken = tokenContent(tokenizerConfig?.bos_token);
+    this.eosToken = tokenContent(tokenizerConfig?.eos_token);
   }
 
   /**

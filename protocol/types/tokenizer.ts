@@ -33,6 +33,15 @@ export interface Tokenizer {
   readonly eosTokenId?: number;
   /** Display name, e.g. `"bios-byte"`. */
   readonly name: string;
+  /**
+   * The Jinja chat template of `tokenizer_config.json`, when the model has
+   * one (see `bios.chat`), and the special-token texts it refers to.
+   */
+  readonly chatTemplate?: string;
+  /** The text of the BOS token, for chat templates. */
+  readonly bosToken?: string;
+  /** The text of the EOS token, for chat templates. */
+  readonly eosToken?: string;
   /** The files (name → text) that recreate this tokenizer in a model folder. */
   toFiles(): Record<string, string>;
 }
