@@ -27,6 +27,7 @@ export {
   type ServiceClientOptions,
 } from "./client/service_client.ts";
 export {
+  type CustomLossFn,
   type TrainingClient,
   type TrainingRunInfo,
   type TrainResult,

@@ -26,10 +26,25 @@ import {
   TrainerRequestSchema,
 } from "../protocol/messages.ts";
 import { APIFuture } from "./api_future.ts";
+import { InvalidArgumentError } from "../runtime/errors.ts";
 import { askResending } from "./resend.ts";
 import type { Connection } from "./connection.ts";
 import { type SampleArgs, SamplingClient } from "./sampling_client.ts";
 import type { ServiceClient } from "./service_client.ts";
+
+/**
+ * A custom loss for {@linkcode TrainingClient.forwardBackwardCustom}: from
+ * the data and each datum's target logprobs, the loss, its gradient with
+ * respect to every logprob, and metrics to report.
+ */
+export type CustomLossFn = (
+  data: DatumInput[],
+  logprobs: Float32Array[],
+) => {
+  loss: number;
+  grads: ArrayLike<number>[];
+  metrics?: Record<string, number>;
+};
 
 /** Time one training operation may take. */
 const OP_TIMEOUT_MS = 3_600_000;
@@ -154,6 +169,88 @@ export class TrainingClient {
       lossFn,
       lossFnConfig,
     });
+  }
+
+  /**
+   * Forward and backward with a loss computed here, in TypeScript, as the
+   * anchor's `forward_backward_custom` does: a `forward` gives each datum's
+   * target logprobs; `lossFn` returns the loss and its gradient with respect
+   * to them; a `forwardBackward` of `cross_entropy` with weights = −gradient
+   * then sends exactly that gradient into the model. The reply is the second
+   * call's, with `loss` set to `lossFn`'s and its `metrics` added.
+   *
+   * Two operations run, one after the other: await this before submitting
+   * others, or they would run between the two.
+   *
+   * @example
+   * ```ts ignore
+   * // −Σ logprob, by hand: the same step as forwardBackward(data, "cross_entropy")
+   * await tc.forwardBackwardCustom(data, (_data, logprobs) => ({
+   *   loss: -logprobs.reduce((s, lp) => s + lp.reduce((a, b) => a + b, 0), 0),
+   *   grads: logprobs.map((lp) => lp.map(() => -1)),
+   * }));
+   * ```
+   */
+  forwardBackwardCustom(
+    data: DatumInput[],
+    lossFn: CustomLossFn,
+  ): APIFuture<ForwardBackwardOutput> {
+    const p = (async () => {
+      const forwardData = data.map((d, i) => {
+        const inputs = d?.lossFnInputs ?? {};
+        const targets = inputs.targetTokens ?? inputs["target_tokens"];
+        if (targets === undefined) {
+          throw new InvalidArgumentError(
+            `data[${i}].lossFnInputs.targetTokens`,
+            `data[${i}].lossFnInputs.targetTokens is required by forwardBackwardCustom`,
+          );
+        }
+        return {
+          modelInput: d.modelInput,
+          lossFnInputs: { targetTokens: targets },
+        };
+      });
+      const fwd = await this.forward(forwardData, "cross_entropy");
+      const logprobs = fwd.lossFnOutputs.map((o) =>
+        Float32Array.from(o.logprobs.data as ArrayLike<number>)
+      );
+      const out = lossFn(data, logprobs);
+      if (
+        out === null || typeof out !== "object" || !Number.isFinite(out.loss) ||
+        !Array.isArray(out.grads) || out.grads.length !== logprobs.length
+      ) {
+        throw new InvalidArgumentError(
+          "lossFn",
+          `lossFn must return { loss: a finite number, grads: one array per datum (${logprobs.length}) }`,
+        );
+      }
+      const linear = forwardData.map((d, i) => {
+        const g = out.grads[i];
+        if (g?.length !== logprobs[i].length) {
+          throw new InvalidArgumentError(
+            `lossFn.grads[${i}]`,
+            `lossFn's grads[${i}] must have one value per token (${
+              logprobs[i].length
+            }): got ${g?.length}`,
+          );
+        }
+        return {
+          modelInput: d.modelInput,
+          lossFnInputs: {
+            targetTokens: d.lossFnInputs.targetTokens,
+            // cross_entropy is Σ −logprob·weight: weight −g gives dL/dlogprob = g.
+            weights: Array.from(g, (v) => -v),
+          },
+        };
+      });
+      const result = await this.forwardBackward(linear, "cross_entropy");
+      return {
+        ...result,
+        loss: out.loss,
+        metrics: { ...result.metrics, ...out.metrics },
+      };
+    })();
+    return new APIFuture(p);
   }
 
   /** Apply the accumulated gradients with AdamW (torch semantics; anchor defaults). */

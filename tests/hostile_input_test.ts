@@ -164,7 +164,7 @@ Deno.test("loss weights past the bound (3e38 is finite as float32) are refused b
       () => tc.forwardBackward([withInputs({ weights })], "cross_entropy"),
       InvalidArgumentError,
       "data[0].lossFnInputs.weights[3]",
-      "must be a weight in [0, 1000000]: got 3e+38",
+      "must be a weight in [-1000000, 1000000]: got 3e+38",
     );
   });
 });

@@ -65,9 +65,11 @@ const VALUE_RULES: ReadonlyMap<
   { ok: (v: number) => boolean; rule: string }
 > = new Map<LossInputKey, { ok: (v: number) => boolean; rule: string }>([
   ["targetTokens", { ok: isTokenId, rule: TOKEN_ID_RULE }],
+  // Signed, as the anchor's forward_backward_custom sends −dC/dlogprob as
+  // cross_entropy weights; a negative weight pushes a token's logprob down.
   ["weights", {
-    ok: (v) => v >= 0 && v <= MAX_LOSS_WEIGHT,
-    rule: `must be a weight in [0, ${MAX_LOSS_WEIGHT}]`,
+    ok: (v) => Math.abs(v) <= MAX_LOSS_WEIGHT,
+    rule: `must be a weight in [-${MAX_LOSS_WEIGHT}, ${MAX_LOSS_WEIGHT}]`,
   }],
   ["advantages", {
     ok: (v) => Math.abs(v) <= MAX_LOSS_WEIGHT,
