@@ -6,14 +6,8 @@
  */
 
 import { z } from "zod";
-import { safeInteger } from "./types/checks.ts";
-import {
-  CHECKPOINT_KINDS,
-  CheckpointNameSchema,
-  CheckpointPathSchema,
-  RunIdSchema,
-} from "./types/checkpoint_path.ts";
-import { ManifestLoraSchema } from "./types/checkpoint_manifest.ts";
+import { CheckpointPathSchema, RunIdSchema } from "./types/checkpoint_path.ts";
+import { SAVED_MANIFEST_FIELDS } from "./types/checkpoint_manifest.ts";
 import { WireTensorsSchema } from "./types/wire_tensors.ts";
 
 const bool = z.boolean({ error: "must be a boolean" });
@@ -22,19 +16,7 @@ const bool = z.boolean({ error: "must be a boolean" });
  * Schema of what a saver says about a checkpoint; the store adds the
  * format, the time and the files' hashes to make `manifest.json`.
  */
-export const SaveManifestSchema = z.strictObject({
-  runId: RunIdSchema,
-  kind: z.enum(CHECKPOINT_KINDS, {
-    error: `must be "weights" or "sampler_weights"`,
-  }),
-  name: CheckpointNameSchema,
-  baseModel: z.string({ error: "must be a model name" }).min(1, {
-    error: "must be a model name",
-  }),
-  lora: ManifestLoraSchema,
-  step: safeInteger("must be an integer ≥ 0", (v) => v >= 0),
-  seq: safeInteger("must be an integer ≥ 0", (v) => v >= 0),
-});
+export const SaveManifestSchema = z.strictObject(SAVED_MANIFEST_FIELDS);
 
 /** Schema of any request the store handles. */
 export const StoreRequestSchema = z.discriminatedUnion("type", [

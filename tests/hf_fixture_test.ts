@@ -18,6 +18,16 @@ import { splitLayers, uploadStage } from "../model/stage_weights.ts";
 
 const ROOT = new URL("./fixtures/hf/", import.meta.url).pathname;
 
+/** Bios's logprobs are within 1e-4 of transformers' (max |Δ|). */
+function assertLogprobsMatch(got: Float32Array, want: number[]): void {
+  assert.equal(got.length, want.length);
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+}
+
 async function logprobsOf(name: string, be: Backend = new CpuBackend()) {
   const dir = `${ROOT}${name}`;
   const cfg = parseLlamaConfig(
@@ -50,21 +60,13 @@ Deno.test("a Llama saved by transformers 5 with rope_theta 500000 (in rope_param
     500000,
     "rope_theta is read from rope_parameters",
   );
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  }
-  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+  assertLogprobsMatch(got, want);
 });
 
 Deno.test("a Llama with Llama 3's RoPE scaling (every frequency band) gives transformers' logprobs", async () => {
   const { cfg, got, want } = await logprobsOf("llama3_scaling");
   assert.equal(cfg.ropeScaling?.type, "llama3");
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  }
-  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+  assertLogprobsMatch(got, want);
 });
 
 Deno.test("a Qwen3 (per-head q/k norms, head_dim apart from hidden/heads, tied) gives transformers' logprobs", async () => {
@@ -72,21 +74,13 @@ Deno.test("a Qwen3 (per-head q/k norms, head_dim apart from hidden/heads, tied) 
   assert.equal(cfg.qkNorm, true);
   assert.equal(cfg.headDim, 16);
   assert.equal(cfg.tieWordEmbeddings, true);
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  }
-  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+  assertLogprobsMatch(got, want);
 });
 
 Deno.test("a Qwen2 / Qwen2.5 (q/k/v biases, tied) gives transformers' logprobs", async () => {
   const { cfg, got, want } = await logprobsOf("qwen2_tied");
   assert.equal(cfg.qkvBias, true);
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  }
-  assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+  assertLogprobsMatch(got, want);
 });
 
 // Every fixture on the other backends too (the cpu cases are above).
@@ -116,11 +110,7 @@ for (const [name, make] of others) {
       fn: async () => {
         if (!be) throw new Error(`${name} backend unavailable`);
         const { got, want } = await logprobsOf(fixture, be);
-        let worst = 0;
-        for (let i = 0; i < want.length; i++) {
-          worst = Math.max(worst, Math.abs(got[i] - want[i]));
-        }
-        assert.ok(worst < 1e-4, `max |Δ logprob| ${worst}`);
+        assertLogprobsMatch(got, want);
       },
     });
   }

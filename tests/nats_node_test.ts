@@ -15,12 +15,35 @@ import {
   TINY,
 } from "./_helpers.ts";
 import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
-import { startNodeProcess } from "./_node_process.ts";
+import { type NodeProcess, startNodeProcess } from "./_node_process.ts";
 
 const ignore = await natsTestsIgnored();
 const RUN = { baseModel: TINY, rank: 4, alpha: 8, seed: 21 } as const;
 const batch = SAMPLE_TEXTS.map((t) => nextTokenDatum(textIds(t)));
 const PROMPT = bios.types.ModelInput.fromInts(textIds("Q: 2+2?").slice(0, -1));
+
+/**
+ * A nats-server, a node process on it (checkpoints in a temporary folder)
+ * and a client of it for `body`; all stopped and removed afterwards.
+ */
+async function withNode(
+  body: (
+    c: { server: NatsServer; node: NodeProcess; service: bios.ServiceClient },
+  ) => Promise<void>,
+): Promise<void> {
+  const server = await NatsServer.start();
+  const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
+  const node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
+  const service = new bios.ServiceClient({ nats: server.url });
+  try {
+    await body({ server, node, service });
+  } finally {
+    await service.close();
+    await node.stop("SIGKILL");
+    await server.kill();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
 
 /** The script: three pipelined steps, a checkpoint, a seeded sample. */
 async function script(service: bios.ServiceClient) {
@@ -63,11 +86,7 @@ Deno.test({
     } finally {
       await embedded.close();
     }
-    const server = await NatsServer.start();
-    const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
-    const node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
-    const service = new bios.ServiceClient({ nats: server.url });
-    try {
+    await withNode(async ({ node, service }) => {
       const caps = await service.getServerCapabilities();
       assert.ok(caps.supportedModels.some((m) => m.modelName === TINY));
       const got = await script(service);
@@ -89,12 +108,7 @@ Deno.test({
         0,
         "the node drained and exited 0",
       );
-    } finally {
-      await service.close();
-      await node.stop("SIGKILL");
-      await server.kill();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    });
   },
 });
 
@@ -117,11 +131,7 @@ Deno.test({
     } finally {
       await embedded.close();
     }
-    const server = await NatsServer.start();
-    const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
-    const node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
-    const service = new bios.ServiceClient({ nats: server.url });
-    try {
+    await withNode(async ({ server, service }) => {
       const tc = await service.createLoraTrainingClient(RUN);
       const got: number[] = [];
       let restarted = 0;
@@ -143,12 +153,7 @@ Deno.test({
       const info = await tc.getInfo();
       assert.equal(info.step, 6, "every step applied once");
       assert.equal(info.lastSeq, 12);
-    } finally {
-      await service.close();
-      await node.stop("SIGKILL");
-      await server.kill();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    });
   },
 });
 
@@ -157,11 +162,7 @@ Deno.test({
     "NATS node: a sampler whose node is killed mid-request fails its requests with a clear error within seconds, never hangs",
   ignore,
   fn: async () => {
-    const server = await NatsServer.start();
-    const dir = await Deno.makeTempDir({ prefix: "bios-node-ckpt-" });
-    const node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
-    const service = new bios.ServiceClient({ nats: server.url });
-    try {
+    await withNode(async ({ node, service }) => {
       const sc = await service.createSamplingClient({ baseModel: TINY });
       // Four long requests: one in hand, three queued behind it (~0.6 s each).
       const args = {
@@ -196,11 +197,6 @@ Deno.test({
         })`,
       );
       assert.ok(seconds < 10, `the requests ended after ${seconds} s`);
-    } finally {
-      await service.close();
-      await node.stop("SIGKILL");
-      await server.kill();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    });
   },
 });

@@ -69,11 +69,11 @@ export const ManifestFilesSchema = z.strictObject({
   "optimizer.safetensors": Sha256Schema.optional(),
 }, { error: "must be an object of file name → sha256" });
 
-/** Schema of `manifest.json`. */
-export const CheckpointManifestSchema = z.strictObject({
-  format: z.literal(CHECKPOINT_FORMAT, {
-    error: `must be "${CHECKPOINT_FORMAT}"`,
-  }),
+/**
+ * The fields a saver gives about a checkpoint (the store's `save` request
+ * carries them); `manifest.json` adds the format, the time and the hashes.
+ */
+export const SAVED_MANIFEST_FIELDS = {
   runId: RunIdSchema,
   kind: z.enum(CHECKPOINT_KINDS, {
     error: `must be "weights" or "sampler_weights"`,
@@ -85,6 +85,14 @@ export const CheckpointManifestSchema = z.strictObject({
   lora: ManifestLoraSchema,
   step: safeInteger("must be an integer ≥ 0", (v) => v >= 0),
   seq: safeInteger("must be an integer ≥ 0", (v) => v >= 0),
+};
+
+/** Schema of `manifest.json`. */
+export const CheckpointManifestSchema = z.strictObject({
+  format: z.literal(CHECKPOINT_FORMAT, {
+    error: `must be "${CHECKPOINT_FORMAT}"`,
+  }),
+  ...SAVED_MANIFEST_FIELDS,
   createdAt: z.iso.datetime({ error: "must be an ISO 8601 time" }),
   files: ManifestFilesSchema,
 }, { error: "must be an object" }).superRefine((m, ctx) => {
