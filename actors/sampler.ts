@@ -150,6 +150,7 @@ export class Sampler implements Actor<unknown, unknown> {
       temperature: p.temperature,
       topK: p.topK,
       topP: p.topP,
+      minP: p.minP,
       seed: p.seed ?? Math.floor(Math.random() * 2 ** 31),
       stopTokens,
       stopStrings,

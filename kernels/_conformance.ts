@@ -567,6 +567,9 @@ export function backendConformance(
       { temperature: 0.7, topK: 50, topP: 0.9 },
       { temperature: 1.3, topK: 1, topP: 1 },
       { temperature: 0.9, topK: -1, topP: 0.5 },
+      { temperature: 1, topK: -1, topP: 1, minP: 0.05 },
+      { temperature: 0.7, topK: 50, topP: 0.9, minP: 0.1 },
+      { temperature: 1.5, topK: -1, topP: 1, minP: 1 },
     ];
     for (const v of widths) {
       const b = 5;

@@ -104,6 +104,12 @@ export interface SampleOptions {
 /** AdamW hyper-parameters for one step of {@linkcode Backend.adamw} (torch AdamW semantics). */
 export interface AdamStep {
   /** Learning rate. */
+  /**
+   * Then keep only the tokens whose (tempered) probability is at least
+   * `minP` times the most likely token's, in [0, 1]; 0 keeps all.
+   * @default {0}
+   */
+  minP?: number;
   lr: number;
   /** First-moment decay. */
   beta1: number;
@@ -337,8 +343,9 @@ export interface Backend {
   /**
    * Draw one token per row of logits [B,V] using `uniforms` (f32 [B], each in [0,1)).
    * Returns tokens (i32 [B]) and their log-probabilities under the distribution
-   * actually sampled from (temperature, top-k and top-p applied; for temperature 0,
-   * the untempered model's log-probability of the argmax).
+   * actually sampled from (temperature, then top-k, top-p and min-p applied;
+   * for temperature 0, the untempered log-probability of the argmax under
+   * the logits given).
    */
   sample(
     logits: Tensor,

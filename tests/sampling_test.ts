@@ -169,3 +169,35 @@ Deno.test("an untrained LoRA adapter leaves the base model's logprobs unchanged"
     }
   });
 });
+
+Deno.test("SamplingClient.sample with minP 1 at temperature 1 is greedy", async () => {
+  await withService(async ({ service }) => {
+    const sc = await service.createSamplingClient({ baseModel: TINY });
+    const greedy = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { maxTokens: 8, temperature: 0, seed: 1 },
+    });
+    const minP = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { maxTokens: 8, temperature: 1, minP: 1, seed: 9 },
+      numSamples: 3,
+    });
+    for (const s of minP.sequences) {
+      assert.deepEqual(s.tokens, greedy.sequences[0].tokens);
+      // one token kept: the distribution sampled from gives it probability 1
+      assert.deepEqual(s.logprobs, s.logprobs.map(() => 0));
+    }
+    // and a small minP still samples (several tokens kept)
+    const loose = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { maxTokens: 8, temperature: 1, minP: 1e-4, seed: 9 },
+      numSamples: 3,
+    });
+    assert.ok(
+      loose.sequences.some((s) =>
+        s.tokens.join() !== greedy.sequences[0].tokens.join()
+      ),
+      "minP 1e-4 gave the greedy tokens every time",
+    );
+  });
+});

@@ -799,6 +799,10 @@ export class CpuBackend implements Backend {
     sampleRows(
       tokens.data as Int32Array,
       logprobs.data as Float32Array,
+    const minP = opts.minP ?? 0;
+    if (!(minP >= 0 && minP <= 1)) {
+      throw new RangeError(`sample: minP must be in [0, 1]: got ${minP}`);
+    }
       f32(logits, op, "logits"),
       u,
       b,

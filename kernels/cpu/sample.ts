@@ -11,14 +11,18 @@
  *   ascending (the order compares the f32 logits, which softmax and a positive
  *   temperature preserve). Top-k keeps the first k (topK ≤ 0 or ≥ V keeps
  *   all); top-p then keeps the shortest prefix of those whose mass, renormalized
- *   over the top-k set, reaches topP (masses summed in that order) (topP ≥ 1 keeps all). The token is the
+ *   over the top-k set, reaches topP (masses summed in that order) (topP ≥ 1 keeps all);
+ *   min-p then keeps, of those, the ones with exp((logit − max) / temperature)
+ *   ≥ minP (their probability over the max token's, whose value is 1; a
+ *   prefix of the order, as the value falls along it; minP ≤ 0 keeps all),
+ *   and the kept mass is summed again in order. The token is the
  *   first in that order whose cumulative mass exceeds u · (kept mass), and its
  *   logprob is log(p_token / kept mass).
  *
  * @module
  */
 
-/** Sampling controls (temperature, top-k, top-p). */
+/** Sampling controls (temperature, top-k, top-p, min-p). */
 export interface SampleParams {
   /** 0 means greedy. */
   temperature: number;
@@ -26,6 +30,8 @@ export interface SampleParams {
   topK: number;
   /** Nucleus mass; ≥ 1 keeps all. */
   topP: number;
+  /** Min-p: keep tokens with probability ≥ minP · the max's; ≤ 0 (or absent) keeps all. */
+  minP?: number;
 }
 
 /** Largest vocabulary the sort key can hold (ids below 2^21). */
@@ -90,6 +96,19 @@ export function sampleRows(
           kept = x + 1;
           keptMass = cum;
           break;
+        }
+      }
+    }
+    // min-p: the prefix whose e (the probability over the max's) is ≥ minP
+    const minP = params.minP ?? 0;
+    if (minP > 0) {
+      let n = 1; // the max token, e = 1
+      while (n < kept && e[keys[n] % MAX_SAMPLE_VOCAB] >= minP) n++;
+      if (n < kept) {
+        kept = n;
+        keptMass = 0;
+        for (let x = 0; x < kept; x++) {
+          keptMass += e[keys[x] % MAX_SAMPLE_VOCAB];
         }
       }
     }

@@ -8,7 +8,7 @@ function draw(
   logits: Float32Array,
   v: number,
   us: number[],
-  opts: { temperature: number; topK: number; topP: number },
+  opts: { temperature: number; topK: number; topP: number; minP?: number },
 ) {
   const b = us.length;
   const rows = new Float32Array(b * v);
@@ -64,6 +64,35 @@ Deno.test("sample() walks tokens by probability descending, ties by id", () => {
   );
 });
 
+Deno.test("sample() min-p keeps tokens with probability ≥ minP · the max's, after top-k and top-p", () => {
+  // p ∝ [1, 2, 4, 8] at temperature 1: order 3, 2, 1, 0; e = p / p_max = [1/8, 1/4, 1/2, 1]
+  const logits = new Float32Array([0, 1, 2, 3].map((x) => x * Math.log(2)));
+  const base = { temperature: 1, topK: -1, topP: 1 };
+  // minP 0.2 keeps {3, 2, 1} (e ≥ 1/4): p = [8, 4, 2] / 14
+  const m = draw(logits, 4, [0.5, 0.84, 0.86, 0.99], { ...base, minP: 0.2 });
+  assert.deepEqual(m.tokens, [3, 2, 1, 1]);
+  assert.ok(Math.abs(m.logprobs[0] - Math.log(8 / 14)) < 1e-6);
+  assert.ok(Math.abs(m.logprobs[2] - Math.log(2 / 14)) < 1e-6);
+  // minP 0 is off; minP 1 keeps the max alone
+  assert.deepEqual(
+    draw(logits, 4, [0.99], { ...base, minP: 0 }).tokens,
+    draw(logits, 4, [0.99], base).tokens,
+  );
+  const one = draw(logits, 4, [0, 0.5, 0.99], { ...base, minP: 1 });
+  assert.deepEqual(one.tokens, [3, 3, 3]);
+  assert.deepEqual(one.logprobs, [0, 0, 0]);
+  // after temperature: at 2, e = [0.354, 0.5, 0.707, 1]; minP 0.4 keeps {3, 2, 1}
+  assert.deepEqual(
+    draw(logits, 4, [0.999], { ...base, temperature: 2, minP: 0.4 }).tokens,
+    [1],
+  );
+  // after top-k: top-k 2 keeps {3, 2}; minP 0.2 cuts nothing more
+  assert.deepEqual(
+    draw(logits, 4, [0.99], { ...base, topK: 2, minP: 0.2 }).tokens,
+    [2],
+  );
+});
+
 Deno.test("sample() draw frequencies match softmax(logits / temperature)", () => {
   const rng = new Rng(15);
   const v = 6;
@@ -102,6 +131,10 @@ Deno.test("sample() rejects bad options and uniforms", () => {
   assert.throws(
     () => be.sample(l, u, { temperature: 1, topK: -1, topP: 0 }),
     /topP must be in \(0, 1\]: got 0/,
+  );
+  assert.throws(
+    () => be.sample(l, u, { temperature: 1, topK: -1, topP: 1, minP: 1.5 }),
+    /minP must be in \[0, 1\]: got 1\.5/,
   );
   assert.throws(
     () =>

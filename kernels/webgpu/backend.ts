@@ -2323,7 +2323,7 @@ export class WebGpuBackend implements Backend {
       this.ctx.run(
         sampleKernel(lanes),
         [tile.binding, gu, scratch, tokens, logprobs],
-        [rows, v, opts.temperature, topK, opts.topP, r0],
+        [rows, v, opts.temperature, topK, opts.topP, r0, minP],
         grid(rows, 1),
       );
       this.ctx.release(scratch.buffer);
@@ -2332,3 +2332,7 @@ export class WebGpuBackend implements Backend {
     return { tokens, logprobs };
   }
 }
+    const minP = opts.minP ?? 0;
+    if (!(minP >= 0 && minP <= 1)) {
+      throw new RangeError(`sample: minP must be in [0, 1]: got ${minP}`);
+    }

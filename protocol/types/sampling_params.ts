@@ -19,6 +19,9 @@ export const MAX_SAMPLING_TOKENS = 4096;
 /** Most stop sequences (or stop token ids) one request may give. */
 export const MAX_STOP_ENTRIES = 64;
 
+/** Largest `repetitionPenalty` a request may give. */
+export const MAX_REPETITION_PENALTY = 10;
+
 /** Schema of stop conditions: a string, strings, or token ids. */
 export const StopSchema = z.union([
   z.string().min(1, { error: "must not be an empty string" }),
@@ -58,6 +61,12 @@ export const SamplingParamsSchema = z.strictObject({
     (v) => v === -1 || v >= 1,
   ).default(-1),
   topP: finiteNumber("must be in (0, 1]", (v) => v > 0 && v <= 1).default(1),
+  minP: finiteNumber("must be in [0, 1] (0 is off)", (v) => v >= 0 && v <= 1)
+    .default(0),
+  repetitionPenalty: finiteNumber(
+    `must be in (0, ${MAX_REPETITION_PENALTY}] (1 is off)`,
+    (v) => v > 0 && v <= MAX_REPETITION_PENALTY,
+  ).default(1),
   stop: StopSchema.optional(),
   seed: SeedSchema.optional(),
 }, { error: "must be an object of sampling settings" }).superRefine(
@@ -87,6 +96,23 @@ export interface SamplingParams {
   topK: number;
   /** Keep the smallest set of tokens with this much probability, in (0, 1]. Default 1. */
   topP: number;
+  /**
+   * Min-p, in [0, 1]: after temperature, top-k and top-p, keep only the
+   * tokens whose probability is at least `minP` times that of the most
+   * likely token (which is always kept), as transformers' `MinPLogitsWarper`
+   * and vLLM. 0 turns it off (the default); 1 keeps only the most likely
+   * token (and any tied with it).
+   */
+  minP: number;
+  /**
+   * Repetition penalty, in (0, 10]: before temperature, the logit of every
+   * token id that occurs in the prompt or in this sequence's generated tokens
+   * so far becomes `logit · penalty` if negative and `logit / penalty`
+   * otherwise (each id once, however often it occurs), as transformers'
+   * `RepetitionPenaltyLogitsProcessor`. Above 1 discourages repeats; 1 turns
+   * it off (the default).
+   */
+  repetitionPenalty: number;
   /** Stop at this string, any of these strings, or any of these token ids. */
   stop?: string | string[] | number[] | Int32Array;
   /** Seed for reproducible sampling. */

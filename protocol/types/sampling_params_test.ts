@@ -11,6 +11,8 @@ Deno.test("sampling defaults are filled in", () => {
     temperature: 1,
     topK: -1,
     topP: 1,
+    minP: 0,
+    repetitionPenalty: 1,
   });
   const p = parse({
     maxTokens: 8,
@@ -82,7 +84,33 @@ Deno.test("out-of-range sampling settings name their field and limit", () => {
       "samplingParams.stop",
       /a string, an array of strings, or an array of token ids: got 5$/,
     ],
-    [{ maxTokens: 1, minP: 0.1 }, "samplingParams.minP", /not a known field/],
+    [
+      { maxTokens: 1, minP: -0.1 },
+      "samplingParams.minP",
+      /^samplingParams\.minP must be in \[0, 1\] \(0 is off\): got -0\.1$/,
+    ],
+    [{ maxTokens: 1, minP: 1.01 }, "samplingParams.minP", /got 1\.01$/],
+    [{ maxTokens: 1, minP: "0.1" }, "samplingParams.minP", /\[0, 1\]/],
+    [
+      { maxTokens: 1, repetitionPenalty: 0 },
+      "samplingParams.repetitionPenalty",
+      /^samplingParams\.repetitionPenalty must be in \(0, 10\] \(1 is off\): got 0$/,
+    ],
+    [
+      { maxTokens: 1, repetitionPenalty: 10.5 },
+      "samplingParams.repetitionPenalty",
+      /got 10\.5$/,
+    ],
+    [
+      { maxTokens: 1, repetitionPenalty: Infinity },
+      "samplingParams.repetitionPenalty",
+      /got Infinity$/,
+    ],
+    [
+      { maxTokens: 1, presencePenalty: 0.1 },
+      "samplingParams.presencePenalty",
+      /not a known field/,
+    ],
   ];
   for (const [v, field, message] of cases) {
     assert.throws(() => parse(v), {

@@ -8,6 +8,11 @@
  * top-p and the inverse-CDF draw each look for the shortest prefix whose count
  * or mass passes a target, by binary search on t (32 passes; a pass is a
  * fixed-order reduction over the row), then on i only when tokens tie at t.
+ * Min-p (between top-p and the draw) needs no search: it cuts the kept
+ * prefix just before its first token in that order whose
+ * e = exp((logit − max) / temperature) is below minP (the max token, e = 1,
+ * always stays), found as the highest key among such tokens (tied tokens
+ * share e, so they go together) — one pass, as the CPU reference's scan.
  * Lanes per row are many (up to 1024) on real GPUs; on CPU adapters as few
  * as keep a lane within lavapipe's 65535 loop iterations an invocation
  * (`cpuSampleLanes` in `backend.ts`: 8 at a 259-token vocabulary), since
@@ -32,6 +37,7 @@ function makeSampleKernel(lanes: number): Kernel {
       ["topK", "u32"],
       ["topP", "f32"],
       ["row0", "u32"],
+      ["minP", "f32"],
     ],
     buffers: [
       ["logits", "read", "array<f32>"],
@@ -151,8 +157,8 @@ fn search(lid: u32, base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u
   storageBarrier();
   workgroupBarrier();
   // stages: 0 top-k (skipped when off), 1 top-p over those (skipped when
-  // off), 2 the draw: the first token whose cumulative mass exceeds u · kept,
-  // or, if rounding leaves none, the last kept token.
+  // off), then min-p (when on), 2 the draw: the first token whose cumulative
+  // mass exceeds u · kept, or, if rounding leaves none, the last kept token.
   var lt = 0u;
   var li = 0xffffffffu;
   var kept = measure(lid, base, lt, li, lt, li, 1u);
@@ -170,6 +176,23 @@ fn search(lid: u32, base: u32, lt: u32, li: u32, mass: u32, goal: f32, strict: u
       goal = p.topP * kept;
       run = p.topP < 1.0;
     } else {
+      if (p.minP > 0.0) {
+        // ~key of the first kept token (in order) below min-p, if any
+        var below = 0xffffffffu;
+        for (var j = lid; j < p.vocab; j += ${lanes}u) {
+          let x = logits[base + j];
+          let k = key(x);
+          if (inPrefix(j, k, lt, li) && x != mx && e[base + j] < p.minP) {
+            below = min(below, ~k);
+          }
+        }
+        let cut = reduceMinU(lid, below);
+        if (cut != 0xffffffffu) {
+          lt = ~cut + 1u; // every key above the cut token's
+          li = 0xffffffffu;
+          kept = measure(lid, base, lt, li, lt, li, 1u);
+        }
+      }
       goal = uniforms[p.row0 + row] * kept;
       strict = 1u;
     }
