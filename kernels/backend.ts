@@ -14,9 +14,14 @@
  * @module
  */
 
+import type { HalfBits, HalfFormat } from "./half.ts";
 import type { RopeScaling } from "./rope_freq.ts";
-/** Element type of a tensor: 32-bit floats, or 32-bit signed integers (token ids). */
-export type DType = "f32" | "i32";
+/**
+ * Element type of a tensor: 32-bit floats, 32-bit signed integers (token
+ * ids), or a 16-bit float format (frozen base weights only: see
+ * {@linkcode Backend.fromHalf}).
+ */
+export type DType = "f32" | "i32" | HalfFormat;
 
 /**
  * A tensor handle owned by one backend. Its data is reached only through the
@@ -99,17 +104,17 @@ export interface SampleOptions {
   topK: number;
   /** Keep the smallest set whose probability reaches p; 1 keeps all. */
   topP: number;
-}
-
-/** AdamW hyper-parameters for one step of {@linkcode Backend.adamw} (torch AdamW semantics). */
-export interface AdamStep {
-  /** Learning rate. */
   /**
    * Then keep only the tokens whose (tempered) probability is at least
    * `minP` times the most likely token's, in [0, 1]; 0 keeps all.
    * @default {0}
    */
   minP?: number;
+}
+
+/** AdamW hyper-parameters for one step of {@linkcode Backend.adamw} (torch AdamW semantics). */
+export interface AdamStep {
+  /** Learning rate. */
   lr: number;
   /** First-moment decay. */
   beta1: number;
@@ -148,6 +153,22 @@ export interface Backend {
   fromArray(data: Float32Array, shape: readonly number[]): Tensor;
   /** Upload i32 data (token ids, targets) as a tensor of `shape`. */
   fromInts(data: Int32Array, shape: readonly number[]): Tensor;
+  /**
+   * Upload a frozen base weight kept in 16 bits (bf16 or f16; the bits are
+   * copied). Such a tensor is read-only and is accepted in exactly three
+   * places: as the weight `w` of {@linkcode Backend.linear} and
+   * {@linkcode Backend.linearBackward}, and as the table of
+   * {@linkcode Backend.embedding}; the op computes in f32 from it (each
+   * element widened exactly), so a model loaded in 16 bits gives the same
+   * results as the same 16-bit values loaded as f32.
+   *
+   * @example
+   * ```ts ignore
+   * const w = be.fromHalf(narrowToHalf(data, "bf16"), [out, inF]);
+   * const { y } = be.linear(x, w);
+   * ```
+   */
+  fromHalf(src: HalfBits, shape: readonly number[]): Tensor;
   /** A new f32 tensor of zeros. */
   zeros(shape: readonly number[]): Tensor;
   /**

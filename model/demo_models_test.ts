@@ -6,7 +6,7 @@ import {
   UnknownDemoModelError,
 } from "./demo_models.ts";
 import { llamaTensorShapes, parseLlamaConfig, toHfConfig } from "./config.ts";
-import { checkLlamaTensors } from "./model_folder.ts";
+import { checkLlamaTensors, tensorF32 } from "./model_folder.ts";
 
 Deno.test("demoModelConfig() gives the five seed models their documented shapes", () => {
   assert.deepEqual(DEMO_MODEL_NAMES, [
@@ -91,13 +91,12 @@ Deno.test("buildDemoModel() is deterministic, HF-initialised and fast", () => {
     assert.ok(ms < 1000, `${name} took ${ms} ms`);
     checkLlamaTensors(m.config, m.tensors);
     assert.equal(m.tensors.size, llamaTensorShapes(m.config).length);
-    assert.ok(m.tensors.get("model.norm.weight")!.data.every((x) => x === 1));
+    const f32 = (name: string) => tensorF32(m.tensors.get(name)!);
+    assert.ok(f32("model.norm.weight").every((x) => x === 1));
     assert.ok(
-      m.tensors.get("model.layers.0.input_layernorm.weight")!.data.every((x) =>
-        x === 1
-      ),
+      f32("model.layers.0.input_layernorm.weight").every((x) => x === 1),
     );
-    const w = m.tensors.get("model.layers.0.mlp.up_proj.weight")!.data;
+    const w = f32("model.layers.0.mlp.up_proj.weight");
     const mean = w.reduce((a, x) => a + x, 0) / w.length;
     const std = Math.sqrt(
       w.reduce((a, x) => a + (x - mean) ** 2, 0) / w.length,

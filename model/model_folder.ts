@@ -29,11 +29,13 @@ import {
   toHfConfig,
 } from "./config.ts";
 import {
+  type KeptData,
   readSafetensorsFile,
   type SafeTensor,
   writeSafetensors,
 } from "./safetensors.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
+import { type HalfBits, halfToF32 } from "../kernels/half.ts";
 
 /** Thrown for a model folder that is incomplete or inconsistent. */
 export class ModelFolderError extends Error {
@@ -44,12 +46,23 @@ export class ModelFolderError extends Error {
   }
 }
 
-/** A float tensor of a model. */
+/**
+ * A float tensor of a model: float32, or the 16-bit bits of an F16 or BF16
+ * file (kept as they are: {@linkcode tensorF32} widens them).
+ */
 export interface ModelTensor {
   /** Dimensions, outermost first. */
   shape: number[];
   /** Row-major elements. */
-  data: Float32Array;
+  data: Float32Array | HalfBits;
+}
+
+/**
+ * A model tensor's elements as float32 (16-bit ones widened, exactly, into a
+ * new array).
+ */
+export function tensorF32(t: { data: Float32Array | HalfBits }): Float32Array {
+  return t.data instanceof Float32Array ? t.data : halfToF32(t.data);
 }
 
 /** A loaded model folder. */
@@ -77,7 +90,7 @@ export function checkLlamaTensors(
   config: LlamaConfig,
   tensors: ReadonlyMap<
     string,
-    { shape: readonly number[]; data: ArrayLike<number> }
+    { shape: readonly number[]; data: Float32Array | HalfBits }
   >,
 ): void {
   for (const [name, shape] of llamaTensorShapes(config)) {
@@ -95,9 +108,12 @@ export function checkLlamaTensors(
       );
     }
     const count = shape.reduce((a, d) => a * d, 1);
-    if (t.data.length !== count) {
+    const have = t.data instanceof Float32Array
+      ? t.data.length
+      : t.data.bits.length;
+    if (have !== count) {
       throw new ModelFolderError(
-        `tensor ${name} has ${t.data.length} elements, expected ${count}`,
+        `tensor ${name} has ${have} elements, expected ${count}`,
       );
     }
   }
@@ -178,9 +194,11 @@ export async function loadModelFolder(dir: string): Promise<ModelFolder> {
   const tensors = new Map<string, ModelTensor>();
   const origin = new Map<string, string>();
   for (const file of await weightFiles(dir)) {
-    let contents: Map<string, SafeTensor>;
+    let contents: Map<string, SafeTensor<KeptData>>;
     try {
-      contents = (await readSafetensorsFile(`${dir}/${file}`)).tensors;
+      contents = (await readSafetensorsFile(`${dir}/${file}`, {
+        keepHalf: true,
+      })).tensors;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         throw new ModelFolderError(
@@ -196,7 +214,7 @@ export async function loadModelFolder(dir: string): Promise<ModelFolder> {
         );
       }
       origin.set(name, file);
-      if (t.data instanceof Float32Array) {
+      if (!(t.data instanceof Int32Array)) {
         tensors.set(name, { shape: t.shape, data: t.data });
       }
     }
@@ -225,7 +243,7 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * Writes a model folder atomically: `config.json`, `model.safetensors` (F32,
- * metadata `format: pt`) and the tokenizer's files go into
+ * or BF16/F16 for 16-bit tensors; metadata `format: pt`) and the tokenizer's files go into
  * `dir + ".tmp-<random>"`, which is then renamed to `dir`. If `dir` already
  * exists, or appears while writing (another process won the race), nothing is
  * written and the existing folder is kept.
@@ -242,7 +260,7 @@ export async function writeModelFolder(
   config: LlamaConfig,
   tensors: ReadonlyMap<
     string,
-    { shape: readonly number[]; data: Float32Array }
+    { shape: readonly number[]; data: Float32Array | HalfBits }
   >,
   tokenizer: Tokenizer,
 ): Promise<"written" | "existed"> {

@@ -13,6 +13,7 @@ import {
   writeModelFolder,
 } from "./model_folder.ts";
 import { writeSafetensors } from "./safetensors.ts";
+import { type HalfBits, narrowToHalf } from "../kernels/half.ts";
 
 const config: LlamaConfig = parseLlamaConfig({
   hidden_size: 8,
@@ -237,5 +238,33 @@ Deno.test("checkLlamaTensors() and writeModelFolder() refuse incomplete tensors"
       ModelFolderError,
     );
     assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
+});
+
+Deno.test("a BF16 or F16 folder loads with its matrices kept in 16 bits, bit for bit", async () => {
+  await withTempDir(async (root) => {
+    for (const format of ["bf16", "f16"] as const) {
+      const dir = `${root}/${format}`;
+      const half = new Map(
+        [...tensorsFor(config)].map(([name, t]) => [
+          name,
+          {
+            shape: t.shape,
+            data: narrowToHalf(t.data as Float32Array, format),
+          },
+        ]),
+      );
+      await writeModelFolder(dir, config, half, new ByteTokenizer());
+      const header = new TextDecoder().decode(
+        (await Deno.readFile(`${dir}/model.safetensors`)).subarray(8, 400),
+      );
+      assert.match(header, format === "bf16" ? /"BF16"/ : /"F16"/);
+      const m = await loadModelFolder(dir);
+      for (const [name, want] of half) {
+        const got = m.tensors.get(name)!.data as HalfBits;
+        assert.equal(got.format, format, name);
+        assert.deepEqual(got.bits, want.data.bits, name);
+      }
+    }
   });
 });

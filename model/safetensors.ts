@@ -25,6 +25,7 @@
  *
  * @module
  */
+import type { HalfBits } from "../kernels/half.ts";
 
 /** Thrown for a malformed safetensors file or an unwritable tensor. */
 export class SafetensorsError extends Error {
@@ -38,28 +39,60 @@ export class SafetensorsError extends Error {
 /** The on-disk element types this reader understands. */
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I32" | "I64";
 
-/** A tensor read from a safetensors file. Float dtypes decode to `Float32Array`, integer ones to `Int32Array`. */
-export interface SafeTensor {
+/**
+ * A tensor read from a safetensors file. Float dtypes decode to
+ * `Float32Array`, integer ones to `Int32Array`; read with `keepHalf`, F16
+ * and BF16 stay 16-bit ({@linkcode HalfBits}).
+ */
+export interface SafeTensor<D = Float32Array | Int32Array> {
   /** The dtype as stored in the file. */
   dtype: SafetensorsDtype;
   /** Dimensions, outermost first (`[]` for a scalar). */
   shape: number[];
   /** Row-major elements. */
-  data: Float32Array | Int32Array;
+  data: D;
 }
 
-/** A tensor to write: F32 for a `Float32Array`, I32 for an `Int32Array`. */
+/** Element storage of a tensor read with `keepHalf`. */
+export type KeptData = Float32Array | Int32Array | HalfBits;
+
+/** Options of {@linkcode parseSafetensors} and {@linkcode readSafetensorsFile}. */
+export interface ReadOptions {
+  /** Keep F16 and BF16 tensors as their 16-bit bits instead of widening them. */
+  keepHalf?: boolean;
+}
+
+/**
+ * A tensor to write: F32 for a `Float32Array`, I32 for an `Int32Array`, BF16
+ * or F16 for {@linkcode HalfBits} of that format.
+ */
 export interface TensorToWrite {
-  /** Dimensions, outermost first; their product must equal `data.length`. */
+  /** Dimensions, outermost first; their product must equal the element count. */
   shape: readonly number[];
   /** Row-major elements. */
-  data: Float32Array | Int32Array;
+  data: Float32Array | Int32Array | HalfBits;
+}
+
+/** The typed array holding a tensor's elements (a 16-bit tensor's bits). */
+function storageOf(
+  data: TensorToWrite["data"],
+): Float32Array | Int32Array | Uint16Array {
+  return data instanceof Float32Array || data instanceof Int32Array
+    ? data
+    : data.bits;
+}
+
+/** The file dtype of a tensor's elements. */
+function dtypeOf(data: TensorToWrite["data"]): SafetensorsDtype {
+  if (data instanceof Float32Array) return "F32";
+  if (data instanceof Int32Array) return "I32";
+  return data.format === "bf16" ? "BF16" : "F16";
 }
 
 /** Everything in a safetensors file. */
-export interface SafetensorsContents {
+export interface SafetensorsContents<D = Float32Array | Int32Array> {
   /** Tensors by name, in header order. */
-  tensors: Map<string, SafeTensor>;
+  tensors: Map<string, SafeTensor<D>>;
   /** The `__metadata__` string map (empty when absent). */
   metadata: Record<string, string>;
 }
@@ -92,6 +125,15 @@ function halfToFloat(h: number): number {
   if (exp === 0) return sign * mant * 2 ** -24;
   if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** A 16-bit tensor's little-endian bytes as host-order bits (copied). */
+function halfBits(bytes: Uint8Array, count: number): Uint16Array {
+  if (LITTLE_ENDIAN_HOST) return new Uint16Array(bytes.slice().buffer);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Uint16Array(count);
+  for (let i = 0; i < count; i++) out[i] = view.getUint16(2 * i, true);
+  return out;
 }
 
 function decodeTensor(
@@ -211,7 +253,16 @@ function parseMetadata(raw: unknown): Record<string, string> {
  *   unknown dtype, a shape that disagrees with its byte count, or offsets out of
  *   range or overlapping
  */
-export function parseSafetensors(bytes: Uint8Array): SafetensorsContents {
+export function parseSafetensors(bytes: Uint8Array): SafetensorsContents;
+/** With `keepHalf`, F16 and BF16 tensors stay 16-bit. */
+export function parseSafetensors(
+  bytes: Uint8Array,
+  opts: ReadOptions,
+): SafetensorsContents<KeptData>;
+export function parseSafetensors(
+  bytes: Uint8Array,
+  opts: ReadOptions = {},
+): SafetensorsContents<KeptData> {
   const { header, dataStart } = parseHeader(bytes);
   const dataLen = bytes.byteLength - dataStart;
   let metadata: Record<string, string> = {};
@@ -294,14 +345,17 @@ export function parseSafetensors(bytes: Uint8Array): SafetensorsContents {
       );
     }
   }
-  const tensors = new Map<string, SafeTensor>();
+  const tensors = new Map<string, SafeTensor<KeptData>>();
   for (const e of entries) {
     const slice = bytes.subarray(dataStart + e.begin, dataStart + e.end);
     const count = e.shape.reduce((a, d) => a * d, 1);
+    const half = e.dtype === "BF16" ? "bf16" : e.dtype === "F16" ? "f16" : null;
     tensors.set(e.name, {
       dtype: e.dtype,
       shape: e.shape,
-      data: decodeTensor(e.name, e.dtype, slice, count),
+      data: opts.keepHalf && half
+        ? { bits: halfBits(slice, count), format: half }
+        : decodeTensor(e.name, e.dtype, slice, count),
     });
   }
   return { tensors, metadata };
@@ -327,10 +381,19 @@ export function readSafetensors(bytes: Uint8Array): Map<string, SafeTensor> {
  */
 export async function readSafetensorsFile(
   path: string,
-): Promise<SafetensorsContents> {
+): Promise<SafetensorsContents>;
+/** With `keepHalf`, F16 and BF16 tensors stay 16-bit. */
+export async function readSafetensorsFile(
+  path: string,
+  opts: ReadOptions,
+): Promise<SafetensorsContents<KeptData>>;
+export async function readSafetensorsFile(
+  path: string,
+  opts: ReadOptions = {},
+): Promise<SafetensorsContents<KeptData>> {
   const bytes = await Deno.readFile(path);
   try {
-    return parseSafetensors(bytes);
+    return parseSafetensors(bytes, opts);
   } catch (e) {
     if (e instanceof SafetensorsError) {
       throw new SafetensorsError(`${path}: ${e.message}`);
@@ -381,20 +444,20 @@ export function writeSafetensors(
       );
     }
     const count = t.shape.reduce((a, d) => a * d, 1);
-    if (count !== t.data.length) {
+    const data = storageOf(t.data);
+    if (count !== data.length) {
       throw new SafetensorsError(
         `tensor ${name}: shape ${
           JSON.stringify(t.shape)
-        } has ${count} elements but data has ${t.data.length}`,
+        } has ${count} elements but data has ${data.length}`,
       );
     }
-    const dtype = t.data instanceof Float32Array ? "F32" : "I32";
     header[name] = {
-      dtype,
+      dtype: dtypeOf(t.data),
       shape: [...t.shape],
-      data_offsets: [offset, offset + t.data.byteLength],
+      data_offsets: [offset, offset + data.byteLength],
     };
-    offset += t.data.byteLength;
+    offset += data.byteLength;
   }
   let json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.byteLength / 8) * 8;
@@ -409,7 +472,7 @@ export function writeSafetensors(
   out.set(json, 8);
   let pos = 8 + padded;
   for (const name of names) {
-    const data = map.get(name)!.data;
+    const data = storageOf(map.get(name)!.data);
     if (LITTLE_ENDIAN_HOST) {
       out.set(
         new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -419,6 +482,10 @@ export function writeSafetensors(
       // Element by element so the bytes are little-endian on a big-endian host.
       for (let i = 0; i < data.length; i++) {
         view.setFloat32(pos + 4 * i, data[i], true);
+      }
+    } else if (data instanceof Uint16Array) {
+      for (let i = 0; i < data.length; i++) {
+        view.setUint16(pos + 2 * i, data[i], true);
       }
     } else {
       for (let i = 0; i < data.length; i++) {

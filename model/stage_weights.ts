@@ -6,6 +6,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../kernels/backend.ts";
+import { type HalfBits, halfToF32 } from "../kernels/half.ts";
 import type { LlamaConfig } from "./config.ts";
 
 /** Which part of the model a stage holds: layers [first, last). */
@@ -64,8 +65,14 @@ export interface StageWeights {
   lmHead?: Tensor;
 }
 
-/** Host tensors by Hugging Face name. */
-export type NamedTensors = Map<string, { shape: number[]; data: Float32Array }>;
+/**
+ * Host tensors by Hugging Face name: float32, or 16-bit bits (an F16 or BF16
+ * checkpoint's weights, kept as they are).
+ */
+export type NamedTensors = Map<
+  string,
+  { shape: number[]; data: Float32Array | HalfBits }
+>;
 
 /** Split `numLayers` into `shards` contiguous ranges, as even as possible. */
 export function splitLayers(numLayers: number, shards: number): StageRange[] {
@@ -87,31 +94,43 @@ export function uploadStage(
   tensors: NamedTensors,
   range: StageRange,
 ): StageWeights {
-  const get = (name: string): Tensor => {
+  const host = (name: string) => {
     const t = tensors.get(name);
     if (!t) throw new Error(`model tensor ${name} is missing`);
-    return be.fromArray(t.data, t.shape);
+    return t;
+  };
+  // A weight matrix stays in 16 bits when it came so (linear and embedding
+  // compute from it); norm gains and biases are small and go up as f32.
+  const get = (name: string): Tensor => {
+    const t = host(name);
+    return t.data instanceof Float32Array
+      ? be.fromArray(t.data, t.shape)
+      : be.fromHalf(t.data, t.shape);
+  };
+  const f32 = (name: string, shape?: number[]): Tensor => {
+    const t = host(name);
+    const data = t.data instanceof Float32Array ? t.data : halfToF32(t.data);
+    return be.fromArray(data, shape ?? t.shape);
   };
   // A bias is kept as one row, so that adding it to every row is a product
   // with a column of ones.
   const row = (name: string): Tensor => {
-    const t = tensors.get(name);
-    if (!t) throw new Error(`model tensor ${name} is missing`);
-    return be.fromArray(t.data, [1, t.data.length]);
+    const t = host(name);
+    return f32(name, [1, t.shape.reduce((a, b) => a * b, 1)]);
   };
   const layers: LayerWeights[] = [];
   for (let l = range.first; l < range.last; l++) {
     const p = `model.layers.${l}.`;
     layers.push({
-      inputNorm: get(p + "input_layernorm.weight"),
+      inputNorm: f32(p + "input_layernorm.weight"),
       q: get(p + "self_attn.q_proj.weight"),
       k: get(p + "self_attn.k_proj.weight"),
       v: get(p + "self_attn.v_proj.weight"),
       o: get(p + "self_attn.o_proj.weight"),
       ...(cfg.qkNorm
         ? {
-          qNorm: get(p + "self_attn.q_norm.weight"),
-          kNorm: get(p + "self_attn.k_norm.weight"),
+          qNorm: f32(p + "self_attn.q_norm.weight"),
+          kNorm: f32(p + "self_attn.k_norm.weight"),
         }
         : {}),
       ...(cfg.qkvBias
@@ -121,7 +140,7 @@ export function uploadStage(
           vBias: row(p + "self_attn.v_proj.bias"),
         }
         : {}),
-      postNorm: get(p + "post_attention_layernorm.weight"),
+      postNorm: f32(p + "post_attention_layernorm.weight"),
       gate: get(p + "mlp.gate_proj.weight"),
       up: get(p + "mlp.up_proj.weight"),
       down: get(p + "mlp.down_proj.weight"),
@@ -130,7 +149,7 @@ export function uploadStage(
   const w: StageWeights = { layers };
   if (range.embed) w.embed = get("model.embed_tokens.weight");
   if (range.head) {
-    w.finalNorm = get("model.norm.weight");
+    w.finalNorm = f32("model.norm.weight");
     w.lmHead = cfg.tieWordEmbeddings
       ? get("model.embed_tokens.weight")
       : get("lm_head.weight");

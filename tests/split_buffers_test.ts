@@ -9,6 +9,7 @@
  * vocabulary, the log-softmax sums) differ from the unsplit run.
  */
 import assert from "node:assert/strict";
+import { halfToF32, narrowToHalf } from "../kernels/half.ts";
 import type { Backend } from "../kernels/backend.ts";
 import {
   haveAdapter,
@@ -47,7 +48,7 @@ const cfg: LlamaConfig = {
   eosTokenIds: [2],
 } as LlamaConfig;
 
-const tensors: NamedTensors = randomTensors(cfg, 5);
+const base: NamedTensors = randomTensors(cfg, 5);
 const spec = {
   rank: 16,
   alpha: 32,
@@ -61,7 +62,7 @@ const ids = Int32Array.from({ length: N }, (_, i) => (i * 137 + 11) % 2000);
 const targets = Int32Array.from({ length: N }, (_, i) => (i * 311 + 5) % 2000);
 
 /** Two training steps through two stages: losses, final LoRA weights, and whether weights split. */
-async function train(be: Backend) {
+async function train(be: Backend, tensors: NamedTensors = base) {
   const stages = splitLayers(cfg.numLayers, 2).map((r) =>
     new Stage(
       be,
@@ -106,6 +107,30 @@ async function train(be: Backend) {
 const whole = await testBackend();
 const limited = await testBackendWithLimit(LIMIT);
 if (haveAdapter(whole) && limited) {
+  Deno.test({
+    name:
+      "webgpu at a 64 KiB binding limit: bf16 weights split into blocks give the f32 values' results exactly",
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      const half: NamedTensors = new Map(), wide: NamedTensors = new Map();
+      for (const [name, t] of base) {
+        if (t.shape.length === 1) {
+          half.set(name, t);
+          wide.set(name, t);
+          continue;
+        }
+        const bits = narrowToHalf(t.data as Float32Array, "bf16");
+        half.set(name, { shape: t.shape, data: bits });
+        wide.set(name, { shape: t.shape, data: halfToF32(bits) });
+      }
+      const got = await train(limited, half), want = await train(limited, wide);
+      assert.deepEqual(got.split, [true, true, true]);
+      assert.deepEqual(got.losses, want.losses);
+      for (const [k, w] of want.params) assert.deepEqual(got.params.get(k), w);
+      assert.deepEqual(got.tokens, want.tokens);
+    },
+  });
   Deno.test({
     name:
       "webgpu at a 64 KiB binding limit: training steps and sampling match the unsplit backend",

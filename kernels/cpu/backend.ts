@@ -45,6 +45,8 @@ import { type HostKernels, referenceKernels } from "./host_kernels.ts";
 import { MAX_SAMPLE_VOCAB, sampleRows } from "./sample.ts";
 import { fmtShape, ShapeError } from "./shape_error.ts";
 import { CpuTensor } from "./tensor.ts";
+import type { WeightArray } from "./weight.ts";
+import { HALF_FORMATS, type HalfBits } from "../half.ts";
 
 /**
  * The plain-TypeScript backend (name "cpu").
@@ -97,6 +99,17 @@ export class CpuBackend implements Backend {
   /** Upload i32 data (copied). */
   fromInts(data: Int32Array, shape: readonly number[]): Tensor {
     return new CpuTensor(Int32Array.from(data), shape);
+  }
+
+  /** Keep a frozen weight's 16-bit bits (copied); ops widen them as they read. */
+  fromHalf(src: HalfBits, shape: readonly number[]): Tensor {
+    if (!HALF_FORMATS.includes(src.format)) {
+      throw new ShapeError(
+        "fromHalf",
+        `format must be one of ${HALF_FORMATS.join(", ")}: got ${src.format}`,
+      );
+    }
+    return new CpuTensor(src.bits.slice(), shape, src.format);
   }
 
   /** A new f32 tensor of zeros. */
@@ -304,7 +317,7 @@ export class CpuBackend implements Backend {
       y.data as Float32Array,
       xa === null ? null : xa.data as Float32Array,
       f32(x, op, "x"),
-      f32(w, op, "w"),
+      weight(w, op, "w"),
       la,
       n,
       inF,
@@ -333,7 +346,7 @@ export class CpuBackend implements Backend {
         null,
         f32(dy, op, "dy"),
         f32(x, op, "x"),
-        f32(w, op, "w"),
+        weight(w, op, "w"),
         null,
         null,
         null,
@@ -372,7 +385,7 @@ export class CpuBackend implements Backend {
       db.data as Float32Array,
       f32(dy, op, "dy"),
       f32(x, op, "x"),
-      f32(w, op, "w"),
+      weight(w, op, "w"),
       la,
       xaData,
       new Float32Array(n * la.rank),
@@ -629,7 +642,7 @@ export class CpuBackend implements Backend {
     const out = newF32([idData.length, c]);
     embeddingForward(
       out.data as Float32Array,
-      f32(table, op, "table"),
+      weight(table, op, "table"),
       idData,
       c,
     );
@@ -786,6 +799,10 @@ export class CpuBackend implements Backend {
     if (!(opts.topP > 0 && opts.topP <= 1)) {
       throw new RangeError(`sample: topP must be in (0, 1]: got ${opts.topP}`);
     }
+    const minP = opts.minP ?? 0;
+    if (!(minP >= 0 && minP <= 1)) {
+      throw new RangeError(`sample: minP must be in [0, 1]: got ${minP}`);
+    }
     const u = f32(uniforms, op, "uniforms");
     for (let i = 0; i < u.length; i++) {
       if (!(u[i] >= 0 && u[i] < 1)) {
@@ -799,10 +816,6 @@ export class CpuBackend implements Backend {
     sampleRows(
       tokens.data as Int32Array,
       logprobs.data as Float32Array,
-    const minP = opts.minP ?? 0;
-    if (!(minP >= 0 && minP <= 1)) {
-      throw new RangeError(`sample: minP must be in [0, 1]: got ${minP}`);
-    }
       f32(logits, op, "logits"),
       u,
       b,
@@ -840,7 +853,7 @@ const POOL_MAX_BYTES = 1 << 30;
 let pooledBytes = 0;
 
 /** Give a freed array back to the pool. */
-function recycle(data: Float32Array | Int32Array): void {
+function recycle(data: Float32Array | Int32Array | Uint16Array): void {
   if (!(data instanceof Float32Array) || data.length < POOL_MIN_LENGTH) return;
   // a view into a packed array is not the pool's to hand out
   if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) {
@@ -887,6 +900,19 @@ function f32(t: Tensor, op: string, name: string): Float32Array {
     );
   }
   return c.data as Float32Array;
+}
+
+/** A frozen weight's storage: f32, or 16-bit bits with their format. */
+function weight(t: Tensor, op: string, name: string): WeightArray {
+  const c = cpu(t, op, name);
+  if (c.dtype === "f32") return c.data as Float32Array;
+  if (c.dtype === "bf16" || c.dtype === "f16") {
+    return { bits: c.data as Uint16Array, format: c.dtype };
+  }
+  throw new ShapeError(
+    op,
+    `${name} must be f32, bf16 or f16: got ${c.dtype} ${fmtShape(c.shape)}`,
+  );
 }
 
 function i32(t: Tensor, op: string, name: string): Int32Array {

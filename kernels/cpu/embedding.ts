@@ -6,14 +6,22 @@
  *
  * @module
  */
+import { widenHalf } from "../half.ts";
+import type { WeightArray } from "./weight.ts";
 
-/** out[i] = table[ids[i]]. */
+/** out[i] = table[ids[i]] (a 16-bit table's rows widened exactly). */
 export function embeddingForward(
   out: Float32Array,
-  table: Float32Array,
+  table: WeightArray,
   ids: Int32Array,
   c: number,
 ): void {
+  if (!(table instanceof Float32Array)) {
+    for (let i = 0; i < ids.length; i++) {
+      widenHalf(table, out, ids[i] * c, c, i * c);
+    }
+    return;
+  }
   for (let i = 0; i < ids.length; i++) {
     out.set(table.subarray(ids[i] * c, ids[i] * c + c), i * c);
   }

@@ -14,6 +14,7 @@
  */
 
 import type { GemmFn } from "./gemm.ts";
+import { type WeightArray, wideWeight } from "./weight.ts";
 
 /** LoRA factors as raw arrays: a [R,in], b [out,R], rank R, and scale = alpha / R. */
 export interface LoraArrays {
@@ -35,14 +36,14 @@ export function linearForward(
   y: Float32Array,
   xa: Float32Array | null,
   x: Float32Array,
-  w: Float32Array,
+  w: WeightArray,
   lora: LoraArrays | null,
   n: number,
   inF: number,
   outF: number,
 ): void {
   // y = x wᵀ
-  gemm(y, x, w, n, outF, inF, false, true, 1, 0);
+  gemm(y, x, wideWeight(w), n, outF, inF, false, true, 1, 0);
   if (lora === null || xa === null) return;
   // xa = x aᵀ
   gemm(xa, x, lora.a, n, lora.rank, inF, false, true, 1, 0);
@@ -61,7 +62,7 @@ export function linearBackward(
   db: Float32Array | null,
   dy: Float32Array,
   x: Float32Array,
-  w: Float32Array,
+  w: WeightArray,
   lora: LoraArrays | null,
   xa: Float32Array | null,
   dyb: Float32Array | null,
@@ -70,7 +71,7 @@ export function linearBackward(
   outF: number,
 ): void {
   // forward: y = x wᵀ  →  dx = dy w
-  gemm(dx, dy, w, n, inF, outF, false, false, 1, 0);
+  gemm(dx, dy, wideWeight(w), n, inF, outF, false, false, 1, 0);
   if (
     lora === null || xa === null || dyb === null || da === null || db === null
   ) {

@@ -5,6 +5,7 @@
  */
 
 import { type DType, shapeSize, type Tensor } from "../backend.ts";
+import type { HalfFormat } from "../half.ts";
 import { fmtShape, ShapeError } from "./shape_error.ts";
 
 /**
@@ -18,10 +19,17 @@ export class CpuTensor implements Tensor {
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
-  #data: Float32Array | Int32Array | null;
+  #data: Float32Array | Int32Array | Uint16Array | null;
 
-  /** Wraps `data` (not copied); its length must equal the product of `shape`. */
-  constructor(data: Float32Array | Int32Array, shape: readonly number[]) {
+  /**
+   * Wraps `data` (not copied); its length must equal the product of `shape`.
+   * A `Uint16Array` holds 16-bit floats of the given `format`.
+   */
+  constructor(
+    data: Float32Array | Int32Array | Uint16Array,
+    shape: readonly number[],
+    format: HalfFormat = "bf16",
+  ) {
     const size = shapeSize(shape);
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) {
@@ -40,13 +48,17 @@ export class CpuTensor implements Tensor {
       );
     }
     this.shape = Object.freeze([...shape]);
-    this.dtype = data instanceof Float32Array ? "f32" : "i32";
+    this.dtype = data instanceof Float32Array
+      ? "f32"
+      : data instanceof Int32Array
+      ? "i32"
+      : format;
     this.size = size;
     this.#data = data;
   }
 
   /** The storage; throws once the tensor has been freed. */
-  get data(): Float32Array | Int32Array {
+  get data(): Float32Array | Int32Array | Uint16Array {
     if (this.#data === null) {
       throw new ShapeError(
         "tensor",

@@ -21,6 +21,7 @@ import {
   linearForward,
   type LoraArrays,
 } from "../cpu/linear.ts";
+import { type WeightArray, widenInto } from "../cpu/weight.ts";
 
 /** Rows from which the adapter is folded into W (below: unfused products). */
 export const FOLD_MIN_ROWS = 256;
@@ -31,7 +32,7 @@ let scratch = new Float32Array(0);
 /** W' = W + scale · B A in the shared scratch array. */
 function folded(
   gemm: GemmFn,
-  w: Float32Array,
+  w: WeightArray,
   lora: LoraArrays,
   inF: number,
   outF: number,
@@ -40,7 +41,7 @@ function folded(
   const wf = scratch.length === outF * inF
     ? scratch
     : scratch.subarray(0, outF * inF);
-  wf.set(w);
+  widenInto(wf, w);
   gemm(wf, lora.b, lora.a, outF, inF, lora.rank, false, false, lora.scale, 1);
   return wf;
 }
@@ -54,7 +55,7 @@ export function linearForwardFolded(
   y: Float32Array,
   xa: Float32Array | null,
   x: Float32Array,
-  w: Float32Array,
+  w: WeightArray,
   lora: LoraArrays | null,
   n: number,
   inF: number,
@@ -79,7 +80,7 @@ export function linearBackwardFolded(
   db: Float32Array | null,
   dy: Float32Array,
   x: Float32Array,
-  w: Float32Array,
+  w: WeightArray,
   lora: LoraArrays | null,
   xa: Float32Array | null,
   dyb: Float32Array | null,

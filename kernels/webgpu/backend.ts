@@ -39,7 +39,9 @@ import {
 import { type Binding, GpuContext, type Kernel } from "./context.ts";
 import { BindingLimitError } from "./errors.ts";
 import { blockCols, blockRanges, type Layout, planLayout } from "./layout.ts";
-import { type Block, GpuTensor } from "./tensor.ts";
+import { type Block, GpuTensor, storageBytes } from "./tensor.ts";
+import { HALF_FORMATS, type HalfBits } from "../half.ts";
+import { WIDEN } from "./shaders/widen.ts";
 import { Arena, arenaRuns, planArena } from "./packed.ts";
 import { type TiledLora, tiledProduct, tileOf } from "./split.ts";
 import {
@@ -475,6 +477,86 @@ export class WebGpuBackend implements Backend {
     }
     this.#upload(t, data);
     return t;
+  }
+
+  /**
+   * Keep a frozen weight's 16-bit bits on the device (two a word), in the
+   * blocks an f32 tensor of its shape would have; linear, linearBackward and
+   * embedding widen it to f32 (exactly) for the op and free the copy after.
+   */
+  fromHalf(src: HalfBits, shape: readonly number[]): Tensor {
+    if (!HALF_FORMATS.includes(src.format)) {
+      throw new ShapeError(
+        "fromHalf",
+        `format must be one of ${HALF_FORMATS.join(", ")}: got ${src.format}`,
+      );
+    }
+    const layout = planLayout(shape, this.maxBindingBytes / 4);
+    const blocks = blockRanges(layout);
+    const t = new GpuTensor(
+      blocks.map((b) =>
+        this.ctx.acquire(
+          storageBytes((b.r1 - b.r0) * (b.c1 - b.c0), src.format),
+        )
+      ),
+      shape,
+      src.format,
+      layout,
+      this.maxBindingBytes,
+    );
+    if (src.bits.length !== t.size) {
+      this.#release(t);
+      throw new ShapeError(
+        "fromHalf",
+        `data length ${src.bits.length} does not match shape ${
+          fmtShape(shape)
+        }`,
+      );
+    }
+    const cols = layout.cols;
+    for (const b of t.blocks()) {
+      const w = b.c1 - b.c0, n = (b.r1 - b.r0) * w;
+      // even length, so that the block is whole u32 words
+      const part = new Uint16Array(n + (n % 2));
+      for (let r = b.r0; r < b.r1; r++) {
+        part.set(
+          src.bits.subarray(r * cols + b.c0, r * cols + b.c1),
+          (r - b.r0) * w,
+        );
+      }
+      this.ctx.write(b.buffer, part);
+    }
+    return t;
+  }
+
+  /**
+   * `t` as f32: itself, or (16-bit) a new f32 copy widened on the device,
+   * which the caller frees once its products are recorded.
+   */
+  #widened(
+    t: Tensor,
+    op: string,
+    name: string,
+  ): { t: GpuTensor; temp: boolean } {
+    if (t instanceof GpuTensor && (t.dtype === "bf16" || t.dtype === "f16")) {
+      if (t.freed) throw new ShapeError(op, `${name} was freed`);
+      const out = this.#new(t.shape);
+      const src = t.blocks(), dst = out.blocks();
+      for (let i = 0; i < src.length; i++) {
+        const n = (src[i].r1 - src[i].r0) * (src[i].c1 - src[i].c0);
+        this.ctx.run(
+          WIDEN,
+          [{ buffer: src[i].buffer, bytes: src[i].bytes }, {
+            buffer: dst[i].buffer,
+            bytes: dst[i].bytes,
+          }],
+          [n, t.dtype === "bf16" ? 0 : 1],
+          grid(n),
+        );
+      }
+      return { t: out, temp: true };
+    }
+    return { t: gpuAny(t, op, name), temp: false };
   }
 
   /** Writes host data into every block of `t`. */
@@ -1427,10 +1509,12 @@ export class WebGpuBackend implements Backend {
   linear(x: Tensor, w: Tensor, lora?: LoraWeights): LinearResult {
     const op = "linear";
     const { n, inF, outF, rank } = this.#checkLinear(op, x, w, lora);
-    const gx = gpuAny(x, op, "x"), gw = gpuAny(w, op, "w");
+    const gx = gpuAny(x, op, "x");
+    const { t: gw, temp } = this.#widened(w, op, "w");
     const y = this.#new([n, outF]);
     if (!lora) {
       this.#product(gx, gw, y, n, outF, inF, { transB: true });
+      if (temp) this.free(gw);
       return { y };
     }
     const la = gpuAny(lora.a, op, "lora.a"), lb = gpuAny(lora.b, op, "lora.b");
@@ -1440,6 +1524,7 @@ export class WebGpuBackend implements Backend {
       transB: true,
       lora: { xa, lb, r: rank, scale: lora.scale, layout: "t" },
     });
+    if (temp) this.free(gw);
     return { y, xa };
   }
 
@@ -1454,12 +1539,12 @@ export class WebGpuBackend implements Backend {
     const op = "linearBackward";
     const { n, inF, outF, rank } = this.#checkLinear(op, x, w, lora);
     expectShape(op, "dy", dy, [n, outF]);
-    const gdy = gpuAny(dy, op, "dy"),
-      gx = gpuAny(x, op, "x"),
-      gw = gpuAny(w, op, "w");
+    const gdy = gpuAny(dy, op, "dy"), gx = gpuAny(x, op, "x");
+    const { t: gw, temp } = this.#widened(w, op, "w");
     const dx = this.#new([n, inF]);
     if (!lora) {
       this.#product(gdy, gw, dx, n, inF, outF, {});
+      if (temp) this.free(gw);
       return { dx };
     }
     const la = gpuAny(lora.a, op, "lora.a"), lb = gpuAny(lora.b, op, "lora.b");
@@ -1469,6 +1554,7 @@ export class WebGpuBackend implements Backend {
     this.#product(gdy, gw, dx, n, inF, outF, {
       lora: { xa: dyb, lb: la, r: rank, scale: lora.scale, layout: "n" },
     });
+    if (temp) this.free(gw);
     const da = this.#new([rank, inF]);
     this.#product(dyb, gx, da, rank, inF, n, {
       transA: true,
@@ -1987,7 +2073,17 @@ export class WebGpuBackend implements Backend {
   embedding(table: Tensor, ids: Tensor): Tensor {
     const op = "embedding";
     const [v, c] = dims2(table, op, "table");
-    const gt = gpuAny(table, op, "table"), gi = gpu(ids, op, "ids", "i32");
+    const gi = gpu(ids, op, "ids", "i32");
+    const { t: gt, temp } = this.#widened(table, op, "table");
+    try {
+      return this.#embedRows(gt, gi, v, c);
+    } finally {
+      if (temp) this.free(gt);
+    }
+  }
+
+  /** out[i] = table[ids[i]] for an f32 table. */
+  #embedRows(gt: GpuTensor, gi: GpuTensor, v: number, c: number): Tensor {
     const out = this.#new([gi.size, c]);
     const total = gi.size * c;
     if (!gt.split && !out.split) {
@@ -2296,6 +2392,10 @@ export class WebGpuBackend implements Backend {
     if (!(opts.topP > 0 && opts.topP <= 1)) {
       throw new RangeError(`sample: topP must be in (0, 1]: got ${opts.topP}`);
     }
+    const minP = opts.minP ?? 0;
+    if (!(minP >= 0 && minP <= 1)) {
+      throw new RangeError(`sample: minP must be in [0, 1]: got ${minP}`);
+    }
     const gl = gpuAny(logits, op, "logits");
     const gu = gpu(uniforms, op, "uniforms");
     // a group of whole rows at a time (all of them when logits is unsplit):
@@ -2332,7 +2432,3 @@ export class WebGpuBackend implements Backend {
     return { tokens, logprobs };
   }
 }
-    const minP = opts.minP ?? 0;
-    if (!(minP >= 0 && minP <= 1)) {
-      throw new RangeError(`sample: minP must be in [0, 1]: got ${minP}`);
-    }

@@ -26,6 +26,17 @@ export interface Block extends BlockRange {
   readonly offset: number;
 }
 
+/**
+ * Bytes that `elements` of `dtype` take in a buffer (at least 4): 4 each, or
+ * two 16-bit elements a u32 word.
+ */
+export function storageBytes(elements: number, dtype: DType): number {
+  const words = dtype === "bf16" || dtype === "f16"
+    ? Math.ceil(elements / 2)
+    : elements;
+  return Math.max(4, words * 4);
+}
+
 /** A dense row-major tensor stored in GPU buffers (each may be larger than needed). */
 export class GpuTensor implements Tensor {
   /** Dimensions, outermost first. */
@@ -119,7 +130,7 @@ export class GpuTensor implements Tensor {
 
   /** Bytes a binding of this tensor covers (at least 4: empty bindings are invalid). */
   get bytes(): number {
-    return Math.max(4, this.size * 4);
+    return storageBytes(this.size, this.dtype);
   }
 
   /** The blocks with their buffers (one block covering all of an unsplit tensor). */
@@ -128,7 +139,7 @@ export class GpuTensor implements Tensor {
     return blockRanges(this.layout).map((r, i) => ({
       ...r,
       buffer: list[i],
-      bytes: Math.max(4, (r.r1 - r.r0) * (r.c1 - r.c0) * 4),
+      bytes: storageBytes((r.r1 - r.r0) * (r.c1 - r.c0), this.dtype),
       offset: i === 0 ? this.offset : 0,
     }));
   }
