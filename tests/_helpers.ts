@@ -150,14 +150,19 @@ export function testDeployment(): Deployment {
  * its checkpoints in the same temporary folder.
  */
 export async function startTestService(
-  opts: Omit<bios.ServiceClientOptions, "checkpointDir"> = {},
+  opts: Omit<bios.ServiceClientOptions, "checkpointDir"> & {
+    /** Serve this catalog's models (all loaded now) instead of the tiny ones. */
+    catalog?: { file: string; models: readonly string[] };
+  } = {},
 ): Promise<TestService> {
-  const catalogFile = await ensureTinyModels();
+  const { catalog, ...clientOpts } = opts;
+  const catalogFile = catalog?.file ?? await ensureTinyModels();
   const prev = Deno.env.get("BIOS_MODELS");
   Deno.env.set("BIOS_MODELS", catalogFile);
   // Load into this isolate's cache now: later look-ups no longer read the variable.
-  await loadBaseModel(TINY);
-  await loadBaseModel(TINY2);
+  for (const name of catalog?.models ?? [TINY, TINY2]) {
+    await loadBaseModel(name);
+  }
   const checkpointDir = await Deno.makeTempDir({ prefix: "bios-test-ckpt-" });
   const deployment = testDeployment();
   let stopNode = async () => {};
@@ -176,14 +181,18 @@ export async function startTestService(
     if (opts.deviceHandoff !== undefined) {
       flags.push("--device-handoff", String(opts.deviceHandoff));
     }
-    const node = await startNodeProcess(server.url, flags);
+    const node = await startNodeProcess(
+      server.url,
+      flags,
+      catalog && { BIOS_MODELS: catalog.file },
+    );
     service = new bios.ServiceClient({ nats: server.url });
     stopNode = async () => {
       await node.stop("SIGTERM");
       await server.kill();
     };
   } else {
-    service = new bios.ServiceClient({ checkpointDir, ...opts });
+    service = new bios.ServiceClient({ checkpointDir, ...clientOpts });
   }
   return {
     service,
