@@ -11,6 +11,7 @@ import type { Actor } from "../runtime/actor.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
 import type { Backend } from "../kernels/backend.ts";
 import { generate } from "../model/generate.ts";
+import { topkLogprobs, type TopkRow } from "../model/topk_logprobs.ts";
 import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage } from "../model/stage.ts";
 import type { LlamaConfig } from "../model/config.ts";
@@ -105,9 +106,11 @@ export class Sampler implements Actor<unknown, unknown> {
           modelPath: this.spec.modelPath,
         };
       case "compute_logprobs":
-        return await this.#promptLogprobs(
+        return (await this.#promptScores(
           this.#checkPrompt(flatTokens(msg.prompt), 0),
-        );
+          true,
+          0,
+        )).promptLogprobs;
       case "sample":
         return await this.#sample(msg);
     }
@@ -144,6 +147,13 @@ export class Sampler implements Actor<unknown, unknown> {
       else stopStrings.push(s);
     }
     checkTokenRange(stopTokens, this.#cfg.vocabSize, "samplingParams.stop");
+    const topk = msg.topkPromptLogprobs;
+    if (topk > this.#cfg.vocabSize) {
+      throw new InvalidArgumentError(
+        "topkPromptLogprobs",
+        `topkPromptLogprobs must be at most the model's vocabulary (${this.#cfg.vocabSize}): got ${topk}`,
+      );
+    }
     const seqs = await generate(this.#be, [this.#stage], prompt, {
       numSamples: n,
       maxTokens,
@@ -157,17 +167,33 @@ export class Sampler implements Actor<unknown, unknown> {
       decode: (ids) => this.#tok.decode(ids),
       readEvery: this.#be.name === "webgpu" ? 8 : 1,
     });
-    return {
-      sequences: seqs,
-      promptLogprobs: msg.includePromptLogprobs
-        ? await this.#promptLogprobs(prompt)
-        : undefined,
-    };
+    const scores = msg.includePromptLogprobs || topk > 0
+      ? await this.#promptScores(prompt, msg.includePromptLogprobs, topk)
+      : {};
+    return { sequences: seqs, ...scores };
   }
 
-  /** Log-probability of each prompt token given the ones before it; element 0 is null. */
-  async #promptLogprobs(prompt: number[]): Promise<(number | null)[]> {
-    if (prompt.length < 2) return [null];
+  /**
+   * From one forward over the prompt: the log-probability of each prompt
+   * token given the ones before it (when `logprobs`), and the `topk`
+   * likeliest tokens at each position (when `topk` > 0); element 0 of each
+   * is null. Both are the raw model's (untempered log-softmax).
+   */
+  async #promptScores(
+    prompt: number[],
+    logprobs: boolean,
+    topk: number,
+  ): Promise<{
+    promptLogprobs?: (number | null)[];
+    topkPromptLogprobs?: (TopkRow | null)[];
+  }> {
+    const res: {
+      promptLogprobs?: (number | null)[];
+      topkPromptLogprobs?: (TopkRow | null)[];
+    } = {};
+    if (logprobs) res.promptLogprobs = [null];
+    if (topk > 0) res.topkPromptLogprobs = [null];
+    if (prompt.length < 2) return res;
     const be = this.#be;
     const T = prompt.length - 1;
     const ids = be.fromInts(Int32Array.from(prompt.slice(0, T)), [T]);
@@ -177,10 +203,20 @@ export class Sampler implements Actor<unknown, unknown> {
       { batch: 1, seqLen: T },
       targets,
     );
-    const lp = await be.read(out);
-    be.free(out);
-    this.#stage.release(ctx);
-    return [null, ...Array.from(lp)];
+    try {
+      if (res.promptLogprobs) {
+        for (const lp of await be.read(out)) res.promptLogprobs.push(lp);
+      }
+      if (res.topkPromptLogprobs) {
+        const head = ctx.head!;
+        const rows = await topkLogprobs(be, head.logits.y, head.lse, topk);
+        for (const row of rows) res.topkPromptLogprobs.push(row);
+      }
+    } finally {
+      be.free(out);
+      this.#stage.release(ctx);
+    }
+    return res;
   }
 
   /** Free the adapter and let go of the shared base weights. */

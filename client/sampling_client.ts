@@ -33,6 +33,12 @@ export interface SampleArgs {
   numSamples?: number;
   /** Also return the log-probability of each prompt token (element 0 is null). */
   includePromptLogprobs?: boolean;
+  /**
+   * Also return, for each prompt position, the k likeliest tokens and their
+   * log-probabilities (k in [0, 100], at most the vocabulary; element 0 is
+   * null). @default {0} (off)
+   */
+  topkPromptLogprobs?: number;
 }
 
 /** Time a sample request may take. */
@@ -113,6 +119,7 @@ export class SamplingClient implements AsyncDisposable {
         numSamples: args.numSamples ?? 1,
         samplingParams: args.samplingParams,
         includePromptLogprobs: args.includePromptLogprobs ?? false,
+        topkPromptLogprobs: args.topkPromptLogprobs ?? 0,
       }, "");
       return await this.ref.ask<SampleResponse>(req, {
         timeoutMs: SAMPLE_TIMEOUT_MS,

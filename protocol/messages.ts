@@ -53,6 +53,12 @@ const typeRule = (types: readonly string[]): string =>
 /** Most samples one `sample` request may ask for. */
 export const MAX_NUM_SAMPLES = 128;
 
+/**
+ * Most top tokens per prompt position `topkPromptLogprobs` may ask for (a
+ * sampler also refuses more than its model's vocabulary).
+ */
+export const MAX_TOPK_PROMPT_LOGPROBS = 100;
+
 /** Schema of an operation's sequence number: an integer ≥ 1. */
 export const SeqSchema = safeInteger("must be an integer ≥ 1", (v) => v >= 1);
 
@@ -189,6 +195,10 @@ export const SampleRequestSchema = z.strictObject({
   includePromptLogprobs: z.boolean({ error: "must be a boolean" }).default(
     false,
   ),
+  topkPromptLogprobs: safeInteger(
+    `must be an integer in [0, ${MAX_TOPK_PROMPT_LOGPROBS}] (0 is off)`,
+    (v) => v >= 0 && v <= MAX_TOPK_PROMPT_LOGPROBS,
+  ).default(0),
 });
 
 /** Request types a Trainer actor handles. */

@@ -5,6 +5,10 @@
  */
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
+import { loadBaseModel } from "../actors/base_models.ts";
+import { CpuBackend } from "../kernels/cpu/backend.ts";
+import { Stage } from "../model/stage.ts";
+import { splitLayers, uploadStage } from "../model/stage_weights.ts";
 import {
   nextTokenDatum,
   SAMPLE_TEXTS,
@@ -199,5 +203,137 @@ Deno.test("SamplingClient.sample with minP 1 at temperature 1 is greedy", async 
       ),
       "minP 1e-4 gave the greedy tokens every time",
     );
+  });
+});
+
+/** log p(v | ids[0..i]) for every position i and token v, on the CPU backend, in float64. */
+async function cpuPromptLogSoftmax(ids: number[]): Promise<Float64Array[]> {
+  const base = await loadBaseModel(TINY);
+  const be = new CpuBackend();
+  const range = splitLayers(base.config.numLayers, 1)[0];
+  const stage = new Stage(
+    be,
+    base.config,
+    range,
+    uploadStage(be, base.config, base.tensors, range),
+  );
+  const T = ids.length - 1, V = base.config.vocabSize;
+  const { ctx } = stage.forward(
+    be.fromInts(Int32Array.from(ids.slice(0, T)), [T]),
+    { batch: 1, seqLen: T },
+    be.fromInts(Int32Array.from(ids.slice(1)), [T]),
+  );
+  const logits = await be.read(ctx.head!.logits.y);
+  return Array.from({ length: T }, (_, i) => {
+    const row = logits.subarray(i * V, (i + 1) * V);
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+    return Float64Array.from(row, (x) => x - lse);
+  });
+}
+
+Deno.test("SamplingClient.sample's topkPromptLogprobs are the raw model's k likeliest tokens at each prompt position", async () => {
+  await withService(async ({ service }) => {
+    const sc = await service.createSamplingClient({ baseModel: TINY });
+    const full = await cpuPromptLogSoftmax(PROMPT_IDS);
+    let targetsSeen = 0;
+    for (const k of [1, 7, 100]) {
+      const out = await sc.sample({
+        prompt: PROMPT,
+        // tempered and filtered sampling leaves the prompt's numbers alone
+        samplingParams: { maxTokens: 2, temperature: 0.5, topK: 3, seed: 4 },
+        includePromptLogprobs: true,
+        topkPromptLogprobs: k,
+      });
+      const top = out.topkPromptLogprobs!, lps = out.promptLogprobs!;
+      assert.equal(top.length, PROMPT_IDS.length);
+      assert.equal(top[0], null);
+      for (let i = 1; i < PROMPT_IDS.length; i++) {
+        const row = top[i]!, want = full[i - 1];
+        assert.equal(row.length, k);
+        for (let j = 1; j < k; j++) {
+          const [a, b] = [row[j - 1], row[j]];
+          assert.ok(a[1] > b[1] || (a[1] === b[1] && a[0] < b[0]), "order");
+        }
+        // the CPU's full log-softmax agrees on the values, and nothing left
+        // out beats the last one kept
+        for (const [id, lp] of row) {
+          assert.ok(Math.abs(lp - want[id]) < 1e-4, `${i} ${id}`);
+        }
+        const kept = new Set(row.map(([id]) => id));
+        const last = row[k - 1][1];
+        for (let v = 0; v < want.length; v++) {
+          if (!kept.has(v)) assert.ok(want[v] <= last + 1e-4, `${i} ${v}`);
+        }
+        // the prompt token itself, when in the top k: its promptLogprob
+        const hit = row.find(([id]) => id === PROMPT_IDS[i]);
+        if (hit) {
+          targetsSeen++;
+          assert.ok(
+            Math.abs(hit[1] - (lps[i] as number)) <= 1e-6,
+            `${hit[1]} vs ${lps[i]}`,
+          );
+        }
+      }
+    }
+    assert.ok(targetsSeen > 0, "no prompt token was in its top k");
+    // without includePromptLogprobs, the top k come alone; without either, neither
+    const alone = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { maxTokens: 1 },
+      topkPromptLogprobs: 2,
+    });
+    assert.equal(alone.promptLogprobs, undefined);
+    assert.equal(alone.topkPromptLogprobs!.length, PROMPT_IDS.length);
+    const none = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { maxTokens: 1 },
+    });
+    assert.equal(none.topkPromptLogprobs, undefined);
+    // a one-token prompt: only the null
+    const one = await sc.sample({
+      prompt: bios.types.ModelInput.fromInts([PROMPT_IDS[0]]),
+      samplingParams: { maxTokens: 1 },
+      topkPromptLogprobs: 3,
+    });
+    assert.deepEqual(one.topkPromptLogprobs, [null]);
+  });
+});
+
+Deno.test("SamplingClient.sample refuses bad topkPromptLogprobs, minP and repetitionPenalty by name", async () => {
+  await withService(async ({ service }) => {
+    const sc = await service.createSamplingClient({ baseModel: TINY });
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [
+        { topkPromptLogprobs: -1 },
+        "topkPromptLogprobs",
+        /^topkPromptLogprobs must be an integer in \[0, 100\] \(0 is off\): got -1$/,
+      ],
+      [{ topkPromptLogprobs: 101 }, "topkPromptLogprobs", /got 101$/],
+      [{ topkPromptLogprobs: 2.5 }, "topkPromptLogprobs", /got 2\.5$/],
+      [{ topkPromptLogprobs: "3" }, "topkPromptLogprobs", /\[0, 100\]/],
+      [
+        { samplingParams: { maxTokens: 2, minP: 2 } },
+        "samplingParams.minP",
+        /must be in \[0, 1\]/,
+      ],
+      [
+        { samplingParams: { maxTokens: 2, repetitionPenalty: -1 } },
+        "samplingParams.repetitionPenalty",
+        /must be in \(0, 10\]/,
+      ],
+    ];
+    for (const [extra, field, message] of cases) {
+      await assert.rejects(
+        async () =>
+          await sc.sample({
+            prompt: PROMPT,
+            samplingParams: { maxTokens: 2 },
+            ...extra,
+          } as bios.SampleArgs),
+        { name: "InvalidArgumentError", field, message },
+        JSON.stringify(extra),
+      );
+    }
   });
 });

@@ -119,6 +119,9 @@ export interface SampledSequence {
 export const SampleResponseSchema = z.object({
   sequences: z.array(SampledSequenceSchema),
   promptLogprobs: z.array(anyNumber.nullable()).optional(),
+  topkPromptLogprobs: z.array(
+    z.array(z.tuple([z.number(), anyNumber])).nullable(),
+  ).optional(),
 });
 
 /**
@@ -130,6 +133,14 @@ export interface SampleResponse {
   sequences: SampledSequence[];
   /** Per prompt token log-probabilities, when asked; the first is `null`. */
   promptLogprobs?: Array<number | null>;
+  /**
+   * When `topkPromptLogprobs` k > 0 was asked: for each prompt position, the
+   * k likeliest tokens there given the tokens before it, as
+   * `[tokenId, logprob]` sorted by logprob descending (ties by id
+   * ascending); the first is `null`. Log-probabilities of the raw model
+   * (log-softmax of its logits), as `promptLogprobs`.
+   */
+  topkPromptLogprobs?: Array<Array<[number, number]> | null>;
 }
 
 /** Schema of `getInfo`'s reply. */
