@@ -161,6 +161,7 @@ export class Sampler implements Actor<unknown, unknown> {
       topK: p.topK,
       topP: p.topP,
       minP: p.minP,
+      repetitionPenalty: p.repetitionPenalty,
       seed: p.seed ?? Math.floor(Math.random() * 2 ** 31),
       stopTokens,
       stopStrings,

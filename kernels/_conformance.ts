@@ -559,6 +559,47 @@ export function backendConformance(
     }
   });
 
+  check("markTokens", async (_be, h) => {
+    const widths = tol.vocabWidth === false ? [53] : [53, 32000];
+    for (const v of widths) {
+      const b = 5, n = 9;
+      const seen = h.both(new Float32Array(b * v), [b, v]);
+      // a prompt of n ids per row, with repeats, then one drawn id per row
+      const prompt = Int32Array.from(
+        { length: b * n },
+        (_, i) => i % 4 === 3 ? v - 1 : (i * 7919) % v,
+      );
+      const steps = [prompt, Int32Array.from({ length: b }, (_, i) => i * 3)];
+      for (const ids of steps) {
+        const t = h.ints(ids, [ids.length]);
+        h.be.markTokens(seen[0], t[0]);
+        h.ref.markTokens(seen[1], t[1]);
+      }
+      await h.same(`markTokens ${b}x${v}`, seen[0], seen[1]);
+    }
+  });
+
+  check("repetitionPenalty", async (_be, h) => {
+    const widths = tol.vocabWidth === false ? [53] : [53, 32000];
+    for (const v of widths) {
+      const b = 5;
+      const data = h.rng.floats(b * v, -6, 6);
+      for (let i = 0; i < data.length; i += 11) data[i] = 0;
+      const mask = h.rng.floats(b * v, 0, 1).map((x) => x < 0.3 ? 1 : 0);
+      const seen = h.both(mask, [b, v]);
+      for (const penalty of [1.3, 0.7]) {
+        const logits = h.both(data, [b, v]);
+        h.be.repetitionPenalty(logits[0], seen[0], penalty);
+        h.ref.repetitionPenalty(logits[1], seen[1], penalty);
+        await h.same(
+          `repetitionPenalty ${b}x${v} ${penalty}`,
+          logits[0],
+          logits[1],
+        );
+      }
+    }
+  });
+
   check("sample", async (_be, h) => {
     const widths = tol.vocabWidth === false ? [53] : [53, 32000];
     const optsList: SampleOptions[] = [

@@ -373,6 +373,22 @@ export interface Backend {
     uniforms: Tensor,
     opts: SampleOptions,
   ): { tokens: Tensor; logprobs: Tensor };
+  /**
+   * Repetition penalty on logits [B,V], in place (transformers'
+   * `RepetitionPenaltyLogitsProcessor`): where `seen` [B,V] (f32) is non-zero,
+   * a logit x becomes x · penalty if x < 0, else x / penalty (in f32, with
+   * the penalty rounded to f32); elsewhere it is left as it is. `penalty` is
+   * a finite number > 0.
+   */
+  repetitionPenalty(logits: Tensor, seen: Tensor, penalty: number): void;
+  /**
+   * Mark tokens as seen, in place: for tokens (i32 [B·n], n per row, row
+   * by row) sets seen[b, tokens[b·n + i]] = 1 in seen [B,V] (f32), e.g. a
+   * prompt's ids (n = T) or the tokens one sampling step drew (n = 1), so
+   * that sampled ids never leave the device. Ids outside [0, V) are refused
+   * where the backend can check them (cpu) and skipped otherwise.
+   */
+  markTokens(seen: Tensor, tokens: Tensor): void;
 }
 
 /** Number of elements of a shape. */

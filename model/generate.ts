@@ -4,6 +4,10 @@
  * The prompt is prefilled once for all B samples; each later step feeds the
  * sampled token ids straight back as the next input, so on a GPU the tokens
  * stay on the device and are read back in batches of `readEvery` steps.
+ * With a repetition penalty, a [B,V] record of each sequence's tokens stays
+ * on the device too: marked from the prompt's ids, then from each step's
+ * draw ({@linkcode Backend.markTokens}), and applied to the logits before
+ * sampling ({@linkcode Backend.repetitionPenalty}).
  *
  * @module
  */
@@ -28,6 +32,12 @@ export interface GenerateOptions extends SampleOptions {
   decode?: (ids: number[]) => string;
   /** Steps between read-backs of sampled tokens. @default {1} */
   readEvery?: number;
+  /**
+   * Repetition penalty (> 0) on the logits of every token in the prompt or
+   * already generated in that sequence, before temperature; 1 is off.
+   * @default {1}
+   */
+  repetitionPenalty?: number;
 }
 
 /** One generated sequence. */
@@ -60,6 +70,8 @@ export async function generate(
   );
   const done = new Array<boolean>(B).fill(false);
   const stopSet = new Set(opts.stopTokens);
+  const penalty = opts.repetitionPenalty ?? 1;
+  let seen: Tensor | undefined; // [B,V]: 1 where a sequence holds a token
   try {
     const ids = new Int32Array(B * T);
     for (let b = 0; b < B; b++) ids.set(prompt, b * T);
@@ -75,11 +87,19 @@ export async function generate(
       for (let s = 0; s < stages.length; s++) {
         x = stages[s].decode(x, rows, caches[s], offset);
       }
+      if (penalty !== 1) {
+        if (!seen) {
+          seen = be.zeros([B, x.shape[1]]);
+          be.markTokens(seen, input); // the prompt's ids, T a row
+        }
+        be.repetitionPenalty(x, seen, penalty);
+      }
       if (inputFreeable) be.free(input);
       const u = new Float32Array(B);
       for (let b = 0; b < B; b++) u[b] = rng.nextFloat();
       const uniforms = be.fromArray(u, [B]);
       const drawn = be.sample(x, uniforms, opts);
+      if (seen) be.markTokens(seen, drawn.tokens);
       be.free(x);
       be.free(uniforms);
       pending.push(drawn);
@@ -119,6 +139,7 @@ export async function generate(
       inputFreeable = true;
     }
   } finally {
+    if (seen) be.free(seen);
     for (const cs of caches) for (const c of cs) (be.free(c.k), be.free(c.v));
   }
   return out;

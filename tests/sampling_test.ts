@@ -337,3 +337,30 @@ Deno.test("SamplingClient.sample refuses bad topkPromptLogprobs, minP and repeti
     }
   });
 });
+
+Deno.test("SamplingClient.sample with a large repetitionPenalty keeps a greedy generation from repeating tokens", async () => {
+  await withService(async ({ service }) => {
+    const sc = await service.createSamplingClient({ baseModel: TINY });
+    const params = { maxTokens: 16, temperature: 0, seed: 1 };
+    const plain = (await sc.sample({ prompt: PROMPT, samplingParams: params }))
+      .sequences[0].tokens;
+    const repeats = (t: number[]) => t.length - new Set(t).size;
+    assert.ok(repeats(plain) > 0, `plain greedy does not repeat: ${plain}`);
+    const out = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { ...params, repetitionPenalty: 10 },
+      numSamples: 2,
+    });
+    for (const s of out.sequences) {
+      assert.equal(s.tokens.length, 16);
+      assert.equal(repeats(s.tokens), 0, `${s.tokens}`);
+      assert.ok(s.tokens.every((t) => !PROMPT_IDS.includes(t)), `${s.tokens}`);
+    }
+    // 1 is off: the plain greedy tokens
+    const off = await sc.sample({
+      prompt: PROMPT,
+      samplingParams: { ...params, repetitionPenalty: 1 },
+    });
+    assert.deepEqual(off.sequences[0].tokens, plain);
+  });
+});

@@ -43,6 +43,7 @@ import { type GemmFn, gemmForward } from "./gemm.ts";
 import type { LoraArrays } from "./linear.ts";
 import { type HostKernels, referenceKernels } from "./host_kernels.ts";
 import { MAX_SAMPLE_VOCAB, sampleRows } from "./sample.ts";
+import { markSeen, penalizeSeen } from "./penalty.ts";
 import { fmtShape, ShapeError } from "./shape_error.ts";
 import { CpuTensor } from "./tensor.ts";
 import type { WeightArray } from "./weight.ts";
@@ -823,6 +824,35 @@ export class CpuBackend implements Backend {
       opts,
     );
     return { tokens, logprobs };
+  }
+
+  /** Repetition penalty in place where `seen` is non-zero (see penalty.ts). */
+  repetitionPenalty(logits: Tensor, seen: Tensor, penalty: number): void {
+    const op = "repetitionPenalty";
+    dims2(logits, op, "logits");
+    expectShape(op, "seen", seen, logits.shape);
+    if (!(penalty > 0) || !Number.isFinite(penalty)) {
+      throw new RangeError(
+        `${op}: penalty must be a finite number > 0: got ${penalty}`,
+      );
+    }
+    penalizeSeen(f32(logits, op, "logits"), f32(seen, op, "seen"), penalty);
+  }
+
+  /** seen[b, tokens[b·n + i]] = 1, in place (see penalty.ts). */
+  markTokens(seen: Tensor, tokens: Tensor): void {
+    const op = "markTokens";
+    const [b, v] = dims2(seen, op, "seen");
+    const t = checkIds(op, "tokens", tokens, v);
+    if (tokens.shape.length !== 1 || b === 0 || t.length % b !== 0) {
+      throw new ShapeError(
+        op,
+        `tokens ${fmtShape(tokens.shape)} must be [B·n] for seen ${
+          fmtShape(seen.shape)
+        }`,
+      );
+    }
+    markSeen(f32(seen, op, "seen"), t, b, v);
   }
 }
 

@@ -97,6 +97,7 @@ import {
 import { ROPE } from "./shaders/rope.ts";
 import { SPLIT_K_REDUCE } from "./shaders/split_k.ts";
 import { sampleKernel } from "./shaders/sample.ts";
+import { MARK_TOKENS, REPETITION_PENALTY } from "./shaders/penalty.ts";
 import {
   attentionDeltaKernel,
   attentionDkvKernel,
@@ -2430,5 +2431,52 @@ export class WebGpuBackend implements Backend {
       if (tile.temp) this.ctx.release(tile.temp);
     }
     return { tokens, logprobs };
+  }
+
+  /** Repetition penalty in place where `seen` is non-zero (shaders/penalty.ts). */
+  repetitionPenalty(logits: Tensor, seen: Tensor, penalty: number): void {
+    const op = "repetitionPenalty";
+    dims2(logits, op, "logits");
+    expectShape(op, "seen", seen, logits.shape);
+    if (!(penalty > 0) || !Number.isFinite(penalty)) {
+      throw new RangeError(
+        `${op}: penalty must be a finite number > 0: got ${penalty}`,
+      );
+    }
+    const gl = gpuAny(logits, op, "logits"), gs = gpuAny(seen, op, "seen");
+    this.#elementwise(REPETITION_PENALTY, [gl, gs], [penalty]);
+  }
+
+  /** seen[b, tokens[b·n + i]] = 1, in place, block by block of seen. */
+  markTokens(seen: Tensor, tokens: Tensor): void {
+    const op = "markTokens";
+    const [b, v] = dims2(seen, op, "seen");
+    const gs = gpuAny(seen, op, "seen"), gt = gpu(tokens, op, "tokens", "i32");
+    if (tokens.shape.length !== 1 || b === 0 || gt.size % b !== 0) {
+      throw new ShapeError(
+        op,
+        `tokens ${fmtShape(tokens.shape)} must be [B·n] for seen ${
+          fmtShape(seen.shape)
+        }`,
+      );
+    }
+    const n = gt.size / b;
+    if (!gs.split) {
+      this.ctx.run(
+        MARK_TOKENS,
+        [gt, gs],
+        [gt.size, n, 0, b, 0, v],
+        grid(gt.size),
+      );
+      return;
+    }
+    for (const bl of gs.blocks()) {
+      this.ctx.run(
+        MARK_TOKENS,
+        [gt, { buffer: bl.buffer, bytes: bl.bytes }],
+        [gt.size, n, bl.r0, bl.r1, bl.c0, bl.c1],
+        grid(gt.size),
+      );
+    }
   }
 }

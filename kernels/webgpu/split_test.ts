@@ -309,6 +309,38 @@ if (haveAdapter(be) && be64 && be160) {
   });
 
   Deno.test({
+    name:
+      "split: markTokens and repetitionPenalty over split [B, V] match the cpu",
+    ...opts,
+    fn: async () => {
+      const b = 5, v = 8000, r = new Rng(12);
+      const logits = r.floats(b * v, -6, 6);
+      const ids = Int32Array.from({ length: b * 6 }, (_, i) => (i * 4001) % v);
+      const drawn = Int32Array.from({ length: b }, (_, i) => v - 1 - i * 700);
+      const run = async (x: Backend) => {
+        const seen = x.zeros([b, v]), l = x.fromArray(logits, [b, v]);
+        for (const t of [ids, drawn]) {
+          const tt = x.fromInts(t, [t.length]);
+          x.markTokens(seen, tt);
+          x.free(tt);
+        }
+        x.repetitionPenalty(l, seen, 1.7);
+        const out = [await x.read(seen), await x.read(l)];
+        const blocks = x === cpu ? 0 : blocksOf(seen);
+        x.free(seen);
+        x.free(l);
+        return { out, blocks };
+      };
+      const got = await run(be64), want = await run(cpu);
+      assert.ok(got.blocks > 1);
+      assertClose("seen", got.out[0], want.out[0], EXACT);
+      assertClose("logits", got.out[1], want.out[1], TOL);
+      // 6 distinct prompt ids and one other drawn id per row
+      assert.equal(want.out[0].reduce((s, x) => s + x, 0), b * 7);
+    },
+  });
+
+  Deno.test({
     name: "split: elementwise ops, sumOfSquares and adamw work block by block",
     ...opts,
     fn: async () => {
