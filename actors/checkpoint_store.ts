@@ -43,6 +43,13 @@ import {
 } from "../protocol/store_messages.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { fromWire, toWire } from "./wire_tensors.ts";
+import { localAdapterDir } from "../protocol/types/adapter_path.ts";
+import {
+  adapterBaseModel,
+  checkPeftFits,
+  peftManifest,
+  readPeftAdapter,
+} from "./peft_adapter.ts";
 
 /** Messages the store handles (see `protocol/store_messages.ts`). */
 export type CheckpointMsg = StoreRequest;
@@ -105,6 +112,17 @@ export class CheckpointStore implements Actor<unknown, unknown> {
         return { path };
       }
       case "load": {
+        const folder = localAdapterDir(msg.path);
+        if (folder !== null) {
+          if (msg.optimizer) {
+            throw new InvalidArgumentError(
+              "path",
+              `path ${msg.path} is an adapter folder: it holds no optimizer state (use loadState)`,
+            );
+          }
+          const a = await loadPeft(folder, msg.path, msg.baseModel);
+          return { manifest: a.manifest, params: toWire(a.params) };
+        }
         const p = parseCheckpointPath(msg.path);
         if (msg.forTraining && p.kind !== "weights") {
           throw new InvalidArgumentError(
@@ -122,8 +140,13 @@ export class CheckpointStore implements Actor<unknown, unknown> {
           v: ck.optimizer ? toWire(ck.optimizer.v) : undefined,
         };
       }
-      case "info":
+      case "info": {
+        const folder = localAdapterDir(msg.path);
+        if (folder !== null) {
+          return (await loadPeft(folder, msg.path, msg.baseModel)).manifest;
+        }
         return await readManifest(this.#dir(parseCheckpointPath(msg.path)));
+      }
       case "list":
         checkRunId(msg.runId);
         return await listCheckpoints(
@@ -163,6 +186,22 @@ async function fitsModel(
     );
   });
   checkFitsModel(params, m, base.config, path);
+}
+
+/**
+ * A PEFT adapter folder, checked against the model it is loaded onto (the
+ * one asked for, else the one its config names).
+ */
+async function loadPeft(dir: string, path: string, baseModel?: string) {
+  const a = await readPeftAdapter(dir, path);
+  const name = adapterBaseModel(a, baseModel, path);
+  const base = await loadBaseModel(name).catch(() => {
+    throw new NotFoundError(
+      `baseModel ${JSON.stringify(name)} is not a model this node serves`,
+    );
+  });
+  checkPeftFits(a, base, name, path);
+  return { manifest: peftManifest(a, name), params: a.params };
 }
 
 /** An operation in the caller's words, for storage errors. */

@@ -22,7 +22,6 @@ import {
   CreateLoraTrainingClientOptionsSchema,
   resolveTargetModules,
 } from "../protocol/types/lora_config.ts";
-import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
 import { type CatalogEntry, listModels } from "../model/catalog.ts";
 import {
   adaptedModules,
@@ -43,7 +42,7 @@ import {
 } from "../protocol/addresses.ts";
 import { RunJournal } from "./run_journal.ts";
 import type { CheckpointMsg } from "./checkpoint_store.ts";
-import type { CheckpointManifest } from "./checkpoint_files.ts";
+import type { AdapterManifest } from "./peft_adapter.ts";
 import type { WireTensors } from "./wire_tensors.ts";
 
 /** Messages the registry handles (see `protocol/registry_messages.ts`). */
@@ -129,7 +128,8 @@ export class Registry implements Actor<unknown, unknown> {
         const m = await this.#store.ask({
           type: "info",
           path: msg.path,
-        }) as CheckpointManifest;
+          baseModel: msg.baseModel,
+        }) as AdapterManifest;
         const t = m.lora.targets;
         return {
           baseModel: m.baseModel,
@@ -266,14 +266,14 @@ export class Registry implements Actor<unknown, unknown> {
       crypto.randomUUID().slice(0, 8)
     }`;
     if (msg.modelPath !== undefined) {
-      parseCheckpointPath(msg.modelPath, "modelPath");
       const ck = await this.#store.ask({
         type: "load",
         path: msg.modelPath,
         optimizer: false,
         forTraining: false,
+        baseModel: msg.baseModel,
       }) as {
-        manifest: CheckpointManifest;
+        manifest: AdapterManifest;
         params: WireTensors;
       };
       const m = ck.manifest;

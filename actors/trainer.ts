@@ -57,7 +57,7 @@ import {
 import { loadBaseModel } from "./base_models.ts";
 import { mergeWire, type WireTensors } from "./wire_tensors.ts";
 import type { CheckpointMsg } from "./checkpoint_store.ts";
-import type { CheckpointManifest } from "./checkpoint_files.ts";
+import type { AdapterManifest } from "./peft_adapter.ts";
 import {
   type ParsedRequest,
   parseHead,
@@ -727,8 +727,10 @@ export class Trainer implements Actor<unknown, unknown> {
       path,
       optimizer,
       forTraining: true,
+      // An adapter folder is checked against this run's model.
+      baseModel: this.spec.baseModel,
     }, { timeoutMs: SHARD_TIMEOUT_MS }) as {
-      manifest: CheckpointManifest;
+      manifest: AdapterManifest;
       params: WireTensors;
       m?: WireTensors;
       v?: WireTensors;
@@ -748,7 +750,7 @@ export class Trainer implements Actor<unknown, unknown> {
 }
 
 /** Refuse a checkpoint made for another base model, LoRA shape or scale. */
-export function checkCompatible(m: CheckpointManifest, spec: RunSpec): void {
+export function checkCompatible(m: AdapterManifest, spec: RunSpec): void {
   if (m.baseModel !== spec.baseModel) {
     throw new InvalidArgumentError(
       "path",

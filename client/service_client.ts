@@ -9,7 +9,11 @@ import type { NatsAuth } from "../runtime/nats_auth.ts";
 import { ClientClosedError, InvalidArgumentError } from "../runtime/errors.ts";
 import type { GetServerCapabilitiesResponse } from "../protocol/types/responses.ts";
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
-import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
+import {
+  AdapterPathSchema,
+  isLocalAdapterPath,
+} from "../protocol/types/adapter_path.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
 import {
   connectEmbedded,
   type Connection,
@@ -121,14 +125,24 @@ export class ServiceClient implements AsyncDisposable {
 
   /**
    * A new training run whose weights come from a `weights/` checkpoint; with
-   * `withOptimizer`, Adam's state too (else it starts fresh).
+   * `withOptimizer`, Adam's state too (else it starts fresh). `path` may
+   * also be a PEFT adapter folder on the node's disk (an absolute path or a
+   * `file:///` URL): the run takes its rank, alpha and targets, on
+   * `baseModel` (default: the model its `base_model_name_or_path` names, if
+   * this cluster serves it), and Adam starts fresh.
    */
   async createTrainingClientFromState(
     path: string,
-    opts: { withOptimizer?: boolean } = {},
+    opts: { withOptimizer?: boolean; baseModel?: string } = {},
   ): Promise<TrainingClient> {
-    const info = await this.weightsInfo(path);
-    if (info.kind !== "weights") {
+    if (opts.withOptimizer && isLocalAdapterPath(path)) {
+      throw new InvalidArgumentError(
+        "withOptimizer",
+        `withOptimizer must be false for an adapter folder (${path} holds weights only, no optimizer state)`,
+      );
+    }
+    const info = await this.weightsInfo(path, { baseModel: opts.baseModel });
+    if (info.kind === "sampler_weights") {
       throw new InvalidArgumentError(
         "path",
         `path ${path} is a sampler-only checkpoint (sampler_weights); training loads bios://<run>/weights/<name> checkpoints`,
@@ -147,12 +161,17 @@ export class ServiceClient implements AsyncDisposable {
     return tc;
   }
 
-  /** A sampling client for a checkpoint (`modelPath`) or a bare base model. */
+  /**
+   * A sampling client for a checkpoint (`modelPath`), a PEFT adapter folder
+   * on the node's disk (`modelPath` an absolute path or a `file:///` URL,
+   * with `baseModel` unless the adapter's `base_model_name_or_path` names a
+   * served model), or a bare base model.
+   */
   async createSamplingClient(
     opts: { modelPath?: string; baseModel?: string },
   ): Promise<SamplingClient> {
     if (opts.modelPath !== undefined) {
-      parseCheckpointPath(opts.modelPath, "modelPath");
+      parseOrThrow(AdapterPathSchema, opts.modelPath, "modelPath");
     }
     const c = await this.connection();
     const r = await c.registry.ask<
@@ -171,18 +190,27 @@ export class ServiceClient implements AsyncDisposable {
     }, c.registry);
   }
 
-  /** What a checkpoint holds: base model, LoRA rank and targets, kind, step. */
-  async weightsInfo(path: string): Promise<{
+  /**
+   * What a checkpoint holds: base model, LoRA rank and targets, kind, step.
+   * For a PEFT adapter folder (kind `peft_adapter`, step 0) the folder is
+   * read and checked against `baseModel` (default: the served model its
+   * `base_model_name_or_path` names).
+   */
+  async weightsInfo(path: string, opts: { baseModel?: string } = {}): Promise<{
     baseModel: string;
     loraRank: number;
     loraAlpha: number;
     targetModules: string[];
-    kind: "weights" | "sampler_weights";
+    kind: "weights" | "sampler_weights" | "peft_adapter";
     step: number;
   }> {
-    parseCheckpointPath(path, "path");
+    parseOrThrow(AdapterPathSchema, path, "path");
     const c = await this.connection();
-    return await c.registry.ask({ type: "weights_info", path });
+    return await c.registry.ask({
+      type: "weights_info",
+      path,
+      baseModel: opts.baseModel,
+    });
   }
 
   /**

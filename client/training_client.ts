@@ -296,7 +296,11 @@ export class TrainingClient {
     });
   }
 
-  /** Load weights from a `weights/` checkpoint; Adam starts fresh. */
+  /**
+   * Load weights from a `weights/` checkpoint, or from a PEFT adapter folder
+   * on the node's disk (an absolute path or a `file:///` URL) of this run's
+   * rank, alpha and targets; Adam starts fresh.
+   */
   loadState(path: string): APIFuture<LoadWeightsResponse> {
     return this.#submit({ type: "load_state", path, optimizer: false });
   }

@@ -14,13 +14,13 @@
 
 import { z } from "zod";
 import { AdamParamsSchema } from "./types/adam_params.ts";
-import {
-  CheckpointNameSchema,
-  RunIdSchema,
-  TrainingCheckpointPathSchema,
-} from "./types/checkpoint_path.ts";
+import { CheckpointNameSchema, RunIdSchema } from "./types/checkpoint_path.ts";
 import { safeInteger } from "./types/checks.ts";
 import { DatumBatchSchema } from "./types/datum.ts";
+import {
+  isLocalAdapterPath,
+  TrainingAdapterPathSchema,
+} from "./types/adapter_path.ts";
 import {
   LOSS_FN_INPUTS,
   lossFnConfigProblems,
@@ -160,12 +160,25 @@ export const SaveWeightsForSamplerRequestSchema = z.strictObject({
   overwrite: z.boolean({ error: "must be a boolean" }).default(false),
 });
 
-/** Schema of `load_state`: a `weights` checkpoint, with or without its optimizer state. */
+/**
+ * Schema of `load_state`: a `weights` checkpoint, with or without its
+ * optimizer state, or a PEFT adapter folder (weights only).
+ */
 export const LoadStateRequestSchema = z.strictObject({
   type: z.literal("load_state"),
   ...op,
-  path: TrainingCheckpointPathSchema,
+  path: TrainingAdapterPathSchema,
   optimizer: z.boolean({ error: "must be a boolean" }),
+}).superRefine((r, ctx) => {
+  if (r.optimizer && isLocalAdapterPath(r.path)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["path"],
+      message:
+        "must be a bios://<run>/weights/<name> checkpoint to load optimizer state (an adapter folder holds weights only: use loadState)",
+      input: r.path,
+    });
+  }
 });
 
 /** Schema of `get_info`: a query, so it has no `seq`. */

@@ -7,9 +7,10 @@
  */
 
 import { z } from "zod";
-import { CheckpointPathSchema, RunIdSchema } from "./types/checkpoint_path.ts";
+import { RunIdSchema } from "./types/checkpoint_path.ts";
 import { ownKeysChecked } from "./types/checks.ts";
 import { LORA_TARGET_MODULES } from "./types/lora_config.ts";
+import { AdapterPathSchema, isLocalAdapterPath } from "./types/adapter_path.ts";
 
 /** Longest model name accepted. */
 export const MAX_MODEL_NAME_LENGTH = 256;
@@ -65,16 +66,27 @@ export const LoraSnapshotSchema = z.strictObject({
 export type LoraSnapshot = z.output<typeof LoraSnapshotSchema>;
 
 /**
- * Schema of `create_sampler`: from a checkpoint (`modelPath`), or a base
- * model with an optional LoRA snapshot (a run's current weights).
+ * Schema of `create_sampler`: from a checkpoint or a PEFT adapter folder
+ * (`modelPath`; a folder may say its `baseModel`), or a base model with an
+ * optional LoRA snapshot (a run's current weights).
  */
 export const CreateSamplerRequestSchema = z.strictObject({
   type: z.literal("create_sampler"),
-  modelPath: CheckpointPathSchema.optional(),
+  modelPath: AdapterPathSchema.optional(),
   baseModel: ModelNameSchema.optional(),
   lora: LoraSnapshotSchema.optional(),
 }).superRefine((r, ctx) => {
-  if ((r.modelPath === undefined) === (r.baseModel === undefined)) {
+  const folder = isLocalAdapterPath(r.modelPath);
+  if (folder && r.lora !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: "comes with baseModel only (an adapter folder has its own)",
+      path: ["lora"],
+      input: r.lora,
+    });
+  } else if (folder) {
+    // A folder's baseModel is optional: its own config may name it.
+  } else if ((r.modelPath === undefined) === (r.baseModel === undefined)) {
     ctx.addIssue({
       code: "custom",
       message: "or baseModel must be given, and only one of them",
@@ -99,7 +111,8 @@ export const RegistryRequestSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("tokenizer"), baseModel: ModelNameSchema }),
   z.strictObject({
     type: z.literal("weights_info"),
-    path: CheckpointPathSchema,
+    path: AdapterPathSchema,
+    baseModel: ModelNameSchema.optional(),
   }),
   z.strictObject({ type: z.literal("list_checkpoints"), runId: RunIdSchema }),
   z.strictObject({

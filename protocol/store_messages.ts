@@ -6,8 +6,10 @@
  */
 
 import { z } from "zod";
-import { CheckpointPathSchema, RunIdSchema } from "./types/checkpoint_path.ts";
+import { RunIdSchema } from "./types/checkpoint_path.ts";
 import { SAVED_MANIFEST_FIELDS } from "./types/checkpoint_manifest.ts";
+import { AdapterPathSchema } from "./types/adapter_path.ts";
+import { ModelNameSchema } from "./registry_messages.ts";
 import { WireTensorsSchema } from "./types/wire_tensors.ts";
 
 const bool = z.boolean({ error: "must be a boolean" });
@@ -28,13 +30,20 @@ export const StoreRequestSchema = z.discriminatedUnion("type", [
     m: WireTensorsSchema.optional(),
     v: WireTensorsSchema.optional(),
   }),
+  // `path` may name a PEFT adapter folder on the node's disk; `baseModel`
+  // then says which model it is loaded onto (a checkpoint names its own).
   z.strictObject({
     type: z.literal("load"),
-    path: CheckpointPathSchema,
+    path: AdapterPathSchema,
     optimizer: bool,
     forTraining: bool,
+    baseModel: ModelNameSchema.optional(),
   }),
-  z.strictObject({ type: z.literal("info"), path: CheckpointPathSchema }),
+  z.strictObject({
+    type: z.literal("info"),
+    path: AdapterPathSchema,
+    baseModel: ModelNameSchema.optional(),
+  }),
   z.strictObject({ type: z.literal("list"), runId: RunIdSchema }),
 ], { error: 'must be one of "save", "load", "info", "list"' });
 

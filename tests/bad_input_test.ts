@@ -495,12 +495,19 @@ Deno.test("TrainingClient.loadState rejects an unknown checkpoint path with NotF
       () => f.tc.loadState(path).result(),
       (e: Error) => !e.message.includes(f.ts.checkpointDir),
     );
-    // Not a checkpoint path at all.
+    // Not a checkpoint path at all (an absolute path names an adapter
+    // folder: a file is none).
     await rejects(
-      () => f.tc.loadState("/etc/passwd"),
+      () => f.tc.loadState("etc/passwd"),
       InvalidArgumentError,
       "path",
       "bios://",
+    );
+    await rejects(
+      () => f.tc.loadState("/etc/passwd"),
+      NotFoundError,
+      undefined,
+      "names no adapter folder",
     );
   });
 });
