@@ -47,3 +47,14 @@ export type {
 } from "./protocol/types/tokenizer.ts";
 export * from "./client/types.ts";
 export * from "./client/connection.ts";
+export {
+  mergeAdapter,
+  type MergeAdapterOptions,
+} from "./actors/merge_adapter.ts";
+export {
+  type MergeAdapter,
+  MergeError,
+  mergeLora,
+  type MergeOptions,
+  type MergeResult,
+} from "./model/merge.ts";

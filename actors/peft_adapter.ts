@@ -201,11 +201,11 @@ export async function readPeftAdapter(
  * missing tensor (PEFT's `exclude_modules` or a partial selection), an
  * extra one (a deeper model), or a shape of another model; and one whose
  * saved base layers are not the model's own (an adapter of another model
- * of the same shapes).
+ * of the same shapes; checked when `base.tensors` is given).
  */
 export function checkPeftFits(
   a: PeftAdapter,
-  base: { config: LlamaConfig; tensors: NamedTensors },
+  base: { config: LlamaConfig; tensors?: NamedTensors },
   baseModel: string,
   label: string,
   field = "path",
@@ -251,10 +251,12 @@ export function checkPeftFits(
   for (const k of a.params.keys()) {
     if (!want.has(k)) throw misfit(`tensor ${k} has no place in the model`);
   }
+  const tensors = base.tensors;
+  if (tensors === undefined) return;
   for (const [name, t] of a.baseLayers) {
-    const own = base.tensors.get(name) ??
+    const own = tensors.get(name) ??
       (cfg.tieWordEmbeddings && name === "lm_head.weight"
-        ? base.tensors.get("model.embed_tokens.weight")
+        ? tensors.get("model.embed_tokens.weight")
         : undefined);
     const ownData = own && tensorF32(own);
     if (
