@@ -3,13 +3,18 @@
  * invocation. (a) matmul GFLOP/s per backend against numpy/OpenBLAS sgemm;
  * (b) LoRA training tokens/s per backend (and through the actor path) against
  * PyTorch on the same model; (c) sampling tokens/s with the KV cache at batch
- * 1 and 8 against PyTorch. Each figure is the median of several worker
- * processes (3 by default), run round-robin so background load falls on Bios
- * and its peers alike.
+ * 1 and 8 against PyTorch; (d) the large model (Qwen2.5-0.5B's shape, bf16
+ * base weights: a LoRA step and sampling, tokens/s and peak memory) against
+ * plain PyTorch and transformers + PEFT from a venv. Each figure is the
+ * median of several worker processes (3 by default; the large model's jobs
+ * run once), run round-robin so background load falls on Bios and its peers
+ * alike.
  *
  * Flags: `--quick` (one process per figure, smaller sizes), `--runs N`,
- * `--backends native,webgpu,cpu`, `--only matmul,train,sample`,
- * `--python PATH` (default /usr/bin/python3), `--sizes N,N,…` (matmul sizes),
+ * `--backends native,webgpu,cpu`, `--only matmul,train,sample,nats,large`,
+ * `--python PATH` (default /usr/bin/python3), `--venv-python PATH` (the
+ * wheelhouse's PyTorch 2.13, transformers and PEFT; default `BIOS_PYTHON` or
+ * `.venv/bin/python`), `--sizes N,N,…` (matmul sizes),
  * `--peer-device cuda` (PyTorch peers on a CUDA GPU, and WebGPU's products
  * against cuBLAS sgemm there: for a machine with a real GPU).
  *
@@ -19,6 +24,7 @@
  * @module
  */
 import { BENCH_CONFIG, BENCH_LORA } from "./bench_model.ts";
+import { LARGE_CONFIG, LARGE_LORA } from "./large_model.ts";
 import { type ChildResult, runChild } from "./child.ts";
 import { FlagError, Flags } from "./flags.ts";
 import {
@@ -43,7 +49,8 @@ import {
 
 const USAGE =
   `usage: deno task bench [--quick] [--runs N] [--backends native,webgpu,cpu]
-                       [--only matmul,train,sample] [--python /usr/bin/python3]
+                       [--only matmul,train,sample,nats,large]
+                       [--python /usr/bin/python3] [--venv-python V/bin/python]
                        [--sizes 512,1024,2048] [--peer-device cpu|cuda]`;
 
 function log(msg: string): void {
@@ -130,6 +137,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const python = flags.str("python", "/usr/bin/python3");
+  const venvPython = findVenvPython(flags.str("venv-python", ""));
   const root = decodeURIComponent(new URL("..", import.meta.url).pathname)
     .replace(/\/$/, "");
   const resultsDir = `${root}/bench/results`;
@@ -188,9 +196,16 @@ async function main(): Promise<number> {
     const plan = buildPlan(settings, {
       deno: Deno.execPath(),
       python,
+      venvPython,
       root,
       biosHome,
     });
+    if (!venvPython) {
+      log(
+        "no venv python (--venv-python, BIOS_PYTHON or .venv/bin/python): " +
+          "the PyTorch (venv) rows and the large model are left out",
+      );
+    }
     const got: Collected = { figures: new Map(), notes: new Map() };
     const workers: Record<string, Record<string, unknown>> = {};
     const unavailable = new Map<string, string>();
@@ -200,6 +215,7 @@ async function main(): Promise<number> {
     for (let round = 1; round <= runs; round++) {
       for (const job of plan.jobs) {
         if (job.backend && unavailable.has(job.backend)) continue;
+        if (job.once && round > 1) continue;
         const res = await runChild(job.spec);
         const elapsed = ((performance.now() - started) / 1000).toFixed(0);
         log(
@@ -253,6 +269,11 @@ async function main(): Promise<number> {
         train: settings.train,
         sample: settings.sample,
         matmulSizes: settings.matmulSizes,
+        large: {
+          config: LARGE_CONFIG,
+          lora: LARGE_LORA,
+          ...settings.large,
+        },
       },
       unavailable: Object.fromEntries(unavailable),
       workers,
@@ -479,3 +500,19 @@ function readmeSection(
 }
 
 if (import.meta.main) Deno.exit(await main());
+
+/**
+ * The venv python with the wheelhouse's PyTorch, transformers and PEFT:
+ * `--venv-python`, else `BIOS_PYTHON`, else `.venv/bin/python` when present.
+ */
+function findVenvPython(flag: string): string | undefined {
+  const given = flag || Deno.env.get("BIOS_PYTHON");
+  if (given) return given;
+  const local = new URL("../.venv/bin/python", import.meta.url).pathname;
+  try {
+    Deno.statSync(local);
+    return local;
+  } catch {
+    return undefined;
+  }
+}

@@ -6,9 +6,10 @@
  */
 import type { ChildSpec } from "./child.ts";
 import { peerSpec } from "./bench_model.ts";
+import { largePeerSpec } from "./large_model.ts";
 
 /** The three parts of the benchmark. */
-export const GROUPS = ["matmul", "train", "sample", "nats"] as const;
+export const GROUPS = ["matmul", "train", "sample", "nats", "large"] as const;
 /** One part. */
 export type Group = typeof GROUPS[number];
 
@@ -51,6 +52,14 @@ export interface BenchSettings {
     maxTokens: number;
     seconds: number;
   };
+  /** The large model: training batch and length, sampling batches, prompt and tokens. */
+  large: {
+    batch: number;
+    seq: number;
+    batches: number[];
+    prompt: number;
+    maxTokens: number;
+  };
   /** What `selectBackend()` picks here ("native", "webgpu" or "cpu"). */
   defaultBackend: string;
   /** The OpenBLAS tuning variables set in this environment (each adds untuned rows). */
@@ -81,6 +90,7 @@ export function defaultSettings(
       matmulSeconds: 0.2,
       train: { batch: 2, seq: 64, seconds: 0.5 },
       sample: { batches: [1, 8], prompt: 8, maxTokens: 16, seconds: 0.3 },
+      large: { batch: 1, seq: 64, batches: [1], prompt: 8, maxTokens: 4 },
       timeoutMs: 180_000,
       peerDevice: "cpu",
     }
@@ -94,6 +104,7 @@ export function defaultSettings(
       matmulSeconds: 0.5,
       train: { batch: 8, seq: 128, seconds: 2 },
       sample: { batches: [1, 8], prompt: 32, maxTokens: 64, seconds: 1 },
+      large: { batch: 4, seq: 256, batches: [1, 8], prompt: 32, maxTokens: 16 },
       timeoutMs: 300_000,
       peerDevice: "cpu",
     };
@@ -113,6 +124,8 @@ export interface Job {
   spec: ChildSpec;
   /** Figure key → value, read from the worker's JSON answer. */
   figures(json: Record<string, unknown>): Record<string, number>;
+  /** Run in the first round only (the large model's minutes-long jobs). */
+  once?: boolean;
 }
 
 /** A goal a row is checked against. */
@@ -143,7 +156,7 @@ export interface RowSpec {
   peerKey: string;
   /** Id of the job that measures it. */
   peerJob: string;
-  /** "GFLOP/s", "tokens/s" or "ms". */
+  /** "GFLOP/s", "tokens/s", "ms" or "GiB". */
   unit: string;
   /** A latency: the ratio is peer / Bios, so above 1 is still Bios better. */
   lowerIsBetter?: boolean;
@@ -157,6 +170,12 @@ export interface Programs {
   deno: string;
   /** Python with numpy and torch (Debian's /usr/bin/python3). */
   python: string;
+  /**
+   * Python with the wheelhouse's newer PyTorch, transformers and PEFT (a
+   * venv): the second peer of the small-model rows and the peers of the
+   * large model. Without it those rows are left out.
+   */
+  venvPython?: string;
   /** Repository root (workers run there). */
   root: string;
   /** A BIOS_HOME every Deno worker shares (so WebGPU's autotune is done once). */
@@ -224,6 +243,13 @@ export function buildPlan(
   const cuda = s.peerDevice === "cuda";
   const torchName = cuda ? "PyTorch CUDA" : "PyTorch";
   const torchArgs = cuda ? ["--device", "cuda"] : [];
+  const venv = (script: string, args: string[]): ChildSpec => ({
+    cmd: p.venvPython!,
+    args: [`bench/${script}`, ...args],
+    cwd: p.root,
+    timeoutMs: Math.max(s.timeoutMs, 1_200_000),
+  });
+  const venvTorch = p.venvPython !== undefined && !cuda;
   const ratioTarget: Target | undefined = cuda
     ? undefined
     : { kind: "ratio", min: 1, text: "≥ 1.0×" };
@@ -350,6 +376,27 @@ export function buildPlan(
         backend: be,
         spec: deno("train_worker.ts", ["--backend", be, ...args]),
         figures: (j) => ({ [`train:${be}`]: num(j.tokensPerSecond) }),
+      });
+    }
+    if (venvTorch) {
+      jobs.push({
+        id: "torch2:train",
+        label: "PyTorch (venv) LoRA step",
+        group: "train",
+        spec: venv("torch_peer.py", ["train", "--spec", spec, ...args]),
+        figures: (j) => ({ "torch2:train": num(j.tokensPerSecond) }),
+      });
+      rows.push({
+        group: "train",
+        figure: `LoRA step B${t.batch}×T${t.seq}`,
+        backend: label(s.defaultBackend),
+        biosKey: `train:${s.defaultBackend}`,
+        biosJob: `train:${s.defaultBackend}`,
+        peer: "PyTorch (venv)",
+        peerKey: "torch2:train",
+        peerJob: "torch2:train",
+        unit: "tokens/s",
+        target: ratioTarget,
       });
     }
     jobs.push({
@@ -479,6 +526,29 @@ export function buildPlan(
         figures: (j) => perKey(j, "tokensPerSecond", `sample:${be}`),
       });
     }
+    if (venvTorch) {
+      jobs.push({
+        id: "torch2:sample",
+        label: "PyTorch (venv) sampling",
+        group: "sample",
+        spec: venv("torch_peer.py", ["sample", "--spec", spec, ...args]),
+        figures: (j) => perKey(j, "tokensPerSecond", "torch2:sample"),
+      });
+      for (const b of c.batches) {
+        rows.push({
+          group: "sample",
+          figure: `sample B${b}, ${c.prompt}-token prompt + ${c.maxTokens}`,
+          backend: label(s.defaultBackend),
+          biosKey: `sample:${s.defaultBackend}:${b}`,
+          biosJob: `sample:${s.defaultBackend}`,
+          peer: "PyTorch (venv)",
+          peerKey: `torch2:sample:${b}`,
+          peerJob: "torch2:sample",
+          unit: "tokens/s",
+          target: ratioTarget,
+        });
+      }
+    }
     for (const b of c.batches) {
       for (const be of s.backends) {
         rows.push({
@@ -496,5 +566,172 @@ export function buildPlan(
       }
     }
   }
+  if (has("large") && p.venvPython !== undefined) {
+    largeJobs(s, { jobs, rows, deno, venv, label, ratioTarget });
+  }
   return { jobs, rows };
+}
+
+/**
+ * The large model's jobs and rows (Qwen2.5-0.5B's shape, bf16 base weights):
+ * a LoRA step and sampling on the default backend, against plain PyTorch
+ * and transformers + PEFT from the venv, in tokens/s and peak memory. Each
+ * job runs once per invocation (a step takes tens of seconds here).
+ */
+function largeJobs(
+  s: BenchSettings,
+  ctx: {
+    jobs: Job[];
+    rows: RowSpec[];
+    deno: (w: string, a: string[]) => ChildSpec;
+    venv: (script: string, args: string[]) => ChildSpec;
+    label: (be: string) => string;
+    ratioTarget: Target | undefined;
+  },
+): void {
+  const { jobs, rows } = ctx;
+  const l = s.large;
+  const spec = JSON.stringify(largePeerSpec());
+  const be = s.defaultBackend;
+  const trainArgs = ["--batch", String(l.batch), "--seq", String(l.seq)];
+  const sampleArgs = [
+    "--batches",
+    l.batches.join(","),
+    "--prompt",
+    String(l.prompt),
+    "--max-tokens",
+    String(l.maxTokens),
+  ];
+  const gib = (v: unknown) => num(v) / 2 ** 30;
+  const peers = [["torch", "PyTorch (venv)"], [
+    "hf",
+    "transformers + PEFT",
+  ]] as const;
+  jobs.push({
+    id: `large:train:${be}`,
+    label: `large model LoRA step ${be}`,
+    group: "large",
+    backend: be,
+    once: true,
+    spec: {
+      ...ctx.deno("large_worker.ts", ["train", "--backend", be, ...trainArgs]),
+      timeoutMs: 1_200_000,
+    },
+    figures: (j) => ({
+      [`large:train:${be}`]: num(j.tokensPerSecond),
+      [`large:train:${be}:mem`]: gib(j.peakRssBytes),
+    }),
+  });
+  jobs.push({
+    id: `large:sample:${be}`,
+    label: `large model sampling ${be}`,
+    group: "large",
+    backend: be,
+    once: true,
+    spec: {
+      ...ctx.deno("large_worker.ts", [
+        "sample",
+        "--backend",
+        be,
+        ...sampleArgs,
+      ]),
+      timeoutMs: 1_200_000,
+    },
+    figures: (j) => ({
+      ...perKey(j, "tokensPerSecond", `large:sample:${be}`),
+      [`large:sample:${be}:mem`]: gib(j.peakRssBytes),
+    }),
+  });
+  const trainFigure =
+    `Qwen2.5-0.5B shape (bf16) LoRA r16 step B${l.batch}×T${l.seq}`;
+  for (const [impl, name] of peers) {
+    jobs.push({
+      id: `large:${impl}:train`,
+      label: `large model LoRA step, ${name}`,
+      group: "large",
+      once: true,
+      spec: ctx.venv("large_peer.py", [
+        "train",
+        "--impl",
+        impl,
+        "--spec",
+        spec,
+        ...trainArgs,
+      ]),
+      figures: (j) => ({
+        [`large:${impl}:train`]: num(j.tokensPerSecond),
+        [`large:${impl}:train:mem`]: gib(j.peakRssBytes),
+      }),
+    });
+    jobs.push({
+      id: `large:${impl}:sample`,
+      label: `large model sampling, ${name}`,
+      group: "large",
+      once: true,
+      spec: ctx.venv("large_peer.py", [
+        "sample",
+        "--impl",
+        impl,
+        "--spec",
+        spec,
+        ...sampleArgs,
+      ]),
+      figures: (j) => ({
+        ...perKey(j, "tokensPerSecond", `large:${impl}:sample`),
+        [`large:${impl}:sample:mem`]: gib(j.peakRssBytes),
+      }),
+    });
+    rows.push({
+      group: "large",
+      figure: trainFigure,
+      backend: ctx.label(be),
+      biosKey: `large:train:${be}`,
+      biosJob: `large:train:${be}`,
+      peer: name,
+      peerKey: `large:${impl}:train`,
+      peerJob: `large:${impl}:train`,
+      unit: "tokens/s",
+      target: ctx.ratioTarget,
+    }, {
+      group: "large",
+      figure: `${trainFigure}, peak memory`,
+      backend: ctx.label(be),
+      biosKey: `large:train:${be}:mem`,
+      biosJob: `large:train:${be}`,
+      peer: name,
+      peerKey: `large:${impl}:train:mem`,
+      peerJob: `large:${impl}:train`,
+      unit: "GiB",
+      lowerIsBetter: true,
+      target: ctx.ratioTarget,
+    });
+    for (const b of l.batches) {
+      rows.push({
+        group: "large",
+        figure:
+          `Qwen2.5-0.5B shape (bf16) sample B${b}, ${l.prompt}-token prompt + ${l.maxTokens}`,
+        backend: ctx.label(be),
+        biosKey: `large:sample:${be}:${b}`,
+        biosJob: `large:sample:${be}`,
+        peer: name,
+        peerKey: `large:${impl}:sample:${b}`,
+        peerJob: `large:${impl}:sample`,
+        unit: "tokens/s",
+        target: ctx.ratioTarget,
+      });
+    }
+    rows.push({
+      group: "large",
+      figure: `Qwen2.5-0.5B shape (bf16) sampling, peak memory`,
+      backend: ctx.label(be),
+      biosKey: `large:sample:${be}:mem`,
+      biosJob: `large:sample:${be}`,
+      peer: name,
+      peerKey: `large:${impl}:sample:mem`,
+      peerJob: `large:${impl}:sample`,
+      unit: "GiB",
+      lowerIsBetter: true,
+      target: ctx.ratioTarget,
+    });
+  }
 }

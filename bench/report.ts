@@ -100,6 +100,8 @@ function cells(r: TableRow): string[] {
     ? " GFLOP/s"
     : r.unit === "ms"
     ? " ms"
+    : r.unit === "GiB"
+    ? " GiB"
     : " tok/s";
   const target = r.target === undefined
     ? ""

@@ -15,6 +15,7 @@
 
 import type { GemmFn } from "./gemm.ts";
 import { type WeightArray, wideWeight } from "./weight.ts";
+import { gemmWeightT } from "./half_gemm.ts";
 
 /** LoRA factors as raw arrays: a [R,in], b [out,R], rank R, and scale = alpha / R. */
 export interface LoraArrays {
@@ -43,7 +44,7 @@ export function linearForward(
   outF: number,
 ): void {
   // y = x wᵀ
-  gemm(y, x, wideWeight(w), n, outF, inF, false, true, 1, 0);
+  gemmWeightT(gemm, y, x, w, n, outF, inF);
   if (lora === null || xa === null) return;
   // xa = x aᵀ
   gemm(xa, x, lora.a, n, lora.rank, inF, false, true, 1, 0);

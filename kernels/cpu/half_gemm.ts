@@ -1,0 +1,60 @@
+/**
+ * Products with a frozen weight that may be 16-bit, for the host backends.
+ *
+ * For many rows (training) the whole weight is widened once into a scratch
+ * and multiplied as float32: the widening is one pass over W against N
+ * passes of the product. For few rows (decoding, N ≤ {@linkcode FEW_ROWS})
+ * that pass would cost more than the product itself, so W is widened a block
+ * of its rows at a time into a small cache-resident array, each block
+ * multiplied as it is made: W is read once, in 16 bits.
+ *
+ * @module
+ */
+import { widenHalf } from "../half.ts";
+import type { GemmFn } from "./gemm.ts";
+import { type WeightArray, wideWeight } from "./weight.ts";
+
+/** Rows of x up to which a 16-bit W is widened block by block. */
+export const FEW_ROWS = 32;
+
+/** Elements of W widened per block (512 KiB as float32: an L2's worth). */
+const BLOCK_ELEMENTS = 1 << 17;
+
+let wBlock: Float32Array = new Float32Array(0);
+let yBlock: Float32Array = new Float32Array(0);
+
+function grow(a: Float32Array, n: number): Float32Array {
+  return a.length >= n ? a : new Float32Array(n);
+}
+
+/**
+ * y [n,outF] = alpha · x [n,inF] · wᵀ + beta · y, w [outF,inF] (float32 or
+ * 16-bit): the same float32 product as widening w whole, computed per block
+ * of w's rows when n is small.
+ */
+export function gemmWeightT(
+  gemm: GemmFn,
+  y: Float32Array,
+  x: Float32Array,
+  w: WeightArray,
+  n: number,
+  outF: number,
+  inF: number,
+): void {
+  if (w instanceof Float32Array || n > FEW_ROWS || inF === 0) {
+    gemm(y, x, wideWeight(w), n, outF, inF, false, true, 1, 0);
+    return;
+  }
+  const rows = Math.max(1, Math.min(outF, Math.floor(BLOCK_ELEMENTS / inF)));
+  wBlock = grow(wBlock, rows * inF);
+  yBlock = grow(yBlock, n * rows);
+  for (let r0 = 0; r0 < outF; r0 += rows) {
+    const m = Math.min(rows, outF - r0);
+    const wb = wBlock.subarray(0, m * inF), yb = yBlock.subarray(0, n * m);
+    widenHalf(w, wb, r0 * inF, m * inF);
+    gemm(yb, x, wb, n, m, inF, false, true, 1, 0);
+    for (let i = 0; i < n; i++) {
+      y.set(yb.subarray(i * m, i * m + m), i * outF + r0);
+    }
+  }
+}
