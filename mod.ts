@@ -50,11 +50,5 @@ export * from "./client/connection.ts";
 export {
   mergeAdapter,
   type MergeAdapterOptions,
-} from "./actors/merge_adapter.ts";
-export {
-  type MergeAdapter,
-  MergeError,
-  mergeLora,
-  type MergeOptions,
-  type MergeResult,
-} from "./model/merge.ts";
+  type MergeAdapterResult,
+} from "./client/merge.ts";

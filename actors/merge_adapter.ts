@@ -23,21 +23,13 @@ import { checkpointDir, readCheckpoint } from "./checkpoint_files.ts";
 import { checkFitsModel } from "./checkpoint_verify.ts";
 import { checkPeftFits, readPeftAdapter } from "./peft_adapter.ts";
 
-/** Options of {@linkcode mergeAdapter}. */
+/** Options of {@linkcode mergeAdapter} (`client/merge.ts` documents each). */
 export interface MergeAdapterOptions {
-  /**
-   * The adapter: `bios://<run>/<weights|sampler_weights>/<name>`, or a PEFT
-   * adapter folder (a path, relative to the working folder or absolute, or
-   * a `file:///` URL).
-   */
+  /** A `bios://` checkpoint path or a PEFT adapter folder. */
   adapter: string;
   /** The folder to write; it must not exist. */
   out: string;
-  /**
-   * The base model: a model name (the catalog, `BIOS_MODELS`) or a model
-   * folder. Default: the checkpoint's base model, or the model a PEFT
-   * adapter's `base_model_name_or_path` names (a served name or a folder).
-   */
+  /** The base model's name or folder (default: the adapter's). */
   base?: string;
   /** Where `bios://` checkpoints live. @default {`$BIOS_HOME/runs`} */
   checkpointRoot?: string;
@@ -69,15 +61,8 @@ async function baseFolder(base: string): Promise<string> {
  * the base's dtype; on a tied model whose `lm_head` was adapted, an untied
  * `lm_head.weight` and `tie_word_embeddings: false`.
  *
- * @example
- * ```ts ignore
- * import * as bios from "@bios/bios";
- * const r = await bios.mergeAdapter({
- *   adapter: "bios://run-1a2b/weights/epoch_3",
- *   out: "./merged-model",
- * });
- * console.log(r.files, r.untiedHead);
- * ```
+ * Scripts call it as `bios.mergeAdapter` (`client/merge.ts`, which loads
+ * this module when first called).
  *
  * @throws {NotFoundError} for an unknown checkpoint, folder or base model
  * @throws {InvalidArgumentError} for an adapter that does not fit the base
