@@ -15,7 +15,7 @@
 
 import type { GemmFn } from "./gemm.ts";
 import { type WeightArray, wideWeight } from "./weight.ts";
-import { gemmWeightT } from "./half_gemm.ts";
+import { gemmWeightT, type WeightProduct } from "./half_gemm.ts";
 
 /** LoRA factors as raw arrays: a [R,in], b [out,R], rank R, and scale = alpha / R. */
 export interface LoraArrays {
@@ -30,7 +30,8 @@ export interface LoraArrays {
 }
 
 /**
- * Fills y [N,out] (and xa [N,R] when `lora` is given).
+ * Fills y [N,out] (and xa [N,R] when `lora` is given); `product` makes
+ * x wᵀ (a faster host backend passes its own for 16-bit weights).
  */
 export function linearForward(
   gemm: GemmFn,
@@ -42,9 +43,10 @@ export function linearForward(
   n: number,
   inF: number,
   outF: number,
+  product: WeightProduct = gemmWeightT,
 ): void {
   // y = x wᵀ
-  gemmWeightT(gemm, y, x, w, n, outF, inF);
+  product(gemm, y, x, w, n, outF, inF);
   if (lora === null || xa === null) return;
   // xa = x aᵀ
   gemm(xa, x, lora.a, n, lora.rank, inF, false, true, 1, 0);

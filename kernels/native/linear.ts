@@ -22,6 +22,40 @@ import {
   type LoraArrays,
 } from "../cpu/linear.ts";
 import { type WeightArray, widenInto } from "../cpu/weight.ts";
+import { FEW_ROWS, gemmWeightT, productByBlocks } from "../cpu/half_gemm.ts";
+import { SimdKernels } from "./simd_kernels.ts";
+
+let widener: SimdKernels | undefined;
+
+/**
+ * x wᵀ as ../cpu/half_gemm.ts's gemmWeightT, with a bf16 w and few rows
+ * widened block by block by the WebAssembly SIMD kernels (in their memory,
+ * where OpenBLAS reads the block in place).
+ */
+export function nativeWeightProduct(
+  gemm: GemmFn,
+  y: Float32Array,
+  x: Float32Array,
+  w: WeightArray,
+  n: number,
+  outF: number,
+  inF: number,
+): void {
+  if (w instanceof Float32Array || w.format !== "bf16" || n > FEW_ROWS) {
+    return gemmWeightT(gemm, y, x, w, n, outF, inF);
+  }
+  widener ??= new SimdKernels();
+  const simd = widener;
+  productByBlocks(
+    gemm,
+    y,
+    x,
+    n,
+    outF,
+    inF,
+    (r0, m) => simd.widenBf16(w.bits, r0 * inF, m * inF, 0),
+  );
+}
 
 /** Rows from which the adapter is folded into W (below: unfused products). */
 export const FOLD_MIN_ROWS = 256;
@@ -62,7 +96,18 @@ export function linearForwardFolded(
   outF: number,
 ): void {
   if (lora === null || xa === null || n < FOLD_MIN_ROWS) {
-    return linearForward(gemm, y, xa, x, w, lora, n, inF, outF);
+    return linearForward(
+      gemm,
+      y,
+      xa,
+      x,
+      w,
+      lora,
+      n,
+      inF,
+      outF,
+      nativeWeightProduct,
+    );
   }
   // y = x W'ᵀ;  xa = x Aᵀ (kept for db)
   gemm(y, x, folded(gemm, w, lora, inF, outF), n, outF, inF, false, true, 1, 0);

@@ -882,8 +882,45 @@ function rmsBwd(): WasmFunction {
 }
 
 /** Every function of the module, in export order. */
+/**
+ * widenBf16(src, dst, bytes): the bf16 elements at src (bytes a multiple of
+ * 16: eight a vector) as float32 at dst: each zero-extended to 32 bits and
+ * shifted into the top half, exactly.
+ */
+function widenBf16(): WasmFunction {
+  const params = [I32, I32, I32];
+  const [src, dst, bytes] = [0, 1, 2];
+  const l = localsAfter(params);
+  const i = l.next(I32), v = l.next(V128), out = l.next(I32);
+  const half = (extend: readonly number[], offset: number) => [
+    ...get(out),
+    ...get(v),
+    ...extend,
+    ...op.i32Const(16),
+    ...op.i32x4Shl,
+    ...op.v128Store(offset),
+  ];
+  const code = forLoop(i, op.i32Const(0), bytes, 16, [
+    ...get(src),
+    ...get(i),
+    ...op.i32Add,
+    ...op.v128Load(),
+    ...set(v),
+    ...get(dst),
+    ...get(i),
+    ...op.i32Add,
+    ...get(i),
+    ...op.i32Add,
+    ...set(out),
+    ...half(op.i32x4ExtendLowI16x8U, 0),
+    ...half(op.i32x4ExtendHighI16x8U, 16),
+  ]);
+  return { name: "widenBf16", params, locals: l.types, code };
+}
+
 export function simdFunctions(): WasmFunction[] {
   return [
+    widenBf16(),
     swigluFwd(),
     swigluBwd(),
     softmaxFwd(),

@@ -21,6 +21,7 @@ import { wasmModule } from "./wasm_binary.ts";
 
 interface Exports {
   memory: WebAssembly.Memory;
+  widenBf16: (src: number, dst: number, bytes: number) => void;
   swigluFwd: (g: number, u: number, h: number, bytes: number) => void;
   swigluBwd: (
     dh: number,
@@ -130,6 +131,28 @@ export class SimdKernels {
       this.#f32 = new Float32Array(this.#x.memory.buffer);
     }
     return this.#f32;
+  }
+
+  /**
+   * The bf16 elements `from … from + count` of `bits` widened (exactly) into
+   * this instance's memory at float index `at`, returned as a view of it
+   * (valid until the memory next grows: use it at once).
+   */
+  widenBf16(
+    bits: Uint16Array,
+    from: number,
+    count: number,
+    at: number,
+  ): Float32Array {
+    const padded = Math.ceil(count / 8) * 8;
+    // the bits go after the floats: at + padded floats, then padded u16s
+    const bitsAt = at + padded;
+    const mem = this.floats(bitsAt + padded / 2);
+    new Uint16Array(mem.buffer, bitsAt * 4, count).set(
+      bits.subarray(from, from + count),
+    );
+    this.#x.widenBf16(bitsAt * 4, at * 4, padded * 2);
+    return this.#f32.subarray(at, at + count);
   }
 
   /** h[i] = g[i] σ(g[i]) u[i] for i < n. */

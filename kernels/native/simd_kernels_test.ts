@@ -9,6 +9,7 @@ import { Rng } from "../cpu/_random.ts";
 import { CpuBackend } from "../cpu/backend.ts";
 import { openNativeBackend } from "./backend.ts";
 import { SimdKernels } from "./simd_kernels.ts";
+import { halfToF32, narrowToHalf, widenHalf } from "../half.ts";
 
 const TOL: Tolerance = { abs: 1e-5, rel: 1e-4 };
 const ref = new CpuBackend();
@@ -158,3 +159,43 @@ if (native === null) {
     first.forEach((a, i) => assert.deepEqual(second[i], a, `output ${i}`));
   });
 }
+
+Deno.test("SimdKernels.widenBf16 widens exactly, with tails, as widenHalf does", () => {
+  const simd = new SimdKernels();
+  const bits = Uint16Array.from(
+    { length: 70_001 },
+    (_, i) => (i * 40503) & 0xffff,
+  );
+  for (const [from, count] of [[0, 8], [3, 13], [5, 70_000 - 7], [0, 0]]) {
+    const want = new Float32Array(count);
+    widenHalf({ bits, format: "bf16" }, want, from, count);
+    const got = simd.widenBf16(bits, from, count, 16);
+    assert.equal(got.length, count);
+    assert.deepEqual(
+      new Uint32Array(got.slice().buffer),
+      new Uint32Array(want.buffer),
+    );
+  }
+});
+
+Deno.test("native: a bf16 linear over few rows, blocked, matches the widened weight's product", async () => {
+  const be = await openNativeBackend();
+  if (!be) {
+    if (Deno.env.get("BIOS_REQUIRE_ALL") === "1") {
+      throw new Error("native backend unavailable");
+    }
+    console.log(
+      "native backend unavailable (apt-get install libopenblas0-pthread): skipped",
+    );
+    return;
+  }
+  const rng = new Rng(3);
+  const [n, inF, outF] = [3, 300, 1500]; // 1500 rows of 300: several blocks
+  const w = narrowToHalf(rng.floats(outF * inF), "bf16");
+  const x = be.fromArray(rng.floats(n * inF), [n, inF]);
+  const got = await be.read(be.linear(x, be.fromHalf(w, [outF, inF])).y);
+  const want = await be.read(
+    be.linear(x, be.fromArray(halfToF32(w), [outF, inF])).y,
+  );
+  assertClose("bf16 blocked linear", got, want, { abs: 1e-5, rel: 1e-5 });
+});

@@ -178,6 +178,8 @@ export const op = {
   /** a < b ? b : a (one maxps) */
   f32x4Pmax: [0xfd, ...uleb(0xeb)],
   i32x4Sub: [0xfd, ...uleb(0xb1)],
+  i32x4ExtendLowI16x8U: [0xfd, ...uleb(0xa9)],
+  i32x4ExtendHighI16x8U: [0xfd, ...uleb(0xaa)],
   i32x4TruncSatF32x4S: [0xfd, ...uleb(0xf8)],
 } as const;
 
