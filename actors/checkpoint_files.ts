@@ -26,57 +26,39 @@
  *
  * @module
  */
-import {
-  ConflictError,
-  InvalidArgumentError,
-  NotFoundError,
-} from "../runtime/errors.ts";
-import { writeSafetensors } from "../model/safetensors.ts";
-import type { HostTensors } from "../model/lora.ts";
+import { ConflictError, NotFoundError } from "../runtime/errors.ts";
 import type { CheckpointPathParts } from "../protocol/types/checkpoint_path.ts";
 import {
-  CHECKPOINT_FORMAT,
   type CheckpointManifest,
   COMPLETE_FILE,
   MANIFEST_FILE,
 } from "../protocol/types/checkpoint_manifest.ts";
 import {
   adapterConfig,
-  checkAdapterConfig,
-  checkAdapterLayout,
-  checkOptimizer,
   checkpointLabel,
   CorruptCheckpointError,
-  hostTensors,
-  parseCheckpointTensors,
   readVerifiedFiles,
   readVerifiedManifest,
   sha256Hex,
 } from "./checkpoint_verify.ts";
+import {
+  type CheckpointData,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  type LoadedCheckpoint,
+} from "./checkpoint_codec.ts";
+import type { CheckpointEntry } from "./checkpoint_storage.ts";
 
 export { adapterConfig, CorruptCheckpointError, sha256Hex };
-export type { CheckpointManifest };
+export type {
+  CheckpointData,
+  CheckpointEntry,
+  CheckpointManifest,
+  LoadedCheckpoint,
+};
 
 /** The two kinds of checkpoint, as in `bios://<run>/<kind>/<name>`. */
 export type CheckpointKind = "weights" | "sampler_weights";
-
-/** A checkpoint's contents in host memory. */
-export interface CheckpointData {
-  manifest: Omit<CheckpointManifest, "files" | "createdAt" | "format">;
-  params: HostTensors;
-  /** Adam moments (kind `weights` only). */
-  optimizer?: { m: HostTensors; v: HostTensors };
-}
-
-/** A saved checkpoint as listed. */
-export interface CheckpointEntry {
-  runId: string;
-  kind: CheckpointKind;
-  name: string;
-  path: string;
-  createdAt: string;
-  sizeBytes: number;
-}
 
 /**
  * The points of a save, in order, at which the {@link SaveFault} hook is
@@ -150,43 +132,15 @@ export async function writeCheckpoint(
   const old = `${parent}/.old-${m.name}-${id}`;
   let aside = false, inPlace = false;
   try {
+    const ck = await encodeCheckpoint(data);
     await Deno.mkdir(tmp);
-    const files: CheckpointManifest["files"] = {
-      "adapter_config.json": "",
-      "adapter_model.safetensors": "",
-    };
-    const put = async (file: keyof typeof files, bytes: Uint8Array) => {
+    for (const [file, bytes] of ck.files) {
       await writeSynced(`${tmp}/${file}`, bytes);
-      files[file] = await sha256Hex(bytes);
       fault(file);
-    };
-    await put("adapter_config.json", jsonBytes(adapterConfig(m)));
-    await put(
-      "adapter_model.safetensors",
-      writeSafetensors(data.params, { format: "pt" }),
-    );
-    if (data.optimizer) {
-      const opt = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const [k, t] of data.optimizer.m) opt.set(`m.${k}`, t);
-      for (const [k, t] of data.optimizer.v) opt.set(`v.${k}`, t);
-      await put(
-        "optimizer.safetensors",
-        writeSafetensors(opt, { step: String(m.step) }),
-      );
     }
-    const manifest: CheckpointManifest = {
-      format: CHECKPOINT_FORMAT,
-      ...m,
-      createdAt: new Date().toISOString(),
-      files,
-    };
-    const manifestBytes = jsonBytes(manifest);
-    await writeSynced(`${tmp}/${MANIFEST_FILE}`, manifestBytes);
+    await writeSynced(`${tmp}/${MANIFEST_FILE}`, ck.manifestBytes);
     fault("manifest.json");
-    await writeSynced(
-      `${tmp}/${COMPLETE_FILE}`,
-      jsonBytes({ manifest_sha256: await sha256Hex(manifestBytes) }),
-    );
+    await writeSynced(`${tmp}/${COMPLETE_FILE}`, ck.completeBytes);
     await syncDir(tmp);
     fault("checkpoint_complete");
     if (await exists(final)) {
@@ -207,7 +161,7 @@ export async function writeCheckpoint(
       await Deno.remove(old, { recursive: true }).catch(() => {});
       fault("old-removed");
     }
-    return manifest;
+    return ck.manifest;
   } catch (e) {
     if (e instanceof SimulatedCrash) throw e;
     if (!inPlace) {
@@ -227,41 +181,12 @@ export async function writeCheckpoint(
 export async function readCheckpoint(
   dir: string,
   withOptimizer: boolean,
-): Promise<
-  {
-    manifest: CheckpointManifest;
-    params: HostTensors;
-    optimizer?: { m: HostTensors; v: HostTensors };
-  }
-> {
+): Promise<LoadedCheckpoint> {
   const parts = partsOfDir(dir);
   const label = checkpointLabel(parts);
   const manifest = await readVerifiedManifest(dir, parts);
   const files = await readVerifiedFiles(dir, manifest, label);
-  checkAdapterConfig(files.get("adapter_config.json")!, manifest, label);
-  const adapter = "adapter_model.safetensors";
-  const params = hostTensors(
-    parseCheckpointTensors(files.get(adapter)!, adapter, label),
-    adapter,
-    label,
-  );
-  checkAdapterLayout(params, manifest, label);
-  const optBytes = files.get("optimizer.safetensors");
-  // The optimizer file of a weights checkpoint is checked even when unused.
-  const optimizer = optBytes === undefined ? undefined : checkOptimizer(
-    parseCheckpointTensors(optBytes, "optimizer.safetensors", label),
-    params,
-    manifest,
-    label,
-  );
-  if (!withOptimizer) return { manifest, params };
-  if (!optimizer) {
-    throw new InvalidArgumentError(
-      "path",
-      `path ${label} holds no optimizer state (a sampler_weights checkpoint)`,
-    );
-  }
-  return { manifest, params, optimizer };
+  return decodeCheckpoint(manifest, files, label, withOptimizer);
 }
 
 /** Read a checkpoint's verified manifest (NotFoundError if absent). */
@@ -342,10 +267,6 @@ export async function exists(path: string): Promise<boolean> {
     if (isAbsent(e)) return false;
     throw e;
   }
-}
-
-function jsonBytes(v: unknown): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(v, null, 2) + "\n");
 }
 
 async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {

@@ -10,6 +10,7 @@ import {
   writeCheckpoint,
 } from "./checkpoint_files.ts";
 import { CheckpointStore } from "./checkpoint_store.ts";
+import { FileCheckpointStorage } from "./checkpoint_file_storage.ts";
 import { NotFoundError } from "../runtime/errors.ts";
 
 const RUN = "run-1";
@@ -93,7 +94,7 @@ Deno.test("a save or overwrite killed at any step loads as the old or the new ch
           overwrite || !step.startsWith("old-"),
           `${step} is a step of this save`,
         );
-        await new CheckpointStore(root).init(); // a fresh node's recovery
+        await new CheckpointStore(new FileCheckpointStorage(root)).init(); // a fresh node's recovery
         const at = SAVE_STEPS.indexOf(step);
         const isNew = at >= SAVE_STEPS.indexOf("old-aside");
         const want = isNew ? 2 : overwrite ? 1 : undefined;
@@ -162,7 +163,7 @@ Deno.test("recovery at start-up never deletes the only copy, however old", async
       await Deno.utime(`${parent}/${n}-${id}`, old, old);
     }
 
-    await new CheckpointStore(root).init();
+    await new CheckpointStore(new FileCheckpointStorage(root)).init();
     assert.equal(await loadedVersion(root, "b"), 1, "rolled back");
     assert.deepEqual(await entries(parent), [`.tmp-d-${id}`, "a", "b"]);
     // `a` was written by this version, so it loads too.

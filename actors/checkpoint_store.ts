@@ -1,8 +1,10 @@
 /**
- * CheckpointStore: writes and reads checkpoints for every run of a node (the
- * filesystem in embedded mode). Paths follow `bios://<run>/<kind>/<name>`.
+ * CheckpointStore: writes and reads checkpoints for every run of a node,
+ * through a {@link CheckpointStorage} (the filesystem in embedded mode,
+ * JetStream Object Store on a cluster). Paths follow
+ * `bios://<run>/<kind>/<name>` in both.
  *
- * The store is the boundary between the node and its disk: a filesystem
+ * The store is the boundary between the node and its storage: a storage
  * fault in any operation fails that operation alone with a StorageError (in
  * `bios://` terms), a damaged checkpoint with a CorruptCheckpointError, and a
  * missing one with a NotFoundError; none of them stops the store. Start-up
@@ -17,25 +19,17 @@ import {
   NotFoundError,
 } from "../runtime/errors.ts";
 import {
-  type CheckpointPathParts,
   isRunId,
   parseCheckpointPath,
   validateCheckpointName,
 } from "../protocol/types/checkpoint_path.ts";
-import {
-  checkpointDir,
-  type CheckpointEntry,
-  type CheckpointManifest,
-  exists,
-  listCheckpoints,
-  readCheckpoint,
-  readManifest,
-  type SaveFault,
-  writeCheckpoint,
-} from "./checkpoint_files.ts";
+import type { CheckpointManifest } from "../protocol/types/checkpoint_manifest.ts";
+import type {
+  CheckpointEntry,
+  CheckpointStorage,
+} from "./checkpoint_storage.ts";
 import { checkFitsModel, checkpointLabel } from "./checkpoint_verify.ts";
-import { recoverCheckpoints } from "./checkpoint_recovery.ts";
-import { asStorageError, type StorageOp } from "./storage_fault.ts";
+import type { StorageOp } from "./storage_fault.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import {
   type StoreRequest,
@@ -54,27 +48,21 @@ import {
 /** Messages the store handles (see `protocol/store_messages.ts`). */
 export type CheckpointMsg = StoreRequest;
 
-/** Age past which an orphan temporary save folder is taken as abandoned. */
-const STALE_TEMPORARY_MS = 3_600_000;
-
 export { CHECKPOINT_STORE } from "../protocol/addresses.ts";
 
 /** The CheckpointStore actor. */
 export class CheckpointStore implements Actor<unknown, unknown> {
-  /**
-   * @param root folder holding `<runId>/<kind>/<name>/`
-   * @param fault test hook to simulate a fault or a crash mid-save
-   */
-  constructor(readonly root: string, readonly fault?: SaveFault) {}
+  /** @param storage where the checkpoints live */
+  constructor(readonly storage: CheckpointStorage) {}
 
   /**
-   * Finish or undo the saves a crash interrupted (see checkpoint_recovery.ts).
-   * Never throws: a store that cannot read its disk still starts, and each
-   * operation reports the fault it meets.
+   * Finish or undo the saves a crash interrupted (the storage's `recover`).
+   * Never throws: a store that cannot read its storage still starts, and
+   * each operation reports the fault it meets.
    */
   async init(): Promise<void> {
-    const r = await recoverCheckpoints(this.root, STALE_TEMPORARY_MS);
-    for (const p of r.problems) console.error(`checkpoint recovery: ${p}`);
+    const problems = await this.storage.recover();
+    for (const p of problems) console.error(`checkpoint recovery: ${p}`);
   }
 
   /** Handle one message. */
@@ -83,7 +71,7 @@ export class CheckpointStore implements Actor<unknown, unknown> {
     try {
       return await this.#handle(msg);
     } catch (e) {
-      throw asStorageError(e, describe(msg));
+      throw this.storage.storageError(e, describe(msg));
     }
   }
 
@@ -93,22 +81,21 @@ export class CheckpointStore implements Actor<unknown, unknown> {
         const m = msg.manifest;
         checkRunId(m.runId);
         validateCheckpointName(m.name);
-        const dir = checkpointDir(this.root, m.runId, m.kind, m.name);
         const path = checkpointLabel(m);
-        if (!msg.overwrite && await exists(dir)) {
+        if (!msg.overwrite && await this.storage.exists(m)) {
           throw new ConflictError(
             `name ${
               JSON.stringify(m.name)
             } is taken: ${path} exists (pass overwrite: true)`,
           );
         }
-        await writeCheckpoint(this.root, {
+        await this.storage.save({
           manifest: m,
           params: fromWire(msg.params),
           optimizer: msg.m && msg.v
             ? { m: fromWire(msg.m), v: fromWire(msg.v) }
             : undefined,
-        }, { overwrite: msg.overwrite, fault: this.fault });
+        }, { overwrite: msg.overwrite });
         return { path };
       }
       case "load": {
@@ -131,7 +118,7 @@ export class CheckpointStore implements Actor<unknown, unknown> {
               `training loads bios://<run>/weights/<name> checkpoints`,
           );
         }
-        const ck = await readCheckpoint(this.#dir(p), msg.optimizer);
+        const ck = await this.storage.load(p, msg.optimizer);
         await fitsModel(ck.manifest, ck.params, msg.path);
         return {
           manifest: ck.manifest,
@@ -145,19 +132,12 @@ export class CheckpointStore implements Actor<unknown, unknown> {
         if (folder !== null) {
           return (await loadPeft(folder, msg.path, msg.baseModel)).manifest;
         }
-        return await readManifest(this.#dir(parseCheckpointPath(msg.path)));
+        return await this.storage.info(parseCheckpointPath(msg.path));
       }
       case "list":
         checkRunId(msg.runId);
-        return await listCheckpoints(
-          this.root,
-          msg.runId,
-        ) satisfies CheckpointEntry[];
+        return await this.storage.list(msg.runId) satisfies CheckpointEntry[];
     }
-  }
-
-  #dir(p: CheckpointPathParts): string {
-    return checkpointDir(this.root, p.runId, p.kind, p.name);
   }
 }
 

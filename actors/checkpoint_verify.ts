@@ -83,14 +83,25 @@ function damaged(label: string, what: string): CorruptCheckpointError {
   return new CorruptCheckpointError(`checkpoint ${label} is damaged: ${what}`);
 }
 
-async function readOrNull(path: string): Promise<Uint8Array | null> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    if (e instanceof Deno.errors.NotADirectory) return null;
-    throw e;
-  }
+/**
+ * Reads one file of a checkpoint by name (`checkpoint_complete`,
+ * `manifest.json`, a data file): its bytes, or null when it is not there.
+ * Other faults pass through as they are (a storage turns them into
+ * StorageErrors).
+ */
+export type ReadCheckpointFile = (file: string) => Promise<Uint8Array | null>;
+
+/** The files of the checkpoint folder `dir`, read from the disk. */
+export function folderReader(dir: string): ReadCheckpointFile {
+  return async (file) => {
+    try {
+      return await Deno.readFile(`${dir}/${file}`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      if (e instanceof Deno.errors.NotADirectory) return null;
+      throw e;
+    }
+  };
 }
 
 function parseJson(bytes: Uint8Array): unknown {
@@ -112,17 +123,39 @@ export async function readVerifiedManifest(
   dir: string,
   parts: CheckpointPathParts,
 ): Promise<CheckpointManifest> {
-  const label = checkpointLabel(parts);
-  const marker = await readOrNull(`${dir}/${COMPLETE_FILE}`);
-  if (marker === null) {
+  return await verifyManifest(folderReader(dir), parts, async () => {
     const hasFolder = await Deno.stat(dir).then(
       (s) => s.isDirectory,
       () => false,
     );
+    return hasFolder
+      ? `its save never completed: no ${COMPLETE_FILE} record`
+      : undefined;
+  });
+}
+
+/**
+ * The manifest of a checkpoint whose files `read` gives, verified against
+ * its completion record and against `parts` (the path it is read as).
+ *
+ * @param why when there is no completion record, what to add to the
+ *   NotFoundError's message (undefined: nothing)
+ * @throws {NotFoundError} when there is no completion record
+ * @throws {CorruptCheckpointError} for a bad record or manifest
+ */
+export async function verifyManifest(
+  read: ReadCheckpointFile,
+  parts: CheckpointPathParts,
+  why: () => Promise<string | undefined> = () => Promise.resolve(undefined),
+): Promise<CheckpointManifest> {
+  const label = checkpointLabel(parts);
+  const marker = await read(COMPLETE_FILE);
+  if (marker === null) {
+    const reason = await why();
     throw new NotFoundError(
-      hasFolder
-        ? `path ${label} names no checkpoint (its save never completed: no ${COMPLETE_FILE} record)`
-        : `path ${label} names no checkpoint`,
+      reason === undefined
+        ? `path ${label} names no checkpoint`
+        : `path ${label} names no checkpoint (${reason})`,
     );
   }
   let record: CheckpointComplete;
@@ -134,7 +167,7 @@ export async function readVerifiedManifest(
       `${COMPLETE_FILE} does not hold the manifest's sha256 (written by an older Bios, or changed)`,
     );
   }
-  const bytes = await readOrNull(`${dir}/${MANIFEST_FILE}`);
+  const bytes = await read(MANIFEST_FILE);
   if (bytes === null) throw damaged(label, `${MANIFEST_FILE} is missing`);
   if (await sha256Hex(bytes) !== record.manifest_sha256) {
     throw damaged(
@@ -173,12 +206,24 @@ export async function readVerifiedFiles(
   m: CheckpointManifest,
   label: string,
 ): Promise<Map<string, Uint8Array>> {
+  return await verifyFiles(folderReader(dir), m, label);
+}
+
+/**
+ * The bytes of each data file the manifest lists, read by `read`, every one
+ * checked against its sha256.
+ */
+export async function verifyFiles(
+  read: ReadCheckpointFile,
+  m: CheckpointManifest,
+  label: string,
+): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
   // Only the fixed names: the schema refuses any other key.
   for (const file of CHECKPOINT_DATA_FILES) {
     const hash = m.files[file];
     if (hash === undefined) continue;
-    const bytes = await readOrNull(`${dir}/${file}`);
+    const bytes = await read(file);
     if (bytes === null) throw damaged(label, `file ${file} is missing`);
     if (await sha256Hex(bytes) !== hash) {
       throw damaged(

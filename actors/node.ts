@@ -10,12 +10,19 @@ import { Supervisor } from "../runtime/supervisor.ts";
 import { CHECKPOINT_STORE, CheckpointStore } from "./checkpoint_store.ts";
 import { REGISTRY, Registry, type RegistryOptions } from "./registry.ts";
 import type { SaveFault } from "./checkpoint_files.ts";
+import { FileCheckpointStorage } from "./checkpoint_file_storage.ts";
+import type { CheckpointStorage } from "./checkpoint_storage.ts";
 
 /** Settings of a node. */
 export interface NodeOptions extends Omit<RegistryOptions, "supervisors"> {
   /** Folder for checkpoints: `<root>/<runId>/<kind>/<name>/`. */
   checkpointRoot: string;
-  /** Test hook: simulate a crash during a checkpoint save. */
+  /**
+   * Where checkpoints live instead of `checkpointRoot` (a cluster's JetStream
+   * object store); the store's restarts share it.
+   */
+  checkpointStorage?: CheckpointStorage;
+  /** Test hook: simulate a crash during a checkpoint save (in `checkpointRoot`). */
   saveFault?: SaveFault;
 }
 
@@ -44,7 +51,11 @@ export async function startNode(
       {
         id: "checkpoints",
         address: CHECKPOINT_STORE,
-        start: () => new CheckpointStore(opts.checkpointRoot, opts.saveFault),
+        start: () =>
+          new CheckpointStore(
+            opts.checkpointStorage ??
+              new FileCheckpointStorage(opts.checkpointRoot, opts.saveFault),
+          ),
       },
       {
         id: "runs",
