@@ -1,0 +1,569 @@
+/**
+ * The gateway's state and operations, one more client of the actors: it
+ * holds a {@linkcode ServiceClient} (an embedded node, or a NATS cluster)
+ * and keeps what the Tinker wire adds on top of Bios — sessions, futures,
+ * sampling sessions — and who owns what. Every run, sampler and checkpoint
+ * belongs to the tenant whose key made it; another tenant's is "not found",
+ * exactly as one that does not exist.
+ *
+ * The routes (server/routes/) parse a request's head, call one method here,
+ * and answer; a method that starts work returns a future's request id.
+ *
+ * @module
+ */
+import type { ServiceClient } from "../client/service_client.ts";
+import type { SamplingClient } from "../client/sampling_client.ts";
+import { trainerAddress } from "../protocol/addresses.ts";
+import type { TrainingRunInfo } from "../client/training_client.ts";
+import type { SampleRequest } from "../protocol/messages.ts";
+import { LORA_MODULE_GROUPS } from "../protocol/types/lora_config.ts";
+import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
+import type {
+  ForwardBackwardOutput,
+  GetServerCapabilitiesResponse,
+  OptimStepResponse,
+  SampleResponse,
+} from "../protocol/types/responses.ts";
+import { askResending } from "../client/resend.ts";
+import { InvalidArgumentError, NotFoundError } from "../runtime/errors.ts";
+import { FutureStore, type FutureStoreOptions } from "./futures.ts";
+import { HttpError, notFound } from "./errors.ts";
+import { type BiosPath, toBiosPath } from "./tinker/paths.ts";
+import {
+  capabilitiesJson,
+  type FutureResult,
+  getInfoJson,
+  optimStepJson,
+  savedJson,
+  type WireJson,
+} from "./tinker/render.ts";
+import { RunSequence } from "./tinker/run_sequence.ts";
+import {
+  checkTrainerCall,
+  createModelOptions,
+  forwardBackwardCall,
+  loadWeightsCall,
+  optimStepCall,
+  sampleCall,
+  saveForSamplerCall,
+  saveWeightsCall,
+} from "./tinker/to_bios.ts";
+import type { OpHead } from "./tinker/schemas.ts";
+
+/** How long a session lives without a heartbeat (the SDK beats every 10 s). */
+export const DEFAULT_SESSION_IDLE_MS = 10 * 60_000;
+
+/** Training operations on the Tinker wire, by route. */
+export type TrainingOpKind =
+  | "forward"
+  | "forward_backward"
+  | "optim_step"
+  | "save_weights"
+  | "save_weights_for_sampler"
+  | "load_weights";
+
+/** Options of {@linkcode Gateway}. */
+export interface GatewayOptions {
+  /** Where the actors are. */
+  service: ServiceClient;
+  /**
+   * Check ownership: false (`--insecure-no-auth`) makes one tenant of every
+   * caller, which may also reach runs this gateway did not create.
+   */
+  tenants: boolean;
+  /** How long a session lives without a heartbeat. */
+  sessionIdleMs?: number;
+  /** Futures' hold and keep times. */
+  futures?: FutureStoreOptions;
+}
+
+interface Session {
+  tenant: string;
+  lastSeen: number;
+  /** Its models, by the SDK's `model_seq_id`: the run id once created. */
+  models: Map<number, Promise<string>>;
+  /** Its sampling sessions' ids. */
+  samplers: Set<string>;
+}
+
+interface Run {
+  tenant: string;
+  /** The session that made it (its ephemeral samplers belong there). */
+  sessionId: string;
+  baseModel?: string;
+  sequence: Promise<RunSequence>;
+}
+
+interface Sampler {
+  tenant: string;
+  baseModel: string;
+  modelPath?: string;
+  client: Promise<SamplingClient>;
+  /** Last use, for the ad-hoc samplers of `asample` without a session. */
+  lastUsed: number;
+}
+
+/** The Tinker gateway's state over one Bios service. */
+export class Gateway {
+  /** The futures of every operation started here. */
+  readonly futures: FutureStore;
+  readonly #service: ServiceClient;
+  readonly #tenants: boolean;
+  readonly #idleMs: number;
+  readonly #sessions = new Map<string, Session>();
+  readonly #runs = new Map<string, Run>();
+  readonly #samplers = new Map<string, Sampler>();
+  readonly #sweeper: ReturnType<typeof setInterval>;
+
+  /** A gateway over `opts.service`. */
+  constructor(opts: GatewayOptions) {
+    this.#service = opts.service;
+    this.#tenants = opts.tenants;
+    this.#idleMs = opts.sessionIdleMs ?? DEFAULT_SESSION_IDLE_MS;
+    this.futures = new FutureStore(opts.futures);
+    this.#sweeper = setInterval(
+      () => this.#sweep(),
+      Math.min(60_000, this.#idleMs),
+    );
+    Deno.unrefTimer(Number(this.#sweeper));
+  }
+
+  /** The service's models, as the wire's capabilities. */
+  async capabilities(): Promise<WireJson> {
+    const caps = await this.#service
+      .getServerCapabilities() as GetServerCapabilitiesResponse;
+    return capabilitiesJson(caps);
+  }
+
+  /** A new session of `tenant`; returns its id. */
+  createSession(tenant: string): string {
+    const id = crypto.randomUUID();
+    this.#sessions.set(id, {
+      tenant,
+      lastSeen: Date.now(),
+      models: new Map(),
+      samplers: new Set(),
+    });
+    return id;
+  }
+
+  /** Keep session `id` alive. @throws {HttpError} 404 when it is not `tenant`'s */
+  heartbeat(tenant: string, id: string): void {
+    this.#session(tenant, id).lastSeen = Date.now();
+  }
+
+  #session(tenant: string, id: string): Session {
+    const s = this.#sessions.get(id);
+    if (!s || s.tenant !== tenant) throw notFound("session", id);
+    return s;
+  }
+
+  /**
+   * `create_model`: a new LoRA run in session `sessionId`. A repeat of the
+   * same `model_seq_id` (a retried submission) is the same run.
+   */
+  createModel(
+    tenant: string,
+    sessionId: string,
+    modelSeqId: number,
+    baseModel: unknown,
+    loraConfig: unknown,
+  ): string {
+    const session = this.#session(tenant, sessionId);
+    let run = session.models.get(modelSeqId);
+    if (!run) {
+      run = (async () => {
+        const opts = createModelOptions(baseModel, loraConfig);
+        const tc = await this.#service.createLoraTrainingClient(opts);
+        const conn = await this.#service.connection();
+        this.#runs.set(tc.runId, {
+          tenant,
+          sessionId,
+          baseModel: tc.baseModel,
+          sequence: Promise.resolve(
+            new RunSequence(conn.system.ref(trainerAddress(tc.runId)), 0),
+          ),
+        });
+        return tc.runId;
+      })();
+      session.models.set(modelSeqId, run);
+      // A failed creation may be tried again under the same model_seq_id.
+      run.catch(() => session.models.delete(modelSeqId));
+    }
+    return this.futures.add(
+      tenant,
+      run.then((modelId) => ({
+        kind: "json",
+        value: { type: "create_model", "model_id": modelId },
+      })),
+    );
+  }
+
+  /** The run `modelId` of `tenant`. @throws {HttpError} 404 otherwise */
+  #run(tenant: string, modelId: string): Run {
+    const r = this.#runs.get(modelId);
+    if (r && r.tenant === tenant) return r;
+    if (!r && !this.#tenants && /^[A-Za-z0-9_:-]{1,128}$/.test(modelId)) {
+      // Without tenants, a run made elsewhere on the cluster is reachable:
+      // its sequence starts where its trainer is.
+      const adopted: Run = {
+        tenant,
+        sessionId: `model-${modelId}`,
+        sequence: this.#service.connection().then(async (conn) => {
+          const ref = conn.system.ref(trainerAddress(modelId));
+          const info = await askResending<TrainingRunInfo>(
+            ref,
+            { type: "get_info", runId: modelId },
+            Promise.resolve(),
+            60_000,
+          );
+          adopted.baseModel = info.modelName;
+          return new RunSequence(ref, info.lastSeq);
+        }),
+      };
+      adopted.sequence.catch(() => {
+        if (this.#runs.get(modelId) === adopted) this.#runs.delete(modelId);
+      });
+      this.#runs.set(modelId, adopted);
+      return adopted;
+    }
+    throw notFound("model", modelId);
+  }
+
+  /** `get_info`: the run's model and LoRA rank. */
+  async getInfo(tenant: string, modelId: string): Promise<WireJson> {
+    const run = this.#run(tenant, modelId);
+    const seq = await run.sequence;
+    const info = await askResending<TrainingRunInfo>(
+      seq.trainer,
+      { type: "get_info", runId: modelId },
+      Promise.resolve(),
+      60_000,
+    );
+    return getInfoJson({
+      modelId: info.modelId,
+      modelData: info.modelData,
+      isLora: true,
+      loraRank: info.loraRank,
+      modelName: info.modelName,
+    });
+  }
+
+  /**
+   * A training operation at the SDK's `seq_id`. The body is checked here
+   * with the protocol's schema; a refused body still takes its seq (the
+   * trainer records the refusal, so the next seq is not a gap) and the
+   * future fails with the refusal, naming the wire's field.
+   */
+  trainingOp(
+    tenant: string,
+    kind: TrainingOpKind,
+    head: OpHead,
+    body: Record<string, unknown>,
+  ): string {
+    const run = this.#run(tenant, head.model_id);
+    const runId = head.model_id;
+    const seq = head.seq_id;
+    let ephemeral: number | undefined;
+    let call: Record<string, unknown>;
+    let refused: unknown;
+    const type = TRAINER_TYPE[kind];
+    try {
+      let raw: Record<string, unknown>;
+      if (kind === "forward" || kind === "forward_backward") {
+        raw = forwardBackwardCall(kind, body);
+      } else if (kind === "optim_step") raw = optimStepCall(body);
+      else if (kind === "save_weights") raw = saveWeightsCall(body);
+      else if (kind === "save_weights_for_sampler") {
+        const s = saveForSamplerCall(body, seq);
+        raw = s.call;
+        ephemeral = s.samplingSessionSeqId;
+      } else {
+        raw = loadWeightsCall(body);
+        const from = parseCheckpointPath(raw.path);
+        if (!this.#owns(tenant, from.runId)) {
+          throw new NotFoundError(
+            `no checkpoint ${JSON.stringify(body.path)}`,
+          );
+        }
+      }
+      call = checkTrainerCall(raw, runId, seq);
+    } catch (e) {
+      refused = e;
+      // Its head alone: the trainer refuses the body and records that at seq.
+      call = { type, runId, seq };
+    }
+    const work = run.sequence.then((s) => s.submit<unknown>(seq, call));
+    const result: Promise<FutureResult> = refused !== undefined
+      ? work.then(() => Promise.reject(refused), () => Promise.reject(refused))
+      : work.then((value) =>
+        this.#rendered(tenant, run, kind, value, ephemeral)
+      );
+    return this.futures.add(tenant, result);
+  }
+
+  #rendered(
+    tenant: string,
+    run: Run,
+    kind: TrainingOpKind,
+    value: unknown,
+    ephemeral: number | undefined,
+  ): FutureResult {
+    switch (kind) {
+      case "forward":
+      case "forward_backward":
+        return {
+          kind: "forward_backward",
+          value: value as ForwardBackwardOutput,
+        };
+      case "optim_step":
+        return {
+          kind: "json",
+          value: optimStepJson(value as OptimStepResponse),
+        };
+      case "save_weights":
+        return {
+          kind: "json",
+          value: savedJson(kind, value as { path: string }),
+        };
+      case "load_weights":
+        return {
+          kind: "json",
+          value: savedJson(kind, value as { path: string }),
+        };
+      case "save_weights_for_sampler": {
+        const saved = savedJson(kind, value as { path: string });
+        if (ephemeral === undefined) return { kind: "json", value: saved };
+        const id = `${run.sessionId}:sample:${ephemeral}`;
+        if (!this.#samplers.has(id)) {
+          this.#addSampler(tenant, id, run.sessionId, {
+            modelPath: (value as { path: string }).path,
+          }, run.baseModel ?? "");
+        }
+        return {
+          kind: "json",
+          value: { ...saved, "sampling_session_id": id },
+        };
+      }
+    }
+  }
+
+  /**
+   * The `bios://` form of a `tinker://` path of `tenant`'s.
+   *
+   * @throws {HttpError} 404 for another tenant's checkpoint, as for a missing one
+   */
+  #ownPath(tenant: string, path: string, field: string): BiosPath {
+    const p = toBiosPath(path, field);
+    if (!this.#owns(tenant, p.runId)) {
+      throw new HttpError(404, `no checkpoint ${JSON.stringify(path)}`);
+    }
+    return p;
+  }
+
+  /** Whether run `runId` (and so its checkpoints) is `tenant`'s to use. */
+  #owns(tenant: string, runId: string): boolean {
+    const r = this.#runs.get(runId);
+    return this.#tenants ? r?.tenant === tenant : true;
+  }
+
+  /** `weights_info`: what a checkpoint of `tenant`'s holds. */
+  async weightsInfo(tenant: string, tinkerPath: string): Promise<WireJson> {
+    const p = this.#ownPath(tenant, tinkerPath, "tinker_path");
+    const info = await this.#service.weightsInfo(p.path);
+    const has = (group: readonly string[]) =>
+      info.targetModules.some((m) => group.includes(m));
+    return {
+      "base_model": info.baseModel,
+      "is_lora": true,
+      "lora_rank": info.loraRank,
+      "train_unembed": has(LORA_MODULE_GROUPS.trainUnembed),
+      "train_mlp": has(LORA_MODULE_GROUPS.trainMlp),
+      "train_attn": has(LORA_MODULE_GROUPS.trainAttn),
+    };
+  }
+
+  #addSampler(
+    tenant: string,
+    id: string,
+    sessionId: string | undefined,
+    from: { modelPath?: string; baseModel?: string },
+    baseModel: string,
+  ): Sampler {
+    const client = this.#service.createSamplingClient(from);
+    client.catch(() => {
+      if (this.#samplers.get(id)?.client === client) this.#samplers.delete(id);
+    });
+    const s: Sampler = {
+      tenant,
+      baseModel: from.baseModel ?? baseModel,
+      modelPath: from.modelPath,
+      client,
+      lastUsed: Date.now(),
+    };
+    client.then((c) => {
+      s.baseModel = c.getBaseModel();
+    }, () => {});
+    this.#samplers.set(id, s);
+    if (sessionId !== undefined) {
+      this.#sessions.get(sessionId)?.samplers.add(id);
+    }
+    return s;
+  }
+
+  /**
+   * `create_sampling_session`: a sampler of a checkpoint of `tenant`'s or of
+   * a base model, started now; returns its id once it runs.
+   */
+  async createSamplingSession(
+    tenant: string,
+    sessionId: string,
+    seqId: number,
+    baseModel: string | undefined,
+    modelPath: string | undefined,
+  ): Promise<string> {
+    this.#session(tenant, sessionId);
+    const id = `${sessionId}:sample:${seqId}`;
+    let s = this.#samplers.get(id);
+    if (!s) {
+      if (modelPath === undefined && baseModel === undefined) {
+        throw new HttpError(
+          400,
+          "base_model or model_path is required",
+          "base_model",
+        );
+      }
+      const from = modelPath !== undefined
+        ? { modelPath: this.#ownPath(tenant, modelPath, "model_path").path }
+        : { baseModel };
+      s = this.#addSampler(tenant, id, sessionId, from, baseModel ?? "");
+    }
+    const client = await s.client;
+    if (
+      baseModel !== undefined && modelPath !== undefined &&
+      client.getBaseModel() !== baseModel
+    ) {
+      throw new InvalidArgumentError(
+        "base_model",
+        `base_model ${
+          JSON.stringify(baseModel)
+        } is not the model of ${modelPath} (${client.getBaseModel()})`,
+      );
+    }
+    return id;
+  }
+
+  /** `GET samplers/{id}`: what a sampling session samples. */
+  samplerInfo(tenant: string, id: string): WireJson {
+    const s = this.#samplers.get(id);
+    if (!s || s.tenant !== tenant) throw notFound("sampler", id);
+    return {
+      "sampler_id": id,
+      "base_model": s.baseModel,
+      ...(s.modelPath !== undefined
+        ? { "model_path": s.modelPath.replace("bios://", "tinker://") }
+        : {}),
+    };
+  }
+
+  /**
+   * `asample`: from a sampling session, or (the older form) from a base
+   * model or checkpoint directly, through a sampler kept for the next such
+   * request. The body is checked in the future: a bad one fails it.
+   */
+  sample(
+    tenant: string,
+    head: {
+      "sampling_session_id"?: string | null;
+      "base_model"?: string | null;
+      "model_path"?: string | null;
+    },
+    body: Record<string, unknown>,
+  ): string {
+    let s: Sampler | undefined;
+    const sid = head.sampling_session_id;
+    if (sid !== undefined && sid !== null) {
+      s = this.#samplers.get(sid);
+      if (!s || s.tenant !== tenant) throw notFound("sampling session", sid);
+    } else {
+      const modelPath = head.model_path ?? undefined;
+      const baseModel = head.base_model ?? undefined;
+      if (modelPath === undefined && baseModel === undefined) {
+        throw new HttpError(
+          400,
+          "sampling_session_id, model_path or base_model is required",
+          "sampling_session_id",
+        );
+      }
+      const from = modelPath !== undefined
+        ? { modelPath: this.#ownPath(tenant, modelPath, "model_path").path }
+        : { baseModel };
+      const key = `adhoc:${tenant}:${from.modelPath ?? ""}:${
+        from.baseModel ?? ""
+      }`;
+      s = this.#samplers.get(key) ??
+        this.#addSampler(tenant, key, undefined, from, baseModel ?? "");
+    }
+    const sampler = s;
+    sampler.lastUsed = Date.now();
+    const work = (async (): Promise<FutureResult> => {
+      const req: SampleRequest = sampleCall(body);
+      const client = await sampler.client;
+      const value: SampleResponse = await client.sample(req);
+      sampler.lastUsed = Date.now();
+      return { kind: "sample", value };
+    })();
+    return this.futures.add(tenant, work);
+  }
+
+  #sweep(): void {
+    const cutoff = Date.now() - this.#idleMs;
+    for (const [id, s] of this.#sessions) {
+      if (s.lastSeen >= cutoff) continue;
+      this.#sessions.delete(id);
+      for (const sid of s.samplers) this.#closeSampler(sid);
+    }
+    for (const [id, s] of this.#samplers) {
+      if (id.startsWith("adhoc:") && s.lastUsed < cutoff) {
+        this.#closeSampler(id);
+      }
+    }
+  }
+
+  #closeSampler(id: string): void {
+    const s = this.#samplers.get(id);
+    if (!s) return;
+    this.#samplers.delete(id);
+    s.client.then((c) => c.close()).catch(() => {});
+  }
+
+  /** Sessions, runs and samplers held now (for tests and logs). */
+  stats(): { sessions: number; runs: number; samplers: number } {
+    return {
+      sessions: this.#sessions.size,
+      runs: this.#runs.size,
+      samplers: this.#samplers.size,
+    };
+  }
+
+  /** Stop the timers and the samplers started here (the service is the caller's). */
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.futures.close();
+    const closing = [...this.#samplers.values()].map((s) =>
+      s.client.then((c) => c.close()).catch(() => {})
+    );
+    this.#samplers.clear();
+    await Promise.all(closing);
+  }
+}
+
+/** The trainer request type of each wire operation. */
+const TRAINER_TYPE: Readonly<Record<TrainingOpKind, string>> = {
+  forward: "forward",
+  "forward_backward": "forward_backward",
+  "optim_step": "optim_step",
+  "save_weights": "save_state",
+  "save_weights_for_sampler": "save_weights_for_sampler",
+  "load_weights": "load_state",
+};

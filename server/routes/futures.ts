@@ -1,0 +1,52 @@
+/**
+ * `retrieve_future`: the long poll of the Tinker wire. It holds the request
+ * until the result is there or the hold time passes ("try_again", which the
+ * SDK re-polls at once). A result is rendered here, from Bios's form, in the
+ * content type the caller takes: JSON now; the 0.25 SDK's protobuf (asked
+ * for with `Accept: application/x-protobuf`) plugs in at
+ * {@linkcode respondResult}.
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import type { Gateway } from "../gateway.ts";
+import { failureJson, notFound } from "../errors.ts";
+import { type GatewayEnv, parseHead, readBody } from "../http.ts";
+import { futureJson, type FutureResult } from "../tinker/render.ts";
+import { RetrieveFutureSchema } from "../tinker/schemas.ts";
+
+/** A settled future's result as the response the caller takes. */
+export function respondResult(
+  c: Context<GatewayEnv>,
+  result: FutureResult,
+): Response {
+  return c.json(futureJson(result));
+}
+
+/** The futures route over `gateway`. */
+export function futureRoutes(gateway: Gateway): Hono<GatewayEnv> {
+  const r = new Hono<GatewayEnv>();
+  r.post("/retrieve_future", async (c) => {
+    const b = parseHead(RetrieveFutureSchema, await readBody(c));
+    const got = await gateway.futures.retrieve(
+      b.request_id,
+      c.get("tenant"),
+      c.req.raw.signal,
+    );
+    switch (got.state) {
+      case "unknown":
+        throw notFound("future", b.request_id);
+      case "pending":
+        return c.json({
+          type: "try_again",
+          "request_id": b.request_id,
+          "queue_state": "active",
+        });
+      case "failed":
+        return c.json(failureJson(got.error));
+      case "done":
+        return respondResult(c, got.result);
+    }
+  });
+  return r;
+}

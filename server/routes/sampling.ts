@@ -1,0 +1,44 @@
+/**
+ * Sampling routes of the Tinker wire: sampling sessions, `asample` (a
+ * future), and what a sampler samples.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Gateway } from "../gateway.ts";
+import { type GatewayEnv, parseHead, readBody } from "../http.ts";
+import {
+  CreateSamplingSessionSchema,
+  SampleHeadSchema,
+} from "../tinker/schemas.ts";
+
+/** The sampling routes over `gateway`. */
+export function samplingRoutes(gateway: Gateway): Hono<GatewayEnv> {
+  const r = new Hono<GatewayEnv>();
+  r.post("/create_sampling_session", async (c) => {
+    const b = parseHead(CreateSamplingSessionSchema, await readBody(c));
+    const id = await gateway.createSamplingSession(
+      c.get("tenant"),
+      b.session_id,
+      b.sampling_session_seq_id,
+      b.base_model ?? undefined,
+      b.model_path ?? undefined,
+    );
+    return c.json({
+      type: "create_sampling_session",
+      "sampling_session_id": id,
+    });
+  });
+  r.post("/asample", async (c) => {
+    const body = await readBody(c);
+    const head = parseHead(SampleHeadSchema, body);
+    return c.json({
+      "request_id": gateway.sample(c.get("tenant"), head, body),
+    });
+  });
+  r.get(
+    "/samplers/:id",
+    (c) => c.json(gateway.samplerInfo(c.get("tenant"), c.req.param("id"))),
+  );
+  return r;
+}

@@ -1,0 +1,53 @@
+/**
+ * Service routes of the Tinker wire: client config, sessions and their
+ * heartbeats, telemetry, capabilities, health.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Gateway } from "../gateway.ts";
+import { type GatewayEnv, parseHead, readBody } from "../http.ts";
+import {
+  CreateSessionSchema,
+  SessionHeartbeatSchema,
+} from "../tinker/schemas.ts";
+
+/**
+ * The flags `client/config` answers. `use_pyqwest_transport` must be false
+ * (the SDK's default, true, needs a transport library); JSON throughout
+ * (no protobuf forward_backward yet); chunks of one batch sent in order.
+ */
+export const CLIENT_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
+  "pjwt_auth_enabled": false,
+  "use_pyqwest_transport": false,
+  "proto_write_fwdbwd": false,
+  "proto_compress_fwdbwd": false,
+  "fwd_via_fwdbwd": false,
+  "parallel_fwdbwd_chunks": false,
+  "create_model_via_load_weights": false,
+});
+
+/** The service routes over `gateway`. */
+export function serviceRoutes(gateway: Gateway): Hono<GatewayEnv> {
+  const r = new Hono<GatewayEnv>();
+  r.post("/client/config", (c) => c.json(CLIENT_CONFIG));
+  r.get(
+    "/get_server_capabilities",
+    async (c) => c.json(await gateway.capabilities()),
+  );
+  r.post("/create_session", async (c) => {
+    parseHead(CreateSessionSchema, await readBody(c));
+    return c.json({
+      type: "create_session",
+      "session_id": gateway.createSession(c.get("tenant")),
+    });
+  });
+  r.post("/session_heartbeat", async (c) => {
+    const b = parseHead(SessionHeartbeatSchema, await readBody(c));
+    gateway.heartbeat(c.get("tenant"), b.session_id);
+    return c.json({ type: "session_heartbeat" });
+  });
+  // The SDK's telemetry is acknowledged as its wire requires; Bios keeps none of it.
+  r.post("/telemetry", (c) => c.json({ status: "accepted" }));
+  return r;
+}
