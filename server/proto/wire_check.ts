@@ -91,15 +91,22 @@ function scalarWire(t: ScalarType): number {
   }
 }
 
-/** Reads a length-delimited value's length at `pos`; returns where its payload starts and ends. */
+/**
+ * Reads a length-delimited value's length at `pos`; returns where its
+ * payload starts and ends. When the payload is cut off and it is a message,
+ * `inner` first checks the part that is there, so that the error names the
+ * innermost field the cut falls in.
+ */
 function payload(
   buf: Uint8Array,
   pos: number,
   end: number,
   path: Path,
+  inner?: (partial: Uint8Array) => void,
 ): [number, number] {
   const [len, at] = varint(buf, pos, end, path, "length");
   if (len > end - at) {
+    inner?.(buf.subarray(at, end));
     fail(path, `is truncated: it declares ${len} bytes, ${end - at} remain`);
   }
   return [at, at + len];
@@ -166,7 +173,14 @@ function checkValue(
   depth: number,
 ): number {
   if (wt !== LEN) return skipValue(buf, pos, end, wt, path);
-  const [start, next] = payload(buf, pos, end, path);
+  const isMessage = field.fieldKind === "message" ||
+    (field.fieldKind === "list" && field.listKind === "message");
+  const inner = isMessage
+    ? (p: Uint8Array) => walk(field.message!, p, path, depth + 1)
+    : field.fieldKind === "map"
+    ? (p: Uint8Array) => checkMapEntry(field, p, path, depth)
+    : undefined;
+  const [start, next] = payload(buf, pos, end, path, inner);
   const body = buf.subarray(start, next);
   switch (field.fieldKind) {
     case "message":
@@ -241,9 +255,16 @@ function checkMapEntry(
         pos = skipValue(body, at, end, wt, valuePath);
         continue;
       }
-      const [start, next] = payload(body, at, end, valuePath);
-      if (field.mapKind === "message") {
-        walk(field.message, body.subarray(start, next), valuePath, depth + 1);
+      const message = field.mapKind === "message" ? field.message : undefined;
+      const [start, next] = payload(
+        body,
+        at,
+        end,
+        valuePath,
+        message && ((p) => walk(message, p, valuePath, depth + 1)),
+      );
+      if (message !== undefined) {
+        walk(message, body.subarray(start, next), valuePath, depth + 1);
       } else if (
         field.mapKind === "scalar" && field.scalar === ScalarType.STRING
       ) {
