@@ -11,14 +11,14 @@ import { fromJson, toJson } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { JsonValue } from "@bufbuild/protobuf";
 import {
+  type DecodedForwardBackwardRequest,
   decodeForwardBackwardRequest,
   encodeForwardBackwardOutput,
   encodeSampleResponse,
 } from "../server/proto/mod.ts";
 import { TINKER_PUBLIC_FILE } from "../server/proto/schema.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
-import { normalizeBatch } from "../protocol/types/datum.ts";
-import { LossFnConfigSchema } from "../protocol/types/loss_fn.ts";
+import { TrainerRequestSchema } from "../protocol/messages.ts";
 import type {
   ForwardBackwardOutput,
   SampleResponse,
@@ -450,25 +450,45 @@ Deno.test({
               }
             });
           }
-          // What Bios's own schemas make of them: 1-D batches validate as they
-          // are (keys renamed), and the config's keys are camelCased.
-          const fwd = decodeForwardBackwardRequest(
+          // The decoded request is the trainer's call as it stands: Bios's
+          // own schema takes it (keys and config renamed to camelCase).
+          const call = (r: DecodedForwardBackwardRequest, data = r.data) =>
+            TrainerRequestSchema.parse({
+              type: r.forwardOnly ? "forward" : "forward_backward",
+              runId: "run-1",
+              seq: r.seqId,
+              data,
+              lossFn: r.lossFn,
+              lossFnConfig: r.lossFnConfig,
+            });
+          const fwd = call(decodeForwardBackwardRequest(
             await Deno.readFile(`${work}/forward.bin`),
-          );
-          const [n] = normalizeBatch(fwd.data);
-          assert.deepEqual(n.inputs.targetTokens, new Int32Array([12, 13, 14]));
-          assert.deepEqual(
-            n.inputs.weights,
-            new Float32Array([0, 1, f32(0.1)]),
-          );
+          ));
+          assert.equal(fwd.type, "forward");
+          assert.deepEqual(fwd.data[0].lossFnInputs, {
+            targetTokens: {
+              data: new Int32Array([12, 13, 14]),
+              dtype: "int64",
+              shape: [3],
+            },
+            weights: {
+              data: new Float32Array([0, 1, f32(0.1)]),
+              dtype: "float32",
+              shape: [3],
+            },
+          });
           const main = decodeForwardBackwardRequest(
             await Deno.readFile(`${work}/main.bin`),
           );
-          assert.equal(normalizeBatch(main.data.slice(0, 2)).length, 2);
-          assert.deepEqual(LossFnConfigSchema.parse(main.lossFnConfig), {
+          // (datum 2's sparse inputs are 2-D, which Bios's losses refuse)
+          const mainCall = call(main, main.data.slice(0, 2));
+          assert.equal(mainCall.type, "forward_backward");
+          assert.ok("lossFnConfig" in mainCall);
+          assert.deepEqual(mainCall.lossFnConfig, {
             clipLowThreshold: 0.75,
             clipHighThreshold: 1.25,
           });
+          assert.throws(() => call(main), /one-dimensional/);
         },
       );
 
