@@ -4,7 +4,7 @@
  * ```sh
  * deno task serve [--port P] [--host H] [--nats nats://…] [--keys FILE] [--insecure-no-auth]
  *   [--checkpoint-dir DIR] [--max-body-bytes N] [--rate-limit N] [--rate-burst N]
- *   [--session-idle-s N] [NATS credentials: --user U --pass P | --token T | --nkey F | --creds F, --tls-*]
+ *   [--session-idle-s N] [--poll-hold-s N] [NATS credentials: --user U --pass P | --token T | --nkey F | --creds F, --tls-*]
  * ```
  *
  * @example
@@ -48,10 +48,12 @@ export interface ServeArgs {
   rateBurst?: number;
   /** Seconds a session lives without a heartbeat. */
   sessionIdleS?: number;
+  /** Seconds `retrieve_future` holds a request before "try again". */
+  pollHoldS?: number;
 }
 
 const USAGE =
-  "usage: deno task serve [--port P] [--host H] [--nats nats://…] [--keys FILE] [--insecure-no-auth] [--checkpoint-dir DIR] [--max-body-bytes N] [--rate-limit N] [--rate-burst N] [--session-idle-s N]";
+  "usage: deno task serve [--port P] [--host H] [--nats nats://…] [--keys FILE] [--insecure-no-auth] [--checkpoint-dir DIR] [--max-body-bytes N] [--rate-limit N] [--rate-burst N] [--session-idle-s N] [--poll-hold-s N]";
 
 function int(flag: string, value: string, min: number): number {
   const n = Number(value);
@@ -119,6 +121,14 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
         break;
       case "--session-idle-s":
         out.sessionIdleS = int(flag, value, 1);
+        break;
+      case "--poll-hold-s":
+        out.pollHoldS = int(flag, value, 1);
+        if (out.pollHoldS > 40) {
+          throw new Error(
+            `--poll-hold-s must be ≤ 40 (the SDK gives up on a poll after 45 s): got ${value}`,
+          );
+        }
         break;
       default:
         throw new Error(

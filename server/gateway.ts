@@ -47,6 +47,7 @@ import {
   sampleCall,
   saveForSamplerCall,
   saveWeightsCall,
+  wireTrainerError,
 } from "./tinker/to_bios.ts";
 import type { OpHead } from "./tinker/schemas.ts";
 
@@ -296,8 +297,9 @@ export class Gateway {
     const work = run.sequence.then((s) => s.submit<unknown>(seq, call));
     const result: Promise<FutureResult> = refused !== undefined
       ? work.then(() => Promise.reject(refused), () => Promise.reject(refused))
-      : work.then((value) =>
-        this.#rendered(tenant, run, kind, value, ephemeral)
+      : work.then(
+        (value) => this.#rendered(tenant, run, kind, value, ephemeral),
+        (e) => Promise.reject(wireTrainerError(type, e)),
       );
     return this.futures.add(tenant, result);
   }

@@ -6,7 +6,8 @@
  *
  * Keys come from `--keys FILE` and `BIOS_API_KEYS` (server/auth/keys.ts);
  * with none, it refuses to start unless `--insecure-no-auth`. Once it
- * listens it prints one JSON line, `{"ready":true,"url":…}`. SIGINT or
+ * listens it prints one JSON line, `{"ready":true,"pid","url",…}`
+ * (`deno task` does not pass signals on: stop the process `pid` names). SIGINT or
  * SIGTERM stops it: the listener closes, then the node.
  *
  * @module
@@ -61,6 +62,9 @@ export async function serve(argv: readonly string[]): Promise<void> {
     sessionIdleMs: args.sessionIdleS !== undefined
       ? args.sessionIdleS * 1000
       : undefined,
+    futures: args.pollHoldS !== undefined
+      ? { holdMs: args.pollHoldS * 1000 }
+      : undefined,
   });
   const app = createApp({
     gateway,
@@ -79,6 +83,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
     onListen: ({ port, hostname }) => {
       console.log(JSON.stringify({
         ready: true,
+        pid: Deno.pid,
         url: `http://${
           hostname.includes(":") ? `[${hostname}]` : hostname
         }:${port}`,

@@ -178,6 +178,21 @@ export function checkTrainerCall(
 }
 
 /**
+ * A trainer's refusal of an operation in the wire's names: a datum's field
+ * (`data[0].modelInput.tokens[1]`) under the op's input
+ * (`forward_backward_input.data[0].model_input.tokens[1]`).
+ */
+export function wireTrainerError(type: string, e: unknown): unknown {
+  if (!(e instanceof InvalidArgumentError)) return e;
+  const prefix = type === "forward"
+    ? "forward_input"
+    : type === "forward_backward"
+    ? "forward_backward_input"
+    : "";
+  return renamed(e, e.field.startsWith("data") ? prefix : "");
+}
+
+/**
  * `forward` / `forward_backward`: the body's `forward_input` or
  * `forward_backward_input` as Bios's call.
  */

@@ -1,0 +1,122 @@
+/**
+ * The HTTP gateway as a real process, for the tests that speak to it over
+ * HTTP: `deno task serve` started on a free port (`--port 0`) with the tiny
+ * test models, awaited until it prints its ready line, stopped by SIGTERM to
+ * the gateway's own process (`deno task` does not pass signals on).
+ *
+ * @module
+ */
+import { ensureTinyModels } from "./_helpers.ts";
+
+/** A running gateway. */
+export interface GatewayProcess {
+  /** Its base URL, e.g. `http://127.0.0.1:41234` (the SDK's `base_url`). */
+  url: string;
+  /** Its checkpoint folder (temporary, removed by `stop`). */
+  checkpointDir: string;
+  /** Stop it (SIGTERM), wait for it, remove its folder; resolves with its exit code. */
+  stop(): Promise<number>;
+}
+
+/**
+ * Run `deno task serve` with `args` (after `--port 0 --checkpoint-dir …`)
+ * and `env` added; resolves once it listens. The result of a gateway that
+ * refuses to start is a thrown error with its stderr.
+ */
+export async function startGateway(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<GatewayProcess> {
+  const checkpointDir = await Deno.makeTempDir({ prefix: "bios-gw-ckpt-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "task",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      "serve",
+      "--port",
+      "0",
+      "--checkpoint-dir",
+      checkpointDir,
+      ...args,
+    ],
+    env: { BIOS_MODELS: await ensureTinyModels(), ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + 60_000;
+  while (!text.includes("\n") && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const line = text.split("\n").find((l) => l.startsWith('{"ready":true'));
+  if (!line) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    const err = await new Response(child.stderr).text();
+    await child.status;
+    await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
+    throw new Error(`the gateway did not start: ${text}${err}`);
+  }
+  const ready = JSON.parse(line) as { pid: number; url: string };
+  // Keep reading both pipes so the gateway never blocks on a full one.
+  const drain = (r: ReadableStreamDefaultReader<unknown>) =>
+    (async () => {
+      while (!(await r.read()).done) { /* discard */ }
+    })().catch(() => {});
+  drain(reader);
+  const stderr = child.stderr.getReader();
+  drain(stderr);
+  let stopped: Promise<number> | undefined;
+  return {
+    url: ready.url,
+    checkpointDir,
+    stop() {
+      stopped ??= (async () => {
+        try {
+          Deno.kill(ready.pid, "SIGTERM");
+        } catch { /* already gone */ }
+        const code = (await child.status).code;
+        // The task's own process exits first: wait for the gateway too.
+        for (let i = 0; i < 200; i++) {
+          try {
+            Deno.kill(ready.pid, "SIGCONT");
+          } catch {
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
+        return code;
+      })();
+      return stopped;
+    },
+  };
+}
+
+/**
+ * Run the gateway with `args` expecting it to refuse to start; resolves
+ * with its exit code and stderr.
+ */
+export async function gatewayRefusal(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "task",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      "serve",
+      "--port",
+      "0",
+      ...args,
+    ],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
