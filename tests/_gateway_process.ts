@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ensureTinyModels } from "./_helpers.ts";
+import { ensureTinyModels, testDeployment } from "./_helpers.ts";
 
 /** A running gateway. */
 export interface GatewayProcess {
@@ -19,7 +19,8 @@ export interface GatewayProcess {
 }
 
 /**
- * Run `deno task serve` with `args` (after `--port 0 --checkpoint-dir …`)
+ * Run `deno task serve` with `args` (after `--port 0`, and `--checkpoint-dir`
+ * a temporary folder unless `args` joins a cluster with `--nats`)
  * and `env` added; resolves once it listens. The result of a gateway that
  * refuses to start is a thrown error with its stderr.
  */
@@ -35,8 +36,8 @@ export async function startGateway(
       "serve",
       "--port",
       "0",
-      "--checkpoint-dir",
-      checkpointDir,
+      // On a cluster the nodes keep the checkpoints.
+      ...(args.includes("--nats") ? [] : ["--checkpoint-dir", checkpointDir]),
       ...args,
     ],
     env: { BIOS_MODELS: await ensureTinyModels(), ...env },
@@ -93,6 +94,48 @@ export async function startGateway(
         return code;
       })();
       return stopped;
+    },
+  };
+}
+
+/**
+ * {@linkcode startGateway} on the test deployment: with
+ * `BIOS_TEST_DEPLOYMENT=nats`, a nats-server and a node process are started
+ * for it (and stopped with it), and the gateway joins them with `--nats`;
+ * otherwise it runs its embedded node.
+ */
+export async function startTestGateway(
+  args: readonly string[],
+): Promise<GatewayProcess> {
+  if (testDeployment() !== "nats") return await startGateway(args);
+  const { NatsServer } = await import("../runtime/_nats_server.ts");
+  const { startNodeProcess } = await import("./_node_process.ts");
+  const server = await NatsServer.start();
+  const dir = await Deno.makeTempDir({ prefix: "bios-gw-node-" });
+  const cleanUp = async () => {
+    await server.kill();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  let node;
+  let gw;
+  try {
+    node = await startNodeProcess(server.url, ["--checkpoint-dir", dir]);
+    gw = await startGateway([...args, "--nats", server.url]);
+  } catch (e) {
+    await node?.stop("SIGTERM");
+    await cleanUp();
+    throw e;
+  }
+  const gateway = gw;
+  const theNode = node;
+  return {
+    url: gateway.url,
+    checkpointDir: dir,
+    async stop() {
+      const code = await gateway.stop();
+      await theNode.stop("SIGTERM");
+      await cleanUp();
+      return code;
     },
   };
 }

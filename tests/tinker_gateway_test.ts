@@ -4,14 +4,15 @@
  * a free port; tests/tinker_gateway_sdk.py drives the SDK through each flow
  * (vendored runner; skipped in one line where it exits 3, failing under
  * `BIOS_REQUIRE_ALL=1`). The auth, tenant and limit checks that need no SDK
- * speak HTTP directly.
+ * speak HTTP directly. With `BIOS_TEST_DEPLOYMENT=nats` the gateway joins a
+ * nats-server and a node process instead of running an embedded node.
  */
 import assert from "node:assert/strict";
 import { runTinkerSdk, tinkerSdkForTests } from "./_tinker_sdk_python.ts";
 import {
   type GatewayProcess,
   gatewayRefusal,
-  startGateway,
+  startTestGateway,
 } from "./_gateway_process.ts";
 
 const SDK = "0.24.1";
@@ -38,7 +39,7 @@ async function twoTenantGateway(
     }),
   );
   try {
-    return await startGateway(["--keys", keys, ...extra]);
+    return await startTestGateway(["--keys", keys, ...extra]);
   } finally {
     await Deno.remove(keys);
   }
@@ -418,7 +419,11 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const gw = await startGateway(["--insecure-no-auth", "--poll-hold-s", "1"]);
+    const gw = await startTestGateway([
+      "--insecure-no-auth",
+      "--poll-hold-s",
+      "1",
+    ]);
     const post = async (path: string, body: unknown) => {
       const r = await fetch(`${gw.url}/api/v1/${path}`, {
         method: "POST",
