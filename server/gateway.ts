@@ -25,7 +25,11 @@ import type {
   SampleResponse,
 } from "../protocol/types/responses.ts";
 import { askResending } from "../client/resend.ts";
-import { InvalidArgumentError, NotFoundError } from "../runtime/errors.ts";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  UnknownActorError,
+} from "../runtime/errors.ts";
 import { FutureStore, type FutureStoreOptions } from "./futures.ts";
 import { HttpError, notFound } from "./errors.ts";
 import { type BiosPath, toBiosPath } from "./tinker/paths.ts";
@@ -212,12 +216,14 @@ export class Gateway {
         sessionId: `model-${modelId}`,
         sequence: this.#service.connection().then(async (conn) => {
           const ref = conn.system.ref(trainerAddress(modelId));
-          const info = await askResending<TrainingRunInfo>(
-            ref,
+          const info = await ref.ask<TrainingRunInfo>(
             { type: "get_info", runId: modelId },
-            Promise.resolve(),
-            60_000,
-          );
+            { timeoutMs: 60_000 },
+          ).catch((e) => {
+            throw e instanceof UnknownActorError
+              ? new NotFoundError(`no model ${JSON.stringify(modelId)}`)
+              : e;
+          });
           adopted.baseModel = info.modelName;
           return new RunSequence(ref, info.lastSeq);
         }),
