@@ -32,7 +32,7 @@ import {
 } from "../runtime/errors.ts";
 import { FutureStore, type FutureStoreOptions } from "./futures.ts";
 import { HttpError, notFound } from "./errors.ts";
-import { type BiosPath, toBiosPath } from "./tinker/paths.ts";
+import { type BiosPath, toBiosPath } from "../protocol/tinker/paths.ts";
 import {
   capabilitiesJson,
   type FutureResult,
@@ -54,6 +54,7 @@ import {
   wireTrainerError,
 } from "./tinker/to_bios.ts";
 import type { OpHead } from "./tinker/schemas.ts";
+import type { PreparedCall } from "./tinker/from_proto.ts";
 
 /** How long a session lives without a heartbeat (the SDK beats every 10 s). */
 export const DEFAULT_SESSION_IDLE_MS = 10 * 60_000;
@@ -261,12 +262,17 @@ export class Gateway {
    * with the protocol's schema; a refused body still takes its seq (the
    * trainer records the refusal, so the next seq is not a gap) and the
    * future fails with the refusal, naming the wire's field.
+   *
+   * @param body the JSON wire body (ignored when `prepared` is given)
+   * @param prepared the call already converted from another content type
+   *   (SDK 0.25's protobuf `forward_backward`), or its refusal
    */
   trainingOp(
     tenant: string,
     kind: TrainingOpKind,
     head: OpHead,
     body: Record<string, unknown>,
+    prepared?: PreparedCall,
   ): string {
     const run = this.#run(tenant, head.model_id);
     const runId = head.model_id;
@@ -277,7 +283,10 @@ export class Gateway {
     const type = TRAINER_TYPE[kind];
     try {
       let raw: Record<string, unknown>;
-      if (kind === "forward" || kind === "forward_backward") {
+      if (prepared !== undefined) {
+        if ("refused" in prepared) throw prepared.refused;
+        raw = prepared.call;
+      } else if (kind === "forward" || kind === "forward_backward") {
         raw = forwardBackwardCall(kind, body);
       } else if (kind === "optim_step") raw = optimStepCall(body);
       else if (kind === "save_weights") raw = saveWeightsCall(body);

@@ -15,7 +15,7 @@ import type {
   SampleResponse,
 } from "../../protocol/types/responses.ts";
 import type { TensorData } from "../../protocol/types/tensor_data.ts";
-import { toTinkerPath } from "./paths.ts";
+import { toTinkerPath } from "../../protocol/tinker/paths.ts";
 import { snakeCase } from "./to_bios.ts";
 
 /** A JSON object as the wire carries it. */

@@ -23,7 +23,7 @@ import {
 } from "../../protocol/types/lora_config.ts";
 import type { SampleRequest } from "../../protocol/messages.ts";
 import { InvalidArgumentError } from "../../runtime/errors.ts";
-import { toBiosPath, toTinkerText } from "./paths.ts";
+import { toBiosPath, toTinkerText } from "../../protocol/tinker/paths.ts";
 import {
   ForwardBackwardInputSchema,
   LoadWeightsBodySchema,

@@ -8,7 +8,7 @@ import {
   saveForSamplerCall,
   toWireText,
 } from "./to_bios.ts";
-import { toBiosPath } from "./paths.ts";
+import { toBiosPath } from "../../protocol/tinker/paths.ts";
 
 const datum = (inputs: Record<string, unknown>) => ({
   "model_input": { chunks: [{ type: "encoded_text", tokens: [1, 2, 3] }] },

@@ -1,5 +1,5 @@
 /**
- * Checkpoint paths at the Tinker edge: the SDK speaks
+ * Checkpoint paths on the Tinker wire (shared by the gateway and the HTTP client): the SDK speaks
  * `tinker://<run>/weights/<name>` and `tinker://<run>/sampler_weights/<name>`;
  * inside, the same path is `bios://…`. Only these paths cross the edge: a
  * local adapter folder (which the TypeScript client may load from a node's
@@ -20,7 +20,7 @@ import {
   CHECKPOINT_SCHEME,
   type CheckpointPathParts,
   parseCheckpointPath,
-} from "../../protocol/types/checkpoint_path.ts";
+} from "../types/checkpoint_path.ts";
 import { InvalidArgumentError } from "../../runtime/errors.ts";
 
 /** The scheme of checkpoint paths on the Tinker wire. */
