@@ -15,8 +15,17 @@ import {
   startTestGateway,
 } from "./_gateway_process.ts";
 
-const SDK = "0.24.1";
-const { ignore } = await tinkerSdkForTests("Tinker SDK gateway tests", SDK);
+/**
+ * The SDK versions every flow runs with, on one gateway: 0.24.1 sends JSON
+ * (and `forward` on its own route); 0.25.0 sends `forward_backward` and
+ * `forward` as protobuf and takes ForwardBackwardOutput and SampleResponse
+ * only as protobuf. A version the runner cannot run here is skipped alone.
+ */
+const SDKS = ["0.24.1", "0.25.0"] as const;
+type SdkVersion = typeof SDKS[number];
+const probes = await Promise.all(
+  SDKS.map((v) => tinkerSdkForTests(`Tinker SDK ${v} gateway tests`, v)),
+);
 
 const KEY_A = "tml-tenant-a-0123456789";
 const KEY_B = "tml-tenant-b-0123456789";
@@ -46,12 +55,13 @@ async function twoTenantGateway(
 }
 
 function sdk<T>(
+  version: SdkVersion,
   mode: string,
   gw: GatewayProcess,
   key: string,
   ...args: string[]
 ) {
-  return runTinkerSdk<T>(SDK, "tinker_gateway_sdk.py", [
+  return runTinkerSdk<T>(version, "tinker_gateway_sdk.py", [
     mode,
     gw.url,
     key,
@@ -66,237 +76,254 @@ interface Failure {
   status: number | null;
 }
 
+/** Every SDK flow, in `version`, against `gw`. */
+async function sdkFlows(
+  t: Deno.TestContext,
+  gw: GatewayProcess,
+  version: SdkVersion,
+): Promise<void> {
+  await t.step(
+    "a pipelined supervised loop, save_state, load_state, save_weights_for_sampler, sampling with stop and logprobs",
+    async () => {
+      const r = await sdk<{
+        "model_id": string;
+        "lora_rank": number;
+        "model_name": string;
+        losses: number[];
+        "logprobs_len": number[];
+        saved: string;
+        "after_save": number;
+        moved: number;
+        "loaded_path": string;
+        "after_load": number;
+        "after_load_opt": number;
+        "sampler_path": string;
+        greedy: {
+          tokens: number[];
+          "stop_reason": string;
+          logprobs: number[];
+        };
+        "stop_at": number;
+        stopped: {
+          tokens: number[];
+          "stop_reason": string;
+          logprobs: number[];
+        };
+        "compute_logprobs": (number | null)[];
+        ephemeral: number[][];
+        "resumed_id": string;
+        "resumed_loss": number;
+      }>(version, "supervised", gw, KEY_A);
+      assert.equal(r.lora_rank, 8);
+      assert.equal(r.model_name, "test/tiny");
+      const l = r.losses;
+      assert.equal(l.length, 6);
+      assert.ok(l.every(Number.isFinite), `losses ${l}`);
+      assert.ok(l[3] < l[0] * 0.6 && l[5] < l[0] * 0.6, `loss falls: ${l}`);
+      assert.deepEqual(r.logprobs_len, [13, 13]);
+      assert.equal(r.saved, `tinker://${r.model_id}/weights/step6`);
+      assert.notEqual(
+        r.moved,
+        r.after_save,
+        "a further step changed the weights",
+      );
+      assert.equal(r.loaded_path, r.saved);
+      assert.equal(
+        r.after_load,
+        r.after_save,
+        "load_state restores the weights",
+      );
+      assert.equal(r.after_load_opt, r.after_save);
+      assert.equal(
+        r.sampler_path,
+        `tinker://${r.model_id}/sampler_weights/final`,
+      );
+      assert.ok(r.greedy.tokens.length >= 1);
+      assert.equal(r.greedy.logprobs.length, r.greedy.tokens.length);
+      assert.equal(r.stopped.stop_reason, "stop");
+      assert.ok(
+        r.stopped.tokens.length < r.greedy.tokens.length ||
+          r.greedy.tokens.length === 1,
+      );
+      assert.deepEqual(
+        r.stopped.tokens,
+        r.greedy.tokens.slice(0, r.stopped.tokens.length),
+      );
+      assert.ok(r.stopped.logprobs.every((x) => x <= 0));
+      assert.equal(r.compute_logprobs[0], null);
+      assert.equal(r.compute_logprobs.length, 11);
+      assert.ok(
+        r.compute_logprobs.slice(1).every((x) => x !== null && x < 0),
+      );
+      // The ephemeral sampler samples the same weights: greedy agrees.
+      assert.deepEqual(
+        r.ephemeral[0],
+        r.greedy.tokens.slice(0, r.ephemeral[0].length),
+      );
+      assert.notEqual(r.resumed_id, r.model_id);
+      assert.equal(
+        r.resumed_loss,
+        r.after_save,
+        "a client from the state has its weights",
+      );
+    },
+  );
+
+  await t.step(
+    "sampling a base model: num_samples, seed, prompt logprobs, top-k, compute_logprobs",
+    async () => {
+      const r = await sdk<{
+        sequences: {
+          tokens: number[];
+          logprobs: number[];
+          "stop_reason": string;
+        }[];
+        again: number[][];
+        "prompt_len": number;
+        "prompt_logprobs": (number | null)[];
+        topk: ([number, number][] | null)[];
+        "compute_logprobs": (number | null)[];
+        "base_model": string;
+      }>(version, "base", gw, KEY_A);
+      assert.equal(r.sequences.length, 3);
+      for (const s of r.sequences) {
+        assert.equal(s.tokens.length, 5);
+        assert.equal(s.stop_reason, "length");
+        assert.equal(s.logprobs.length, 5);
+      }
+      assert.deepEqual(
+        r.again,
+        r.sequences.map((s) => s.tokens),
+        "a seed repeats",
+      );
+      assert.equal(r.prompt_logprobs.length, r.prompt_len);
+      assert.equal(r.prompt_logprobs[0], null);
+      assert.equal(r.topk.length, r.prompt_len);
+      assert.equal(r.topk[0], null);
+      assert.ok(r.topk.slice(1).every((k) => k?.length === 2));
+      assert.deepEqual(r.compute_logprobs, r.prompt_logprobs);
+      assert.equal(r.base_model, "test/tiny");
+    },
+  );
+
+  await t.step("the async API (*_async, double await)", async () => {
+    const r = await sdk<{
+      losses: number[];
+      "forward_loss": number;
+      path: string;
+      tokens: number[][];
+      models: string[];
+    }>(version, "async", gw, KEY_A);
+    assert.equal(r.losses.length, 4);
+    assert.ok(r.losses[3] < r.losses[0], `loss falls: ${r.losses}`);
+    assert.ok(r.forward_loss < r.losses[0]);
+    assert.match(
+      r.path,
+      /^tinker:\/\/run-[0-9a-f]+\/sampler_weights\/async$/,
+    );
+    assert.equal(r.tokens.length, 2);
+    assert.deepEqual(r.tokens[0], r.tokens[1], "greedy twice is the same");
+    assert.ok(r.models.includes("test/tiny"));
+  });
+
+  await t.step(
+    "bad input reaches the script as RequestFailedError with Bios's message, and the run goes on",
+    async () => {
+      const r = await sdk<Record<string, Failure> & { after: number }>(
+        version,
+        "errors",
+        gw,
+        KEY_A,
+      );
+      const user = (f: Failure | undefined, re: RegExp) => {
+        assert.ok(f, "an error was raised");
+        assert.equal(f.type, "RequestFailedError", JSON.stringify(f));
+        assert.match(f.category, /user/i);
+        assert.match(f.message, re);
+      };
+      user(
+        r.bad_token,
+        /forward_backward_input\.data\[0\]\.model_input\.tokens\[1\] must be a token id in \[0, 258\].*got 5000/,
+      );
+      user(
+        r.mismatched,
+        /forward_backward_input\.data\[0\]\.loss_fn_inputs\.target_tokens must have one value per model-input token \(3\)/,
+      );
+      user(
+        r.bad_lr,
+        /adam_params\.learning_rate must be a finite number in \(0, 10\]: got -1/,
+      );
+      user(r.missing_checkpoint, /tinker:\/\/run-nope\/weights\/none/);
+      user(r.bad_model, /base_model "no\/such-model" is not a known model/);
+      user(
+        r.too_many_tokens,
+        /sampling_params\.max_tokens must be an integer in \[1, 4096\]: got 100000/,
+      );
+      assert.ok(Number.isFinite(r.after) && r.after > 0);
+    },
+  );
+
+  await t.step(
+    "another tenant's run, sampler and checkpoints are not found",
+    async () => {
+      const a = await sdk<{
+        "model_id": string;
+        "sampler_path": string;
+        "state_path": string;
+      }>(version, "tenant_a", gw, KEY_A);
+      const b = await sdk<Record<string, Failure>>(
+        version,
+        "tenant_b",
+        gw,
+        KEY_B,
+        a.model_id,
+        a.sampler_path,
+        a.state_path,
+      );
+      assert.equal(b.get_info?.status, 404, JSON.stringify(b.get_info));
+      assert.equal(
+        b.sample_other?.status,
+        404,
+        JSON.stringify(b.sample_other),
+      );
+      assert.equal(
+        b.from_state_other?.status,
+        404,
+        JSON.stringify(b.from_state_other),
+      );
+      // Inside a training op of B's own run, A's checkpoint fails the op as missing.
+      assert.equal(b.load_other?.type, "RequestFailedError");
+      assert.match(b.load_other.message, /no checkpoint "tinker:\/\/run-/);
+      // A still reaches its own.
+      const res = await fetch(`${gw.url}/api/v1/weights_info`, {
+        method: "POST",
+        headers: { "x-api-key": KEY_A, "content-type": "application/json" },
+        body: JSON.stringify({ "tinker_path": a.state_path }),
+      });
+      assert.equal(res.status, 200);
+      const info = await res.json();
+      assert.equal(info.base_model, "test/tiny");
+      assert.equal(info.lora_rank, 4);
+    },
+  );
+}
+
 Deno.test({
   name:
-    "the Tinker SDK through the gateway: supervised loop, checkpoints, sampling, async, errors, tenants",
-  ignore,
+    "the Tinker SDK (0.24.1 JSON, 0.25.0 protobuf) through the gateway: supervised loop, checkpoints, sampling, async, errors, tenants",
+  ignore: probes.every((p) => p.ignore),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
     const gw = await twoTenantGateway();
     try {
-      await t.step(
-        "a pipelined supervised loop, save_state, load_state, save_weights_for_sampler, sampling with stop and logprobs",
-        async () => {
-          const r = await sdk<{
-            "model_id": string;
-            "lora_rank": number;
-            "model_name": string;
-            losses: number[];
-            "logprobs_len": number[];
-            saved: string;
-            "after_save": number;
-            moved: number;
-            "loaded_path": string;
-            "after_load": number;
-            "after_load_opt": number;
-            "sampler_path": string;
-            greedy: {
-              tokens: number[];
-              "stop_reason": string;
-              logprobs: number[];
-            };
-            "stop_at": number;
-            stopped: {
-              tokens: number[];
-              "stop_reason": string;
-              logprobs: number[];
-            };
-            "compute_logprobs": (number | null)[];
-            ephemeral: number[][];
-            "resumed_id": string;
-            "resumed_loss": number;
-          }>("supervised", gw, KEY_A);
-          assert.equal(r.lora_rank, 8);
-          assert.equal(r.model_name, "test/tiny");
-          const l = r.losses;
-          assert.equal(l.length, 6);
-          assert.ok(l.every(Number.isFinite), `losses ${l}`);
-          assert.ok(l[3] < l[0] * 0.6 && l[5] < l[0] * 0.6, `loss falls: ${l}`);
-          assert.deepEqual(r.logprobs_len, [13, 13]);
-          assert.equal(r.saved, `tinker://${r.model_id}/weights/step6`);
-          assert.notEqual(
-            r.moved,
-            r.after_save,
-            "a further step changed the weights",
-          );
-          assert.equal(r.loaded_path, r.saved);
-          assert.equal(
-            r.after_load,
-            r.after_save,
-            "load_state restores the weights",
-          );
-          assert.equal(r.after_load_opt, r.after_save);
-          assert.equal(
-            r.sampler_path,
-            `tinker://${r.model_id}/sampler_weights/final`,
-          );
-          assert.ok(r.greedy.tokens.length >= 1);
-          assert.equal(r.greedy.logprobs.length, r.greedy.tokens.length);
-          assert.equal(r.stopped.stop_reason, "stop");
-          assert.ok(
-            r.stopped.tokens.length < r.greedy.tokens.length ||
-              r.greedy.tokens.length === 1,
-          );
-          assert.deepEqual(
-            r.stopped.tokens,
-            r.greedy.tokens.slice(0, r.stopped.tokens.length),
-          );
-          assert.ok(r.stopped.logprobs.every((x) => x <= 0));
-          assert.equal(r.compute_logprobs[0], null);
-          assert.equal(r.compute_logprobs.length, 11);
-          assert.ok(
-            r.compute_logprobs.slice(1).every((x) => x !== null && x < 0),
-          );
-          // The ephemeral sampler samples the same weights: greedy agrees.
-          assert.deepEqual(
-            r.ephemeral[0],
-            r.greedy.tokens.slice(0, r.ephemeral[0].length),
-          );
-          assert.notEqual(r.resumed_id, r.model_id);
-          assert.equal(
-            r.resumed_loss,
-            r.after_save,
-            "a client from the state has its weights",
-          );
-        },
-      );
-
-      await t.step(
-        "sampling a base model: num_samples, seed, prompt logprobs, top-k, compute_logprobs",
-        async () => {
-          const r = await sdk<{
-            sequences: {
-              tokens: number[];
-              logprobs: number[];
-              "stop_reason": string;
-            }[];
-            again: number[][];
-            "prompt_len": number;
-            "prompt_logprobs": (number | null)[];
-            topk: ([number, number][] | null)[];
-            "compute_logprobs": (number | null)[];
-            "base_model": string;
-          }>("base", gw, KEY_A);
-          assert.equal(r.sequences.length, 3);
-          for (const s of r.sequences) {
-            assert.equal(s.tokens.length, 5);
-            assert.equal(s.stop_reason, "length");
-            assert.equal(s.logprobs.length, 5);
-          }
-          assert.deepEqual(
-            r.again,
-            r.sequences.map((s) => s.tokens),
-            "a seed repeats",
-          );
-          assert.equal(r.prompt_logprobs.length, r.prompt_len);
-          assert.equal(r.prompt_logprobs[0], null);
-          assert.equal(r.topk.length, r.prompt_len);
-          assert.equal(r.topk[0], null);
-          assert.ok(r.topk.slice(1).every((k) => k?.length === 2));
-          assert.deepEqual(r.compute_logprobs, r.prompt_logprobs);
-          assert.equal(r.base_model, "test/tiny");
-        },
-      );
-
-      await t.step("the async API (*_async, double await)", async () => {
-        const r = await sdk<{
-          losses: number[];
-          "forward_loss": number;
-          path: string;
-          tokens: number[][];
-          models: string[];
-        }>("async", gw, KEY_A);
-        assert.equal(r.losses.length, 4);
-        assert.ok(r.losses[3] < r.losses[0], `loss falls: ${r.losses}`);
-        assert.ok(r.forward_loss < r.losses[0]);
-        assert.match(
-          r.path,
-          /^tinker:\/\/run-[0-9a-f]+\/sampler_weights\/async$/,
-        );
-        assert.equal(r.tokens.length, 2);
-        assert.deepEqual(r.tokens[0], r.tokens[1], "greedy twice is the same");
-        assert.ok(r.models.includes("test/tiny"));
-      });
-
-      await t.step(
-        "bad input reaches the script as RequestFailedError with Bios's message, and the run goes on",
-        async () => {
-          const r = await sdk<Record<string, Failure> & { after: number }>(
-            "errors",
-            gw,
-            KEY_A,
-          );
-          const user = (f: Failure | undefined, re: RegExp) => {
-            assert.ok(f, "an error was raised");
-            assert.equal(f.type, "RequestFailedError", JSON.stringify(f));
-            assert.match(f.category, /user/i);
-            assert.match(f.message, re);
-          };
-          user(
-            r.bad_token,
-            /forward_backward_input\.data\[0\]\.model_input\.tokens\[1\] must be a token id in \[0, 258\].*got 5000/,
-          );
-          user(
-            r.mismatched,
-            /forward_backward_input\.data\[0\]\.loss_fn_inputs\.target_tokens must have one value per model-input token \(3\)/,
-          );
-          user(
-            r.bad_lr,
-            /adam_params\.learning_rate must be a finite number in \(0, 10\]: got -1/,
-          );
-          user(r.missing_checkpoint, /tinker:\/\/run-nope\/weights\/none/);
-          user(r.bad_model, /base_model "no\/such-model" is not a known model/);
-          user(
-            r.too_many_tokens,
-            /sampling_params\.max_tokens must be an integer in \[1, 4096\]: got 100000/,
-          );
-          assert.ok(Number.isFinite(r.after) && r.after > 0);
-        },
-      );
-
-      await t.step(
-        "another tenant's run, sampler and checkpoints are not found",
-        async () => {
-          const a = await sdk<{
-            "model_id": string;
-            "sampler_path": string;
-            "state_path": string;
-          }>("tenant_a", gw, KEY_A);
-          const b = await sdk<Record<string, Failure>>(
-            "tenant_b",
-            gw,
-            KEY_B,
-            a.model_id,
-            a.sampler_path,
-            a.state_path,
-          );
-          assert.equal(b.get_info?.status, 404, JSON.stringify(b.get_info));
-          assert.equal(
-            b.sample_other?.status,
-            404,
-            JSON.stringify(b.sample_other),
-          );
-          assert.equal(
-            b.from_state_other?.status,
-            404,
-            JSON.stringify(b.from_state_other),
-          );
-          // Inside a training op of B's own run, A's checkpoint fails the op as missing.
-          assert.equal(b.load_other?.type, "RequestFailedError");
-          assert.match(b.load_other.message, /no checkpoint "tinker:\/\/run-/);
-          // A still reaches its own.
-          const res = await fetch(`${gw.url}/api/v1/weights_info`, {
-            method: "POST",
-            headers: { "x-api-key": KEY_A, "content-type": "application/json" },
-            body: JSON.stringify({ "tinker_path": a.state_path }),
-          });
-          assert.equal(res.status, 200);
-          const info = await res.json();
-          assert.equal(info.base_model, "test/tiny");
-          assert.equal(info.lora_rank, 4);
-        },
-      );
+      for (const [i, version] of SDKS.entries()) {
+        await t.step({
+          name: `SDK ${version}`,
+          ignore: probes[i].ignore,
+          fn: (t) => sdkFlows(t, gw, version),
+        });
+      }
     } finally {
       assert.equal(await gw.stop(), 0, "the gateway stops cleanly on SIGTERM");
     }

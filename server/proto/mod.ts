@@ -7,8 +7,9 @@
  *
  * - `POST /api/v1/forward_backward` with
  *   `Content-Type: application/x-protobuf`: pass the raw body to
- *   {@link decodeForwardBackwardRequest}; its `InvalidArgumentError` is a
- *   400 like any other bad request.
+ *   {@link decodeForwardBackwardRequest}; when it refuses the body,
+ *   {@link readForwardBackwardHead} still finds the head (`model_id`,
+ *   `seq_id`) the refusal belongs to.
  * - `POST /api/v1/retrieve_future` whose request carries
  *   `Accept: application/x-protobuf` (see {@link acceptsProtobuf}), once
  *   the result is a forward-backward or sampling reply: answer 200 with
@@ -24,6 +25,10 @@ export {
   decodeForwardBackwardRequest,
   MAX_DENSE_ELEMENTS,
 } from "./decode_forward_backward.ts";
+export {
+  type ForwardBackwardHead,
+  readForwardBackwardHead,
+} from "./decode_head.ts";
 export { encodeForwardBackwardOutput } from "./encode_forward_backward.ts";
 export { encodeSampleResponse, TOPK_MASK_LOGPROB } from "./encode_sample.ts";
 

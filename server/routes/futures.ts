@@ -2,9 +2,10 @@
  * `retrieve_future`: the long poll of the Tinker wire. It holds the request
  * until the result is there or the hold time passes ("try_again", which the
  * SDK re-polls at once). A result is rendered here, from Bios's form, in the
- * content type the caller takes: JSON now; the 0.25 SDK's protobuf (asked
- * for with `Accept: application/x-protobuf`) plugs in at
- * {@linkcode respondResult}.
+ * content type the caller takes ({@linkcode respondResult}): a
+ * ForwardBackwardOutput or SampleResponse as protobuf when `Accept` names
+ * `application/x-protobuf` (SDK 0.25 takes nothing else for them; 0.24 lists
+ * it first), every other result, `try_again` and failures as JSON.
  *
  * @module
  */
@@ -12,6 +13,12 @@ import { type Context, Hono } from "hono";
 import type { Gateway } from "../gateway.ts";
 import { failureJson, notFound } from "../errors.ts";
 import { type GatewayEnv, parseHead, readBody } from "../http.ts";
+import {
+  acceptsProtobuf,
+  encodeForwardBackwardOutput,
+  encodeSampleResponse,
+  PROTOBUF_CONTENT_TYPE,
+} from "../proto/mod.ts";
 import { futureJson, type FutureResult } from "../tinker/render.ts";
 import { RetrieveFutureSchema } from "../tinker/schemas.ts";
 
@@ -20,6 +27,15 @@ export function respondResult(
   c: Context<GatewayEnv>,
   result: FutureResult,
 ): Response {
+  if (result.kind !== "json" && acceptsProtobuf(c.req.header("accept"))) {
+    const bytes = result.kind === "forward_backward"
+      ? encodeForwardBackwardOutput(result.value)
+      : encodeSampleResponse(result.value);
+    // The encoders allocate their own ArrayBuffer (never shared memory).
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+      "Content-Type": PROTOBUF_CONTENT_TYPE,
+    });
+  }
   return c.json(futureJson(result));
 }
 

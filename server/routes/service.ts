@@ -14,8 +14,10 @@ import {
 
 /**
  * The flags `client/config` answers. `use_pyqwest_transport` must be false
- * (the SDK's default, true, needs a transport library); JSON throughout
- * (no protobuf forward_backward yet); chunks of one batch sent in order.
+ * (the SDK's default, true, needs a transport library); SDK 0.24 sends
+ * forward_backward as JSON (`proto_write_fwdbwd` off), 0.25 always as
+ * protobuf, uncompressed (`proto_compress_fwdbwd` off); chunks of one batch
+ * sent in order.
  */
 export const CLIENT_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
   "pjwt_auth_enabled": false,
@@ -27,10 +29,23 @@ export const CLIENT_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
   "create_model_via_load_weights": false,
 });
 
+/**
+ * What `client/dynamic_config` answers (SDK 0.25 posts it after each
+ * `client/config` and again every `refresh_interval_sec`). Nothing here
+ * changes at run time, so the SDK's default interval stands; protobuf
+ * bodies stay uncompressed.
+ */
+export const CLIENT_DYNAMIC_CONFIG: Readonly<Record<string, unknown>> = Object
+  .freeze({
+    "refresh_interval_sec": 300,
+    "proto_compress_fwdbwd": false,
+  });
+
 /** The service routes over `gateway`. */
 export function serviceRoutes(gateway: Gateway): Hono<GatewayEnv> {
   const r = new Hono<GatewayEnv>();
   r.post("/client/config", (c) => c.json(CLIENT_CONFIG));
+  r.post("/client/dynamic_config", (c) => c.json(CLIENT_DYNAMIC_CONFIG));
   r.get(
     "/get_server_capabilities",
     async (c) => c.json(await gateway.capabilities()),

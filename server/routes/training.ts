@@ -4,15 +4,19 @@
  * `forward_backward`, `optim_step`, and the weights routes in weights.ts).
  * Each operation answers a future at once.
  *
- * `forward_backward` is the route a second content type (the 0.25 SDK's
- * protobuf) will switch on: it decodes its body to the same wire object and
- * calls the same {@linkcode Gateway.trainingOp}.
+ * `forward_backward` also takes SDK 0.25's protobuf
+ * (`Content-Type: application/x-protobuf`, uncompressed): decoded to the
+ * same trainer call (`forward_only` as `forward`) by
+ * server/tinker/from_proto.ts, then the same {@linkcode Gateway.trainingOp}.
  *
  * @module
  */
 import { Hono } from "hono";
 import type { Gateway, TrainingOpKind } from "../gateway.ts";
+import { HttpError } from "../errors.ts";
 import { type GatewayEnv, parseHead, readBody } from "../http.ts";
+import { acceptsProtobuf } from "../proto/mod.ts";
+import { protoForwardBackward } from "../tinker/from_proto.ts";
 import {
   CreateModelSchema,
   ModelIdSchema,
@@ -26,6 +30,35 @@ export function opRoute(gateway: Gateway, kind: TrainingOpKind) {
     const head = parseHead(OpHeadSchema, body);
     const id = gateway.trainingOp(c.get("tenant"), kind, head, body);
     return c.json({ "request_id": id, "model_id": head.model_id });
+  };
+}
+
+/**
+ * `forward_backward` in either content type: JSON (SDK 0.24) through
+ * {@linkcode opRoute}, protobuf (SDK 0.25, `forward` included) decoded here.
+ */
+export function forwardBackwardRoute(gateway: Gateway) {
+  const json = opRoute(gateway, "forward_backward");
+  return async (c: import("hono").Context<GatewayEnv>) => {
+    if (!acceptsProtobuf(c.req.header("content-type"))) return await json(c);
+    const encoding = c.req.header("content-encoding");
+    if (
+      encoding !== undefined && encoding.trim().toLowerCase() !== "identity"
+    ) {
+      throw new HttpError(
+        400,
+        `forward_backward takes an uncompressed body (client/config answers proto_compress_fwdbwd: false): got Content-Encoding ${encoding}`,
+      );
+    }
+    const op = protoForwardBackward(new Uint8Array(await c.req.arrayBuffer()));
+    const id = gateway.trainingOp(
+      c.get("tenant"),
+      op.kind,
+      op.head,
+      {},
+      op.prepared,
+    );
+    return c.json({ "request_id": id, "model_id": op.head.model_id });
   };
 }
 
@@ -48,7 +81,7 @@ export function trainingRoutes(gateway: Gateway): Hono<GatewayEnv> {
     return c.json(await gateway.getInfo(c.get("tenant"), b.model_id));
   });
   r.post("/forward", opRoute(gateway, "forward"));
-  r.post("/forward_backward", opRoute(gateway, "forward_backward"));
+  r.post("/forward_backward", forwardBackwardRoute(gateway));
   r.post("/optim_step", opRoute(gateway, "optim_step"));
   return r;
 }
