@@ -1,7 +1,8 @@
-"""The official Tinker SDK (0.24.1, JSON) against Bios's gateway: the
-script side of tests/tinker_gateway_test.ts.
+"""The official Tinker SDK (0.24.1, JSON; 0.25.0, protobuf for
+forward_backward and its results) against Bios's gateway: the script side of
+tests/tinker_gateway_test.ts. The same flows run unchanged on both.
 
-Run by the vendored runner: `python --sdk 0.24.1 tinker_gateway_sdk.py MODE URL KEY [ARGS]`.
+Run by the vendored runner: `python --sdk VERSION tinker_gateway_sdk.py MODE URL KEY [ARGS]`.
 Each MODE drives one flow through the SDK, unmodified, with token ids only
 (no tokenizer), and prints one JSON line of what it saw; the Deno test
 asserts on it.
@@ -95,6 +96,7 @@ def supervised(sc):
     resumed = sc.create_training_client_from_state_with_optimizer(saved)
     resumed_loss = loss(resumed.forward(BATCH, "cross_entropy").result())
     return {
+        "sdk_version": tinker.__version__,
         "model_id": info.model_id,
         "lora_rank": info.lora_rank,
         "model_name": info.model_name,

@@ -1,13 +1,21 @@
 /**
- * The official Tinker SDK (0.24.1, JSON), unmodified, trains and samples on
- * Bios through the HTTP gateway: `deno task serve` runs as a real process on
- * a free port; tests/tinker_gateway_sdk.py drives the SDK through each flow
- * (vendored runner; skipped in one line where it exits 3, failing under
- * `BIOS_REQUIRE_ALL=1`). The auth, tenant and limit checks that need no SDK
+ * The official Tinker SDK, unmodified, trains and samples on Bios through the
+ * HTTP gateway, in both wire versions: 0.24.1 (JSON) and 0.25.0 (protobuf
+ * forward_backward and results). `deno task serve` runs as a real process on
+ * a free port; tests/tinker_gateway_sdk.py drives the SDK through each flow,
+ * once per version on the same gateway (vendored runner; a version it cannot
+ * run here is skipped in one line, failing under `BIOS_REQUIRE_ALL=1`). The auth, tenant and limit checks that need no SDK
  * speak HTTP directly. With `BIOS_TEST_DEPLOYMENT=nats` the gateway joins a
  * nats-server and a node process instead of running an embedded node.
  */
 import assert from "node:assert/strict";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  type ChunkMsg,
+  DType,
+  ForwardBackwardOutputSchema,
+  ForwardBackwardRequestSchema,
+} from "../server/proto/schema.ts";
 import { runTinkerSdk, tinkerSdkForTests } from "./_tinker_sdk_python.ts";
 import {
   type GatewayProcess,
@@ -86,6 +94,7 @@ async function sdkFlows(
     "a pipelined supervised loop, save_state, load_state, save_weights_for_sampler, sampling with stop and logprobs",
     async () => {
       const r = await sdk<{
+        "sdk_version": string;
         "model_id": string;
         "lora_rank": number;
         "model_name": string;
@@ -114,6 +123,7 @@ async function sdkFlows(
         "resumed_id": string;
         "resumed_loss": number;
       }>(version, "supervised", gw, KEY_A);
+      assert.equal(r.sdk_version, version, "the runner ran that SDK");
       assert.equal(r.lora_rank, 8);
       assert.equal(r.model_name, "test/tiny");
       const l = r.losses;
@@ -442,7 +452,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "the gateway orders a run's operations by seq_id however they arrive, and long-polls futures",
+    "the gateway orders a run's operations by seq_id however they arrive, long-polls futures, and speaks SDK 0.25's protobuf",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -521,6 +531,142 @@ Deno.test({
       assert.equal(info.body.lora_rank, 4);
       const gone = await post("retrieve_future", { "request_id": "req-nope" });
       assert.equal(gone.status, 404);
+
+      // SDK 0.25's side of the wire, over raw HTTP (what the SDK never sends too).
+      const dyn = await post("client/dynamic_config", {
+        "sdk_version": "0.25.0",
+      });
+      assert.deepEqual(dyn.body, {
+        "refresh_interval_sec": 300,
+        "proto_compress_fwdbwd": false,
+      });
+      const PB = "application/x-protobuf";
+      /** Polls with `Accept: application/x-protobuf`: bytes, or a JSON body. */
+      const pollPb = async (id: string) => {
+        for (;;) {
+          const r = await fetch(`${gw.url}/api/v1/retrieve_future`, {
+            method: "POST",
+            headers: { "content-type": "application/json", accept: PB },
+            body: JSON.stringify({ "request_id": id }),
+          });
+          assert.equal(r.status, 200);
+          if (r.headers.get("content-type") === PB) {
+            return new Uint8Array(await r.arrayBuffer());
+          }
+          const j = await r.json();
+          if (j.type !== "try_again") return j;
+        }
+      };
+      const asPb = await pollPb(first.body.request_id);
+      assert.ok(asPb instanceof Uint8Array, "a result asked as protobuf is");
+      const out = fromBinary(ForwardBackwardOutputSchema, asPb);
+      assert.equal(out.metrics["loss:sum"], r1.metrics["loss:sum"]);
+      assert.equal(out.lossFnOutputs[0].numDatums, 1n);
+      assert.deepEqual(
+        Array.from(
+          new Float32Array(
+            out.lossFnOutputs[0].fields.logprobs.data.slice().buffer,
+          ),
+        ),
+        r1.loss_fn_outputs[0].logprobs.data,
+      );
+      const bytesOf = (a: Int32Array | Float32Array | BigInt64Array) =>
+        new Uint8Array(a.buffer);
+      const request = (
+        seqId: number,
+        opts: { forwardOnly?: boolean; image?: boolean } = {},
+      ) =>
+        toBinary(
+          ForwardBackwardRequestSchema,
+          create(ForwardBackwardRequestSchema, {
+            modelId: model,
+            seqId,
+            lossFn: "cross_entropy",
+            forwardOnly: opts.forwardOnly ?? false,
+            data: [{
+              modelInput: [
+                {
+                  chunk: {
+                    case: "encodedText",
+                    value: {
+                      tokens: bytesOf(new Int32Array(seq.slice(0, -1))),
+                    },
+                  },
+                },
+                ...(opts.image
+                  ? [{
+                    chunk: {
+                      case: "image",
+                      value: {
+                        data: new Uint8Array([0x89, 0x50]),
+                        format: "png",
+                      },
+                    },
+                  } as unknown as ChunkMsg]
+                  : []),
+              ],
+              lossFnInputs: {
+                "target_tokens": {
+                  encoding: {
+                    case: "dense",
+                    value: bytesOf(new BigInt64Array(seq.slice(1).map(BigInt))),
+                  },
+                  dtype: DType.INT64,
+                  shape: [3n],
+                },
+                weights: {
+                  encoding: {
+                    case: "dense",
+                    value: bytesOf(new Float32Array([1, 1, 1])),
+                  },
+                  dtype: DType.FLOAT32,
+                  shape: [3n],
+                },
+              },
+            }],
+          }),
+        );
+      const postPb = async (
+        body: Uint8Array,
+        headers: Record<string, string> = {},
+      ) => {
+        const r = await fetch(`${gw.url}/api/v1/forward_backward`, {
+          method: "POST",
+          headers: { "content-type": PB, ...headers },
+          body: body as Uint8Array<ArrayBuffer>,
+        });
+        return { status: r.status, body: await r.json() };
+      };
+      // forward_only is a forward at its seq_id: the same loss (no step since).
+      const fwd = await postPb(request(3, { forwardOnly: true }));
+      assert.equal(fwd.status, 200);
+      assert.equal(fwd.body.model_id, model);
+      const r3 = await poll(fwd.body.request_id);
+      assert.equal(r3.metrics["loss:sum"], r1.metrics["loss:sum"]);
+      // A body the decoder refuses, with a readable head, takes its seq_id and
+      // fails its future naming the field (as JSON, whatever the Accept)...
+      const image = await postPb(request(4, { image: true }));
+      assert.equal(image.status, 200);
+      const refused = await pollPb(image.body.request_id);
+      assert.equal(refused.category, "user");
+      assert.match(
+        refused.error,
+        /data\[0\]\.model_input\[1\]\.image is an image chunk: Bios trains text models only/,
+      );
+      // ...so the run goes on at the next seq_id.
+      const r5 = await poll((await fb(5)).body.request_id);
+      assert.equal(r5.metrics["loss:sum"], r1.metrics["loss:sum"]);
+      // A bad head, unreadable bytes, a compressed body: 400 at once, naming why.
+      const noSeq = await postPb(request(0));
+      assert.equal(noSeq.status, 400);
+      assert.equal(noSeq.body.field, "seq_id");
+      const cut = await postPb(request(6).slice(0, 20));
+      assert.equal(cut.status, 400, JSON.stringify(cut.body));
+      assert.match(cut.body.error, /truncated/);
+      assert.equal(typeof cut.body.field, "string");
+      const zstd = await postPb(request(6), { "content-encoding": "zstd" });
+      assert.equal(zstd.status, 400);
+      assert.match(zstd.body.error, /uncompressed body/);
     } finally {
       assert.equal(await gw.stop(), 0);
     }
