@@ -5,8 +5,10 @@
  * schemas. A refusal is an {@linkcode InvalidArgumentError} whose field and
  * message use the wire's names (`forward_backward_input.data[0].loss_fn_inputs.target_tokens`).
  *
- * A content type other than JSON (the 0.25 SDK's protobuf) plugs in before
- * these: it decodes to the same wire object, and the same call follows.
+ * SDK 0.25's protobuf `forward_backward` does not pass through here: its
+ * decoder (server/proto/) yields Bios's datum inputs, made a call in
+ * server/tinker/from_proto.ts and checked by the same
+ * {@linkcode checkTrainerCall}.
  *
  * @module
  */
