@@ -30,6 +30,15 @@ export function freePort(): number {
   return port;
 }
 
+/** Options of {@link NatsServer.start}. */
+export interface NatsServerOptions {
+  /**
+   * Enable JetStream (`-js`), storing in a temporary folder (`-sd`) that
+   * outlives `kill` and `restart` and goes with `stop`.
+   */
+  jetstream?: boolean;
+}
+
 /** A running nats-server. */
 export class NatsServer {
   #child: Deno.ChildProcess | null = null;
@@ -37,6 +46,8 @@ export class NatsServer {
   private constructor(
     readonly port: number,
     readonly extraArgs: readonly string[],
+    /** JetStream's store folder, when JetStream is on. */
+    readonly storeDir?: string,
   ) {}
 
   /** The URL clients connect to. */
@@ -52,8 +63,12 @@ export class NatsServer {
   static async start(
     port = freePort(),
     args: readonly string[] = [],
+    opts: NatsServerOptions = {},
   ): Promise<NatsServer> {
-    const s = new NatsServer(port, args);
+    const storeDir = opts.jetstream
+      ? await Deno.makeTempDir({ prefix: "bios-nats-js-" })
+      : undefined;
+    const s = new NatsServer(port, args, storeDir);
     await s.restart();
     return s;
   }
@@ -62,7 +77,14 @@ export class NatsServer {
   async restart(): Promise<void> {
     if (this.#child) throw new Error("nats-server is already running");
     this.#child = new Deno.Command("nats-server", {
-      args: ["-a", "127.0.0.1", "-p", String(this.port), ...this.extraArgs],
+      args: [
+        "-a",
+        "127.0.0.1",
+        "-p",
+        String(this.port),
+        ...(this.storeDir ? ["-js", "-sd", this.storeDir] : []),
+        ...this.extraArgs,
+      ],
       stdout: "null",
       stderr: "null",
     }).spawn();
@@ -89,5 +111,13 @@ export class NatsServer {
     this.#child = null;
     c.kill("SIGKILL");
     await c.status;
+  }
+
+  /** Kills the server and removes its JetStream store. */
+  async stop(): Promise<void> {
+    await this.kill();
+    if (this.storeDir) {
+      await Deno.remove(this.storeDir, { recursive: true }).catch(() => {});
+    }
   }
 }
