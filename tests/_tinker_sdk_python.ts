@@ -1,5 +1,5 @@
 /**
- * The official Tinker SDK, vendored in `../shared/vendor/tinker-sdk` (or
+ * The official Tinker SDK, vendored unmodified in `vendor/tinker-sdk` (or
  * where `TINKER_SDK_PYTHON` points), for tests that check Bios's wire
  * against it. Its runner exits 3 where the SDK's Python dependencies are not
  * installable (no local wheelhouse): the tests then say so in one line and
@@ -14,7 +14,7 @@ const REPO = new URL("../", import.meta.url).pathname;
 
 /** The runner: `python [--sdk VERSION] script.py ARGS...`. */
 export const TINKER_SDK_PYTHON = Deno.env.get("TINKER_SDK_PYTHON") ??
-  `${REPO}../shared/vendor/tinker-sdk/python`;
+  `${REPO}vendor/tinker-sdk/python`;
 
 /** Whether the runner can run an SDK version here, and why not. */
 export interface TinkerSdkProbe {
