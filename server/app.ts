@@ -17,6 +17,7 @@ import { HttpError, isUserError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
 import type { GatewayEnv } from "./http.ts";
 import { futureRoutes } from "./routes/futures.ts";
+import { openaiRoutes } from "./routes/openai.ts";
 import { samplingRoutes } from "./routes/sampling.ts";
 import { serviceRoutes } from "./routes/service.ts";
 import { trainingRoutes } from "./routes/training.ts";
@@ -102,6 +103,14 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   api.route("/", samplingRoutes(opts.gateway));
   api.route("/", futureRoutes(opts.gateway));
   app.route("/api/v1", api);
+  app.route(
+    "/v1",
+    openaiRoutes({
+      ...opts,
+      noAuthTenant: NO_AUTH_TENANT,
+      maxBodyBytes: maxSize,
+    }),
+  );
   app.notFound((c) =>
     c.json(
       { error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` },

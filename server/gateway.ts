@@ -25,6 +25,8 @@ import type {
   SampleResponse,
 } from "../protocol/types/responses.ts";
 import { askResending } from "../client/resend.ts";
+import { fetchTokenizer } from "../client/tokenizer_of.ts";
+import type { Tokenizer } from "../protocol/types/tokenizer.ts";
 import {
   InvalidArgumentError,
   NotFoundError,
@@ -120,6 +122,7 @@ export class Gateway {
   readonly #runs = new Map<string, Run>();
   readonly #samplers = new Map<string, Sampler>();
   readonly #sweeper: ReturnType<typeof setInterval>;
+  readonly #tokenizers = new Map<string, Promise<Tokenizer>>();
 
   /** A gateway over `opts.service`. */
   constructor(opts: GatewayOptions) {
@@ -531,6 +534,42 @@ export class Gateway {
       return { kind: "sample", value };
     })();
     return this.futures.add(tenant, work);
+  }
+
+  /**
+   * A sampler outside any session (OpenAI's routes): of base model
+   * `from.baseModel`, or of `tenant`'s checkpoint `from.modelPath` (a
+   * `tinker://` path); kept for the next such request and closed after the
+   * same idle time as `asample`'s ad-hoc samplers (it is one of them).
+   *
+   * @throws {HttpError} 404 for another tenant's checkpoint, as for a missing one
+   */
+  adhocSampler(
+    tenant: string,
+    from: { baseModel: string } | { modelPath: string },
+    field: string,
+  ): Promise<SamplingClient> {
+    const f = "modelPath" in from
+      ? { modelPath: this.#ownPath(tenant, from.modelPath, field).path }
+      : { baseModel: from.baseModel };
+    const key = `adhoc:${tenant}:${f.modelPath ?? ""}:${f.baseModel ?? ""}`;
+    const s = this.#samplers.get(key) ??
+      this.#addSampler(tenant, key, undefined, f, f.baseModel ?? "");
+    s.lastUsed = Date.now();
+    return s.client;
+  }
+
+  /** The tokenizer of base model `baseModel` (fetched once, then kept). */
+  tokenizer(baseModel: string): Promise<Tokenizer> {
+    let t = this.#tokenizers.get(baseModel);
+    if (!t) {
+      t = this.#service.connection().then((c) =>
+        fetchTokenizer(c.registry, baseModel)
+      );
+      t.catch(() => this.#tokenizers.delete(baseModel));
+      this.#tokenizers.set(baseModel, t);
+    }
+    return t;
   }
 
   #sweep(): void {
