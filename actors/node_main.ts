@@ -4,11 +4,21 @@
  * NATS transport, so that clients anywhere reach it by subject.
  *
  * ```sh
- * deno task node --nats nats://127.0.0.1:4222 [--checkpoint-dir DIR] [--name NAME]
+ * deno task node --nats nats://127.0.0.1:4222 [--name NAME]
+ *   [--checkpoints auto|jetstream|files] [--checkpoint-bucket NAME] [--checkpoint-dir DIR]
  *   [--user U --pass P | --token T | --nkey SEEDFILE | --creds FILE]
  *   [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
  *   [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false]
  * ```
+ *
+ * Checkpoints (`--checkpoints`): `jetstream` keeps them in the JetStream
+ * Object Store bucket `--checkpoint-bucket` (default `bios-checkpoints`) of
+ * the NATS server, which every node sees, so any node loads what another
+ * saved; `files` keeps them under `--checkpoint-dir` (default
+ * `$BIOS_HOME/runs`), which must then be one folder shared by every node;
+ * `auto` (the default) is `jetstream` when the server has JetStream on
+ * (`nats-server -js`) and `files` otherwise, said in one line. The ready
+ * line says which.
  *
  * It prints one JSON line, `{"ready": true, ...}`, once its actors are
  * reachable. SIGINT or SIGTERM drains it: every actor finishes the message
@@ -16,10 +26,17 @@
  *
  * @module
  */
+import type { NatsConnection } from "@nats-io/nats-core";
 import { ActorSystem } from "../runtime/system.ts";
 import { NatsTransport } from "../runtime/nats_transport.ts";
 import { biosHome } from "../runtime/home.ts";
 import { startNode } from "./node.ts";
+import {
+  DEFAULT_CHECKPOINT_BUCKET,
+  ObjectCheckpointStorage,
+} from "./checkpoint_object_store.ts";
+import { FileCheckpointStorage } from "./checkpoint_file_storage.ts";
+import type { CheckpointStorage } from "./checkpoint_storage.ts";
 import {
   NATS_AUTH_FLAGS,
   type NatsAuth,
@@ -31,8 +48,12 @@ import {
 export interface NodeArgs {
   /** NATS server URL. */
   nats: string;
-  /** Folder for checkpoints. */
+  /** Folder for checkpoints (`--checkpoints files`). */
   checkpointDir: string;
+  /** Where checkpoints live (`--checkpoints`): see the module. */
+  checkpoints: "auto" | "jetstream" | "files";
+  /** The JetStream Object Store bucket (`--checkpoint-bucket`). */
+  checkpointBucket: string;
   /** Connection name. */
   name: string;
   /** Credentials and TLS for the NATS connection. */
@@ -54,7 +75,9 @@ function positiveInt(flag: string, value: string): number {
 }
 
 /**
- * Reads `--nats URL [--checkpoint-dir DIR] [--name NAME]`.
+ * Reads `--nats URL [--checkpoints auto|jetstream|files]
+ * [--checkpoint-bucket NAME] [--checkpoint-dir DIR] [--name NAME]` and the
+ * rest of the module's flags.
  *
  * @throws {Error} naming the flag that is missing or unknown
  */
@@ -68,7 +91,21 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
     if (setAuthFlag(auth, flag, value)) continue;
     if (flag === "--nats") out.nats = value;
     else if (flag === "--checkpoint-dir") out.checkpointDir = value;
-    else if (flag === "--name") out.name = value;
+    else if (flag === "--checkpoints") {
+      if (value !== "auto" && value !== "jetstream" && value !== "files") {
+        throw new Error(
+          `--checkpoints must be auto, jetstream or files: got ${value}`,
+        );
+      }
+      out.checkpoints = value;
+    } else if (flag === "--checkpoint-bucket") {
+      if (!/^[A-Za-z0-9_-]+$/.test(value)) {
+        throw new Error(
+          `--checkpoint-bucket must be a bucket name (A–Z, a–z, 0–9, "_", "-"): got ${value}`,
+        );
+      }
+      out.checkpointBucket = value;
+    } else if (flag === "--name") out.name = value;
     else if (flag === "--shards-per-run") {
       out.shardsPerRun = positiveInt(flag, value);
     } else if (flag === "--micro-batch-tokens") {
@@ -80,7 +117,7 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
       out.deviceHandoff = value === "true";
     } else {
       throw new Error(
-        `unknown flag ${flag}: usage --nats URL [--checkpoint-dir DIR] [--name NAME] [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false] [${
+        `unknown flag ${flag}: usage --nats URL [--checkpoints auto|jetstream|files] [--checkpoint-bucket NAME] [--checkpoint-dir DIR] [--name NAME] [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false] [${
           NATS_AUTH_FLAGS.join(" | ")
         } VALUE]`,
       );
@@ -90,12 +127,37 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
   return {
     nats: out.nats,
     checkpointDir: out.checkpointDir ?? `${biosHome()}/runs`,
+    checkpoints: out.checkpoints ?? "auto",
+    checkpointBucket: out.checkpointBucket ?? DEFAULT_CHECKPOINT_BUCKET,
     name: out.name ?? `bios-node-${Deno.pid}`,
     auth,
     shardsPerRun: out.shardsPerRun,
     microBatchTokens: out.microBatchTokens,
     deviceHandoff: out.deviceHandoff,
   };
+}
+
+/**
+ * The storage `args` asks for on `nc` (see the module): `auto` is JetStream
+ * when the server has it on.
+ *
+ * @throws when JetStream is asked for and the bucket cannot be opened
+ */
+export async function openCheckpointStorage(
+  args: Pick<NodeArgs, "checkpoints" | "checkpointBucket" | "checkpointDir">,
+  nc: NatsConnection,
+): Promise<CheckpointStorage> {
+  const jetstream = args.checkpoints === "jetstream" ||
+    (args.checkpoints === "auto" && nc.info?.jetstream === true);
+  if (jetstream) {
+    return await ObjectCheckpointStorage.open(nc, args.checkpointBucket);
+  }
+  if (args.checkpoints === "auto") {
+    console.error(
+      `checkpoints: the NATS server has no JetStream: keeping them in files under ${args.checkpointDir} (every node must share that folder)`,
+    );
+  }
+  return new FileCheckpointStorage(args.checkpointDir);
 }
 
 if (import.meta.main) {
@@ -111,9 +173,25 @@ if (import.meta.main) {
     name: args.name,
     connection: natsAuthOptions(args.auth),
   });
+  let checkpointStorage: CheckpointStorage;
+  try {
+    checkpointStorage = await openCheckpointStorage(
+      args,
+      transport.connection,
+    );
+  } catch (e) {
+    console.error(
+      `checkpoints: JetStream object store bucket ${args.checkpointBucket}: ${
+        (e as Error).message
+      } (start nats-server with -js, or pass --checkpoints files)`,
+    );
+    await transport.close();
+    Deno.exit(2);
+  }
   const system = new ActorSystem({ transport, name: args.name });
   await startNode(system, {
     checkpointRoot: args.checkpointDir,
+    checkpointStorage,
     shardsPerRun: args.shardsPerRun,
     microBatchTokens: args.microBatchTokens,
     deviceHandoff: args.deviceHandoff,
@@ -129,6 +207,11 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", drain);
   Deno.addSignalListener("SIGTERM", drain);
   console.log(
-    JSON.stringify({ ready: true, nats: args.nats, name: args.name }),
+    JSON.stringify({
+      ready: true,
+      nats: args.nats,
+      name: args.name,
+      checkpoints: checkpointStorage.description,
+    }),
   );
 }

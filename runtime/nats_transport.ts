@@ -150,6 +150,11 @@ export class NatsTransport implements Transport {
     return new NatsTransport(nc, opts.prefix ?? "bios");
   }
 
+  /** The NATS connection under this transport (for JetStream). */
+  get connection(): NatsConnection {
+    return this.#nc;
+  }
+
   /** The largest payload one message may carry here (the server's `max_payload`). */
   get maxPayload(): number {
     return this.#nc.info?.max_payload ?? 1024 * 1024;

@@ -118,8 +118,17 @@ export async function ensureTinyModels(): Promise<string> {
 export interface TestService {
   /** The client. */
   service: bios.ServiceClient;
-  /** Its checkpoint folder (temporary). */
+  /**
+   * Its checkpoint folder (temporary): where the checkpoints are, unless
+   * `checkpoints` is `jetstream`.
+   */
   checkpointDir: string;
+  /**
+   * Where the node keeps checkpoints: `files` in `checkpointDir` (embedded,
+   * or asked for with `checkpointFolder`), else `jetstream`, the NATS
+   * server's object store, as on a cluster.
+   */
+  checkpoints: "files" | "jetstream";
   /** The catalog file naming the tiny models. */
   catalogFile: string;
   /** Where the node runs: in this process, or in a process of its own on NATS. */
@@ -146,16 +155,20 @@ export function testDeployment(): Deployment {
 
 /**
  * Start a service that knows the tiny models: embedded, or (with
- * `BIOS_TEST_DEPLOYMENT=nats`) a nats-server and a node process that keeps
- * its checkpoints in the same temporary folder.
+ * `BIOS_TEST_DEPLOYMENT=nats`) a nats-server with JetStream and a node
+ * process that keeps its checkpoints in the server's object store, as a
+ * cluster does — or, for a test that reads or damages the checkpoint files
+ * itself (`checkpointFolder: true`), in the temporary folder.
  */
 export async function startTestService(
   opts: Omit<bios.ServiceClientOptions, "checkpointDir"> & {
     /** Serve this catalog's models (all loaded now) instead of the tiny ones. */
     catalog?: { file: string; models: readonly string[] };
+    /** The test reads or changes the node's checkpoint files in `checkpointDir`. */
+    checkpointFolder?: boolean;
   } = {},
 ): Promise<TestService> {
-  const { catalog, ...clientOpts } = opts;
+  const { catalog, checkpointFolder, ...clientOpts } = opts;
   const catalogFile = catalog?.file ?? await ensureTinyModels();
   const prev = Deno.env.get("BIOS_MODELS");
   Deno.env.set("BIOS_MODELS", catalogFile);
@@ -167,11 +180,21 @@ export async function startTestService(
   const deployment = testDeployment();
   let stopNode = async () => {};
   let service: bios.ServiceClient;
+  const checkpoints = deployment === "nats" && !checkpointFolder
+    ? "jetstream"
+    : "files";
   if (deployment === "nats") {
     const { NatsServer } = await import("../runtime/_nats_server.ts");
     const { startNodeProcess } = await import("./_node_process.ts");
-    const server = await NatsServer.start();
-    const flags = ["--checkpoint-dir", checkpointDir];
+    const server = await NatsServer.start(undefined, [], {
+      jetstream: checkpoints === "jetstream",
+    });
+    const flags = [
+      "--checkpoints",
+      checkpoints,
+      "--checkpoint-dir",
+      checkpointDir,
+    ];
     if (opts.shardsPerRun !== undefined) {
       flags.push("--shards-per-run", String(opts.shardsPerRun));
     }
@@ -189,7 +212,7 @@ export async function startTestService(
     service = new bios.ServiceClient({ nats: server.url });
     stopNode = async () => {
       await node.stop("SIGTERM");
-      await server.kill();
+      await server.stop();
     };
   } else {
     service = new bios.ServiceClient({ checkpointDir, ...clientOpts });
@@ -197,6 +220,7 @@ export async function startTestService(
   return {
     service,
     checkpointDir,
+    checkpoints,
     catalogFile,
     deployment,
     async close() {
