@@ -16,7 +16,10 @@ import type { RateLimiter } from "./auth/rate_limit.ts";
 import { HttpError, isUserError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
 import type { GatewayEnv } from "./http.ts";
+import { describeRoute } from "./openapi/describe.ts";
 import { futureRoutes } from "./routes/futures.ts";
+import { observeRoutes, requestMetrics } from "./routes/observe.ts";
+import { runMetricsRoutes } from "./routes/run_metrics.ts";
 import { openaiRoutes } from "./routes/openai.ts";
 import { samplingRoutes } from "./routes/sampling.ts";
 import { serviceRoutes } from "./routes/service.ts";
@@ -40,6 +43,8 @@ export interface AppOptions {
   rateLimit?: RateLimiter | null;
   /** Largest request body in bytes. @default {64 MiB} */
   maxBodyBytes?: number;
+  /** The key `/metrics` takes (`--metrics-key`); null or absent: loopback callers only. */
+  metricsKey?: string | null;
 }
 
 /** The key a request presents, if any. */
@@ -55,7 +60,19 @@ function presentedKey(req: Request): string | null {
 export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
   const api = new Hono<GatewayEnv>();
+  app.use(requestMetrics(opts.gateway.metrics));
+  observeRoutes(app, {
+    metrics: opts.gateway.metrics,
+    metricsKey: opts.metricsKey ?? null,
+    app,
+  });
   api.get("/healthz", (c) => c.json({ status: "ok" }));
+  describeRoute(api, "get", "/healthz", {
+    summary: "Health check",
+    response: '{"status": "ok"}',
+    tags: ["service"],
+    auth: false,
+  });
   api.use(async (c, next) => {
     if (opts.keys === null) {
       c.set("tenant", NO_AUTH_TENANT);
@@ -102,6 +119,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   api.route("/", weightsRoutes(opts.gateway));
   api.route("/", samplingRoutes(opts.gateway));
   api.route("/", futureRoutes(opts.gateway));
+  api.route("/", runMetricsRoutes(opts.gateway));
   app.route("/api/v1", api);
   app.route(
     "/v1",

@@ -4,7 +4,7 @@
  * ```sh
  * deno task serve [--port P] [--host H] [--nats nats://…] [--keys FILE] [--insecure-no-auth]
  *   [--checkpoint-dir DIR] [--max-body-bytes N] [--rate-limit N] [--rate-burst N]
- *   [--session-idle-s N] [--poll-hold-s N] [NATS credentials: --user U --pass P | --token T | --nkey F | --creds F, --tls-*]
+ *   [--session-idle-s N] [--poll-hold-s N] [--metrics-key KEY] [NATS credentials: --user U --pass P | --token T | --nkey F | --creds F, --tls-*]
  * ```
  *
  * @example
@@ -50,10 +50,12 @@ export interface ServeArgs {
   sessionIdleS?: number;
   /** Seconds `retrieve_future` holds a request before "try again". */
   pollHoldS?: number;
+  /** The key `/metrics` takes from any caller; without it, loopback callers only. */
+  metricsKey?: string;
 }
 
 const USAGE =
-  "usage: deno task serve [--port P] [--host H] [--nats nats://…] [--keys FILE] [--insecure-no-auth] [--checkpoint-dir DIR] [--max-body-bytes N] [--rate-limit N] [--rate-burst N] [--session-idle-s N] [--poll-hold-s N]";
+  "usage: deno task serve [--port P] [--host H] [--nats nats://…] [--keys FILE] [--insecure-no-auth] [--checkpoint-dir DIR] [--max-body-bytes N] [--rate-limit N] [--rate-burst N] [--session-idle-s N] [--poll-hold-s N] [--metrics-key KEY]";
 
 function int(flag: string, value: string, min: number): number {
   const n = Number(value);
@@ -121,6 +123,12 @@ export function parseServeArgs(args: readonly string[]): ServeArgs {
         break;
       case "--session-idle-s":
         out.sessionIdleS = int(flag, value, 1);
+        break;
+      case "--metrics-key":
+        if (value.length < 16) {
+          throw new Error("--metrics-key must be at least 16 characters");
+        }
+        out.metricsKey = value;
         break;
       case "--poll-hold-s":
         out.pollHoldS = int(flag, value, 1);

@@ -74,6 +74,13 @@ export class FutureStore {
     return this.#entries.size;
   }
 
+  /** Futures not settled yet (the queue depth). */
+  get pending(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (!e.outcome) n++;
+    return n;
+  }
+
   /**
    * A new future of `tenant` for `work`; returns its request id.
    *

@@ -34,6 +34,8 @@ import {
 } from "../runtime/errors.ts";
 import { FutureStore, type FutureStoreOptions } from "./futures.ts";
 import { HttpError, notFound } from "./errors.ts";
+import { GatewayMetrics } from "./metrics/gateway_metrics.ts";
+import { TrainingObserver } from "./metrics/training_observer.ts";
 import { type BiosPath, toBiosPath } from "../protocol/tinker/paths.ts";
 import {
   capabilitiesJson,
@@ -83,6 +85,8 @@ export interface GatewayOptions {
   sessionIdleMs?: number;
   /** Futures' hold and keep times. */
   futures?: FutureStoreOptions;
+  /** Where each run's `metrics.jsonl` goes (`<runsDir>/<run>/`); none without it. */
+  runsDir?: string;
 }
 
 interface Session {
@@ -115,6 +119,10 @@ interface Sampler {
 export class Gateway {
   /** The futures of every operation started here. */
   readonly futures: FutureStore;
+  /** The Prometheus metrics `/metrics` serves. */
+  readonly metrics: GatewayMetrics;
+  /** Counts operations and writes runs' metrics.jsonl. */
+  readonly observer: TrainingObserver;
   readonly #service: ServiceClient;
   readonly #tenants: boolean;
   readonly #idleMs: number;
@@ -130,6 +138,11 @@ export class Gateway {
     this.#tenants = opts.tenants;
     this.#idleMs = opts.sessionIdleMs ?? DEFAULT_SESSION_IDLE_MS;
     this.futures = new FutureStore(opts.futures);
+    this.metrics = new GatewayMetrics({
+      futuresPending: () => this.futures.pending,
+      stats: () => this.stats(),
+    });
+    this.observer = new TrainingObserver(this.metrics, opts.runsDir);
     this.#sweeper = setInterval(
       () => this.#sweep(),
       Math.min(60_000, this.#idleMs),
@@ -319,6 +332,7 @@ export class Gateway {
         (value) => this.#rendered(tenant, run, kind, value, ephemeral),
         (e) => Promise.reject(wireTrainerError(type, e)),
       );
+    this.observer.trainingOp(runId, kind, seq, call, work, result);
     return this.futures.add(tenant, result);
   }
 
@@ -533,6 +547,7 @@ export class Gateway {
       sampler.lastUsed = Date.now();
       return { kind: "sample", value };
     })();
+    this.observer.sample(work as Promise<{ value: SampleResponse }>);
     return this.futures.add(tenant, work);
   }
 
@@ -591,6 +606,17 @@ export class Gateway {
     if (!s) return;
     this.#samplers.delete(id);
     s.client.then((c) => c.close()).catch(() => {});
+  }
+
+  /**
+   * Where run `modelId` of `tenant`'s `metrics.jsonl` is (it may not exist
+   * yet); undefined when this gateway writes none.
+   *
+   * @throws {HttpError} 404 when the run is not `tenant`'s
+   */
+  metricsLogPath(tenant: string, modelId: string): string | undefined {
+    this.#run(tenant, modelId);
+    return this.observer.logPath(modelId);
   }
 
   /** Sessions, runs and samplers held now (for tests and logs). */

@@ -23,6 +23,7 @@ import {
 } from "./auth/keys.ts";
 import { RateLimiter } from "./auth/rate_limit.ts";
 import { Gateway } from "./gateway.ts";
+import { biosHome } from "../runtime/home.ts";
 
 /** The keys the gateway takes: the keys file's and `BIOS_API_KEYS`'s. */
 async function loadKeys(args: ServeArgs): Promise<KeyRing | null> {
@@ -65,11 +66,15 @@ export async function serve(argv: readonly string[]): Promise<void> {
     futures: args.pollHoldS !== undefined
       ? { holdMs: args.pollHoldS * 1000 }
       : undefined,
+    // Each run's metrics.jsonl beside its checkpoints (embedded), or in
+    // this host's Bios home (a cluster's checkpoints are on its nodes).
+    runsDir: args.checkpointDir ?? `${biosHome()}/runs`,
   });
   const app = createApp({
     gateway,
     keys,
     maxBodyBytes: args.maxBodyBytes,
+    metricsKey: args.metricsKey ?? Deno.env.get("BIOS_METRICS_KEY") ?? null,
     rateLimit: args.rateLimit > 0
       ? new RateLimiter({
         perSecond: args.rateLimit,

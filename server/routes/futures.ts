@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { describeRoute } from "../openapi/describe.ts";
 import { type Context, Hono } from "hono";
 import type { Gateway } from "../gateway.ts";
 import { failureJson, notFound } from "../errors.ts";
@@ -63,6 +64,14 @@ export function futureRoutes(gateway: Gateway): Hono<GatewayEnv> {
       case "done":
         return respondResult(c, got.result);
     }
+  });
+  describeRoute(r, "post", "/retrieve_future", {
+    summary: "Long-poll a future (held up to 40 s, then try_again)",
+    description:
+      "A ForwardBackwardOutput or SampleResponse comes as protobuf when Accept names application/x-protobuf; everything else as JSON. A failure is {error, category: user|server}.",
+    request: RetrieveFutureSchema,
+    response: "The result, {type: try_again}, or {error, category}",
+    tags: ["futures"],
   });
   return r;
 }

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { describeRoute } from "../openapi/describe.ts";
+import { FUTURE_RESPONSE, SAMPLE_BODY } from "../openapi/tinker_bodies.ts";
 import { Hono } from "hono";
 import type { Gateway } from "../gateway.ts";
 import { type GatewayEnv, parseHead, readBody } from "../http.ts";
@@ -40,5 +42,22 @@ export function samplingRoutes(gateway: Gateway): Hono<GatewayEnv> {
     "/samplers/:id",
     (c) => c.json(gateway.samplerInfo(c.get("tenant"), c.req.param("id"))),
   );
+  describeRoute(r, "post", "/create_sampling_session", {
+    summary: "Start a sampler of a base model or a checkpoint",
+    request: CreateSamplingSessionSchema,
+    response: "{sampling_session_id}",
+    tags: ["sampling"],
+  });
+  describeRoute(r, "post", "/asample", {
+    summary: "Generate from a sampling session, a base model or a checkpoint",
+    request: SAMPLE_BODY,
+    response: `${FUTURE_RESPONSE} (its result: a SampleResponse)`,
+    tags: ["sampling"],
+  });
+  describeRoute(r, "get", "/samplers/:id", {
+    summary: "What a sampling session samples",
+    response: "{sampler_id, base_model, model_path?}",
+    tags: ["sampling"],
+  });
   return r;
 }

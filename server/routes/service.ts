@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { describeRoute } from "../openapi/describe.ts";
 import { Hono } from "hono";
 import type { Gateway } from "../gateway.ts";
 import { type GatewayEnv, parseHead, readBody } from "../http.ts";
@@ -64,5 +65,37 @@ export function serviceRoutes(gateway: Gateway): Hono<GatewayEnv> {
   });
   // The SDK's telemetry is acknowledged as its wire requires; Bios keeps none of it.
   r.post("/telemetry", (c) => c.json({ status: "accepted" }));
+  describeRoute(r, "post", "/client/config", {
+    summary: "The SDK's client flags (transport, protobuf, chunking)",
+    response: "The flags",
+    tags: ["service"],
+  });
+  describeRoute(r, "post", "/client/dynamic_config", {
+    summary: "The SDK 0.25 flags refreshed at run time",
+    response: "The flags and their refresh interval",
+    tags: ["service"],
+  });
+  describeRoute(r, "get", "/get_server_capabilities", {
+    summary: "The models this service trains and samples",
+    response: "{supported_models: [{model_name}]}",
+    tags: ["service"],
+  });
+  describeRoute(r, "post", "/create_session", {
+    summary: "Start a session (its runs and samplers live while it beats)",
+    request: CreateSessionSchema,
+    response: "{session_id}",
+    tags: ["service"],
+  });
+  describeRoute(r, "post", "/session_heartbeat", {
+    summary: "Keep a session alive",
+    request: SessionHeartbeatSchema,
+    response: "{type: session_heartbeat}",
+    tags: ["service"],
+  });
+  describeRoute(r, "post", "/telemetry", {
+    summary: "The SDK's telemetry: acknowledged, not kept",
+    response: "{status: accepted}",
+    tags: ["service"],
+  });
   return r;
 }

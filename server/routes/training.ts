@@ -11,6 +11,11 @@
  *
  * @module
  */
+import { describeRoute } from "../openapi/describe.ts";
+import {
+  FUTURE_RESPONSE,
+  TRAINING_OP_BODIES,
+} from "../openapi/tinker_bodies.ts";
 import { Hono } from "hono";
 import type { Gateway, TrainingOpKind } from "../gateway.ts";
 import { HttpError } from "../errors.ts";
@@ -83,5 +88,39 @@ export function trainingRoutes(gateway: Gateway): Hono<GatewayEnv> {
   r.post("/forward", opRoute(gateway, "forward"));
   r.post("/forward_backward", forwardBackwardRoute(gateway));
   r.post("/optim_step", opRoute(gateway, "optim_step"));
+  describeRoute(r, "post", "/create_model", {
+    summary: "Create a LoRA training run",
+    request: CreateModelSchema,
+    response: `${FUTURE_RESPONSE} (its result: {model_id})`,
+    tags: ["training"],
+  });
+  describeRoute(r, "post", "/get_info", {
+    summary: "A run's model and LoRA rank",
+    request: ModelIdSchema,
+    response: "{model_id, model_data, is_lora, lora_rank, model_name}",
+    tags: ["training"],
+  });
+  describeRoute(r, "post", "/forward", {
+    summary: "Forward pass and loss, no gradients (in seq_id order)",
+    request: TRAINING_OP_BODIES.forward,
+    response: `${FUTURE_RESPONSE} (its result: a ForwardBackwardOutput)`,
+    tags: ["training"],
+  });
+  describeRoute(r, "post", "/forward_backward", {
+    summary:
+      "Forward, loss and backward; gradients accumulate (in seq_id order)",
+    description:
+      "JSON (SDK 0.24) or application/x-protobuf (SDK 0.25, uncompressed; forward_only is a forward).",
+    request: TRAINING_OP_BODIES.forward_backward,
+    requestTypes: ["application/x-protobuf"],
+    response: `${FUTURE_RESPONSE} (its result: a ForwardBackwardOutput)`,
+    tags: ["training"],
+  });
+  describeRoute(r, "post", "/optim_step", {
+    summary: "Adam step on the accumulated gradients (in seq_id order)",
+    request: TRAINING_OP_BODIES.optim_step,
+    response: `${FUTURE_RESPONSE} (its result: {metrics})`,
+    tags: ["training"],
+  });
   return r;
 }
