@@ -28,7 +28,7 @@ const DATUM = nextTokenDatum(textIds(SAMPLE_TEXTS[0]));
 
 /** The node answers: a list, a new run that trains, a sampler from `path`. */
 async function nodeWorks(ts: TestService, path: string): Promise<void> {
-  const conn = await ts.service.connection();
+  const conn = await ts.connection();
   const caps = await ts.service.getServerCapabilities();
   assert.ok(caps.supportedModels.length > 0);
   const tc = await ts.service.createLoraTrainingClient(RUN);
@@ -46,7 +46,7 @@ async function nodeWorks(ts: TestService, path: string): Promise<void> {
 }
 
 async function listed(ts: TestService, runId: string): Promise<string[]> {
-  const conn = await ts.service.connection();
+  const conn = await ts.connection();
   const entries = await conn.registry.ask<{ kind: string; name: string }[]>({
     type: "list_checkpoints",
     runId,
@@ -83,7 +83,7 @@ Deno.test({
   ignore: noTmpfs !== null && !REQUIRE_ALL,
   async fn() {
     assert.equal(noTmpfs, null, `BIOS_REQUIRE_ALL=1: ${noTmpfs}`);
-    const ts = await startTestService();
+    const ts = await startTestService({ checkpointFolder: true });
     // The node starts on the first call, so the store sees only the tmpfs.
     const why = await mountTmpfs(ts.checkpointDir, "256k");
     assert.equal(why, null, `mount: ${why}`);
@@ -141,7 +141,7 @@ Deno.test({
 });
 
 Deno.test("a file in the way of a checkpoint folder (EEXIST, ENOTDIR) fails that save with a StorageError, and the node keeps working", async () => {
-  const ts = await startTestService();
+  const ts = await startTestService({ checkpointFolder: true });
   try {
     const a = await ts.service.createLoraTrainingClient(RUN);
     const b = await ts.service.createLoraTrainingClient(RUN);
@@ -187,7 +187,7 @@ Deno.test("a file in the way of a checkpoint folder (EEXIST, ENOTDIR) fails that
 });
 
 Deno.test("a checkpoint with a file missing or a damaged manifest is refused by name; the others and the node keep working", async () => {
-  const ts = await startTestService();
+  const ts = await startTestService({ checkpointFolder: true });
   try {
     const tc = await ts.service.createLoraTrainingClient(RUN);
     await tc.train([DATUM], { learningRate: 1e-2 });

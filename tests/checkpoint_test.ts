@@ -57,8 +57,9 @@ async function probeLoss(tc: TrainingClient): Promise<number> {
 
 async function withService(
   body: (ts: TestService) => Promise<void>,
+  opts: { checkpointFolder?: boolean } = {},
 ): Promise<void> {
-  const ts = await startTestService();
+  const ts = await startTestService(opts);
   try {
     await body(ts);
   } finally {
@@ -246,7 +247,7 @@ Deno.test("TrainingClient.saveState writes PEFT adapter files, optimizer state a
       () => Deno.stat(`${smp}/optimizer.safetensors`),
       Deno.errors.NotFound,
     );
-  });
+  }, { checkpointFolder: true });
 });
 
 Deno.test("writeCheckpoint is atomic: a crash mid-save leaves no checkpoint and the previous one intact", async () => {
@@ -303,7 +304,7 @@ Deno.test("writeCheckpoint is atomic: a crash mid-save leaves no checkpoint and 
     );
 
     // The service lists and loads the previous checkpoint as before.
-    const conn = await ts.service.connection();
+    const conn = await ts.connection();
     const fromNode = await conn.registry.ask<{ name: string }[]>({
       type: "list_checkpoints",
       runId: tc.runId,
@@ -311,7 +312,7 @@ Deno.test("writeCheckpoint is atomic: a crash mid-save leaves no checkpoint and 
     assert.deepEqual(fromNode.map((e) => e.name), ["good"]);
     await tc.loadStateWithOptimizer(path);
     assert.equal(await probeLoss(tc), probeGood);
-  });
+  }, { checkpointFolder: true });
 });
 
 Deno.test("TrainingClient.loadState refuses a corrupted checkpoint with CorruptCheckpointError", async () => {
@@ -359,11 +360,11 @@ Deno.test("TrainingClient.loadState refuses a corrupted checkpoint with CorruptC
     );
     // Nothing was loaded.
     assert.equal(await probeLoss(tc), probe);
-  });
+  }, { checkpointFolder: true });
 });
 
 Deno.test("a process killed with SIGKILL while saving leaves only complete, valid checkpoints", async () => {
-  const ts = await startTestService();
+  const ts = await startTestService({ checkpointFolder: true });
   try {
     const script = new URL("./_crash_saver.ts", import.meta.url).pathname;
     const config = new URL("../deno.json", import.meta.url).pathname;
@@ -418,7 +419,7 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
     }
     // The service's node starts only now: its store's recovery puts back an
     // overwrite the kill interrupted, so the overwritten names exist.
-    const names = (await ts.service.connection().then((c) =>
+    const names = (await ts.connection().then((c) =>
       c.registry.ask<{ name: string; kind: string }[]>({
         type: "list_checkpoints",
         runId,

@@ -44,6 +44,7 @@ Deno.test({
     const models = await serveHfFixtures([fixture]);
     const ts = await startTestService({
       catalog: { file: models.catalogFile, models: models.names },
+      checkpointFolder: true,
     });
     try {
       const batch = await models.batch(fixture);
@@ -129,6 +130,7 @@ Deno.test({
     const models = await serveHfFixtures([fixture]);
     const ts = await startTestService({
       catalog: { file: models.catalogFile, models: models.names },
+      checkpointFolder: true,
     });
     try {
       const batch = await models.batch(fixture);

@@ -33,6 +33,7 @@ for (
       const models = await serveHfFixtures([fixture]);
       const ts = await startTestService({
         catalog: { file: models.catalogFile, models: models.names },
+        checkpointFolder: true,
       });
       try {
         const batch = await models.batch(fixture);
