@@ -304,7 +304,7 @@ Deno.test("writeCheckpoint is atomic: a crash mid-save leaves no checkpoint and 
     );
 
     // The service lists and loads the previous checkpoint as before.
-    const conn = await ts.connection();
+    const conn = await ts.service.connection();
     const fromNode = await conn.registry.ask<{ name: string }[]>({
       type: "list_checkpoints",
       runId: tc.runId,
@@ -419,7 +419,7 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
     }
     // The service's node starts only now: its store's recovery puts back an
     // overwrite the kill interrupted, so the overwritten names exist.
-    const names = (await ts.connection().then((c) =>
+    const names = (await ts.service.connection().then((c) =>
       c.registry.ask<{ name: string; kind: string }[]>({
         type: "list_checkpoints",
         runId,
