@@ -23,6 +23,7 @@ import type { KeyRing } from "../auth/keys.ts";
 import type { RateLimiter } from "../auth/rate_limit.ts";
 import type { Gateway } from "../gateway.ts";
 import type { GatewayEnv } from "../http.ts";
+import { describeRoute } from "../openapi/describe.ts";
 import { endOfTurn } from "../openai/end_of_turn.ts";
 import { OpenAIError, toOpenAIError } from "../openai/errors.ts";
 import { resolveModel, servedModels } from "../openai/model.ts";
@@ -325,6 +326,23 @@ export function openaiRoutes(opts: OpenAIRoutesOptions): Hono<GatewayEnv> {
       404,
       `no route ${c.req.method} ${new URL(c.req.url).pathname}`,
     );
+  });
+  describeRoute(r, "get", "/models", {
+    summary: "OpenAI: the models served (base models)",
+    response: "{object: list, data: [{id, object: model, owned_by}]}",
+    tags: ["openai"],
+  });
+  describeRoute(r, "post", "/completions", {
+    summary: "OpenAI: a completion of a prompt (stream: server-sent events)",
+    request: CompletionRequestSchema,
+    response: "A text_completion, or its chunks as SSE when stream is true",
+    tags: ["openai"],
+  });
+  describeRoute(r, "post", "/chat/completions", {
+    summary: "OpenAI: a chat completion through the model's chat template",
+    request: ChatRequestSchema,
+    response: "A chat.completion, or its chunks as SSE when stream is true",
+    tags: ["openai"],
   });
   return r;
 }
