@@ -33,7 +33,9 @@ type Json = Record<string, unknown>;
 
 /** Every `$ref` in `v` resolves in `doc`. */
 function checkRefs(doc: Json, v: unknown, at: string): void {
-  if (Array.isArray(v)) return v.forEach((x, i) => checkRefs(doc, x, at));
+  if (Array.isArray(v)) {
+    return v.forEach((x, i) => checkRefs(doc, x, `${at}[${i}]`));
+  }
   if (v === null || typeof v !== "object") return;
   for (const [k, x] of Object.entries(v)) {
     if (k === "$ref") {
