@@ -48,6 +48,12 @@ export type {
 export * from "./client/types.ts";
 export * from "./client/connection.ts";
 export {
+  type MetricsLine,
+  MetricsLog,
+  StepMetrics,
+  type WeightedDatum,
+} from "./client/metrics_log.ts";
+export {
   mergeAdapter,
   type MergeAdapterOptions,
   type MergeAdapterResult,
