@@ -8,15 +8,17 @@
 import type { Actor, ActorContext } from "../runtime/actor.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import {
-  BiosError,
+  ActorStoppedError,
   InvalidArgumentError,
   UnavailableError,
+  UnknownActorError,
 } from "../runtime/errors.ts";
+import type { ActorSystem } from "../runtime/system.ts";
 import {
   type RegistryRequest,
   RegistryRequestSchema,
 } from "../protocol/registry_messages.ts";
-import { Supervisor } from "../runtime/supervisor.ts";
+import type { DataChildSpecMsg, NodeRole } from "../protocol/node_messages.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import {
   CreateLoraTrainingClientOptionsSchema,
@@ -31,19 +33,12 @@ import {
 import { splitLayers } from "../model/stage_weights.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
-import { ParamShard } from "./param_shard.ts";
-import { Sampler, type SamplerSpec } from "./sampler.ts";
-import { Trainer } from "./trainer.ts";
-import {
-  CHECKPOINT_STORE,
-  REGISTRY,
-  shardAddress,
-  trainerAddress,
-} from "../protocol/addresses.ts";
-import { RunJournal } from "./run_journal.ts";
+import { CHECKPOINT_STORE, REGISTRY } from "../protocol/addresses.ts";
 import type { CheckpointMsg } from "./checkpoint_store.ts";
 import type { AdapterManifest } from "./peft_adapter.ts";
-import type { WireTensors } from "./wire_tensors.ts";
+import type { Membership } from "./membership.ts";
+import { FINISH_OP_MS } from "./node_factories.ts";
+import { samplerArgs } from "./sampler_args.ts";
 
 /** Messages the registry handles (see `protocol/registry_messages.ts`). */
 export type RegistryMsg = RegistryRequest;
@@ -60,16 +55,23 @@ export interface RegistryOptions {
    * host memory, as between nodes. @default {true}
    */
   deviceHandoff?: boolean;
-  /** The supervisors new runs and samplers go under (set by the node). */
-  supervisors: { runs?: Supervisor; samplers?: Supervisor };
+  /**
+   * The cluster's members: new runs and samplers go to the least loaded live
+   * one with the role, by a `start_child` to its node actor (this node's
+   * own, embedded).
+   */
+  membership: Membership;
 }
+
+/** Time a node gets to start a run or a sampler (loading its model). */
+const START_TIMEOUT_MS = 600_000;
 
 export { REGISTRY };
 
 /** The Registry actor. */
 export class Registry implements Actor<unknown, unknown> {
   #store!: ActorRef<CheckpointMsg, unknown>;
-  #node = "";
+  #system!: ActorSystem;
   #samplers = 0;
 
   /** @param opts settings and the supervisors to start children under */
@@ -78,7 +80,7 @@ export class Registry implements Actor<unknown, unknown> {
   /** Find the checkpoint store. */
   init(ctx: ActorContext): void {
     this.#store = ctx.system.ref(CHECKPOINT_STORE);
-    this.#node = ctx.system.name;
+    this.#system = ctx.system;
   }
 
   /** Handle one message, parsed here by the protocol's schema. */
@@ -147,11 +149,21 @@ export class Registry implements Actor<unknown, unknown> {
         };
       }
       case "stop_sampler": {
-        const samplers = this.opts.supervisors.samplers;
-        await samplers?.terminateChild(msg.samplerId).catch(() => {});
-        await samplers?.deleteChild(msg.samplerId).catch(() => {});
+        // Whichever node hosts it stops it; the others have no such child.
+        const hosts = this.opts.membership.members().filter((m) =>
+          m.roles.includes("sampler")
+        );
+        await Promise.all(hosts.map((m) =>
+          this.#system.ref(m.address).ask({
+            type: "stop_child",
+            parent: "samplers",
+            id: msg.samplerId,
+          }).catch(() => {})
+        ));
         return null;
       }
+      case "members":
+        return this.opts.membership.members();
       case "list_checkpoints":
         return await this.#store.ask({ type: "list", runId: msg.runId });
     }
@@ -201,53 +213,11 @@ export class Registry implements Actor<unknown, unknown> {
       microBatchTokens: this.opts.microBatchTokens ?? 4096,
       deviceHandoff: this.opts.deviceHandoff ?? true,
     };
-    const runs = this.opts.supervisors.runs;
-    if (!runs) throw new Error("the node has no runs supervisor");
-    const journal = new RunJournal();
-    // A run's tree: its shards under a one_for_one supervisor (a crashed
-    // shard restarts alone and the trainer restores and replays it), then the
-    // trainer; rest_for_one, so a failing shard tree restarts the trainer too.
-    await runs.startChild({
+    const placed = await this.#place(["trainer", "shard"], "runs", {
       id: runId,
-      type: "supervisor",
+      kind: "run",
       restart: "temporary",
-      start: () =>
-        new Supervisor({
-          strategy: "rest_for_one",
-          // A restarted trainer resumes from the run's journal, so restarts
-          // are cheap: allow as many as the shards' supervisor does.
-          intensity: 20,
-          period: 10_000,
-          children: [
-            {
-              id: "shards",
-              type: "supervisor",
-              start: () =>
-                new Supervisor({
-                  strategy: "one_for_one",
-                  intensity: 20,
-                  period: 10_000,
-                  children: ranges.map((range, i) => ({
-                    id: `shard-${i}`,
-                    address: shardAddress(runId, i),
-                    start: () =>
-                      new ParamShard({
-                        baseModel: o.baseModel,
-                        range,
-                        lora: spec,
-                      }),
-                  })),
-                }),
-            },
-            {
-              id: "trainer",
-              address: trainerAddress(runId),
-              // Every instance of this run's trainer shares one journal: a
-              // restarted trainer answers acknowledged seqs and resumes.
-              start: () => new Trainer(runSpec, journal),
-            },
-          ],
-        }),
+      args: { spec: runSpec, ranges },
     });
     return {
       runId,
@@ -256,69 +226,86 @@ export class Registry implements Actor<unknown, unknown> {
       shards: ranges.length,
       vocabSize: cfg.vocabSize,
       /** The node that hosts the run (its actor system's name). */
-      node: this.#node,
+      node: placed.node,
     };
   }
 
   async #createSampler(msg: Extract<RegistryMsg, { type: "create_sampler" }>) {
-    let spec: SamplerSpec;
     const samplerId = `smp-${++this.#samplers}-${
       crypto.randomUUID().slice(0, 8)
     }`;
-    if (msg.modelPath !== undefined) {
-      const ck = await this.#store.ask({
-        type: "load",
-        path: msg.modelPath,
-        optimizer: false,
-        forTraining: false,
-        baseModel: msg.baseModel,
-      }) as {
-        manifest: AdapterManifest;
-        params: WireTensors;
-      };
-      const m = ck.manifest;
-      spec = {
-        samplerId,
-        baseModel: m.baseModel,
-        modelPath: msg.modelPath,
-        lora: {
-          spec: {
-            rank: m.lora.rank,
-            alpha: m.lora.alpha,
-            dropout: 0,
-            targets: m.lora.targets as LoraTarget[],
-            seed: m.lora.seed,
-          },
-          params: ck.params,
-        },
-      };
-    } else {
-      spec = {
-        samplerId,
-        baseModel: msg.baseModel!,
-        lora: msg.lora && {
-          spec: { ...msg.lora.spec, targets: msg.lora.spec.targets },
-          params: msg.lora.params,
-        },
-      };
-    }
-    await servableModel(spec.baseModel);
-    const samplers = this.opts.supervisors.samplers;
-    if (!samplers) throw new Error("the node has no samplers supervisor");
+    const args = await samplerArgs(this.#store, {
+      samplerId,
+      modelPath: msg.modelPath,
+      baseModel: msg.baseModel,
+      lora: msg.lora,
+    });
+    await servableModel(args.baseModel);
     // A sampler that cannot start (an adapter that does not fit the model)
     // fails this request, not the registry.
-    const ref = await samplers.startChild({
+    const placed = await this.#place(["sampler"], "samplers", {
       id: samplerId,
+      kind: "sampler",
       restart: "transient",
-      start: () => new Sampler(spec),
+      shutdown: FINISH_OP_MS,
+      args,
     }).catch((e) => {
-      if (e instanceof BiosError) throw e;
+      if (!(e instanceof InvalidArgumentError && e.field === "spec")) throw e;
       throw new InvalidArgumentError(
         msg.lora ? "lora" : "modelPath",
-        `the sampler could not start: ${(e as Error).message}`,
+        `the sampler could not start: ${e.message}`,
+        { cause: e },
       );
     });
-    return { samplerId, address: ref.address, baseModel: spec.baseModel };
+    return {
+      samplerId,
+      address: placed.address,
+      baseModel: args.baseModel,
+    };
+  }
+
+  /**
+   * Starts `spec` under `parent` on the least loaded live member with
+   * `roles`; a member that turns out gone or draining is passed over.
+   *
+   * @throws {UnavailableError} when no live member has the roles
+   */
+  async #place(
+    roles: NodeRole[],
+    parent: "runs" | "samplers",
+    spec: DataChildSpecMsg,
+  ): Promise<{ address: string; node: string }> {
+    const membership = this.opts.membership;
+    const skip = new Set<string>();
+    for (;;) {
+      const target = membership.place(roles, skip);
+      if (!target) {
+        throw new UnavailableError(
+          `no live node hosts ${roles.join(" and ")}: the members are ${
+            membership.members().map((m) =>
+              `${m.id} (${m.roles.join(", ")}${
+                m.state === "draining" ? "; draining" : ""
+              })`
+            ).join(", ")
+          }`,
+        );
+      }
+      membership.placed(target.id);
+      try {
+        return await this.#system.ref(target.address).ask<
+          { address: string; node: string }
+        >({ type: "start_child", parent, spec }, {
+          timeoutMs: START_TIMEOUT_MS,
+        });
+      } catch (e) {
+        const gone = e instanceof UnknownActorError ||
+          e instanceof ActorStoppedError ||
+          (e instanceof UnavailableError &&
+            /draining|does not host/.test(e.message));
+        if (!gone) throw e;
+        skip.add(target.id);
+      }
+    }
   }
 }
 

@@ -119,9 +119,10 @@ export const RegistryRequestSchema = z.discriminatedUnion("type", [
     type: z.literal("stop_sampler"),
     samplerId: SamplerIdSchema,
   }),
+  z.strictObject({ type: z.literal("members") }),
 ], {
   error:
-    'must be one of "capabilities", "create_run", "create_sampler", "tokenizer", "weights_info", "list_checkpoints", "stop_sampler"',
+    'must be one of "capabilities", "create_run", "create_sampler", "tokenizer", "weights_info", "list_checkpoints", "stop_sampler", "members"',
 });
 
 /** Any request a Registry handles, validated. */

@@ -1,0 +1,156 @@
+/**
+ * A node's factory table: how each kind of child spec (data: a kind and its
+ * arguments, `protocol/node_messages.ts`) becomes an actor on this node. The
+ * embedded node and a node process resolve every spec through it, the
+ * node's own children included, and a registry on another node starts runs
+ * and samplers here by sending such a spec to this node's actor.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { type Factory, FactoryTable } from "../runtime/factory_table.ts";
+import { Supervisor } from "../runtime/supervisor.ts";
+import { UnavailableError } from "../runtime/errors.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  LostArgsSchema,
+  NoArgsSchema,
+  ParamShardArgsSchema,
+  RunArgsSchema,
+  SamplerArgsSchema,
+  SupervisorArgsSchema,
+} from "../protocol/node_messages.ts";
+import { shardAddress, trainerAddress } from "../protocol/addresses.ts";
+import type { LoraTarget } from "../model/lora.ts";
+import { CheckpointStore } from "./checkpoint_store.ts";
+import type { CheckpointStorage } from "./checkpoint_storage.ts";
+import { ParamShard } from "./param_shard.ts";
+import { Sampler } from "./sampler.ts";
+import { Trainer } from "./trainer.ts";
+import { RunJournal } from "./run_journal.ts";
+import type { Actor } from "../runtime/actor.ts";
+
+/** What the node's own kinds are built from. */
+export interface NodeFactoryDeps {
+  /** The node's checkpoint storage (shared by the store's restarts). */
+  storage: () => CheckpointStorage;
+  /** A fresh registry of this node. */
+  registry: () => Actor;
+  /**
+   * Time a trainer or sampler gets to finish the message in hand when it is
+   * stopped (a drain). @default {60000}
+   */
+  finishOpMs?: number;
+}
+
+/** Time a trainer or sampler gets to finish its operation on a drain, by default. */
+export const FINISH_OP_MS = 60_000;
+
+function parser<T>(schema: z.ZodType<T>): (args: unknown) => T {
+  return (args) => parseOrThrow(schema, args, "args");
+}
+
+/** The factory table of a node: `checkpoint_store`, `registry`, `supervisor`, `param_shard`, `run`, `sampler`, `lost`. */
+export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
+  const finishOpMs = deps.finishOpMs ?? FINISH_OP_MS;
+  const supervisor: Factory<z.output<typeof SupervisorArgsSchema>> = {
+    type: "supervisor",
+    parse: parser(SupervisorArgsSchema),
+    build: (a, table) =>
+      new Supervisor({
+        strategy: a.strategy,
+        intensity: a.intensity,
+        period: a.period,
+        children: a.children.map((c) => table.childSpec(c)),
+      }),
+  };
+  const run: Factory<z.output<typeof RunArgsSchema>> = {
+    type: "supervisor",
+    parse: parser(RunArgsSchema),
+    build: ({ spec, ranges }, table) => {
+      const lora = { ...spec.lora, targets: spec.lora.targets as LoraTarget[] };
+      // Every instance of this run's trainer shares one journal: a restarted
+      // trainer answers acknowledged seqs and resumes. It lives as long as
+      // this tree (a run is never restarted whole), in this node's memory.
+      const journal = new RunJournal();
+      // The shards under a one_for_one supervisor (a crashed shard restarts
+      // alone and the trainer restores and replays it), then the trainer;
+      // rest_for_one, so a failing shard tree restarts the trainer too.
+      return new Supervisor({
+        strategy: "rest_for_one",
+        // A restarted trainer resumes from the run's journal, so restarts
+        // are cheap: allow as many as the shards' supervisor does.
+        intensity: 20,
+        period: 10_000,
+        children: [
+          table.childSpec({
+            id: "shards",
+            kind: "supervisor",
+            args: {
+              strategy: "one_for_one",
+              intensity: 20,
+              period: 10_000,
+              children: ranges.map((range, i) => ({
+                id: `shard-${i}`,
+                kind: "param_shard",
+                address: shardAddress(spec.runId, i),
+                args: { baseModel: spec.baseModel, range, lora: spec.lora },
+              })),
+            },
+          }),
+          {
+            id: "trainer",
+            address: trainerAddress(spec.runId),
+            shutdown: finishOpMs,
+            start: () => new Trainer({ ...spec, lora }, journal),
+          },
+        ],
+      });
+    },
+  };
+  return new FactoryTable({
+    checkpoint_store: {
+      parse: parser(NoArgsSchema),
+      build: () => new CheckpointStore(deps.storage()),
+    },
+    registry: { parse: parser(NoArgsSchema), build: () => deps.registry() },
+    supervisor,
+    run,
+    param_shard: {
+      parse: parser(ParamShardArgsSchema),
+      build: (a: z.output<typeof ParamShardArgsSchema>) =>
+        new ParamShard({
+          ...a,
+          lora: { ...a.lora, targets: a.lora.targets as LoraTarget[] },
+        }),
+    },
+    sampler: {
+      parse: parser(SamplerArgsSchema),
+      build: (a: z.output<typeof SamplerArgsSchema>) =>
+        new Sampler({
+          samplerId: a.samplerId,
+          baseModel: a.baseModel,
+          ...(a.modelPath !== undefined ? { modelPath: a.modelPath } : {}),
+          ...(a.lora
+            ? {
+              lora: {
+                spec: {
+                  ...a.lora.spec,
+                  targets: a.lora.spec.targets as LoraTarget[],
+                },
+                params: a.lora.params,
+              },
+            }
+            : {}),
+        }),
+    },
+    lost: {
+      parse: parser(LostArgsSchema),
+      build: (a: z.output<typeof LostArgsSchema>): Actor => ({
+        receive: () => {
+          throw new UnavailableError(a.message);
+        },
+      }),
+    },
+  });
+}
