@@ -1,6 +1,8 @@
 /**
- * A local Bios cluster to try: a nats-server on loopback and N node
- * processes joined by it, sharing one checkpoint folder.
+ * A local Bios cluster to try: a nats-server on loopback, with JetStream
+ * (its data under `<checkpoint-dir>/jetstream`), and N node processes joined
+ * by it; the nodes keep checkpoints in the server's JetStream object store,
+ * so any node loads what another saved.
  *
  * ```sh
  * deno task cluster [--nodes 3] [--port 4222] [--checkpoint-dir DIR]
@@ -86,7 +88,15 @@ if (import.meta.main) {
   }
   const url = `nats://127.0.0.1:${args.port}`;
   const server = new Deno.Command("nats-server", {
-    args: ["-a", "127.0.0.1", "-p", String(args.port)],
+    args: [
+      "-a",
+      "127.0.0.1",
+      "-p",
+      String(args.port),
+      "-js",
+      "-sd",
+      `${args.checkpointDir}/jetstream`,
+    ],
     stdout: "null",
     stderr: "inherit",
   }).spawn();
