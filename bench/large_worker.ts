@@ -24,7 +24,7 @@ import type { Backend } from "../kernels/backend.ts";
 import { generate } from "../model/generate.ts";
 import { Prng } from "../model/prng.ts";
 import { Flags } from "./flags.ts";
-import { BENCH_ADAM } from "./bench_model.ts";
+import { trainStep } from "./train_worker.ts";
 import { buildLargeStage, LARGE_CONFIG, peakRssBytes } from "./large_model.ts";
 import { closeBackend, openBackend } from "./open_backend.ts";
 import { emit } from "./timing.ts";
@@ -38,40 +38,16 @@ function tokens(n: number, seed: number): Int32Array {
 
 /** Seconds of one LoRA step and of the head's share of it. */
 async function train(be: Backend, batch: number, seq: number) {
-  const { stage, lora } = buildLargeStage(be);
+  const model = buildLargeStage(be);
   const n = batch * seq;
-  const stream = tokens(n + 1, 100);
-  const ids = stream.subarray(0, n), targets = stream.subarray(1);
-  const rows = { batch, seqLen: seq };
-  const step = async () => {
-    const { out, ctx } = stage.forward(
-      be.fromInts(ids, [n]),
-      rows,
-      be.fromInts(targets, [n]),
-    );
-    const lp = await be.read(out);
-    const dlp = be.fromArray(new Float32Array(n).fill(-1), [n]);
-    stage.backward(ctx, dlp);
-    be.free(dlp);
-    be.free(out);
-    lora.step++;
-    be.adamw(
-      lora.keys.map((k) => lora.params.get(k)!),
-      lora.keys.map((k) => lora.grads.get(k)!),
-      lora.keys.map((k) => lora.m.get(k)!),
-      lora.keys.map((k) => lora.v.get(k)!),
-      { ...BENCH_ADAM, step: lora.step, gradScale: 1 },
-    );
-    lora.zeroGrads();
-    await be.sync();
-    return -lp.reduce((a, x) => a + x, 0) / n;
-  };
-  const loss = await step();
+  const step = trainStep(be, batch, seq, model, tokens);
+  const loss = await step(true);
   let t0 = performance.now();
   await step();
   const seconds = (performance.now() - t0) / 1000;
+  const targets = tokens(n, 100);
   // the head alone, on hidden states of the same shape
-  const w = stage.weights;
+  const w = model.stage.weights;
   const x = be.fromArray(new Float32Array(n * LARGE_CONFIG.hiddenSize), [
     n,
     LARGE_CONFIG.hiddenSize,

@@ -15,6 +15,8 @@
  * @module
  */
 import type { Backend } from "../kernels/backend.ts";
+import type { LoraSet } from "../model/lora.ts";
+import type { Stage } from "../model/stage.ts";
 import { BENCH_ADAM, benchTokens, buildBenchStage } from "./bench_model.ts";
 import { Flags } from "./flags.ts";
 import { closeBackend, openBackend } from "./open_backend.ts";
@@ -24,7 +26,8 @@ import { emit, timeRepeated } from "./timing.ts";
 export type StepPhase = "forward" | "backward" | "adamw" | "sync";
 
 /**
- * The benchmark's LoRA step on `be` (see the module doc): returns `step`,
+ * The benchmark's LoRA step on `be` (see the module doc; another `model` and
+ * token stream can be given, as the large model's worker does): returns `step`,
  * which records forward, backward and AdamW, then syncs, calling `mark`
  * after each phase (bench/step_profile.ts times them), and reads the loss
  * when `readLoss` is set.
@@ -33,13 +36,15 @@ export function trainStep(
   be: Backend,
   batch: number,
   seq: number,
+  model: { stage: Stage; lora: LoraSet } = buildBenchStage(be),
+  tokens: (n: number, seed: number) => Int32Array = benchTokens,
 ): (readLoss?: boolean, mark?: (p: StepPhase) => void) => Promise<number> {
-  const { stage, lora } = buildBenchStage(be);
+  const { stage, lora } = model;
   const n = batch * seq;
   // Inputs are tokens 0..T-1 of a random stream, targets 1..T (next-token).
   const ids = new Int32Array(n), targets = new Int32Array(n);
   for (let b = 0; b < batch; b++) {
-    const s = benchTokens(seq + 1, 100 + b);
+    const s = tokens(seq + 1, 100 + b);
     ids.set(s.subarray(0, seq), b * seq);
     targets.set(s.subarray(1), b * seq);
   }

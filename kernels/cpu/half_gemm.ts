@@ -47,15 +47,7 @@ export type WeightProduct = (
  * rows when n is small (each y element is still one dot product of a row of
  * x with a row of w; the BLAS may order its sum differently by block size).
  */
-export function gemmWeightT(
-  gemm: GemmFn,
-  y: Float32Array,
-  x: Float32Array,
-  w: WeightArray,
-  n: number,
-  outF: number,
-  inF: number,
-): void {
+export const gemmWeightT: WeightProduct = (gemm, y, x, w, n, outF, inF) => {
   if (w instanceof Float32Array || n > FEW_ROWS || inF === 0) {
     gemm(y, x, wideWeight(w), n, outF, inF, false, true, 1, 0);
     return;
@@ -67,7 +59,7 @@ export function gemmWeightT(
     widenHalf(w, wb, r0 * inF, m * inF);
     return wb;
   });
-}
+};
 
 /** Rows of W a block holds (at least one). */
 export function blockRows(outF: number, inF: number): number {

@@ -22,7 +22,12 @@ import {
   type LoraArrays,
 } from "../cpu/linear.ts";
 import { type WeightArray, widenInto } from "../cpu/weight.ts";
-import { FEW_ROWS, gemmWeightT, productByBlocks } from "../cpu/half_gemm.ts";
+import {
+  FEW_ROWS,
+  gemmWeightT,
+  productByBlocks,
+  type WeightProduct,
+} from "../cpu/half_gemm.ts";
 import { SimdKernels } from "./simd_kernels.ts";
 
 let widener: SimdKernels | undefined;
@@ -32,15 +37,15 @@ let widener: SimdKernels | undefined;
  * widened block by block by the WebAssembly SIMD kernels (in their memory,
  * where OpenBLAS reads the block in place).
  */
-export function nativeWeightProduct(
-  gemm: GemmFn,
-  y: Float32Array,
-  x: Float32Array,
-  w: WeightArray,
-  n: number,
-  outF: number,
-  inF: number,
-): void {
+export const nativeWeightProduct: WeightProduct = (
+  gemm,
+  y,
+  x,
+  w,
+  n,
+  outF,
+  inF,
+) => {
   if (w instanceof Float32Array || w.format !== "bf16" || n > FEW_ROWS) {
     return gemmWeightT(gemm, y, x, w, n, outF, inF);
   }
@@ -55,7 +60,7 @@ export function nativeWeightProduct(
     inF,
     (r0, m) => simd.widenBf16(w.bits, r0 * inF, m * inF, 0),
   );
-}
+};
 
 /** Rows from which the adapter is folded into W (below: unfused products). */
 export const FOLD_MIN_ROWS = 256;
