@@ -126,7 +126,12 @@ export const DatumSchema = z.strictObject({
 }).superRefine((d, ctx) => {
   const n = tokenCount(d.modelInput);
   const seen = new Map<LossInputKey, string>();
-  for (const [given, value] of Object.entries(d.lossFnInputs)) {
+  // In name order, so that the first fault named does not depend on the
+  // order the keys arrived in (a protobuf map has none).
+  const entries = Object.entries(d.lossFnInputs).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0
+  );
+  for (const [given, value] of entries) {
     const path = ["lossFnInputs", given];
     const key = lossInputKey(given);
     if (key === undefined) {
