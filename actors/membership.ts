@@ -62,6 +62,8 @@ export interface MembershipOptions {
   missedBeats?: number;
   /** Called once when a member is dropped, with its last known state. */
   onDown?: (member: Member, reason: DownReason, lastSeenMs: number) => void;
+  /** Called when a member joins the view (again). */
+  onUp?: (member: Member) => void;
 }
 
 /** A member in the view, with when it was last heard of. */
@@ -86,6 +88,8 @@ export class Membership {
   #timer?: ReturnType<typeof setInterval>;
   #unsubscribe?: () => void;
   #left = false;
+  /** When anything (our own beat's echo included) was last heard. */
+  #lastHeard = Date.now();
 
   /** @param opts this node, the bus and the timings */
   constructor(opts: MembershipOptions) {
@@ -180,6 +184,14 @@ export class Membership {
       return; // not a member's message: ignored
     }
     const m = msg.member;
+    const now = Date.now();
+    // Hearing nothing, not even our own beats, means this node was cut off
+    // (its connection down), not that the others died: after such a gap
+    // each gets its missed beats anew before it is dropped.
+    if (now - this.#lastHeard > this.beatMs * 2) {
+      for (const o of this.#others.values()) o.lastSeen = now;
+    }
+    this.#lastHeard = now;
     if (m.id === this.#opts.self().id) return;
     if (msg.type === "leave") {
       const known = this.#others.get(m.id);
@@ -192,11 +204,15 @@ export class Membership {
     this.#others.set(m.id, { ...m, lastSeen: Date.now() });
     this.#placed.delete(m.id);
     // A newcomer learns of this node at once rather than after a beat.
-    if (isNew) this.beat();
+    if (isNew) {
+      this.beat();
+      this.#opts.onUp?.(m);
+    }
   }
 
   #sweep(): void {
     const now = Date.now();
+    if (!this.#opts.bus || now - this.#lastHeard > this.beatMs * 2) return;
     for (const [id, m] of this.#others) {
       if (now - m.lastSeen > m.beatMs * this.missedBeats) {
         this.#others.delete(id);

@@ -111,6 +111,7 @@ export async function startBiosNode(
     beatMs: heartbeatMs,
     missedBeats: opts.missedBeats,
     onDown: (m, reason, lastSeen) => node.memberDown(m, reason, lastSeen),
+    onUp: (m) => node.memberUp(m),
   });
   node.membership = membership;
   const sup = (key: keyof NodeSupervisors) => {

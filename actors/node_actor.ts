@@ -16,11 +16,13 @@ import type { ActorRef } from "../runtime/actor_ref.ts";
 import type { FactoryTable } from "../runtime/factory_table.ts";
 import type { Supervisor } from "../runtime/supervisor.ts";
 import {
+  ActorStoppedError,
   BiosError,
   ConflictError,
   InvalidArgumentError,
   NotFoundError,
   UnavailableError,
+  UnknownActorError,
 } from "../runtime/errors.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import {
@@ -221,8 +223,23 @@ export class NodeActor implements Actor<unknown, unknown> {
     }, wait);
   }
 
+  /**
+   * A member joined the view (again, after a partition): stand-ins for its
+   * runs and samplers go, since it answers for them itself.
+   */
+  memberUp(member: Member): void {
+    const lost = this.opts.supervisors.lost;
+    if (!lost) return;
+    const ids = [...member.runs, ...member.samplers.map((s) => s.samplerId)];
+    for (const id of ids) {
+      lost.terminateChild(id).then(() => lost.deleteChild(id)).catch(() => {});
+    }
+  }
+
   async #takeOver(member: Member, reason: DownReason): Promise<void> {
     if (this.draining || !this.membership) return;
+    // Back in the view meanwhile (it was cut off, not dead): nothing to do.
+    if (this.membership.member(member.id)) return;
     const why = reason === "left"
       ? `node ${member.id} left the cluster (drained)`
       : `node ${member.id} stopped answering (no heartbeat for ${this.membership.missedBeats} beats)`;
@@ -239,6 +256,7 @@ export class NodeActor implements Actor<unknown, unknown> {
     // Every live node stands in for the lost runs (a queue group: any
     // answers), so the answer outlives any one of them.
     for (const runId of member.runs) {
+      if (await this.#served(trainerAddress(runId))) continue;
       await this.#standIn(
         runId,
         trainerAddress(runId),
@@ -249,6 +267,7 @@ export class NodeActor implements Actor<unknown, unknown> {
     const leader = this.membership.members().map((m) => m.id).sort()[0];
     if (leader !== this.opts.id) return;
     for (const s of member.samplers) {
+      if (await this.#served(s.address)) continue;
       if (s.snapshot) {
         await this.#standIn(
           s.samplerId,
@@ -268,6 +287,26 @@ export class NodeActor implements Actor<unknown, unknown> {
           }`,
         );
       }
+    }
+  }
+
+  /**
+   * Whether anything still serves `address`: the NATS server answers "no
+   * responders" at once for an address nobody subscribes to (a dead node's
+   * connection is gone), while a node that is alive but busy (its event
+   * loop held by a long step, so it missed its beats) still holds its
+   * subscriptions, and its actor must not get a stand-in beside it.
+   */
+  async #served(address: string): Promise<boolean> {
+    try {
+      await this.#ctx!.system.ref(address).ask(
+        { type: "liveness_check" },
+        { timeoutMs: 1_500 },
+      );
+      return true;
+    } catch (e) {
+      return !(e instanceof UnknownActorError ||
+        e instanceof ActorStoppedError);
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * A Bios node process on a NATS cluster: the node's supervision tree (the
- * checkpoint store, the runs and samplers supervisors, the registry) on the
- * NATS transport, so that clients anywhere reach it by subject.
+ * checkpoint store, the runs and samplers supervisors, the node's own actor,
+ * the registry) on the NATS transport, so that clients anywhere reach it by
+ * subject.
  *
  * ```sh
  * deno task node --nats nats://127.0.0.1:4222 [--name NAME]
@@ -9,7 +10,15 @@
  *   [--user U --pass P | --token T | --nkey SEEDFILE | --creds FILE]
  *   [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
  *   [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false]
+ *   [--roles trainer,shard,sampler] [--heartbeat-ms 1000] [--missed-beats 3]
  * ```
+ *
+ * Membership: the node announces itself (its name as its id, `--roles`,
+ * its address and capacity) and beats every `--heartbeat-ms` on the
+ * `bios_membership` subject; a member silent for `--missed-beats` beats is
+ * dropped and its work placed elsewhere (see `node_actor.ts`). New runs go
+ * to nodes with the roles `trainer` and `shard`, samplers to `sampler`
+ * nodes, the least loaded first. `--name` must be unique in the cluster.
  *
  * Checkpoints (`--checkpoints`): `jetstream` keeps them in the JetStream
  * Object Store bucket `--checkpoint-bucket` (default `bios-checkpoints`) of
@@ -21,8 +30,10 @@
  * line says which.
  *
  * It prints one JSON line, `{"ready": true, ...}`, once its actors are
- * reachable. SIGINT or SIGTERM drains it: every actor finishes the message
- * in hand and stops, the connection closes, and the process exits 0.
+ * reachable. SIGINT or SIGTERM drains it: it takes no new work, every
+ * trainer and sampler finishes the operation in hand (a step is recorded in
+ * its run's journal) and stops, the node says it leaves (the others drop it
+ * at once), the connection closes, and the process exits 0.
  *
  * @module
  */
@@ -30,7 +41,9 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { ActorSystem } from "../runtime/system.ts";
 import { NatsTransport } from "../runtime/nats_transport.ts";
 import { biosHome } from "../runtime/home.ts";
-import { startNode } from "./node.ts";
+import { startBiosNode } from "./node.ts";
+import { natsMembershipBus } from "./membership.ts";
+import { NODE_ROLES, type NodeRole } from "../protocol/node_messages.ts";
 import {
   DEFAULT_CHECKPOINT_BUCKET,
   ObjectCheckpointStorage,
@@ -64,6 +77,26 @@ export interface NodeArgs {
   microBatchTokens?: number;
   /** Device hand-off between a run's actors (`--device-handoff true|false`). */
   deviceHandoff?: boolean;
+  /** What the node hosts (`--roles`, comma-separated). */
+  roles: NodeRole[];
+  /** Heartbeat interval in ms (`--heartbeat-ms`). */
+  heartbeatMs: number;
+  /** Beats missed before a member is dropped (`--missed-beats`). */
+  missedBeats: number;
+}
+
+/** Reads `--roles a,b`: each one of {@link NODE_ROLES}, at least one. */
+function parseRoles(value: string): NodeRole[] {
+  const roles = value.split(",").map((r) => r.trim()).filter((r) => r);
+  const bad = roles.find((r) => !(NODE_ROLES as readonly string[]).includes(r));
+  if (bad !== undefined || roles.length === 0) {
+    throw new Error(
+      `--roles must be a comma-separated list of ${
+        NODE_ROLES.join(", ")
+      }: got ${value}`,
+    );
+  }
+  return [...new Set(roles)] as NodeRole[];
 }
 
 function positiveInt(flag: string, value: string): number {
@@ -105,8 +138,19 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
         );
       }
       out.checkpointBucket = value;
-    } else if (flag === "--name") out.name = value;
-    else if (flag === "--shards-per-run") {
+    } else if (flag === "--name") {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) {
+        throw new Error(
+          `--name must be 1 to 64 characters of A–Z, a–z, 0–9, "_", "-": got ${value}`,
+        );
+      }
+      out.name = value;
+    } else if (flag === "--roles") out.roles = parseRoles(value);
+    else if (flag === "--heartbeat-ms") {
+      out.heartbeatMs = positiveInt(flag, value);
+    } else if (flag === "--missed-beats") {
+      out.missedBeats = positiveInt(flag, value);
+    } else if (flag === "--shards-per-run") {
       out.shardsPerRun = positiveInt(flag, value);
     } else if (flag === "--micro-batch-tokens") {
       out.microBatchTokens = positiveInt(flag, value);
@@ -117,7 +161,7 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
       out.deviceHandoff = value === "true";
     } else {
       throw new Error(
-        `unknown flag ${flag}: usage --nats URL [--checkpoints auto|jetstream|files] [--checkpoint-bucket NAME] [--checkpoint-dir DIR] [--name NAME] [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false] [${
+        `unknown flag ${flag}: usage --nats URL [--checkpoints auto|jetstream|files] [--checkpoint-bucket NAME] [--checkpoint-dir DIR] [--name NAME] [--shards-per-run N] [--micro-batch-tokens N] [--device-handoff true|false] [--roles trainer,shard,sampler] [--heartbeat-ms N] [--missed-beats N] [${
           NATS_AUTH_FLAGS.join(" | ")
         } VALUE]`,
       );
@@ -134,6 +178,9 @@ export function parseNodeArgs(args: readonly string[]): NodeArgs {
     shardsPerRun: out.shardsPerRun,
     microBatchTokens: out.microBatchTokens,
     deviceHandoff: out.deviceHandoff,
+    roles: out.roles ?? [...NODE_ROLES],
+    heartbeatMs: out.heartbeatMs ?? 1000,
+    missedBeats: out.missedBeats ?? 3,
   };
 }
 
@@ -189,18 +236,22 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const system = new ActorSystem({ transport, name: args.name });
-  await startNode(system, {
+  const node = await startBiosNode(system, {
     checkpointRoot: args.checkpointDir,
     checkpointStorage,
     shardsPerRun: args.shardsPerRun,
     microBatchTokens: args.microBatchTokens,
     deviceHandoff: args.deviceHandoff,
+    roles: args.roles,
+    membershipBus: natsMembershipBus(transport.connection),
+    heartbeatMs: args.heartbeatMs,
+    missedBeats: args.missedBeats,
   });
   let stopping = false;
   const drain = async () => {
     if (stopping) return;
     stopping = true;
-    await system.shutdown();
+    await node.drain();
     await transport.close();
     Deno.exit(0);
   };
@@ -211,6 +262,7 @@ if (import.meta.main) {
       ready: true,
       nats: args.nats,
       name: args.name,
+      roles: args.roles,
       checkpoints: checkpointStorage.description,
     }),
   );

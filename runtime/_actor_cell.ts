@@ -90,6 +90,7 @@ export class ActorCell {
     } catch (e) {
       if (this.#state === "starting") {
         this.#close();
+        this.#transport.unregister(this.address);
         this.#state = "stopped";
         this.#exit.resolve({ kind: "error", error: asError(e) });
       }
@@ -213,9 +214,11 @@ export class ActorCell {
   }
 
   // Synchronous half of stopping: no new messages, queued asks answered.
+  // The address stays registered until the message in hand is answered: new
+  // messages are told "stopped" meanwhile, and a remote sender's liveness
+  // probe still finds the receiver of the request it waits on.
   #close(): void {
     this.#state = "stopping";
-    this.#transport.unregister(this.address);
     for (const item of this.#mailbox.drain()) {
       item.reply?.(this.#stoppedReply());
     }
@@ -256,6 +259,7 @@ export class ActorCell {
       clearTimeout(timer);
     }
     this.#current?.reply?.(this.#stoppedReply()); // abandoned mid-message
+    this.#transport.unregister(this.address);
     this.#state = "stopped";
     this.#exit.resolve(final);
     if (!started) return;
