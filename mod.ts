@@ -37,6 +37,7 @@ export {
   type SamplingClient,
 } from "./client/sampling_client.ts";
 export { APIFuture, FutureTimeoutError } from "./client/api_future.ts";
+export type { SamplerInfo, WeightsInfo } from "./client/link.ts";
 export * as types from "./client/types.ts";
 export * as chat from "./client/chat.ts";
 export * from "./runtime/mod.ts";

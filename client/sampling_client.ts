@@ -7,12 +7,7 @@
  * @module
  */
 import type { ActorRef } from "../runtime/actor_ref.ts";
-import {
-  ActorStoppedError,
-  ClientClosedError,
-  InvalidArgumentError,
-  UnknownActorError,
-} from "../runtime/errors.ts";
+import { ClientClosedError, InvalidArgumentError } from "../runtime/errors.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import type { ModelInput } from "../protocol/types/model_input.ts";
 import {
@@ -22,6 +17,7 @@ import {
 import type { SamplingParamsInput } from "../protocol/types/sampling_params.ts";
 import type { SampleResponse } from "../protocol/types/responses.ts";
 import { APIFuture } from "./api_future.ts";
+import type { SamplerInfo, SamplerLink } from "./link.ts";
 
 /** Arguments of {@linkcode SamplingClient.sample}. */
 export interface SampleArgs {
@@ -41,23 +37,8 @@ export interface SampleArgs {
   topkPromptLogprobs?: number;
 }
 
-/** Time a sample request may take. */
-const SAMPLE_TIMEOUT_MS = 3_600_000;
-
-/** What a collected client's sampler needs to be stopped. */
-interface Orphan {
-  registry: ActorRef;
-  samplerId: string;
-}
-
 /** Stops the sampler of a client that was collected without `close()`. */
-const orphans = new FinalizationRegistry<Orphan>(({ registry, samplerId }) => {
-  try {
-    registry.tell({ type: "stop_sampler", samplerId });
-  } catch {
-    // the node is gone, and its samplers with it
-  }
-});
+const orphans = new FinalizationRegistry<SamplerLink>((link) => link.release());
 
 /**
  * A client of one sampler.
@@ -74,27 +55,39 @@ const orphans = new FinalizationRegistry<Orphan>(({ registry, samplerId }) => {
  * ```
  */
 export class SamplingClient implements AsyncDisposable {
-  readonly #registry?: ActorRef;
+  readonly #link: SamplerLink;
   #closed?: Promise<void>;
 
   /**
-   * A client of one sampler actor. Given the registry that started it, the
-   * client owns the sampler: {@linkcode SamplingClient.close} (or collection
-   * of the client) stops it there.
+   * A client of one sampler, which it owns: {@linkcode SamplingClient.close}
+   * (or collection of the client) stops it.
    *
-   * @param ref the sampler actor
-   * @param info what it samples
-   * @param registry the registry to stop the sampler through
+   * @param link the sampler, as the deployment reaches it (client/link.ts)
    */
-  constructor(
-    readonly ref: ActorRef,
-    readonly info: { samplerId: string; baseModel: string; modelPath?: string },
-    registry?: ActorRef,
-  ) {
-    this.#registry = registry;
-    if (registry) {
-      orphans.register(this, { registry, samplerId: info.samplerId }, this);
+  constructor(link: SamplerLink) {
+    this.#link = link;
+    orphans.register(this, link, this);
+  }
+
+  /** What it samples: its id, base model and checkpoint. */
+  get info(): SamplerInfo {
+    return this.#link.info;
+  }
+
+  /**
+   * The sampler actor, for an embedded or NATS client.
+   *
+   * @throws {InvalidArgumentError} for a client of the HTTP gateway, which has no actor refs
+   */
+  get ref(): ActorRef {
+    const ref = (this.#link as { ref?: ActorRef }).ref;
+    if (ref === undefined) {
+      throw new InvalidArgumentError(
+        "ref",
+        "a sampler reached through the HTTP gateway has no actor ref",
+      );
     }
+    return ref;
   }
 
   /** Throws ClientClosedError once `close()` has been called. */
@@ -121,9 +114,7 @@ export class SamplingClient implements AsyncDisposable {
         includePromptLogprobs: args.includePromptLogprobs ?? false,
         topkPromptLogprobs: args.topkPromptLogprobs ?? 0,
       }, "");
-      return await this.ref.ask<SampleResponse>(req, {
-        timeoutMs: SAMPLE_TIMEOUT_MS,
-      });
+      return await this.#link.sample(req);
     })();
     return new APIFuture(p);
   }
@@ -136,9 +127,7 @@ export class SamplingClient implements AsyncDisposable {
         type: "compute_logprobs",
         prompt,
       }, "");
-      return await this.ref.ask<(number | null)[]>(req, {
-        timeoutMs: SAMPLE_TIMEOUT_MS,
-      });
+      return await this.#link.computeLogprobs(req);
     })();
     return new APIFuture(p);
   }
@@ -164,18 +153,7 @@ export class SamplingClient implements AsyncDisposable {
   }
 
   async #stop(): Promise<void> {
-    const registry = this.#registry;
-    if (!registry) return;
     orphans.unregister(this);
-    await registry.ask({
-      type: "stop_sampler",
-      samplerId: this.info.samplerId,
-    }).catch((e) => {
-      // A node that is gone took its samplers with it.
-      if (e instanceof ActorStoppedError || e instanceof UnknownActorError) {
-        return;
-      }
-      throw e;
-    });
+    await this.#link.stop();
   }
 }

@@ -22,6 +22,9 @@ import {
 } from "./connection.ts";
 import { TrainingClient } from "./training_client.ts";
 import { SamplingClient } from "./sampling_client.ts";
+import type { Link, WeightsInfo } from "./link.ts";
+import { ActorLink } from "./actor_link.ts";
+import { HttpLink } from "./http_link.ts";
 
 /** Options of {@linkcode ServiceClient}. */
 export interface ServiceClientOptions extends EmbeddedOptions {
@@ -34,7 +37,11 @@ export interface ServiceClientOptions extends EmbeddedOptions {
   nats?: string | string[];
   /** Credentials and TLS for `nats`: user/pass, token, nkeyFile, credsFile, tls files. */
   natsAuth?: NatsAuth;
-  /** Address of an HTTP gateway (not yet supported). */
+  /**
+   * Address of a Bios HTTP gateway (`deno task serve`), e.g.
+   * `https://bios.example`: the client then speaks the gateway's Tinker
+   * wire, sending `apiKey` as `X-API-Key`.
+   */
   baseUrl?: string;
 }
 
@@ -53,6 +60,7 @@ export class ServiceClient implements AsyncDisposable {
   /** The API key in use (from the option or BIOS_API_KEY). */
   readonly apiKey?: string;
   #conn?: Promise<Connection>;
+  #link?: Promise<Link>;
   #closed = false;
   readonly #opts: ServiceClientOptions;
 
@@ -65,9 +73,14 @@ export class ServiceClient implements AsyncDisposable {
     this.#opts = opts;
     this.apiKey = opts.apiKey ?? Deno.env.get("BIOS_API_KEY");
     if (opts.baseUrl !== undefined) {
-      throw new InvalidArgumentError(
-        "baseUrl",
-        "baseUrl is not supported by this version of Bios: use the embedded cluster (no address) or a NATS cluster (nats)",
+      if (opts.nats !== undefined) {
+        throw new InvalidArgumentError(
+          "baseUrl",
+          "baseUrl and nats exclude each other: give the gateway's address or the cluster's, not both",
+        );
+      }
+      this.#link = Promise.resolve(
+        new HttpLink({ baseUrl: opts.baseUrl, apiKey: this.apiKey }),
       );
     }
     if (opts.nats !== undefined) {
@@ -89,13 +102,23 @@ export class ServiceClient implements AsyncDisposable {
   }
 
   /**
-   * The connection, opened on first use.
+   * The actor connection of an embedded or NATS client, opened on first use.
    *
    * @throws {ClientClosedError} (as a rejection) once `close()` was called
+   * @throws {InvalidArgumentError} (as a rejection) for a client of an HTTP
+   *   gateway (`baseUrl`), which reaches no actors
    */
   connection(): Promise<Connection> {
     if (this.#closed) {
       return Promise.reject(new ClientClosedError("ServiceClient"));
+    }
+    if (this.#opts.baseUrl !== undefined) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          "baseUrl",
+          "a client of an HTTP gateway (baseUrl) has no actor connection",
+        ),
+      );
     }
     this.#conn ??= this.#opts.nats !== undefined
       ? connectNats({ servers: this.#opts.nats, auth: this.#opts.natsAuth })
@@ -103,24 +126,35 @@ export class ServiceClient implements AsyncDisposable {
     return this.#conn;
   }
 
+  /**
+   * How this client reaches its deployment (client/link.ts): the actors over
+   * its connection, or the gateway over HTTP.
+   *
+   * @internal
+   * @throws {ClientClosedError} (as a rejection) once `close()` was called
+   */
+  link(): Promise<Link> {
+    if (this.#closed) {
+      return Promise.reject(new ClientClosedError("ServiceClient"));
+    }
+    this.#link ??= this.connection().then((c) => new ActorLink(c));
+    return this.#link;
+  }
+
   /** The models this cluster serves, and the compute backend it uses. */
   async getServerCapabilities(): Promise<
     GetServerCapabilitiesResponse & { backendReason?: string }
   > {
-    const c = await this.connection();
-    return await c.registry.ask({ type: "capabilities" });
+    return await (await this.link()).capabilities();
   }
 
   /** Start a LoRA training run on a base model. */
   async createLoraTrainingClient(
     options: CreateLoraTrainingClientOptionsInput,
   ): Promise<TrainingClient> {
-    const c = await this.connection();
-    const run = await c.registry.ask<{ runId: string; baseModel: string }>(
-      { type: "create_run", options },
-      { timeoutMs: 600_000 },
-    );
-    return new TrainingClient(this, c, run.runId, run.baseModel);
+    const link = await this.link();
+    const run = await link.createRun(options);
+    return new TrainingClient(this, link, run.runId, run.baseModel);
   }
 
   /**
@@ -173,21 +207,13 @@ export class ServiceClient implements AsyncDisposable {
     if (opts.modelPath !== undefined) {
       parseOrThrow(AdapterPathSchema, opts.modelPath, "modelPath");
     }
-    const c = await this.connection();
-    const r = await c.registry.ask<
-      { samplerId: string; address: string; baseModel: string }
-    >(
-      {
-        type: "create_sampler",
+    const link = await this.link();
+    return new SamplingClient(
+      await link.createSampler({
         modelPath: opts.modelPath,
         baseModel: opts.baseModel,
-      },
-      { timeoutMs: 600_000 },
+      }),
     );
-    return new SamplingClient(c.system.ref(r.address), {
-      ...r,
-      modelPath: opts.modelPath,
-    }, c.registry);
   }
 
   /**
@@ -196,21 +222,12 @@ export class ServiceClient implements AsyncDisposable {
    * read and checked against `baseModel` (default: the served model its
    * `base_model_name_or_path` names).
    */
-  async weightsInfo(path: string, opts: { baseModel?: string } = {}): Promise<{
-    baseModel: string;
-    loraRank: number;
-    loraAlpha: number;
-    targetModules: string[];
-    kind: "weights" | "sampler_weights" | "peft_adapter";
-    step: number;
-  }> {
+  async weightsInfo(
+    path: string,
+    opts: { baseModel?: string } = {},
+  ): Promise<WeightsInfo> {
     parseOrThrow(AdapterPathSchema, path, "path");
-    const c = await this.connection();
-    return await c.registry.ask({
-      type: "weights_info",
-      path,
-      baseModel: opts.baseModel,
-    });
+    return await (await this.link()).weightsInfo(path, opts.baseModel);
   }
 
   /**
@@ -219,6 +236,10 @@ export class ServiceClient implements AsyncDisposable {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    const link = this.#link;
+    this.#link = undefined;
+    const l = await link?.catch(() => undefined);
+    if (l) return await l.close();
     if (!this.#conn) return;
     const c = await this.#conn.catch(() => undefined);
     this.#conn = undefined;

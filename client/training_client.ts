@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { ActorRef } from "../runtime/actor_ref.ts";
 import type { AdamParamsInput } from "../protocol/types/adam_params.ts";
 import type { DatumInput } from "../protocol/types/datum.ts";
 import type { LossFnType } from "../protocol/types/loss_fn.ts";
@@ -18,17 +17,13 @@ import type {
   SaveWeightsResponse,
 } from "../protocol/types/responses.ts";
 import type { Tokenizer } from "../protocol/types/tokenizer.ts";
-import { trainerAddress } from "../protocol/addresses.ts";
-import type { LoraSnapshot } from "../protocol/registry_messages.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
-import {
-  type TrainerRequest,
-  TrainerRequestSchema,
-} from "../protocol/messages.ts";
+import { TrainerRequestSchema } from "../protocol/messages.ts";
 import { APIFuture } from "./api_future.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
-import { askResending } from "./resend.ts";
 import type { Connection } from "./connection.ts";
+import { ActorLink } from "./actor_link.ts";
+import type { Link, RunLink, TrainerOp, TrainingRunInfo } from "./link.ts";
 import { type SampleArgs, SamplingClient } from "./sampling_client.ts";
 import type { ServiceClient } from "./service_client.ts";
 
@@ -46,30 +41,7 @@ export type CustomLossFn = (
   metrics?: Record<string, number>;
 };
 
-/** Time one training operation may take. */
-const OP_TIMEOUT_MS = 3_600_000;
-
-/** What {@linkcode TrainingClient.getInfo} returns. */
-export interface TrainingRunInfo {
-  /** The run id. */
-  modelId: string;
-  /** The base model. */
-  modelName: string;
-  /** Always true: Bios trains LoRA adapters. */
-  isLora: true;
-  /** The adapter's rank. */
-  loraRank: number;
-  /** Architecture and names, as the anchor's GetInfoResponse. */
-  modelData: { arch: string; modelName: string; tokenizerId?: string };
-  /** Optimizer steps taken. */
-  step: number;
-  /** Last sequence number applied. */
-  lastSeq: number;
-  /** Bumped whenever the weights change. */
-  version: number;
-  /** Pipeline stages (parameter shards) of the run. */
-  shards: number;
-}
+export type { TrainingRunInfo } from "./link.ts";
 
 /** Result of {@linkcode TrainingClient.train}. */
 export interface TrainResult {
@@ -107,43 +79,52 @@ export class TrainingClient {
   #last: Promise<void> = Promise.resolve();
   #tokenizer?: Promise<Tokenizer>;
   #sampler?: CachedSampler;
-  readonly #trainer: ActorRef;
+  /**
+   * The deployment, as the client classes reach it (client/link.ts).
+   *
+   * @internal
+   */
+  readonly link: Link;
+  readonly #run: RunLink;
 
   /**
    * A client of run `runId` (made by {@linkcode ServiceClient.createLoraTrainingClient}).
    *
    * @param service the service client that made this run
-   * @param conn its connection
+   * @param link how it reaches the run: a link (client/link.ts), or an
+   *   actor connection (embedded or NATS)
    * @param runId the run
    * @param baseModel the run's base model
    */
   constructor(
     readonly service: ServiceClient,
-    readonly conn: Connection,
+    link: Link | Connection,
     readonly runId: string,
     readonly baseModel: string,
   ) {
-    this.#trainer = conn.system.ref(trainerAddress(runId));
+    this.link = "system" in link ? new ActorLink(link) : link;
+    this.#run = this.link.run(runId);
   }
 
   /**
    * Check an operation with the protocol's schema, then send it with the
-   * next seq. A request refused here never reaches the trainer and takes no
-   * seq; what is sent is the parsed request, plain data that always encodes.
+   * next seq. A request refused here (or one the link cannot carry) never
+   * reaches the trainer and takes no seq; what is sent is the parsed
+   * request, plain data that always encodes.
    */
   #submit<T>(msg: Record<string, unknown>): APIFuture<T> {
-    let req: TrainerRequest;
+    let p: Promise<T>;
     try {
-      req = parseOrThrow(
+      const req = parseOrThrow(
         TrainerRequestSchema,
         { ...msg, runId: this.runId, seq: this.#seq + 1 },
         "",
-      );
+      ) as TrainerOp;
+      p = this.#run.submit<T>(req, this.#last);
     } catch (e) {
       return new APIFuture(Promise.reject(e));
     }
     this.#seq++;
-    const p = askResending<T>(this.#trainer, req, this.#last, OP_TIMEOUT_MS);
     this.#last = p.then(() => {}, () => {});
     return new APIFuture(p);
   }
@@ -336,32 +317,7 @@ export class TrainingClient {
       });
       return await this.service.createSamplingClient({ modelPath: path });
     }
-    const snap = await this.#trainer.ask<
-      {
-        baseModel: string;
-        lora: LoraSnapshot["spec"];
-        params: LoraSnapshot["params"];
-        version: number;
-      }
-    >(
-      { type: "snapshot", runId: this.runId },
-      { timeoutMs: OP_TIMEOUT_MS },
-    );
-    const r = await this.conn.registry.ask<
-      { samplerId: string; address: string; baseModel: string }
-    >(
-      {
-        type: "create_sampler",
-        baseModel: snap.baseModel,
-        lora: { spec: snap.lora, params: snap.params },
-      },
-      { timeoutMs: OP_TIMEOUT_MS },
-    );
-    return new SamplingClient(
-      this.conn.system.ref(r.address),
-      r,
-      this.conn.registry,
-    );
+    return new SamplingClient(await this.#run.snapshotSampler());
   }
 
   /**
@@ -407,24 +363,12 @@ export class TrainingClient {
 
   /** The run's model, rank, step and sequence state. */
   async getInfo(): Promise<TrainingRunInfo> {
-    return await askResending<TrainingRunInfo>(
-      this.#trainer,
-      {
-        type: "get_info",
-        runId: this.runId,
-      },
-      Promise.resolve(),
-      OP_TIMEOUT_MS,
-    );
+    return await this.#run.getInfo();
   }
 
   /** The base model's tokenizer. */
   getTokenizer(): Promise<Tokenizer> {
-    this.#tokenizer ??= this.conn.registry.ask<
-      { files: Record<string, string>; hints: Record<string, unknown> }
-    >(
-      { type: "tokenizer", baseModel: this.baseModel },
-    ).then(async (r) => {
+    this.#tokenizer ??= this.link.tokenizer(this.baseModel).then(async (r) => {
       // Tokenizer code (and @huggingface/tokenizers) loads only when asked for.
       const { tokenizerFromFiles } = await import("../model/tokenizer.ts");
       return tokenizerFromFiles(r.files, r.hints);

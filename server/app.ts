@@ -13,10 +13,11 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { InvalidArgumentError, NotFoundError } from "../runtime/errors.ts";
 import type { KeyRing } from "./auth/keys.ts";
 import type { RateLimiter } from "./auth/rate_limit.ts";
-import { HttpError, isUserError } from "./errors.ts";
+import { biosErrorJson, HttpError, isUserError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
 import type { GatewayEnv } from "./http.ts";
 import { describeRoute } from "./openapi/describe.ts";
+import { biosExtraRoutes } from "./routes/bios_extras.ts";
 import { futureRoutes } from "./routes/futures.ts";
 import { observeRoutes, requestMetrics } from "./routes/observe.ts";
 import { runMetricsRoutes } from "./routes/run_metrics.ts";
@@ -119,6 +120,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   api.route("/", weightsRoutes(opts.gateway));
   api.route("/", samplingRoutes(opts.gateway));
   api.route("/", futureRoutes(opts.gateway));
+  api.route("/", biosExtraRoutes(opts.gateway));
   api.route("/", runMetricsRoutes(opts.gateway));
   app.route("/api/v1", api);
   app.route(
@@ -143,15 +145,25 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
         e.headers,
       );
     }
+    const bios = biosErrorJson(e);
+    const extra = bios !== undefined ? { "bios_error": bios } : {};
     if (e instanceof InvalidArgumentError) {
-      return c.json({ error: toWireText(e.message), field: e.field }, 400);
+      return c.json(
+        { error: toWireText(e.message), field: e.field, ...extra },
+        400,
+      );
     }
     if (e instanceof NotFoundError) {
-      return c.json({ error: toWireText(e.message) }, 404);
+      return c.json({ error: toWireText(e.message), ...extra }, 404);
     }
-    if (isUserError(e)) return c.json({ error: toWireText(e.message) }, 400);
+    if (isUserError(e)) {
+      return c.json({ error: toWireText(e.message), ...extra }, 400);
+    }
     console.error(`bios gateway: ${c.req.method} ${c.req.path}:`, e);
-    return c.json({ error: `internal error: ${(e as Error).message}` }, 500);
+    return c.json(
+      { error: `internal error: ${(e as Error).message}`, ...extra },
+      500,
+    );
   });
   return app;
 }

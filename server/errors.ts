@@ -10,8 +10,10 @@
 import {
   BiosError,
   ConflictError,
+  errorToWire,
   InvalidArgumentError,
   NotFoundError,
+  type WireError,
 } from "../runtime/errors.ts";
 import { toWireText } from "./tinker/to_bios.ts";
 
@@ -61,13 +63,29 @@ export function isUserError(e: unknown): boolean {
       ["invalid_argument", "not_found", "conflict"].includes(e.code));
 }
 
+/**
+ * The Bios error behind `e`, as Bios raised it (before the gateway put its
+ * field and message in the wire's names), in its wire form; undefined for
+ * what is not a Bios error. Bios's TypeScript client rebuilds it from the
+ * extra key `bios_error` (the Tinker SDK ignores it).
+ */
+export function biosErrorJson(e: unknown): WireError | undefined {
+  let inner = e;
+  while (
+    inner instanceof InvalidArgumentError && inner.cause instanceof BiosError
+  ) inner = inner.cause;
+  return inner instanceof BiosError ? errorToWire(inner) : undefined;
+}
+
 /** An operation's failure as the wire's RequestFailedResponse. */
 export function failureJson(
   e: unknown,
-): { error: string; category: "user" | "server" } {
+): { error: string; category: "user" | "server"; "bios_error"?: WireError } {
   const message = e instanceof Error ? e.message : String(e);
+  const bios = biosErrorJson(e);
   return {
     error: toWireText(message),
     category: isUserError(e) ? "user" : "server",
+    ...(bios !== undefined ? { "bios_error": bios } : {}),
   };
 }

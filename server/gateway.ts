@@ -13,6 +13,7 @@
  */
 import type { ServiceClient } from "../client/service_client.ts";
 import type { SamplingClient } from "../client/sampling_client.ts";
+import { TrainingClient } from "../client/training_client.ts";
 import { trainerAddress } from "../protocol/addresses.ts";
 import type { TrainingRunInfo } from "../client/training_client.ts";
 import type { SampleRequest } from "../protocol/messages.ts";
@@ -216,7 +217,11 @@ export class Gateway {
       tenant,
       run.then((modelId) => ({
         kind: "json",
-        value: { type: "create_model", "model_id": modelId },
+        value: {
+          type: "create_model",
+          "model_id": modelId,
+          "base_model": this.#runs.get(modelId)?.baseModel,
+        },
       })),
     );
   }
@@ -264,13 +269,20 @@ export class Gateway {
       Promise.resolve(),
       60_000,
     );
-    return getInfoJson({
-      modelId: info.modelId,
-      modelData: info.modelData,
-      isLora: true,
-      loraRank: info.loraRank,
-      modelName: info.modelName,
-    });
+    return {
+      ...getInfoJson({
+        modelId: info.modelId,
+        modelData: info.modelData,
+        isLora: true,
+        loraRank: info.loraRank,
+        modelName: info.modelName,
+      }),
+      // Bios's additions (the SDK ignores extra keys).
+      step: info.step,
+      "last_seq": info.lastSeq,
+      version: info.version,
+      shards: info.shards,
+    };
   }
 
   /**
@@ -414,6 +426,11 @@ export class Gateway {
       "train_unembed": has(LORA_MODULE_GROUPS.trainUnembed),
       "train_mlp": has(LORA_MODULE_GROUPS.trainMlp),
       "train_attn": has(LORA_MODULE_GROUPS.trainAttn),
+      // Bios's additions (the SDK ignores extra keys).
+      "lora_alpha": info.loraAlpha,
+      "target_modules": info.targetModules,
+      kind: info.kind,
+      step: info.step,
     };
   }
 
@@ -421,10 +438,16 @@ export class Gateway {
     tenant: string,
     id: string,
     sessionId: string | undefined,
-    from: { modelPath?: string; baseModel?: string },
+    from: { modelPath?: string; baseModel?: string; runId?: string },
     baseModel: string,
   ): Sampler {
-    const client = this.#service.createSamplingClient(from);
+    const runId = from.runId;
+    const client = runId !== undefined
+      ? this.#service.link().then((link) =>
+        new TrainingClient(this.#service, link, runId, baseModel)
+          .saveWeightsAndGetSamplingClient()
+      )
+      : this.#service.createSamplingClient(from);
     client.catch(() => {
       if (this.#samplers.get(id)?.client === client) this.#samplers.delete(id);
     });
@@ -447,7 +470,9 @@ export class Gateway {
 
   /**
    * `create_sampling_session`: a sampler of a checkpoint of `tenant`'s or of
-   * a base model, started now; returns its id once it runs.
+   * a base model, started now; returns its id once it runs. Bios's
+   * addition: with `modelId` (the body's `model_id`), a sampler of that
+   * run's current weights, held in memory only (no checkpoint, no seq).
    */
   async createSamplingSession(
     tenant: string,
@@ -455,10 +480,22 @@ export class Gateway {
     seqId: number,
     baseModel: string | undefined,
     modelPath: string | undefined,
+    modelId?: string,
   ): Promise<string> {
     this.#session(tenant, sessionId);
     const id = `${sessionId}:sample:${seqId}`;
     let s = this.#samplers.get(id);
+    if (!s && modelId !== undefined) {
+      const run = this.#run(tenant, modelId);
+      await run.sequence;
+      s = this.#addSampler(
+        tenant,
+        id,
+        sessionId,
+        { runId: modelId },
+        run.baseModel ?? "",
+      );
+    }
     if (!s) {
       if (modelPath === undefined && baseModel === undefined) {
         throw new HttpError(
@@ -485,6 +522,30 @@ export class Gateway {
       );
     }
     return id;
+  }
+
+  /**
+   * Bios's `unload_sampling_session`: stop a sampling session's sampler and
+   * free its memory (the Tinker wire has no such call: its sessions end).
+   *
+   * @throws {HttpError} 404 when it is not `tenant`'s
+   */
+  async unloadSamplingSession(tenant: string, id: string): Promise<void> {
+    const s = this.#samplers.get(id);
+    if (!s || s.tenant !== tenant) throw notFound("sampling session", id);
+    this.#samplers.delete(id);
+    for (const session of this.#sessions.values()) session.samplers.delete(id);
+    const client = await s.client.catch(() => undefined);
+    await client?.close();
+  }
+
+  /** Bios's `get_tokenizer`: a base model's tokenizer files and hints. */
+  async tokenizerFiles(
+    baseModel: string,
+  ): Promise<
+    { files: Record<string, string>; hints: Record<string, unknown> }
+  > {
+    return await (await this.#service.link()).tokenizer(baseModel);
   }
 
   /** `GET samplers/{id}`: what a sampling session samples. */

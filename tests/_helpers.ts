@@ -13,7 +13,7 @@
  * @module
  */
 import * as bios from "../mod.ts";
-import { biosHome } from "../client/connection.ts";
+import { biosHome, type Connection } from "../client/connection.ts";
 import { loadBaseModel } from "../actors/base_models.ts";
 import {
   type LlamaConfig,
@@ -133,12 +133,22 @@ export interface TestService {
   catalogFile: string;
   /** Where the node runs: in this process, or in a process of its own on NATS. */
   deployment: Deployment;
+  /**
+   * The actors behind the client, for tests that reach past the API (kill a
+   * trainer, list a run's checkpoints on the node): the client's own
+   * connection, or, for the gateway deployment, a NATS connection of the
+   * test's own to the cluster behind the gateway.
+   */
+  connection(): Promise<Connection>;
   /** Close the service, remove the temporary folder, put `BIOS_MODELS` back. */
   close(): Promise<void>;
 }
 
 /** Where a test service's node runs. */
-export type Deployment = "embedded" | "nats";
+export type Deployment = "embedded" | "nats" | "gateway";
+
+/** The API key the gateway deployment's client presents. */
+export const TEST_API_KEY = "tml-bios-test-0123456789";
 
 /**
  * The deployment the client tests run against: `BIOS_TEST_DEPLOYMENT=nats`
@@ -147,15 +157,18 @@ export type Deployment = "embedded" | "nats";
  */
 export function testDeployment(): Deployment {
   const d = Deno.env.get("BIOS_TEST_DEPLOYMENT") ?? "embedded";
-  if (d !== "embedded" && d !== "nats") {
-    throw new Error(`BIOS_TEST_DEPLOYMENT must be embedded or nats: got ${d}`);
+  if (d !== "embedded" && d !== "nats" && d !== "gateway") {
+    throw new Error(
+      `BIOS_TEST_DEPLOYMENT must be embedded, nats or gateway: got ${d}`,
+    );
   }
   return d;
 }
 
 /**
  * Start a service that knows the tiny models: embedded, or (with
- * `BIOS_TEST_DEPLOYMENT=nats`) a nats-server with JetStream and a node
+ * `BIOS_TEST_DEPLOYMENT=nats`, or `gateway` for the same behind the HTTP
+ * gateway) a nats-server with JetStream and a node
  * process that keeps its checkpoints in the server's object store, as a
  * cluster does — or, for a test that reads or damages the checkpoint files
  * itself (`checkpointFolder: true`), in the temporary folder.
@@ -180,10 +193,11 @@ export async function startTestService(
   const deployment = testDeployment();
   let stopNode = async () => {};
   let service: bios.ServiceClient;
-  const checkpoints = deployment === "nats" && !checkpointFolder
+  let backdoor: (() => Promise<Connection>) | undefined;
+  const checkpoints = deployment !== "embedded" && !checkpointFolder
     ? "jetstream"
     : "files";
-  if (deployment === "nats") {
+  if (deployment !== "embedded") {
     const { NatsServer } = await import("../runtime/_nats_server.ts");
     const { startNodeProcess } = await import("./_node_process.ts");
     const server = await NatsServer.start(undefined, [], {
@@ -209,11 +223,39 @@ export async function startTestService(
       flags,
       catalog && { BIOS_MODELS: catalog.file },
     );
-    service = new bios.ServiceClient({ nats: server.url });
-    stopNode = async () => {
-      await node.stop("SIGTERM");
-      await server.stop();
-    };
+    if (deployment === "nats") {
+      service = new bios.ServiceClient({ nats: server.url });
+      stopNode = async () => {
+        await node.stop("SIGTERM");
+        await server.stop();
+      };
+    } else {
+      // The HTTP gateway in front of the cluster, as a real process.
+      const { startGateway } = await import("./_gateway_process.ts");
+      let gateway;
+      try {
+        gateway = await startGateway(
+          ["--nats", server.url, "--rate-limit", "0"],
+          { BIOS_API_KEYS: TEST_API_KEY, BIOS_MODELS: catalogFile },
+        );
+      } catch (e) {
+        await node.stop("SIGTERM");
+        await server.stop();
+        throw e;
+      }
+      service = new bios.ServiceClient({
+        baseUrl: gateway.url,
+        apiKey: TEST_API_KEY,
+      });
+      const cluster = new bios.ServiceClient({ nats: server.url });
+      backdoor = () => cluster.connection();
+      stopNode = async () => {
+        await cluster.close();
+        await gateway.stop();
+        await node.stop("SIGTERM");
+        await server.stop();
+      };
+    }
   } else {
     service = new bios.ServiceClient({ checkpointDir, ...clientOpts });
   }
@@ -223,6 +265,7 @@ export async function startTestService(
     checkpoints,
     catalogFile,
     deployment,
+    connection: backdoor ?? (() => service.connection()),
     async close() {
       await service.close();
       await stopNode();

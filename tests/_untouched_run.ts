@@ -82,7 +82,7 @@ export async function withRun(
   const ts = await startTestService();
   try {
     const tc = await ts.service.createLoraTrainingClient(RUN);
-    const conn = await ts.service.connection();
+    const conn = await ts.connection();
     const f = { ts, service: ts.service, conn, tc };
     assert.equal((await tc.forward([DATUM], "cross_entropy")).loss, ref.before);
     await tc.forwardBackward([DATUM], "cross_entropy");

@@ -28,7 +28,7 @@ const DATUM = nextTokenDatum(textIds(SAMPLE_TEXTS[0]));
 
 /** The node answers: a list, a new run that trains, a sampler from `path`. */
 async function nodeWorks(ts: TestService, path: string): Promise<void> {
-  const conn = await ts.service.connection();
+  const conn = await ts.connection();
   const caps = await ts.service.getServerCapabilities();
   assert.ok(caps.supportedModels.length > 0);
   const tc = await ts.service.createLoraTrainingClient(RUN);
@@ -46,7 +46,7 @@ async function nodeWorks(ts: TestService, path: string): Promise<void> {
 }
 
 async function listed(ts: TestService, runId: string): Promise<string[]> {
-  const conn = await ts.service.connection();
+  const conn = await ts.connection();
   const entries = await conn.registry.ask<{ kind: string; name: string }[]>({
     type: "list_checkpoints",
     runId,

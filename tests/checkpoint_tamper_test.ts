@@ -212,7 +212,7 @@ for (const c of CASES) {
   Deno.test(`a checkpoint with ${c.name} is refused; nothing changes and the node keeps working`, async () => {
     const ts = await startTestService({ checkpointFolder: true });
     try {
-      const conn = await ts.service.connection();
+      const conn = await ts.connection();
       const tc = await ts.service.createLoraTrainingClient(RUN);
       await tc.train([DATUM], { learningRate: 1e-2 });
       const { path } = await tc.saveState("t");

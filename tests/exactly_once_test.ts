@@ -38,7 +38,7 @@ async function withRawRun(body: (r: RawRun) => Promise<void>): Promise<void> {
   const ts = await startTestService();
   try {
     const tc = await ts.service.createLoraTrainingClient(RUN);
-    const conn = await ts.service.connection();
+    const conn = await ts.connection();
     const trainer = conn.system.ref(trainerAddress(tc.runId));
     await body({
       ts,

@@ -67,7 +67,7 @@ Deno.test("a raw trainer request with a `constructor` loss input takes its seq a
       rank: 4,
       seed: 1,
     });
-    const conn = await ts.service.connection();
+    const conn = await ts.connection();
     const trainer = conn.system.ref(trainerAddress(tc.runId));
     const bad = {
       type: "forward_backward",

@@ -88,7 +88,7 @@ Deno.test("optimStep: weightDecay shrinks the adapter (decoupled) and changes th
         await tc.optimStep({ learningRate: 1e-2, weightDecay: wd });
       }
     }
-    const conn = await ts.service.connection();
+    const conn = await ts.connection();
     const norm = async (tc: TrainingClient) => {
       const snap = await conn.system.ref(`trainer.${tc.runId}`).ask<
         { params: Record<string, { data: Float32Array }> }

@@ -25,6 +25,7 @@ export function samplingRoutes(gateway: Gateway): Hono<GatewayEnv> {
       b.sampling_session_seq_id,
       b.base_model ?? undefined,
       b.model_path ?? undefined,
+      b.model_id ?? undefined,
     );
     return c.json({
       type: "create_sampling_session",

@@ -45,6 +45,8 @@ export function forwardBackwardJson(out: ForwardBackwardOutput): WireJson {
       )
     ),
     metrics: out.metrics,
+    // Bios's addition (the SDK ignores extra keys): the loss as Bios reports it.
+    loss: out.loss,
   };
 }
 
@@ -95,12 +97,28 @@ export function getInfoJson(info: GetInfoResponse): WireJson {
 }
 
 /** The served models as the wire's GetServerCapabilitiesResponse. */
-export function capabilitiesJson(c: GetServerCapabilitiesResponse): WireJson {
+export function capabilitiesJson(
+  c: GetServerCapabilitiesResponse & { backendReason?: string },
+): WireJson {
   return {
     "supported_models": c.supportedModels.map((m) => ({
       "model_name": m.modelName,
       "max_context_length": m.maxContextLength,
     })),
+    // Bios's additions (the SDK ignores extra keys).
+    ...(c.unsupportedModels !== undefined
+      ? {
+        "unsupported_models": c.unsupportedModels.map((m) => ({
+          "model_name": m.modelName,
+          reason: m.reason,
+        })),
+      }
+      : {}),
+    ...(c.backend !== undefined ? { backend: c.backend } : {}),
+    ...(c.device !== undefined ? { device: c.device } : {}),
+    ...(c.backendReason !== undefined
+      ? { "backend_reason": c.backendReason }
+      : {}),
   };
 }
 

@@ -63,13 +63,20 @@ export const CreateModelSchema = z.object({
   "user_metadata": z.unknown().optional(),
 }, { error: "must be a JSON object" });
 
-/** Schema of `create_model`'s `lora_config` (Tinker's LoraConfig: no alpha). */
+/**
+ * Schema of `create_model`'s `lora_config`: Tinker's LoraConfig (no alpha),
+ * plus Bios's `alpha`, `dropout` and `target_modules`, which Bios's own
+ * client sends (the values are checked by the protocol's schema).
+ */
 export const WireLoraConfigSchema = z.strictObject({
   rank: z.unknown().optional(),
   seed: z.unknown().optional(),
   "train_unembed": z.unknown().optional(),
   "train_mlp": z.unknown().optional(),
   "train_attn": z.unknown().optional(),
+  alpha: z.unknown().optional(),
+  dropout: z.unknown().optional(),
+  "target_modules": z.unknown().optional(),
 }, { error: "must be an object of LoRA settings (rank, seed, train_*)" });
 
 /** Schema of a request naming a model only (`get_info`, `unload_model`). */
@@ -115,6 +122,7 @@ export const SaveWeightsBodySchema = z.object({
  */
 export const SaveForSamplerBodySchema = z.object({
   path: z.unknown().optional(),
+  overwrite: z.boolean({ error: "must be a boolean" }).optional(),
   "sampling_session_seq_id": z.unknown().optional(),
   "ttl_seconds": z.unknown().optional(),
 }, { error: "must be a JSON object" });
@@ -132,6 +140,20 @@ export const CreateSamplingSessionSchema = z.object({
   "sampling_session_seq_id": SeqFromZeroSchema,
   "base_model": z.string({ error: "must be a model name" }).nullish(),
   "model_path": z.string({ error: "must be a tinker:// path" }).nullish(),
+  /** Bios's addition: a sampler of this run's current weights (in memory). */
+  "model_id": WireIdSchema.nullish(),
+}, { error: "must be a JSON object" });
+
+/** Schema of `unload_sampling_session` (Bios's addition). */
+export const SamplingSessionIdSchema = z.object({
+  "sampling_session_id": WireIdSchema,
+}, { error: "must be a JSON object" });
+
+/** Schema of `get_tokenizer` (Bios's addition). */
+export const GetTokenizerSchema = z.object({
+  "base_model": z.string({ error: "must be a model name" }).min(1, {
+    error: "must be a model name",
+  }),
 }, { error: "must be a JSON object" });
 
 /** Schema of `asample`'s head: where to sample from. */

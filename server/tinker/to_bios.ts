@@ -266,7 +266,7 @@ export function saveForSamplerCall(
       call: {
         type: "save_weights_for_sampler",
         name: b.path,
-        overwrite: false,
+        overwrite: b.overwrite ?? false,
       },
     };
   }
@@ -324,6 +324,7 @@ export function createModelOptions(
       throw new InvalidArgumentError(
         `lora_config.${r.field}`,
         `lora_config.${r.message}`,
+        { cause: r },
       );
     }
     throw r;

@@ -1,0 +1,140 @@
+/**
+ * The seam under the client classes: what `ServiceClient`, `TrainingClient`
+ * and `SamplingClient` need from a deployment, as a few calls. Two links
+ * implement it — {@linkcode ActorLink} (client/actor_link.ts: the actors
+ * themselves, over the in-process or the NATS transport) and `HttpLink`
+ * (client/http_link.ts: the gateway's Tinker wire) — so one set of client
+ * classes, with one set of argument checks, serves all three deployments.
+ *
+ * The seam sits above the transport, not at it: the gateway does not carry
+ * actor messages but the Tinker wire's operations, so each call here is one
+ * such operation (a run's op at its seq, a sample, a weights query), and
+ * each link maps it onto its own wire.
+ *
+ * @module
+ */
+import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
+import type { z } from "zod";
+import type {
+  ComputeLogprobsRequestSchema,
+  SampleRequest,
+  TrainerRequest,
+} from "../protocol/messages.ts";
+import type {
+  GetServerCapabilitiesResponse,
+  SampleResponse,
+} from "../protocol/types/responses.ts";
+
+/** A trainer request that runs in a run's seq order (not a query). */
+export type TrainerOp = Exclude<
+  TrainerRequest,
+  { type: "get_info" | "snapshot" }
+>;
+
+/** A checked `compute_logprobs` request. */
+export type ComputeLogprobsRequest = z.output<
+  typeof ComputeLogprobsRequestSchema
+>;
+
+/** What a checkpoint (or PEFT adapter folder) holds. */
+export interface WeightsInfo {
+  /** Its base model. */
+  baseModel: string;
+  /** LoRA rank. */
+  loraRank: number;
+  /** LoRA alpha. */
+  loraAlpha: number;
+  /** The adapted modules. */
+  targetModules: string[];
+  /** What kind of checkpoint it is. */
+  kind: "weights" | "sampler_weights" | "peft_adapter";
+  /** The optimizer step it was saved at. */
+  step: number;
+}
+
+/** A run's model, rank, step and sequence state (TrainingClient.getInfo). */
+export interface TrainingRunInfo {
+  /** The run id. */
+  modelId: string;
+  /** The base model. */
+  modelName: string;
+  /** Always true: Bios trains LoRA adapters. */
+  isLora: true;
+  /** The adapter's rank. */
+  loraRank: number;
+  /** Architecture and names, as the anchor's GetInfoResponse. */
+  modelData: { arch: string; modelName: string; tokenizerId?: string };
+  /** Optimizer steps taken. */
+  step: number;
+  /** Last sequence number applied. */
+  lastSeq: number;
+  /** Bumped whenever the weights change. */
+  version: number;
+  /** Pipeline stages (parameter shards) of the run. */
+  shards: number;
+}
+
+/** What a sampler samples. */
+export interface SamplerInfo {
+  /** Its id. */
+  samplerId: string;
+  /** Its base model. */
+  baseModel: string;
+  /** The checkpoint it loaded, if any. */
+  modelPath?: string;
+}
+
+/** One sampler, as a link reaches it. */
+export interface SamplerLink {
+  /** What it samples. */
+  readonly info: SamplerInfo;
+  /** Generate (a checked request). */
+  sample(req: SampleRequest): Promise<SampleResponse>;
+  /** Prompt logprobs (a checked request). */
+  computeLogprobs(req: ComputeLogprobsRequest): Promise<(number | null)[]>;
+  /** Stop it and free its memory; one that is gone already counts as stopped. */
+  stop(): Promise<void>;
+  /** Stop it without waiting (a collected client's), ignoring failures. */
+  release(): void;
+}
+
+/** One training run, as a link reaches it. */
+export interface RunLink {
+  /**
+   * Send a checked operation carrying its seq, exactly once: a resend (a
+   * restarted trainer, a dropped connection) is answered from the trainer's
+   * record, never applied twice. `before` is the previous operation, settled
+   * with its resends: a resend goes only after it.
+   */
+  submit<T>(req: TrainerOp, before: Promise<unknown>): Promise<T>;
+  /** The run's model, rank, step and sequence state. */
+  getInfo(): Promise<TrainingRunInfo>;
+  /** A new sampler of the run's current weights, held in memory only. */
+  snapshotSampler(): Promise<SamplerLink>;
+}
+
+/** A deployment, as the client classes reach it. */
+export interface Link {
+  /** The served models and the compute backend. */
+  capabilities(): Promise<
+    GetServerCapabilitiesResponse & { backendReason?: string }
+  >;
+  /** Start a run; resolves with its id and base model. */
+  createRun(
+    options: CreateLoraTrainingClientOptionsInput,
+  ): Promise<{ runId: string; baseModel: string }>;
+  /** The run `runId` (nothing is sent). */
+  run(runId: string): RunLink;
+  /** Start a sampler of a checkpoint, an adapter folder or a base model. */
+  createSampler(
+    from: { modelPath?: string; baseModel?: string },
+  ): Promise<SamplerLink>;
+  /** What a checkpoint holds. */
+  weightsInfo(path: string, baseModel?: string): Promise<WeightsInfo>;
+  /** A base model's tokenizer files and hints. */
+  tokenizer(
+    baseModel: string,
+  ): Promise<{ files: Record<string, string>; hints: Record<string, unknown> }>;
+  /** Disconnect (and stop an embedded node). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,31 @@
+/**
+ * Bios's additions to the Tinker wire, for Bios's own TypeScript client
+ * (`new ServiceClient({ baseUrl })`); the Tinker SDK never calls them:
+ * `unload_sampling_session` (SamplingClient.close: stop a sampler and free
+ * its memory) and `get_tokenizer` (a base model's tokenizer files, which the
+ * SDK would fetch from the Hugging Face hub instead).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Gateway } from "../gateway.ts";
+import { type GatewayEnv, parseHead, readBody } from "../http.ts";
+import {
+  GetTokenizerSchema,
+  SamplingSessionIdSchema,
+} from "../tinker/schemas.ts";
+
+/** Bios's extra routes over `gateway`. */
+export function biosExtraRoutes(gateway: Gateway): Hono<GatewayEnv> {
+  const r = new Hono<GatewayEnv>();
+  r.post("/unload_sampling_session", async (c) => {
+    const b = parseHead(SamplingSessionIdSchema, await readBody(c));
+    await gateway.unloadSamplingSession(c.get("tenant"), b.sampling_session_id);
+    return c.json({ type: "unload_sampling_session" });
+  });
+  r.post("/get_tokenizer", async (c) => {
+    const b = parseHead(GetTokenizerSchema, await readBody(c));
+    return c.json(await gateway.tokenizerFiles(b.base_model));
+  });
+  return r;
+}
