@@ -187,6 +187,16 @@ def errors(sc):
         tc.forward_backward([mismatched], "cross_entropy").result()
     except Exception as e:  # noqa: BLE001
         out["mismatched"] = failure(e)
+    # A target beyond 32 bits: over 0.25's protobuf the decoder refuses it
+    # (its seq_id still taken); over JSON the datum check does.
+    huge = types.Datum(
+        model_input=types.ModelInput.from_ints([BOS, 65, 66]),
+        loss_fn_inputs={"target_tokens": [65, 66, 2**40], "weights": [1.0, 1.0, 1.0]},
+    )
+    try:
+        tc.forward_backward([huge], "cross_entropy").result()
+    except Exception as e:  # noqa: BLE001
+        out["huge_target"] = failure(e)
     try:
         tc.optim_step(types.AdamParams(learning_rate=-1.0)).result()
     except Exception as e:  # noqa: BLE001

@@ -260,6 +260,12 @@ async function sdkFlows(
         /forward_backward_input\.data\[0\]\.loss_fn_inputs\.target_tokens must have one value per model-input token \(3\)/,
       );
       user(
+        r.huge_target,
+        version === "0.24.1"
+          ? /forward_backward_input\.data\[0\]\.loss_fn_inputs\.target_tokens\.data\[2\] must be a token id.*got 1099511627776/
+          : /data\[0\]\.loss_fn_inputs\.target_tokens\.dense\[2\] must fit in 32 bits.*got 1099511627776/,
+      );
+      user(
         r.bad_lr,
         /adam_params\.learning_rate must be a finite number in \(0, 10\]: got -1/,
       );
