@@ -90,6 +90,30 @@ export interface GatewayOptions {
   runsDir?: string;
 }
 
+/** A run in the dashboard's list ({@linkcode Gateway.runsOf}). */
+export interface DashboardRun {
+  /** The run's id (the wire's `model_id`). */
+  id: string;
+  /** Its base model, once known. */
+  baseModel?: string;
+  /** Its last metrics.jsonl line, if it took a step since the gateway started. */
+  last?: Readonly<Record<string, number>>;
+}
+
+/** A checkpoint as the checkpoint store lists it. */
+export interface DashboardCheckpoint {
+  /** `weights` (with optimizer state) or `sampler_weights`. */
+  kind: string;
+  /** Its name in the run. */
+  name: string;
+  /** `bios://<run>/<kind>/<name>`. */
+  path: string;
+  /** When it was saved (ISO 8601). */
+  createdAt: string;
+  /** Bytes of its data files. */
+  sizeBytes: number;
+}
+
 interface Session {
   tenant: string;
   lastSeen: number;
@@ -105,6 +129,8 @@ interface Run {
   sessionId: string;
   baseModel?: string;
   sequence: Promise<RunSequence>;
+  /** The sequence, once `sequence` has settled (to refuse a bad seq_id at once). */
+  resolved?: RunSequence;
 }
 
 interface Sampler {
@@ -199,13 +225,16 @@ export class Gateway {
         const opts = createModelOptions(baseModel, loraConfig);
         const tc = await this.#service.createLoraTrainingClient(opts);
         const conn = await this.#service.connection();
+        const sequence = new RunSequence(
+          conn.system.ref(trainerAddress(tc.runId)),
+          0,
+        );
         this.#runs.set(tc.runId, {
           tenant,
           sessionId,
           baseModel: tc.baseModel,
-          sequence: Promise.resolve(
-            new RunSequence(conn.system.ref(trainerAddress(tc.runId)), 0),
-          ),
+          sequence: Promise.resolve(sequence),
+          resolved: sequence,
         });
         return tc.runId;
       })();
@@ -250,6 +279,7 @@ export class Gateway {
           return new RunSequence(ref, info.lastSeq);
         }),
       };
+      adopted.sequence.then((s) => adopted.resolved = s, () => {});
       adopted.sequence.catch(() => {
         if (this.#runs.get(modelId) === adopted) this.#runs.delete(modelId);
       });
@@ -336,6 +366,13 @@ export class Gateway {
       refused = e;
       // Its head alone: the trainer refuses the body and records that at seq.
       call = { type, runId, seq };
+    }
+    try {
+      // A seq_id used by another operation, or far ahead: refused now, so
+      // that it neither takes a seq nor waits.
+      run.resolved?.check(seq, call);
+    } catch (e) {
+      throw new HttpError(409, (e as Error).message, "seq_id");
     }
     const work = run.sequence.then((s) => s.submit<unknown>(seq, call));
     const result: Promise<FutureResult> = refused !== undefined
@@ -680,6 +717,50 @@ export class Gateway {
     return this.observer.logPath(modelId);
   }
 
+  /**
+   * The runs of `tenant` this gateway holds, oldest first, with their base
+   * model and last metrics line (the dashboard's run list).
+   */
+  runsOf(tenant: string): DashboardRun[] {
+    const out: DashboardRun[] = [];
+    for (const [id, r] of this.#runs) {
+      if (r.tenant !== tenant) continue;
+      out.push({
+        id,
+        baseModel: r.baseModel,
+        last: this.observer.feed.last(id),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Run `modelId`'s checkpoints, oldest first, as the checkpoint store
+   * lists them (only those whose manifest verifies).
+   *
+   * @throws {HttpError} 404 when the run is not `tenant`'s
+   */
+  async checkpointsOf(
+    tenant: string,
+    modelId: string,
+  ): Promise<DashboardCheckpoint[]> {
+    await this.#run(tenant, modelId).sequence;
+    const conn = await this.#service.connection();
+    return await conn.registry.ask<DashboardCheckpoint[]>({
+      type: "list_checkpoints",
+      runId: modelId,
+    });
+  }
+
+  /** The samplers of `tenant` held here: id, base model, checkpoint if any. */
+  samplersOf(tenant: string): WireJson[] {
+    const out: WireJson[] = [];
+    for (const [id, s] of this.#samplers) {
+      if (s.tenant === tenant) out.push(this.samplerInfo(tenant, id));
+    }
+    return out;
+  }
+
   /** Sessions, runs and samplers held now (for tests and logs). */
   stats(): { sessions: number; runs: number; samplers: number } {
     return {
@@ -692,6 +773,7 @@ export class Gateway {
   /** Stop the timers and the samplers started here (the service is the caller's). */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
+    this.observer.feed.close();
     this.futures.close();
     const closing = [...this.#samplers.values()].map((s) =>
       s.client.then((c) => c.close()).catch(() => {})
