@@ -18,6 +18,7 @@ import type { Gateway } from "./gateway.ts";
 import type { GatewayEnv } from "./http.ts";
 import { describeRoute } from "./openapi/describe.ts";
 import { biosExtraRoutes } from "./routes/bios_extras.ts";
+import { dashboardApiRoutes, dashboardPageRoutes } from "./routes/dashboard.ts";
 import { futureRoutes } from "./routes/futures.ts";
 import { observeRoutes, requestMetrics } from "./routes/observe.ts";
 import { runMetricsRoutes } from "./routes/run_metrics.ts";
@@ -67,6 +68,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
     metricsKey: opts.metricsKey ?? null,
     app,
   });
+  app.route("/", dashboardPageRoutes());
   api.get("/healthz", (c) => c.json({ status: "ok" }));
   describeRoute(api, "get", "/healthz", {
     summary: "Health check",
@@ -122,6 +124,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   api.route("/", futureRoutes(opts.gateway));
   api.route("/", biosExtraRoutes(opts.gateway));
   api.route("/", runMetricsRoutes(opts.gateway));
+  api.route("/", dashboardApiRoutes(opts.gateway));
   app.route("/api/v1", api);
   app.route(
     "/v1",

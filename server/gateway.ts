@@ -90,6 +90,30 @@ export interface GatewayOptions {
   runsDir?: string;
 }
 
+/** A run in the dashboard's list ({@linkcode Gateway.runsOf}). */
+export interface DashboardRun {
+  /** The run's id (the wire's `model_id`). */
+  id: string;
+  /** Its base model, once known. */
+  baseModel?: string;
+  /** Its last metrics.jsonl line, if it took a step since the gateway started. */
+  last?: Readonly<Record<string, number>>;
+}
+
+/** A checkpoint as the checkpoint store lists it. */
+export interface DashboardCheckpoint {
+  /** `weights` (with optimizer state) or `sampler_weights`. */
+  kind: string;
+  /** Its name in the run. */
+  name: string;
+  /** `bios://<run>/<kind>/<name>`. */
+  path: string;
+  /** When it was saved (ISO 8601). */
+  createdAt: string;
+  /** Bytes of its data files. */
+  sizeBytes: number;
+}
+
 interface Session {
   tenant: string;
   lastSeen: number;
@@ -693,6 +717,50 @@ export class Gateway {
     return this.observer.logPath(modelId);
   }
 
+  /**
+   * The runs of `tenant` this gateway holds, oldest first, with their base
+   * model and last metrics line (the dashboard's run list).
+   */
+  runsOf(tenant: string): DashboardRun[] {
+    const out: DashboardRun[] = [];
+    for (const [id, r] of this.#runs) {
+      if (r.tenant !== tenant) continue;
+      out.push({
+        id,
+        baseModel: r.baseModel,
+        last: this.observer.feed.last(id),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Run `modelId`'s checkpoints, oldest first, as the checkpoint store
+   * lists them (only those whose manifest verifies).
+   *
+   * @throws {HttpError} 404 when the run is not `tenant`'s
+   */
+  async checkpointsOf(
+    tenant: string,
+    modelId: string,
+  ): Promise<DashboardCheckpoint[]> {
+    await this.#run(tenant, modelId).sequence;
+    const conn = await this.#service.connection();
+    return await conn.registry.ask<DashboardCheckpoint[]>({
+      type: "list_checkpoints",
+      runId: modelId,
+    });
+  }
+
+  /** The samplers of `tenant` held here: id, base model, checkpoint if any. */
+  samplersOf(tenant: string): WireJson[] {
+    const out: WireJson[] = [];
+    for (const [id, s] of this.#samplers) {
+      if (s.tenant === tenant) out.push(this.samplerInfo(tenant, id));
+    }
+    return out;
+  }
+
   /** Sessions, runs and samplers held now (for tests and logs). */
   stats(): { sessions: number; runs: number; samplers: number } {
     return {
@@ -705,6 +773,7 @@ export class Gateway {
   /** Stop the timers and the samplers started here (the service is the caller's). */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
+    this.observer.feed.close();
     this.futures.close();
     const closing = [...this.#samplers.values()].map((s) =>
       s.client.then((c) => c.close()).catch(() => {})

@@ -100,6 +100,8 @@ export async function serve(argv: readonly string[]): Promise<void> {
   const stop = async () => {
     // Held long polls answer "try again" now, so the listener can drain.
     gateway.futures.close();
+    // Open dashboard event streams end too.
+    gateway.observer.feed.close();
     await server.shutdown();
   };
   Deno.addSignalListener("SIGINT", stop);

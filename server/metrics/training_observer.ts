@@ -17,6 +17,7 @@ import type {
   OptimStepResponse,
   SampleResponse,
 } from "../../protocol/types/responses.ts";
+import { MetricsFeed } from "../dashboard/metrics_feed.ts";
 import { failureJson } from "../errors.ts";
 import type { GatewayMetrics } from "./gateway_metrics.ts";
 
@@ -38,6 +39,8 @@ export function metricsLogPath(runsDir: string, runId: string): string {
 
 /** Counts the gateway's operations and writes each run's metrics.jsonl. */
 export class TrainingObserver {
+  /** Each run's lines once written (the dashboard's live stream). */
+  readonly feed: MetricsFeed = new MetricsFeed();
   readonly #runs = new Map<string, RunClock>();
 
   /**
@@ -99,8 +102,9 @@ export class TrainingObserver {
           s.seconds,
         );
       } else if (kind === "optim_step") {
-        log.optimStep(value as OptimStepResponse, s.seconds).catch((e) =>
-          console.error(`bios gateway: writing ${log.path}:`, e)
+        log.optimStep(value as OptimStepResponse, s.seconds).then(
+          (line) => this.feed.publish(runId, line),
+          (e) => console.error(`bios gateway: writing ${log.path}:`, e),
         );
       }
     }, (e) => {
