@@ -66,8 +66,9 @@ export interface BiosNode {
 /**
  * Start a node's supervision tree in `system` at address `bios`.
  *
- * Children, in start order: `checkpoints` (the store), `runs`, `samplers`
- * and `lost` (one_for_one supervisors), `node` (at `node.<system name>`),
+ * Children, in start order: `checkpoints` (the store), `runs`, `samplers`,
+ * `shards` (of runs placed here by another node) and `lost` (one_for_one
+ * supervisors), `node` (at `node.<system name>`),
  * `registry`.
  */
 export async function startNode(
@@ -145,6 +146,7 @@ export async function startBiosNode(
       }),
       sup("runs"),
       sup("samplers"),
+      sup("shards"),
       sup("lost"),
       { id: "node", address: nodeAddress(id), start: () => node },
       table.childSpec({

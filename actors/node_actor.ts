@@ -58,6 +58,8 @@ export interface NodeSupervisors {
   runs?: Supervisor;
   /** Samplers. */
   samplers?: Supervisor;
+  /** Parameter shards of runs whose trainer is on another node. */
+  shards?: Supervisor;
   /** Stand-ins for the actors of members that left. */
   lost?: Supervisor;
 }
@@ -149,6 +151,8 @@ export class NodeActor implements Actor<unknown, unknown> {
     }
     const roles: NodeRole[] = msg.parent === "samplers"
       ? ["sampler"]
+      : msg.parent === "shards"
+      ? ["shard"]
       : ["trainer", "shard"];
     if (!roles.every((r) => this.opts.roles.includes(r))) {
       throw new UnavailableError(
@@ -190,7 +194,10 @@ export class NodeActor implements Actor<unknown, unknown> {
     });
   }
 
-  async #stopChild(parent: "runs" | "samplers", id: string): Promise<boolean> {
+  async #stopChild(
+    parent: "runs" | "samplers" | "shards",
+    id: string,
+  ): Promise<boolean> {
     const sup = this.opts.supervisors[parent];
     try {
       await sup?.terminateChild(id);

@@ -16,6 +16,7 @@ import {
   LostArgsSchema,
   NoArgsSchema,
   ParamShardArgsSchema,
+  RemoteShardArgsSchema,
   RunArgsSchema,
   SamplerArgsSchema,
   SupervisorArgsSchema,
@@ -25,6 +26,7 @@ import type { LoraTarget } from "../model/lora.ts";
 import { CheckpointStore } from "./checkpoint_store.ts";
 import type { CheckpointStorage } from "./checkpoint_storage.ts";
 import { ParamShard } from "./param_shard.ts";
+import { RemoteShard } from "./remote_shard.ts";
 import { Sampler } from "./sampler.ts";
 import { Trainer } from "./trainer.ts";
 import { RunJournal } from "./run_journal.ts";
@@ -50,7 +52,7 @@ function parser<T>(schema: z.ZodType<T>): (args: unknown) => T {
   return (args) => parseOrThrow(schema, args, "args");
 }
 
-/** The factory table of a node: `checkpoint_store`, `registry`, `supervisor`, `param_shard`, `run`, `sampler`, `lost`. */
+/** The factory table of a node: `checkpoint_store`, `registry`, `supervisor`, `param_shard`, `run`, `sampler`, `lost`, `remote_shard`. */
 export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
   const finishOpMs = deps.finishOpMs ?? FINISH_OP_MS;
   const supervisor: Factory<z.output<typeof SupervisorArgsSchema>> = {
@@ -90,12 +92,36 @@ export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
               strategy: "one_for_one",
               intensity: 20,
               period: 10_000,
-              children: ranges.map((range, i) => ({
-                id: `shard-${i}`,
-                kind: "param_shard",
-                address: shardAddress(spec.runId, i),
-                args: { baseModel: spec.baseModel, range, lora: spec.lora },
-              })),
+              // Replica by replica; a shard placed on another node is
+              // started there by a remote_shard child.
+              children: Array.from(
+                { length: spec.dataParallel ?? 1 },
+                (_, r) =>
+                  ranges.map((range, i) => {
+                    const shard = {
+                      kind: "param_shard" as const,
+                      address: shardAddress(spec.runId, i, r),
+                      args: {
+                        baseModel: spec.baseModel,
+                        range,
+                        lora: spec.lora,
+                      },
+                    };
+                    const id = r === 0 ? `shard-${i}` : `shard-${i}-${r}`;
+                    const at = spec.placement;
+                    if (!at || at.shards[r][i] === at.node) {
+                      return { id, ...shard };
+                    }
+                    return {
+                      id,
+                      kind: "remote_shard" as const,
+                      args: {
+                        node: at.shards[r][i],
+                        spec: { id: `${spec.runId}-${i}-${r}`, ...shard },
+                      },
+                    };
+                  }),
+              ).flat(),
             },
           }),
           {
@@ -143,6 +169,10 @@ export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
             }
             : {}),
         }),
+    },
+    remote_shard: {
+      parse: parser(RemoteShardArgsSchema),
+      build: (a: z.output<typeof RemoteShardArgsSchema>) => new RemoteShard(a),
     },
     lost: {
       parse: parser(LostArgsSchema),

@@ -200,6 +200,52 @@ export class ParamShard implements Actor<unknown, unknown> {
       case "zero_grads":
         this.#lora.zeroGrads();
         return null;
+      case "get_grads": {
+        const keys = this.#lora.keys;
+        if (msg.park) {
+          const shapes = keys.map((k) => this.#lora.grads.get(k)!.shape);
+          const copies = be.zerosPacked(shapes);
+          keys.forEach((k, i) => be.copy(copies[i], this.#lora.grads.get(k)!));
+          return { handle: deviceHandoff.park(be, copies) };
+        }
+        return toWire((await this.#lora.manyToHost(["grads"]))[0]);
+      }
+      case "add_grads": {
+        const keys = this.#lora.keys;
+        // Checked whole before any is added: a refused sum changes nothing.
+        const add: Tensor[] = [];
+        if (isDeviceRef(msg.grads)) {
+          const got = deviceHandoff.take(msg.grads.handle);
+          add.push(...got);
+        } else {
+          const all = fromWire(msg.grads);
+          for (const k of keys) {
+            const t = all.get(k);
+            if (!t) {
+              for (const x of add) be.free(x);
+              throw new Error(`gradient tensor ${k} is missing`);
+            }
+            add.push(be.fromArray(t.data, t.shape));
+          }
+        }
+        try {
+          const bad = keys.findIndex((k, i) =>
+            add[i]?.shape.join(",") !==
+              this.#lora.grads.get(k)!.shape.join(",")
+          );
+          if (add.length !== keys.length || bad >= 0) {
+            throw new Error(
+              `gradients to add do not fit this shard's adapters (${add.length} tensors for ${keys.length}${
+                bad >= 0 ? `; ${keys[bad]} has shape [${add[bad]?.shape}]` : ""
+              })`,
+            );
+          }
+          keys.forEach((k, i) => be.axpy(this.#lora.grads.get(k)!, add[i], 1));
+        } finally {
+          for (const x of add) be.free(x);
+        }
+        return null;
+      }
       case "get_state": {
         const [params, m, v] = await this.#lora.manyToHost(
           msg.optimizer ? ["params", "m", "v"] : ["params"],

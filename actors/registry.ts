@@ -10,6 +10,7 @@ import type { ActorRef } from "../runtime/actor_ref.ts";
 import {
   ActorStoppedError,
   InvalidArgumentError,
+  NotFoundError,
   UnavailableError,
   UnknownActorError,
 } from "../runtime/errors.ts";
@@ -33,10 +34,16 @@ import {
 import { splitLayers } from "../model/stage_weights.ts";
 import { loadBaseModel } from "./base_models.ts";
 import { sharedBackend } from "./compute.ts";
-import { CHECKPOINT_STORE, REGISTRY } from "../protocol/addresses.ts";
-import type { CheckpointMsg } from "./checkpoint_store.ts";
+import {
+  CHECKPOINT_STORE,
+  REGISTRY,
+  trainerAddress,
+} from "../protocol/addresses.ts";
+import type { CheckpointMsg, StoredRun } from "./checkpoint_store.ts";
+import type { TrainingRunSummary } from "../protocol/types/training_runs.ts";
 import type { AdapterManifest } from "./peft_adapter.ts";
-import type { Membership } from "./membership.ts";
+import type { Membership, MemberView } from "./membership.ts";
+import { placeShards } from "./run_placement.ts";
 import { FINISH_OP_MS } from "./node_factories.ts";
 import { samplerArgs } from "./sampler_args.ts";
 
@@ -62,6 +69,9 @@ export interface RegistryOptions {
    */
   membership: Membership;
 }
+
+/** Time a run's trainer gets to say its step in a listing. */
+const RUN_INFO_TIMEOUT_MS = 5_000;
 
 /** Time a node gets to start a run or a sampler (loading its model). */
 const START_TIMEOUT_MS = 600_000;
@@ -166,7 +176,51 @@ export class Registry implements Actor<unknown, unknown> {
         return this.opts.membership.members();
       case "list_checkpoints":
         return await this.#store.ask({ type: "list", runId: msg.runId });
+      case "list_runs":
+        return await this.#runs();
+      case "get_run": {
+        const [run] = await this.#runs(msg.runId);
+        if (!run) throw new NotFoundError(`no training run ${msg.runId}`);
+        return run;
+      }
+      case "delete_checkpoint":
+        return await this.#store.ask({ type: "delete", path: msg.path });
+      case "set_checkpoint_ttl":
+        return await this.#store.ask({
+          type: "set_ttl",
+          path: msg.path,
+          ttlSeconds: msg.ttlSeconds,
+        });
+      case "checkpoint_files":
+        return await this.#store.ask({ type: "files", path: msg.path });
     }
+  }
+
+  /**
+   * The runs the checkpoint store knows (by their records and checkpoints),
+   * newest first, each with its trainer's step when it answers.
+   */
+  async #runs(only?: string): Promise<TrainingRunSummary[]> {
+    const stored = await this.#store.ask<StoredRun[]>({
+      type: "list_runs",
+      ...(only !== undefined ? { runId: only } : {}),
+    });
+    return await Promise.all(stored.map(async (r) => {
+      const info = await this.#system.ref(trainerAddress(r.runId))
+        .ask<{ step: number }>({ type: "get_info", runId: r.runId }, {
+          timeoutMs: RUN_INFO_TIMEOUT_MS,
+        }).catch(() => null);
+      return {
+        runId: r.runId,
+        baseModel: r.baseModel,
+        lora: r.lora,
+        createdAt: r.createdAt,
+        step: info?.step ?? r.step,
+        live: info !== null,
+        lastCheckpoint: r.lastCheckpoint,
+        lastSamplerCheckpoint: r.lastSamplerCheckpoint,
+      };
+    }));
   }
 
   async #createRun(raw: unknown) {
@@ -212,18 +266,52 @@ export class Registry implements Actor<unknown, unknown> {
       shards: ranges.length,
       microBatchTokens: this.opts.microBatchTokens ?? 4096,
       deviceHandoff: this.opts.deviceHandoff ?? true,
+      dataParallel: o.dataParallel,
     };
-    const placed = await this.#place(["trainer", "shard"], "runs", {
-      id: runId,
-      kind: "run",
-      restart: "temporary",
-      args: { spec: runSpec, ranges },
+    // The run's tree goes to one node; its shards spread over the members.
+    const placed = await this.#place(
+      ["trainer", "shard"],
+      "runs",
+      (host) => ({
+        id: runId,
+        kind: "run",
+        restart: "temporary",
+        args: {
+          spec: {
+            ...runSpec,
+            placement: placeShards(
+              host,
+              this.opts.membership.members(),
+              ranges.length,
+              o.dataParallel,
+            ),
+          },
+          ranges,
+        },
+      }),
+    );
+    // Its record, so listings know it before it saves anything (and after
+    // its trainer is gone). A store that cannot write it costs the listing
+    // only, not the run.
+    await this.#store.ask({
+      type: "put_run",
+      run: {
+        runId,
+        baseModel: o.baseModel,
+        lora: { ...spec, targets: [...spec.targets] },
+        createdAt: new Date().toISOString(),
+      },
+    }).catch((e) => {
+      console.error(
+        `run ${runId} is not recorded for listings: ${(e as Error).message}`,
+      );
     });
     return {
       runId,
       baseModel: o.baseModel,
       lora: spec,
       shards: ranges.length,
+      dataParallel: o.dataParallel,
       vocabSize: cfg.vocabSize,
       /** The node that hosts the run (its actor system's name). */
       node: placed.node,
@@ -265,15 +353,16 @@ export class Registry implements Actor<unknown, unknown> {
   }
 
   /**
-   * Starts `spec` under `parent` on the least loaded live member with
-   * `roles`; a member that turns out gone or draining is passed over.
+   * Starts `spec` (or the spec made for the chosen member) under `parent`
+   * on the least loaded live member with `roles`; a member that turns out
+   * gone or draining is passed over.
    *
    * @throws {UnavailableError} when no live member has the roles
    */
   async #place(
     roles: NodeRole[],
     parent: "runs" | "samplers",
-    spec: DataChildSpecMsg,
+    spec: DataChildSpecMsg | ((target: MemberView) => DataChildSpecMsg),
   ): Promise<{ address: string; node: string }> {
     const membership = this.opts.membership;
     const skip = new Set<string>();
@@ -294,7 +383,11 @@ export class Registry implements Actor<unknown, unknown> {
       try {
         return await this.#system.ref(target.address).ask<
           { address: string; node: string }
-        >({ type: "start_child", parent, spec }, {
+        >({
+          type: "start_child",
+          parent,
+          spec: typeof spec === "function" ? spec(target) : spec,
+        }, {
           timeoutMs: START_TIMEOUT_MS,
         });
       } catch (e) {

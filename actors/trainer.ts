@@ -34,6 +34,8 @@ import { splitLayers } from "../model/stage_weights.ts";
 import { checkTokenRange } from "../protocol/types/model_input.ts";
 import type { NormalizedDatum } from "../protocol/types/datum.ts";
 import { type MicroBatch, packMicroBatches } from "./micro_batch.ts";
+import { splitDatums } from "./data_parallel.ts";
+import type { RunPlacement } from "../protocol/node_messages.ts";
 import {
   CHECKPOINT_STORE,
   shardAddress,
@@ -74,12 +76,24 @@ export interface RunSpec {
   /** Largest padded micro-batch, in tokens. */
   microBatchTokens: number;
   /**
-   * The shards run in this process on its shared backend (the embedded
-   * node): activations pass between them as device handles and commit
-   * points stay on the device, so a step reads back only the logprobs.
-   * False sends both by value. @default {true}
+   * Shards in this process share its backend: between the trainer and such
+   * shards activations pass as device handles and commit points stay on
+   * the device, so a step reads back only the logprobs. Decided per link:
+   * a handle is used only where both ends are in the trainer's process.
+   * False sends everything by value. @default {true}
    */
   deviceHandoff?: boolean;
+  /**
+   * Pipeline replicas (data parallelism, see `data_parallel.ts`): each
+   * batch is split over them and their LoRA gradients are summed in
+   * replica order before each optimizer step. @default {1}
+   */
+  dataParallel?: number;
+  /**
+   * The node actor of the trainer's node and of each shard
+   * (`shards[replica][stage]`); absent: every shard is in this process.
+   */
+  placement?: RunPlacement;
 }
 
 /** Time a shard gets for one message before the trainer gives up. */
@@ -99,7 +113,14 @@ interface Applied {
 
 /** The Trainer actor. */
 export class Trainer implements Actor<unknown, unknown> {
+  /** Every shard, replica by replica: (replica r, stage s) at r · stages + s. */
   #shards: ActorRef<ShardMsg, unknown>[] = [];
+  /** Pipeline stages per replica. */
+  #stages = 0;
+  /** Pipeline replicas. */
+  #replicas = 1;
+  /** Whether each shard takes device handles: it is in this process (and hand-off is on). */
+  #local: boolean[] = [];
   #store!: ActorRef<CheckpointMsg, unknown>;
   #cfg!: LlamaConfig;
   /** The run's state that outlives this instance. */
@@ -123,20 +144,30 @@ export class Trainer implements Actor<unknown, unknown> {
   async init(ctx: ActorContext): Promise<void> {
     this.#cfg = (await loadBaseModel(this.spec.baseModel)).config;
     const n = splitLayers(this.#cfg.numLayers, this.spec.shards).length;
-    for (let i = 0; i < n; i++) {
-      this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i)));
+    this.#stages = n;
+    this.#replicas = this.spec.dataParallel ?? 1;
+    const at = this.spec.placement;
+    for (let r = 0; r < this.#replicas; r++) {
+      for (let i = 0; i < n; i++) {
+        this.#shards.push(ctx.system.ref(shardAddress(this.spec.runId, i, r)));
+        this.#local.push(
+          (this.spec.deviceHandoff ?? true) &&
+            (at === undefined || at.shards[r][i] === at.node),
+        );
+      }
     }
     this.#store = ctx.system.ref(CHECKPOINT_STORE);
     this.#system = ctx.system;
     this.#epoch = this.#j.claim();
-    for (let i = 0; i < n; i++) await this.#waitFor(i);
+    for (let i = 0; i < this.#shards.length; i++) await this.#waitFor(i);
     // A restart: the shards may hold half of the operation that was running;
     // put them back at the commit point and replay what followed it.
     if (this.#j.committed.length > 0) {
       await this.#recovering(() => this.#restoreCommitted());
       return;
     }
-    const states = await this.#recovering(() => this.#collectCommit());
+    // Replicas start from replica 0's state, whatever they drew.
+    const states = await this.#recovering(() => this.#commitAndBroadcast());
     this.#j.check(this.#epoch);
     this.#setCommitted(states);
   }
@@ -218,7 +249,8 @@ export class Trainer implements Actor<unknown, unknown> {
       step: this.#j.step,
       lastSeq: this.#j.lastSeq,
       version: this.#j.version,
-      shards: this.#shards.length,
+      shards: this.#stages,
+      dataParallel: this.#replicas,
     };
   }
 
@@ -260,7 +292,7 @@ export class Trainer implements Actor<unknown, unknown> {
         }
         case "optim_step": {
           const value = await this.#optimStep(msg.adamParams);
-          const states = await this.#collectCommit();
+          const states = await this.#commitAndBroadcast();
           return {
             value,
             land: () => {
@@ -324,17 +356,27 @@ export class Trainer implements Actor<unknown, unknown> {
   /** Shard recoveries so far (for tests and metrics). */
   recoveries = 0;
 
-  get #handoff(): boolean {
-    return this.spec.deviceHandoff ?? true;
+  /**
+   * Whether stage `s`'s commit point is parked on the device: every
+   * replica's shard of it takes handles (else it goes by value).
+   */
+  #stageLocal(s: number): boolean {
+    for (let r = 0; r < this.#replicas; r++) {
+      if (!this.#local[r * this.#stages + s]) return false;
+    }
+    return true;
   }
 
-  /** Every shard's state, as a commit point to be (parked on the device with hand-off). */
+  /**
+   * Each stage's state in replica 0 (every replica holds the same), as a
+   * commit point to be: parked on the device where the stage is local.
+   */
   async #collectCommit(): Promise<(ShardState | ShardSnapshot)[]> {
     const states: (ShardState | ShardSnapshot)[] = [];
     try {
-      for (let i = 0; i < this.#shards.length; i++) {
+      for (let i = 0; i < this.#stages; i++) {
         states.push(
-          this.#handoff
+          this.#stageLocal(i)
             ? await this.#ask(i, { type: "commit" }) as ShardSnapshot
             : await this.#ask(i, {
               type: "get_state",
@@ -347,6 +389,57 @@ export class Trainer implements Actor<unknown, unknown> {
       throw e;
     }
     return states;
+  }
+
+  /**
+   * A commit point from replica 0, copied to every other replica (their
+   * gradients zeroed): after an optimizer step all replicas hold replica
+   * 0's new parameters and moments, bit for bit.
+   */
+  async #commitAndBroadcast(): Promise<(ShardState | ShardSnapshot)[]> {
+    const states = await this.#collectCommit();
+    try {
+      for (let k = this.#stages; k < this.#shards.length; k++) {
+        await this.#ask(k, {
+          type: "set_state",
+          state: states[k % this.#stages],
+          optimizer: true,
+        });
+      }
+    } catch (e) {
+      dropSnapshots(states);
+      throw e;
+    }
+    return states;
+  }
+
+  /**
+   * Sums each stage's LoRA gradients over the replicas into replica 0's:
+   * g₀ + g₁, then + g₂, … (replica order, one f32 addition at a time), by
+   * device handle where both shards are local, else by value. Stages run
+   * side by side; within a stage the order is fixed.
+   */
+  async #reduceGrads(): Promise<void> {
+    const S = this.#stages;
+    const stage = async (s: number) => {
+      for (let r = 1; r < this.#replicas; r++) {
+        const k = r * S + s;
+        const g = await this.#ask(k, {
+          type: "get_grads",
+          park: this.#local[k] && this.#local[s],
+        }) as WireTensors | DeviceRef;
+        try {
+          await this.#ask(s, { type: "add_grads", grads: g });
+        } finally {
+          if (isDeviceRef(g)) deviceHandoff.drop(g.handle);
+        }
+      }
+    };
+    const all = await Promise.allSettled(
+      Array.from({ length: S }, (_, s) => stage(s)),
+    );
+    const failed = all.find((a) => a.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
   /** Make `states` the commit point (the old one is dropped); synchronous. */
@@ -368,27 +461,34 @@ export class Trainer implements Actor<unknown, unknown> {
 
   /**
    * Take back a forward_backward that failed part-way: drop the activations
-   * its micro-batch `mb` left on the shards and, when earlier micro-batches
-   * already added their gradients (`accumulated`), restore the commit and
-   * replay the operations since it, so nothing of this one remains.
+   * its micro-batches `open` (replica, id) left on the shards and, when
+   * micro-batches already added their gradients (`accumulated`), restore
+   * the commit and replay the operations since it, so nothing of this one
+   * remains.
    */
-  async #undoPartial(mb: number, accumulated: boolean): Promise<void> {
+  async #undoPartial(
+    open: readonly { r: number; id: number }[],
+    accumulated: boolean,
+  ): Promise<void> {
     if (accumulated) {
       await this.#restoreCommitted();
       return;
     }
-    for (let i = 0; i < this.#shards.length; i++) {
-      await this.#ask(i, { type: "release", mb });
+    for (const { r, id } of open) {
+      for (let s = 0; s < this.#stages; s++) {
+        await this.#ask(r * this.#stages + s, { type: "release", mb: id });
+      }
     }
   }
 
   /** Wait for every shard to answer, restore the commit, replay since it. */
   async #restoreCommitted(): Promise<void> {
     for (let i = 0; i < this.#shards.length; i++) await this.#waitFor(i);
+    // Every replica of a stage gets that stage's committed state.
     for (let i = 0; i < this.#shards.length; i++) {
       await this.#ask(i, {
         type: "set_state",
-        state: this.#j.committed[i],
+        state: this.#j.committed[i % this.#stages],
         optimizer: true,
       });
     }
@@ -458,22 +558,17 @@ export class Trainer implements Actor<unknown, unknown> {
     const outputs: Float32Array[] = new Array(data.length);
     let loss = 0;
     let tokens = 0;
-    const last = this.#shards.length - 1;
-    const handoff = this.#handoff;
-    // With hand-off, cross_entropy's dL/dlogprob (−weight) does not depend
-    // on the logprobs: the backward is recorded at once, and the logprobs
-    // come back with the gradients' norms in one read at the end (one GPU
-    // wait a forwardBackward). Other losses read the logprobs first.
-    const defer = backward && handoff && lossFn === "cross_entropy";
+    const S = this.#stages;
+    const last = S - 1;
     // handles parked for the next shard: dropped if the op fails before it takes them
     const parked = new Set<string>();
-    const pass = async (s: number, m: ShardMsg) => {
+    const pass = async (k: number, m: ShardMsg) => {
       const handle = "input" in m && isDeviceRef(m.input)
         ? m.input.handle
         : "dout" in m && isDeviceRef(m.dout)
         ? m.dout.handle
         : null;
-      const out = await this.#ask(s, m);
+      const out = await this.#ask(k, m);
       if (handle) parked.delete(handle);
       if (isDeviceRef(out)) parked.add(out.handle);
       return out;
@@ -490,20 +585,47 @@ export class Trainer implements Actor<unknown, unknown> {
         clipHigh: inp.clipHighThreshold,
       }, lossFnConfig);
     };
-    const done: { mb: MicroBatch; out: Float32Array | DeviceRef }[] = [];
-    try {
-      for (
-        const [mbIndex, mb] of packMicroBatches(
-          data,
-          this.spec.microBatchTokens,
-        )
-          .entries()
-      ) {
+    // Each replica's contiguous part, packed as one pipeline packs a batch;
+    // micro-batches are numbered across replicas in order (dropout keys).
+    let numbered = 0;
+    const plans = splitDatums(data.length, this.#replicas).map((part, r) => {
+      const mbs = packMicroBatches(
+        data.slice(part.first, part.end),
+        this.spec.microBatchTokens,
+      ).map((mb) => ({
+        ...mb,
+        datums: mb.datums.map((i) => i + part.first),
+      }));
+      const plan = { r, mbs, base: numbered };
+      numbered += mbs.length;
+      return plan;
+    });
+    type Done = { mb: MicroBatch; out: Float32Array | DeviceRef };
+    const done: Done[][] = plans.map(() => []);
+    // micro-batches whose activations are kept and whose backward has not run
+    const open: { r: number; id: number }[] = [];
+    let accumulated = false;
+    const problems: (BiosError | undefined)[] = [];
+    const runReplica = async (
+      { r, mbs, base }: { r: number; mbs: MicroBatch[]; base: number },
+    ) => {
+      const at = (s: number) => r * S + s;
+      const link = (a: number, b: number) =>
+        this.#local[at(a)] && this.#local[at(b)];
+      // With a local last stage, cross_entropy's dL/dlogprob (−weight) does
+      // not depend on the logprobs: the backward is recorded at once, and
+      // the logprobs come back with the gradients' norms in one read at the
+      // end (one GPU wait a forwardBackward). Otherwise the logprobs come
+      // first.
+      const defer = backward && lossFn === "cross_entropy" &&
+        this.#local[at(last)];
+      for (const [j, mb] of mbs.entries()) {
         const id = ++this.#j.mb;
         const rows = { batch: mb.batch, seqLen: mb.seqLen };
+        if (backward) open.push({ r, id });
         let x: Int32Array | Float32Array | DeviceRef = mb.tokens;
         for (let s = 0; s <= last; s++) {
-          x = await pass(s, {
+          x = await pass(at(s), {
             type: "forward",
             mb: id,
             input: x,
@@ -511,43 +633,60 @@ export class Trainer implements Actor<unknown, unknown> {
             targets: s === last ? mb.targets : undefined,
             keep: backward,
             dropoutKey: backward
-              ? dropoutKey(this.#j.step, opIndex, mbIndex)
+              ? dropoutKey(this.#j.step, opIndex, base + j)
               : undefined,
-            handoff,
+            handoff: s < last ? link(s, s + 1) : defer,
             parkLogprobs: defer && s === last,
           }) as Float32Array | DeviceRef;
         }
         const out = x as Float32Array | DeviceRef;
-        done.push({ mb, out });
+        done[r].push({ mb, out });
         let dlogprobs: Float32Array;
         if (isDeviceRef(out)) {
           dlogprobs = lossOf(mb, new Float32Array(mb.valid.length)).dlogprobs;
         } else {
-          const r = lossOf(mb, out);
-          const problem = lossProblem(lossFn, r, out, mb);
+          const res = lossOf(mb, out);
+          const problem = lossProblem(lossFn, res, out, mb);
           if (problem) {
-            if (backward) await this.#undoPartial(id, mbIndex > 0);
-            throw problem;
+            problems[r] = problem;
+            return;
           }
-          dlogprobs = r.dlogprobs;
+          dlogprobs = res.dlogprobs;
         }
         if (!backward) continue;
         let d: Float32Array | DeviceRef | null = dlogprobs;
         for (let s = last; s >= 0; s--) {
-          d = await pass(s, { type: "backward", mb: id, dout: d!, handoff }) as
-            | Float32Array
-            | DeviceRef
-            | null;
+          d = await pass(at(s), {
+            type: "backward",
+            mb: id,
+            dout: d!,
+            handoff: s > 0 && link(s, s - 1),
+          }) as Float32Array | DeviceRef | null;
         }
+        open.splice(open.findIndex((o) => o.id === id), 1);
+        accumulated = true;
       }
-      const deferred = done.flatMap((e) =>
+    };
+    try {
+      // The replicas run side by side; a failure is acted on once all stopped.
+      const settled = await Promise.allSettled(plans.map(runReplica));
+      const failed = settled.find((a) => a.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const problem = problems.find((p) => p !== undefined);
+      if (problem) {
+        if (backward) await this.#undoPartial(open, accumulated);
+        throw problem;
+      }
+      const all = done.flat();
+      const deferred = all.flatMap((e) =>
         isDeviceRef(e.out) ? [e.out.handle] : []
       );
       const back = backward
         ? await this.#readWithGradNorms(deferred, parked)
         : { logprobs: [], norms: [] };
       let k = 0;
-      for (const { mb, out } of done) {
+      // Replica order, then micro-batch order: the order one pipeline sums in.
+      for (const { mb, out } of all) {
         const logprobs = isDeviceRef(out) ? back.logprobs[k++] : out;
         const r = lossOf(mb, logprobs);
         const problem = lossProblem(lossFn, r, logprobs, mb);
@@ -588,8 +727,8 @@ export class Trainer implements Actor<unknown, unknown> {
 
   /**
    * Every shard's Σ g² of its accumulated gradients, and the parked
-   * logprobs `handles`: with hand-off, all in one read (the shards park
-   * their sums on the shared device); by value, each shard reads its own.
+   * logprobs `handles`: local shards park their sums on the shared device
+   * and all are read in one go; a shard elsewhere reads its own.
    */
   async #readWithGradNorms(
     handles: readonly string[],
@@ -597,7 +736,7 @@ export class Trainer implements Actor<unknown, unknown> {
   ): Promise<{ logprobs: Float32Array[]; norms: number[] }> {
     const asks = await Promise.allSettled(
       this.#shards.map((_, i) =>
-        this.#ask(i, { type: "grad_norm_sq", park: this.#handoff })
+        this.#ask(i, { type: "grad_norm_sq", park: this.#local[i] })
       ),
     );
     const got: unknown[] = [];
@@ -609,12 +748,12 @@ export class Trainer implements Actor<unknown, unknown> {
     }
     const failed = asks.find((a) => a.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    if (!this.#handoff) return { logprobs: [], norms: got as number[] };
-    const sums = (got as DeviceRef[]).map((r) => r.handle);
+    const sums = got.flatMap((g) => isDeviceRef(g) ? [g.handle] : []);
     const all = await deviceHandoff.readAll([...handles, ...sums]);
+    let j = handles.length;
     return {
       logprobs: all.slice(0, handles.length),
-      norms: all.slice(handles.length).map((a) => a[0]),
+      norms: got.map((g) => isDeviceRef(g) ? all[j++][0] : g as number),
     };
   }
 
@@ -634,10 +773,13 @@ export class Trainer implements Actor<unknown, unknown> {
     // The global norm costs a read-back per shard: it is computed only for
     // the clip (torch.nn.utils.clip_grad_norm_: scale by
     // max_norm / (norm + 1e-6) when below 1).
+    // Replica 0 takes the sum of every replica's gradients and alone steps;
+    // the others get its new state with the commit.
+    if (this.#replicas > 1) await this.#reduceGrads();
     let norm: number | undefined;
     if (p.gradClipNorm > 0) {
       let normSq = 0;
-      for (let i = 0; i < this.#shards.length; i++) {
+      for (let i = 0; i < this.#stages; i++) {
         normSq += await this.#ask(i, { type: "grad_norm_sq" }) as number;
       }
       norm = Math.sqrt(normSq);
@@ -654,7 +796,7 @@ export class Trainer implements Actor<unknown, unknown> {
       step: this.#j.step + 1,
       gradScale,
     };
-    for (let i = 0; i < this.#shards.length; i++) {
+    for (let i = 0; i < this.#stages; i++) {
       await this.#ask(i, { type: "optim_step", step });
     }
     const metrics: Record<string, number> = {
@@ -672,7 +814,7 @@ export class Trainer implements Actor<unknown, unknown> {
     optimizer: boolean,
   ): Promise<{ params: WireTensors; m?: WireTensors; v?: WireTensors }> {
     const states: ShardState[] = [];
-    for (let i = 0; i < this.#shards.length; i++) {
+    for (let i = 0; i < this.#stages; i++) {
       states.push(
         await this.#ask(i, { type: "get_state", optimizer }) as ShardState,
       );

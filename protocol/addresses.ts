@@ -9,6 +9,7 @@
  * import { shardAddress, trainerAddress } from "./addresses.ts";
  * assert.equal(trainerAddress("run-1"), "trainer.run-1");
  * assert.equal(shardAddress("run-1", 0), "shard.run-1.0");
+ * assert.equal(shardAddress("run-1", 0, 1), "shard.run-1.0.1");
  * ```
  *
  * @module
@@ -25,7 +26,16 @@ export function trainerAddress(runId: string): string {
   return `trainer.${runId}`;
 }
 
-/** Address of a run's i-th parameter shard (pipeline stage). */
-export function shardAddress(runId: string, i: number): string {
-  return `shard.${runId}.${i}`;
+/**
+ * Address of a run's i-th parameter shard (pipeline stage) in pipeline
+ * replica `replica` (data parallelism; replica 0's has no suffix).
+ */
+export function shardAddress(
+  runId: string,
+  i: number,
+  replica: number = 0,
+): string {
+  return replica === 0
+    ? `shard.${runId}.${i}`
+    : `shard.${runId}.${i}.${replica}`;
 }

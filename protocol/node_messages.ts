@@ -37,6 +37,7 @@ export const CHILD_KINDS = [
   "run",
   "sampler",
   "lost",
+  "remote_shard",
 ] as const;
 
 /** Schema of an actor address token list (`samplers.smp-1`). */
@@ -102,7 +103,24 @@ export const ParamShardArgsSchema = z.strictObject({
   lora: LoraSpecSchema,
 });
 
-/** Arguments of kind `run`: a run's whole tree (its shards, then its trainer). */
+/**
+ * Where a run's actors live, as the addresses of node actors (`node.<id>`):
+ * its trainer's node and, for each pipeline replica, the node of each
+ * stage's shard (`shards[replica][stage]`).
+ */
+export const RunPlacementSchema = z.strictObject({
+  node: AddressSchema,
+  shards: z.array(z.array(AddressSchema).min(1)).min(1),
+});
+
+/** Where a run's actors live. */
+export type RunPlacement = z.output<typeof RunPlacementSchema>;
+
+/**
+ * Arguments of kind `run`: a run's whole tree (its shards, then its
+ * trainer). Without `placement` every shard is on the run's node; with it,
+ * a shard placed elsewhere is started there (under that node's `shards`).
+ */
 export const RunArgsSchema = z.strictObject({
   spec: z.strictObject({
     runId: RunIdSchema,
@@ -111,8 +129,31 @@ export const RunArgsSchema = z.strictObject({
     shards: z.number().int().min(1),
     microBatchTokens: z.number().int().min(1),
     deviceHandoff: z.boolean().optional(),
-  }),
+    /** Pipeline replicas. @default {1} */
+    dataParallel: z.number().int().min(1).optional(),
+    placement: RunPlacementSchema.optional(),
+  }).refine(
+    (s) =>
+      s.placement === undefined ||
+      (s.placement.shards.length === (s.dataParallel ?? 1) &&
+        s.placement.shards.every((r) => r.length === s.shards)),
+    {
+      error: "placement must name a node per stage of every replica",
+      path: ["placement"],
+    },
+  ),
   ranges: z.array(StageRangeSchema).min(1),
+});
+
+/**
+ * Arguments of kind `remote_shard`: a run's shard placed on another node —
+ * the child starts `spec` (kind `param_shard`) under that node's `shards`
+ * supervisor and stops it when it stops itself.
+ */
+export const RemoteShardArgsSchema = z.strictObject({
+  /** The other node's actor (`node.<id>`). */
+  node: AddressSchema,
+  spec: DataChildSpecSchema,
 });
 
 /** Arguments of kind `sampler`. */
@@ -131,9 +172,12 @@ export const LostArgsSchema = z.strictObject({
   message: z.string().min(1),
 });
 
-/** Which of a node's supervisors a child goes under. */
-export const NodeParentSchema = z.enum(["runs", "samplers"], {
-  error: 'must be "runs" or "samplers"',
+/**
+ * Which of a node's supervisors a child goes under (`shards`: the shards of
+ * runs whose trainer is on another node).
+ */
+export const NodeParentSchema = z.enum(["runs", "samplers", "shards"], {
+  error: 'must be "runs", "samplers" or "shards"',
 });
 
 /** Schema of any request a node's own actor (`node.<id>`) handles. */

@@ -119,6 +119,24 @@ export const ShardRequestSchema = z.discriminatedUnion("type", [
     step: AdamStepSchema,
   }),
   z.strictObject({ type: z.literal("zero_grads"), ...head }),
+  /**
+   * The accumulated LoRA gradients (data parallelism: a replica's part of
+   * the sum), by value; with `park`, as parked device copies in key order.
+   */
+  z.strictObject({
+    type: z.literal("get_grads"),
+    ...head,
+    park: bool.optional(),
+  }),
+  /**
+   * Add another replica's gradients (by value or parked, as `get_grads`
+   * gives them) to this shard's: g ← g + other, in key order.
+   */
+  z.strictObject({
+    type: z.literal("add_grads"),
+    ...head,
+    grads: z.union([WireTensorsSchema, DeviceRefSchema]),
+  }),
   z.strictObject({
     type: z.literal("get_state"),
     ...head,
@@ -134,7 +152,7 @@ export const ShardRequestSchema = z.discriminatedUnion("type", [
   }),
 ], {
   error:
-    'must be one of "forward", "backward", "release", "ping", "grad_norm_sq", "optim_step", "zero_grads", "get_state", "commit", "set_state"',
+    'must be one of "forward", "backward", "release", "ping", "grad_norm_sq", "optim_step", "zero_grads", "get_grads", "add_grads", "get_state", "commit", "set_state"',
 });
 
 /** Any request a shard handles, as a sender writes it. */

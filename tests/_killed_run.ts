@@ -13,7 +13,7 @@ import {
   startTestService,
   textIds,
 } from "./_helpers.ts";
-import { shardAddress } from "../actors/trainer.ts";
+import { shardAddress } from "../protocol/addresses.ts";
 import type { ShardState } from "../actors/param_shard.ts";
 import { Prng } from "../model/prng.ts";
 
@@ -21,7 +21,7 @@ import { Prng } from "../model/prng.ts";
 export interface RunOutcome {
   /** The two forwardBackward losses of every step, in order. */
   losses: number[];
-  /** Each shard's LoRA + Adam state at the end. */
+  /** Each shard's LoRA + Adam state at the end (replica by replica). */
   state: ShardState[];
   /** Kills that landed. */
   kills: number;
@@ -92,13 +92,15 @@ export async function trainWhileKilling(
     assert.equal(info.step, opts.steps, "every acknowledged step applied once");
     assert.equal(info.lastSeq, 3 * opts.steps + 1, "every seq applied once");
     const state: ShardState[] = [];
-    for (let i = 0; i < shards; i++) {
-      state.push(
-        await conn.system.ref(shardAddress(tc.runId, i)).ask({
-          type: "get_state",
-          optimizer: true,
-        }),
-      );
+    for (let r = 0; r < (opts.run.dataParallel ?? 1); r++) {
+      for (let i = 0; i < shards; i++) {
+        state.push(
+          await conn.system.ref(shardAddress(tc.runId, i, r)).ask({
+            type: "get_state",
+            optimizer: true,
+          }),
+        );
+      }
     }
     return { losses, state, kills };
   } finally {

@@ -134,12 +134,22 @@ export interface LoraConfig {
 /** A LoRA configuration as users write it: every field optional. */
 export type LoraConfigInput = Partial<LoraConfig>;
 
-/** Schema of `createLoraTrainingClient`'s options: a base model and LoRA settings. */
+/** Most pipeline replicas a run may ask for (`dataParallel`). */
+export const MAX_DATA_PARALLEL = 64;
+
+/**
+ * Schema of `createLoraTrainingClient`'s options: a base model, LoRA
+ * settings and the run's data parallelism.
+ */
 export const CreateLoraTrainingClientOptionsSchema = z.strictObject({
   baseModel: z.string({ error: "must be a model name" }).min(1, {
     error: "must be a non-empty model name",
   }),
   ...loraShape,
+  dataParallel: safeInteger(
+    `must be an integer in [1, ${MAX_DATA_PARALLEL}]`,
+    (v) => v >= 1 && v <= MAX_DATA_PARALLEL,
+  ).default(1),
 }, { error: "must be an object with at least baseModel" }).superRefine(
   refineLora,
 );
@@ -148,12 +158,21 @@ export const CreateLoraTrainingClientOptionsSchema = z.strictObject({
 export interface CreateLoraTrainingClientOptions extends LoraConfig {
   /** The model to adapt, e.g. `"ultrasafe/usf-finance"`. */
   baseModel: string;
+  /**
+   * Pipeline replicas (data parallelism): each forwardBackward's datums are
+   * split into this many contiguous parts, one per replica, and the LoRA
+   * gradients are summed over the replicas in replica order before each
+   * optimizer step. Default 1.
+   */
+  dataParallel: number;
 }
 
 /** `createLoraTrainingClient`'s options as users write them. */
 export interface CreateLoraTrainingClientOptionsInput extends LoraConfigInput {
   /** The model to adapt, e.g. `"ultrasafe/usf-finance"`. */
   baseModel: string;
+  /** Pipeline replicas (data parallelism), in [1, 64]. Default 1. */
+  dataParallel?: number;
 }
 
 /**
