@@ -11,7 +11,7 @@
  * alike.
  *
  * Flags: `--quick` (one process per figure, smaller sizes), `--runs N`,
- * `--backends native,webgpu,cpu`, `--only matmul,train,sample,nats,large`,
+ * `--backends native,webgpu,cpu`, `--only matmul,train,sample,nats,gateway,large`,
  * `--python PATH` (default /usr/bin/python3), `--venv-python PATH` (the
  * wheelhouse's PyTorch 2.13, transformers and PEFT; default `BIOS_PYTHON` or
  * `.venv/bin/python`), `--sizes N,N,…` (matmul sizes),
@@ -49,7 +49,7 @@ import {
 
 const USAGE =
   `usage: deno task bench [--quick] [--runs N] [--backends native,webgpu,cpu]
-                       [--only matmul,train,sample,nats,large]
+                       [--only matmul,train,sample,nats,gateway,large]
                        [--python /usr/bin/python3] [--venv-python V/bin/python]
                        [--sizes 512,1024,2048] [--peer-device cpu|cuda]`;
 
@@ -335,6 +335,11 @@ function describe(res: ChildResult): string {
       : typeof v === "object" && v !== null
       ? Object.entries(v).map(([k, x]) => `${k}: ${show(x)}`).join(", ")
       : String(v);
+  if (typeof res.json.gatewayMs === "number") {
+    return `step ${show(res.json.gatewayMs)} ms through the gateway, ${
+      show(res.json.embeddedMs)
+    } ms embedded`;
+  }
   const v = res.json.gflops ?? res.json.tokensPerSecond;
   return `${show(v)} ${res.json.gflops ? "GFLOP/s" : "tokens/s"}`;
 }

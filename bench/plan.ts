@@ -9,9 +9,34 @@ import { peerSpec } from "./bench_model.ts";
 import { largePeerSpec } from "./large_model.ts";
 
 /** The three parts of the benchmark. */
-export const GROUPS = ["matmul", "train", "sample", "nats", "large"] as const;
+export const GROUPS = [
+  "matmul",
+  "train",
+  "sample",
+  "nats",
+  "gateway",
+  "large",
+] as const;
 /** One part. */
 export type Group = typeof GROUPS[number];
+
+/**
+ * The gateway routes whose client-side latency under load the table shows
+ * (`gateway_worker.ts` times each request by its route).
+ */
+export const GATEWAY_ROUTES = [
+  "create_session",
+  "create_model",
+  "forward_backward",
+  "optim_step",
+  "retrieve_future",
+  "get_info",
+  "session_heartbeat",
+  "save_weights_for_sampler",
+  "asample",
+  "get_server_capabilities",
+  "healthz",
+] as const;
 
 /** The Bios backends the benchmark knows, in table order. */
 export const BIOS_BACKENDS = ["native", "webgpu", "cpu"] as const;
@@ -491,6 +516,8 @@ export function buildPlan(
     }
   }
 
+  if (has("gateway") && !cuda) gatewayJobs(s, { jobs, rows, deno, label });
+
   if (has("sample")) {
     const c = s.sample;
     const args = [
@@ -570,6 +597,97 @@ export function buildPlan(
     largeJobs(s, { jobs, rows, deno, venv, label, ratioTarget });
   }
   return { jobs, rows };
+}
+
+/**
+ * The HTTP gateway's job and rows: the training group's LoRA step through a
+ * gateway process against the embedded ServiceClient in the same worker
+ * (alternated), the paired overhead per step, and each route's p50 and p99
+ * under a short load of 8 clients.
+ */
+function gatewayJobs(
+  s: BenchSettings,
+  ctx: {
+    jobs: Job[];
+    rows: RowSpec[];
+    deno: (w: string, a: string[]) => ChildSpec;
+    label: (be: string) => string;
+  },
+): void {
+  const t = s.train;
+  const clients = 8;
+  ctx.jobs.push({
+    id: "gateway",
+    label: "LoRA step via the HTTP gateway, and a load on its routes",
+    group: "gateway",
+    spec: ctx.deno("gateway_worker.ts", [
+      "--batch",
+      String(t.batch),
+      "--seq",
+      String(t.seq),
+      "--seconds",
+      String(t.seconds),
+      "--clients",
+      String(clients),
+      "--load-seconds",
+      s.quick ? "1" : "3",
+    ]),
+    figures: (j) => {
+      const routes = (j.routes ?? {}) as Record<
+        string,
+        Record<string, unknown>
+      >;
+      const out: Record<string, number> = {
+        "gateway:step": num(j.gatewayMs),
+        "gateway:embedded": num(j.embeddedMs),
+        "gateway:overhead": num(j.overheadMs),
+      };
+      for (const r of GATEWAY_ROUTES) {
+        out[`gateway:${r}:p50`] = num(routes[r]?.p50);
+        out[`gateway:${r}:p99`] = num(routes[r]?.p99);
+      }
+      return out;
+    },
+  });
+  const be = ctx.label(s.defaultBackend);
+  const step = `LoRA step B${t.batch}×T${t.seq}`;
+  ctx.rows.push({
+    group: "gateway",
+    figure: `${step} through the HTTP gateway`,
+    backend: be,
+    biosKey: "gateway:step",
+    biosJob: "gateway",
+    peer: "embedded ServiceClient",
+    peerKey: "gateway:embedded",
+    peerJob: "gateway",
+    unit: "ms",
+    lowerIsBetter: true,
+  }, {
+    group: "gateway",
+    figure: `${step}: the gateway's overhead (paired)`,
+    backend: be,
+    biosKey: "gateway:overhead",
+    biosJob: "gateway",
+    peer: "embedded step",
+    peerKey: "gateway:embedded",
+    peerJob: "gateway",
+    unit: "ms",
+    lowerIsBetter: true,
+  });
+  for (const r of GATEWAY_ROUTES) {
+    ctx.rows.push({
+      group: "gateway",
+      figure: `gateway ${r}, ${clients} clients: p50 (peer: p99)`,
+      backend: be,
+      biosKey: `gateway:${r}:p50`,
+      biosJob: "gateway",
+      peer: "same route, p99",
+      peerKey: `gateway:${r}:p99`,
+      peerJob: "gateway",
+      unit: "ms",
+      lowerIsBetter: true,
+    });
+  }
 }
 
 /**

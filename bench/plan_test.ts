@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { type BenchSettings, buildPlan, defaultSettings } from "./plan.ts";
+import {
+  type BenchSettings,
+  buildPlan,
+  defaultSettings,
+  GATEWAY_ROUTES,
+} from "./plan.ts";
 
 const programs = {
   deno: "deno",
@@ -29,6 +34,12 @@ Deno.test("buildPlan: every row names jobs that exist, and each figure key is pr
   const keys = new Set<string>();
   for (const j of jobs) {
     const fake = {
+      gatewayMs: 1,
+      embeddedMs: 1,
+      overheadMs: 1,
+      routes: Object.fromEntries(
+        GATEWAY_ROUTES.map((r) => [r, { p50: 1, p99: 1 }]),
+      ),
       gflops: Object.fromEntries([256, 512, 1024, 2048].map((n) => [n, 1])),
       tokensPerSecond: j.id.includes("sample") ? { 1: 1, 8: 1 } : 1,
       ...Object.fromEntries(
