@@ -251,6 +251,8 @@ export class Trainer implements Actor<unknown, unknown> {
       version: this.#j.version,
       shards: this.#stages,
       dataParallel: this.#replicas,
+      /** Node actor of each shard, `[replica][stage]` (absent: all here). */
+      placement: this.spec.placement?.shards,
     };
   }
 

@@ -30,6 +30,8 @@ export interface DpScript {
   batches?: bios.types.DatumInput[][];
   /** LoRA dropout. @default {0} */
   dropout?: number;
+  /** Called with the training client after the steps. */
+  onRun?: (tc: bios.TrainingClient) => Promise<void>;
 }
 
 /** The sample texts as next-token datums. */
@@ -61,6 +63,7 @@ export async function trainDp(
     for (const fb of fbs) losses.push((await fb).loss);
     assert.equal((await opt).metrics["step:max"], step + 1);
   }
+  await s.onRun?.(tc);
   const info = await tc.getInfo();
   const conn = await connection();
   const state: ShardState[][] = [];
