@@ -37,7 +37,17 @@ export {
   type SamplingClient,
 } from "./client/sampling_client.ts";
 export { APIFuture, FutureTimeoutError } from "./client/api_future.ts";
-export type { SamplerInfo, WeightsInfo } from "./client/link.ts";
+export type { ArchiveUrl, SamplerInfo, WeightsInfo } from "./client/link.ts";
+export {
+  type CheckpointsPage,
+  RestClient,
+  type TrainingRunsPage,
+} from "./client/rest_client.ts";
+export type {
+  CheckpointListing,
+  Cursor,
+  TrainingRunSummary,
+} from "./protocol/types/training_runs.ts";
 export * as types from "./client/types.ts";
 export * as chat from "./client/chat.ts";
 export * from "./runtime/mod.ts";

@@ -15,11 +15,23 @@ import {
   isAbsent,
   listCheckpoints,
   readCheckpoint,
+  readExpiry,
   readManifest,
   type SaveFault,
   syncDir,
   writeCheckpoint,
+  writeSynced,
 } from "./checkpoint_files.ts";
+import {
+  EXPIRY_FILE,
+  expiryBytes,
+  parseRunRecord,
+  RUN_RECORD_FILE,
+  runRecordBytes,
+  verifiedCheckpointFiles,
+} from "./checkpoint_sidecars.ts";
+import { folderReader } from "./checkpoint_verify.ts";
+import type { RunRecord } from "../protocol/types/run_record.ts";
 import { recoverCheckpoints } from "./checkpoint_recovery.ts";
 import { checkpointLabel } from "./checkpoint_verify.ts";
 import type { CheckpointData, LoadedCheckpoint } from "./checkpoint_codec.ts";
@@ -103,6 +115,68 @@ export class FileCheckpointStorage implements CheckpointStorage {
     await Deno.remove(gone, { recursive: true }).catch(() => {});
   }
 
+  /** `expires_at.json` in the checkpoint's folder, if there. */
+  async expiry(p: CheckpointPathParts): Promise<string | null> {
+    return await readExpiry(this.#dir(p), p);
+  }
+
+  /**
+   * Writes `expires_at.json` into the checkpoint's folder (a temporary file
+   * renamed over it), or removes it.
+   */
+  async setExpiry(
+    p: CheckpointPathParts,
+    expiresAt: string | null,
+  ): Promise<void> {
+    const dir = this.#dir(p);
+    await readManifest(dir); // NotFoundError when there is no checkpoint
+    if (expiresAt === null) {
+      await Deno.remove(`${dir}/${EXPIRY_FILE}`).catch((e) => {
+        if (!isAbsent(e)) throw e;
+      });
+    } else {
+      await replaceFile(dir, EXPIRY_FILE, expiryBytes(expiresAt));
+    }
+    await syncDir(dir);
+  }
+
+  /** The folder's files, each verified. */
+  async files(p: CheckpointPathParts): Promise<Map<string, Uint8Array>> {
+    return await verifiedCheckpointFiles(folderReader(this.#dir(p)), p);
+  }
+
+  /** `<root>/<run>/run.json`. */
+  async putRun(run: RunRecord): Promise<void> {
+    const dir = `${this.root}/${run.runId}`;
+    await Deno.mkdir(dir, { recursive: true });
+    await replaceFile(dir, RUN_RECORD_FILE, runRecordBytes(run));
+  }
+
+  /** `<root>/<run>/run.json`, if there and readable. */
+  async runRecord(runId: string): Promise<RunRecord | null> {
+    try {
+      return parseRunRecord(
+        await Deno.readFile(`${this.root}/${runId}/${RUN_RECORD_FILE}`),
+        runId,
+      );
+    } catch (e) {
+      if (isAbsent(e)) return null;
+      throw e;
+    }
+  }
+
+  /** The run folders under the root. */
+  async runIds(): Promise<string[]> {
+    try {
+      return (await Array.fromAsync(Deno.readDir(this.root)))
+        .filter((e) => e.isDirectory && !e.name.startsWith("."))
+        .map((e) => e.name);
+    } catch (e) {
+      if (isAbsent(e)) return [];
+      throw e;
+    }
+  }
+
   /** A filesystem error as a StorageError (storage_fault.ts). */
   storageError(e: unknown, op: StorageOp): unknown {
     return asStorageError(e, op);
@@ -111,4 +185,21 @@ export class FileCheckpointStorage implements CheckpointStorage {
   #dir(p: CheckpointPathParts): string {
     return checkpointDir(this.root, p.runId, p.kind, p.name);
   }
+}
+
+/** Write `dir/name` whole: a synced temporary file renamed over it. */
+async function replaceFile(
+  dir: string,
+  name: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  const tmp = `${dir}/.${name}.tmp-${crypto.randomUUID()}`;
+  try {
+    await writeSynced(tmp, bytes);
+    await Deno.rename(tmp, `${dir}/${name}`);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  await syncDir(dir);
 }

@@ -48,6 +48,7 @@ import {
   type LoadedCheckpoint,
 } from "./checkpoint_codec.ts";
 import type { CheckpointEntry } from "./checkpoint_storage.ts";
+import { EXPIRY_FILE, parseExpiry } from "./checkpoint_sidecars.ts";
 
 export { adapterConfig, CorruptCheckpointError, sha256Hex };
 export type {
@@ -217,9 +218,10 @@ export async function listCheckpoints(
     }
     for (const name of names) {
       const dir = `${parent}/${name}`;
-      let manifest: CheckpointManifest;
+      let manifest: CheckpointManifest, expiresAt: string | null;
       try {
         manifest = await readVerifiedManifest(dir, { runId, kind, name });
+        expiresAt = await readExpiry(dir, { runId, kind, name });
       } catch (e) {
         if (e instanceof NotFoundError || e instanceof CorruptCheckpointError) {
           continue;
@@ -237,13 +239,36 @@ export async function listCheckpoints(
         runId,
         kind,
         name,
+        checkpointId: `${kind}/${name}`,
         path: checkpointLabel({ runId, kind, name }),
         createdAt: manifest.createdAt,
         sizeBytes: size,
+        step: manifest.step,
+        expiresAt,
       });
     }
   }
   return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/**
+ * The expiry recorded in the checkpoint folder `dir` (`expires_at.json`),
+ * or null when there is none.
+ *
+ * @throws {CorruptCheckpointError} when the record is unreadable
+ */
+export async function readExpiry(
+  dir: string,
+  parts: CheckpointPathParts,
+): Promise<string | null> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(`${dir}/${EXPIRY_FILE}`);
+  } catch (e) {
+    if (isAbsent(e)) return null;
+    throw e;
+  }
+  return parseExpiry(bytes, parts);
 }
 
 /** `<root>/<run>/<kind>/<name>` split into its path parts. */
@@ -269,7 +294,11 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
+/** Write `bytes` to `path` and fsync it. */
+export async function writeSynced(
+  path: string,
+  bytes: Uint8Array,
+): Promise<void> {
   const f = await Deno.open(path, {
     write: true,
     create: true,

@@ -66,6 +66,16 @@ import type {
   CheckpointStorage,
 } from "./checkpoint_storage.ts";
 import { asStorageError, type StorageOp } from "./storage_fault.ts";
+import {
+  EXPIRY_FILE,
+  expiryBytes,
+  parseExpiry,
+  parseRunRecord,
+  RUN_RECORD_FILE,
+  runRecordBytes,
+  verifiedCheckpointFiles,
+} from "./checkpoint_sidecars.ts";
+import type { RunRecord } from "../protocol/types/run_record.ts";
 
 /** The bucket a node uses unless told otherwise. */
 export const DEFAULT_CHECKPOINT_BUCKET = "bios-checkpoints";
@@ -237,11 +247,23 @@ export class ObjectCheckpointStorage implements CheckpointStorage {
       for (const f of Object.keys(manifest.files)) {
         size += sizes.get(`${prefix(parts)}/${sha}/${f}`) ?? 0;
       }
+      let expiresAt: string | null = null;
+      if (sizes.has(`${prefix(parts)}/${sha}/${EXPIRY_FILE}`)) {
+        try {
+          expiresAt = await this.#expiryOf(parts, sha);
+        } catch (e) {
+          if (e instanceof CorruptCheckpointError) continue;
+          throw e;
+        }
+      }
       out.push({
         ...parts,
+        checkpointId: `${parts.kind}/${parts.name}`,
         path: checkpointLabel(parts),
         createdAt: manifest.createdAt,
         sizeBytes: size,
+        step: manifest.step,
+        expiresAt,
       });
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
@@ -257,6 +279,71 @@ export class ObjectCheckpointStorage implements CheckpointStorage {
     if (old.sha !== null) {
       await this.#deleteVersion(`${prefix(p)}/${old.sha}`).catch(() => {});
     }
+  }
+
+  /** `expires_at.json` in the version the record names, if there. */
+  async expiry(p: CheckpointPathParts): Promise<string | null> {
+    const r = await this.#record(p);
+    return r.sha === null ? null : await this.#expiryOf(p, r.sha);
+  }
+
+  async #expiryOf(p: CheckpointPathParts, sha: string): Promise<string | null> {
+    const bytes = await this.#get(
+      `${prefix(p)}/${sha}/${EXPIRY_FILE}`,
+      checkpointLabel(p),
+    );
+    return bytes === null ? null : parseExpiry(bytes, p);
+  }
+
+  /**
+   * Put (or delete) `expires_at.json` in the version the record names: an
+   * overwrite that switches the version leaves it behind with the old one.
+   */
+  async setExpiry(
+    p: CheckpointPathParts,
+    expiresAt: string | null,
+  ): Promise<void> {
+    const sha = await this.#read(p, async (read, _, version) => {
+      await verifyManifest(read, p); // NotFoundError when there is none
+      return version()!;
+    });
+    const name = `${prefix(p)}/${sha}/${EXPIRY_FILE}`;
+    if (expiresAt === null) {
+      const info = await this.#os.info(name);
+      if (info && !info.deleted) await this.#os.delete(name);
+    } else {
+      await this.#os.putBlob({ name }, expiryBytes(expiresAt));
+    }
+  }
+
+  /** The files of the version the record names, each verified. */
+  async files(p: CheckpointPathParts): Promise<Map<string, Uint8Array>> {
+    return await this.#read(p, (read) => verifiedCheckpointFiles(read, p));
+  }
+
+  /** Object `<run>/run.json`. */
+  async putRun(run: RunRecord): Promise<void> {
+    await this.#os.putBlob(
+      { name: `${run.runId}/${RUN_RECORD_FILE}` },
+      runRecordBytes(run),
+    );
+  }
+
+  /** Object `<run>/run.json`, if there and readable. */
+  async runRecord(runId: string): Promise<RunRecord | null> {
+    const r = await this.#fetch(`${runId}/${RUN_RECORD_FILE}`);
+    return r === null ? null : parseRunRecord(r.bytes, runId);
+  }
+
+  /** The runs named by a run record or a checkpoint's record. */
+  async runIds(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const o of await this.#os.list()) {
+      const s = o.name.split("/");
+      if (s.length === 2 && s[1] === RUN_RECORD_FILE) ids.add(s[0]);
+      else if (recordParts(o.name) !== null) ids.add(s[0]);
+    }
+    return [...ids];
   }
 
   /**
@@ -473,7 +560,7 @@ export class ObjectCheckpointStorage implements CheckpointStorage {
   }
 
   async #deleteVersion(version: string): Promise<void> {
-    for (const file of [MANIFEST_FILE, ...DATA_FILES]) {
+    for (const file of [MANIFEST_FILE, ...DATA_FILES, EXPIRY_FILE]) {
       const info = await this.#os.info(`${version}/${file}`);
       if (info && !info.deleted) await this.#os.delete(`${version}/${file}`);
     }

@@ -18,6 +18,10 @@
  *   both naming the `bios://` path.
  * - **Listing agrees with loading**: exactly the checkpoints whose record
  *   and manifest verify.
+ * - **Sidecars** (checkpoint_sidecars.ts): a checkpoint's expiry lives in
+ *   its version, outside the manifest (an overwrite starts without one, a
+ *   deletion takes it along); a run's record beside its checkpoints. The
+ *   storage keeps them; the store decides what an expiry means.
  * - **Faults in the caller's terms**: `storageError` turns what the storage
  *   threw into a StorageError (retryable or not) that names the `bios://`
  *   path, never the node's folders or the server's internals.
@@ -28,22 +32,11 @@ import type { CheckpointPathParts } from "../protocol/types/checkpoint_path.ts";
 import type { CheckpointManifest } from "../protocol/types/checkpoint_manifest.ts";
 import type { CheckpointData, LoadedCheckpoint } from "./checkpoint_codec.ts";
 import type { StorageOp } from "./storage_fault.ts";
+import type { CheckpointListing } from "../protocol/types/training_runs.ts";
+import type { RunRecord } from "../protocol/types/run_record.ts";
 
-/** A saved checkpoint as listed. */
-export interface CheckpointEntry {
-  /** Its run. */
-  runId: string;
-  /** `weights` (with optimizer state) or `sampler_weights`. */
-  kind: "weights" | "sampler_weights";
-  /** Its name in the run. */
-  name: string;
-  /** `bios://<run>/<kind>/<name>`. */
-  path: string;
-  /** When it was saved (ISO 8601, from its manifest). */
-  createdAt: string;
-  /** Bytes of its data files. */
-  sizeBytes: number;
-}
+/** A saved checkpoint as listed (with its expiry, whether past or not). */
+export type CheckpointEntry = CheckpointListing;
 
 /** Where a node's checkpoints live (see the module's promises). */
 export interface CheckpointStorage {
@@ -79,6 +72,31 @@ export interface CheckpointStorage {
    * when there is none); its space is freed now or by a later `recover`.
    */
   remove(parts: CheckpointPathParts): Promise<void>;
+  /**
+   * A checkpoint's expiry (ISO 8601), or null when it has none (or there is
+   * no checkpoint).
+   */
+  expiry(parts: CheckpointPathParts): Promise<string | null>;
+  /**
+   * Set (a time) or clear (null) a checkpoint's expiry.
+   *
+   * @throws {NotFoundError} when there is no checkpoint
+   */
+  setExpiry(
+    parts: CheckpointPathParts,
+    expiresAt: string | null,
+  ): Promise<void>;
+  /**
+   * Every file of a checkpoint, each verified (see
+   * `verifiedCheckpointFiles`): data files, manifest, completion record.
+   */
+  files(parts: CheckpointPathParts): Promise<Map<string, Uint8Array>>;
+  /** Write a run's record (replacing any). */
+  putRun(run: RunRecord): Promise<void>;
+  /** A run's record, or null when it has none (or an unreadable one). */
+  runRecord(runId: string): Promise<RunRecord | null>;
+  /** The runs with a record or any checkpoint entry, in no order. */
+  runIds(): Promise<string[]>;
   /** `e`, thrown during `op`, as the caller should see it. */
   storageError(e: unknown, op: StorageOp): unknown;
 }

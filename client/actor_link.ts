@@ -19,6 +19,7 @@ import type { Connection } from "./connection.ts";
 import type {
   ComputeLogprobsRequest,
   Link,
+  RestLink,
   RunLink,
   SamplerInfo,
   SamplerLink,
@@ -27,6 +28,7 @@ import type {
   WeightsInfo,
 } from "./link.ts";
 import { askResending } from "./resend.ts";
+import { ActorRest } from "./actor_rest.ts";
 
 /** Time one training operation (or a sampler's start) may take. */
 const OP_TIMEOUT_MS = 3_600_000;
@@ -146,6 +148,10 @@ export class ActorLink implements Link {
 
   run(runId: string): RunLink {
     return new ActorRun(this, runId);
+  }
+
+  rest(): RestLink {
+    return new ActorRest(this.conn.registry);
   }
 
   createSampler(

@@ -28,6 +28,7 @@ import type {
 import type {
   ComputeLogprobsRequest,
   Link,
+  RestLink,
   RunLink,
   SamplerInfo,
   SamplerLink,
@@ -36,6 +37,7 @@ import type {
   WeightsInfo,
 } from "./link.ts";
 import { RESEND_WINDOW_MS } from "./resend.ts";
+import { HttpRest } from "./http_rest.ts";
 import {
   biosPath,
   errorFromJson,
@@ -215,7 +217,7 @@ export class HttpLink implements Link {
    * @throws the Bios error a 4xx answer stands for
    */
   async call(
-    method: "GET" | "POST",
+    method: "GET" | "POST" | "PUT" | "DELETE",
     route: string,
     body?: Json,
   ): Promise<Json> {
@@ -378,6 +380,10 @@ export class HttpLink implements Link {
 
   run(runId: string): RunLink {
     return new HttpRun(this, runId);
+  }
+
+  rest(): RestLink {
+    return new HttpRest(this);
   }
 
   createSampler(

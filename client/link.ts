@@ -24,6 +24,11 @@ import type {
   GetServerCapabilitiesResponse,
   SampleResponse,
 } from "../protocol/types/responses.ts";
+import type {
+  CheckpointListing,
+  Cursor,
+  TrainingRunSummary,
+} from "../protocol/types/training_runs.ts";
 
 /** A trainer request that runs in a run's seq order (not a query). */
 export type TrainerOp = Exclude<
@@ -113,8 +118,52 @@ export interface RunLink {
   snapshotSampler(): Promise<SamplerLink>;
 }
 
+/** A page of a listing: at most `limit` items after the first `offset`. */
+export interface Page {
+  /** Most items. */
+  limit: number;
+  /** Items skipped. */
+  offset: number;
+}
+
+/** Where an archive of a checkpoint's files can be fetched. */
+export interface ArchiveUrl {
+  /** `http(s)://…` (the gateway's) or `file://…` (a local file). */
+  url: string;
+  /** When the URL stops working; null when it does not (a local file). */
+  expires: Date | null;
+}
+
+/**
+ * The RestClient's calls (client/rest_client.ts), as a deployment carries
+ * them: runs and checkpoints listed, a checkpoint deleted, its expiry set,
+ * its files archived.
+ */
+export interface RestLink {
+  /** A page of the runs, newest first. */
+  listTrainingRuns(
+    page: Page,
+  ): Promise<{ trainingRuns: TrainingRunSummary[]; cursor: Cursor }>;
+  /** One run. */
+  getTrainingRun(runId: string): Promise<TrainingRunSummary>;
+  /** A run's checkpoints, oldest first. */
+  listCheckpoints(runId: string): Promise<CheckpointListing[]>;
+  /** A page of the caller's checkpoints (of all its runs), newest first. */
+  listUserCheckpoints(
+    page: Page,
+  ): Promise<{ checkpoints: CheckpointListing[]; cursor: Cursor }>;
+  /** Delete a checkpoint. */
+  deleteCheckpoint(path: string): Promise<void>;
+  /** Set (seconds from now) or clear (null) a checkpoint's expiry. */
+  setCheckpointTtl(path: string, ttlSeconds: number | null): Promise<void>;
+  /** Where an archive (ustar) of a checkpoint's verified files is. */
+  checkpointArchiveUrl(path: string): Promise<ArchiveUrl>;
+}
+
 /** A deployment, as the client classes reach it. */
 export interface Link {
+  /** The RestClient's calls. */
+  rest(): RestLink;
   /** The served models and the compute backend. */
   capabilities(): Promise<
     GetServerCapabilitiesResponse & { backendReason?: string }

@@ -25,6 +25,7 @@ import { SamplingClient } from "./sampling_client.ts";
 import type { Link, WeightsInfo } from "./link.ts";
 import { ActorLink } from "./actor_link.ts";
 import { HttpLink } from "./http_link.ts";
+import { RestClient } from "./rest_client.ts";
 
 /** Options of {@linkcode ServiceClient}. */
 export interface ServiceClientOptions extends EmbeddedOptions {
@@ -228,6 +229,14 @@ export class ServiceClient implements AsyncDisposable {
   ): Promise<WeightsInfo> {
     parseOrThrow(AdapterPathSchema, path, "path");
     return await (await this.link()).weightsInfo(path, opts.baseModel);
+  }
+
+  /**
+   * The REST calls (runs and checkpoints listed, a checkpoint's weights
+   * info, deletion, expiry, archive), as the anchor's `create_rest_client()`.
+   */
+  createRestClient(): RestClient {
+    return new RestClient(() => this.link());
   }
 
   /**

@@ -7,7 +7,8 @@
  */
 
 import { z } from "zod";
-import { RunIdSchema } from "./types/checkpoint_path.ts";
+import { CheckpointPathSchema, RunIdSchema } from "./types/checkpoint_path.ts";
+import { TtlSecondsSchema } from "./types/training_runs.ts";
 import { ownKeysChecked } from "./types/checks.ts";
 import { LORA_TARGET_MODULES } from "./types/lora_config.ts";
 import { AdapterPathSchema, isLocalAdapterPath } from "./types/adapter_path.ts";
@@ -115,6 +116,21 @@ export const RegistryRequestSchema = z.discriminatedUnion("type", [
     baseModel: ModelNameSchema.optional(),
   }),
   z.strictObject({ type: z.literal("list_checkpoints"), runId: RunIdSchema }),
+  z.strictObject({ type: z.literal("list_runs") }),
+  z.strictObject({ type: z.literal("get_run"), runId: RunIdSchema }),
+  z.strictObject({
+    type: z.literal("delete_checkpoint"),
+    path: CheckpointPathSchema,
+  }),
+  z.strictObject({
+    type: z.literal("set_checkpoint_ttl"),
+    path: CheckpointPathSchema,
+    ttlSeconds: TtlSecondsSchema,
+  }),
+  z.strictObject({
+    type: z.literal("checkpoint_files"),
+    path: CheckpointPathSchema,
+  }),
   z.strictObject({
     type: z.literal("stop_sampler"),
     samplerId: SamplerIdSchema,
@@ -122,7 +138,7 @@ export const RegistryRequestSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("members") }),
 ], {
   error:
-    'must be one of "capabilities", "create_run", "create_sampler", "tokenizer", "weights_info", "list_checkpoints", "stop_sampler", "members"',
+    'must be one of "capabilities", "create_run", "create_sampler", "tokenizer", "weights_info", "list_checkpoints", "list_runs", "get_run", "delete_checkpoint", "set_checkpoint_ttl", "checkpoint_files", "stop_sampler", "members"',
 });
 
 /** Any request a Registry handles, validated. */

@@ -6,11 +6,13 @@
  */
 
 import { z } from "zod";
-import { RunIdSchema } from "./types/checkpoint_path.ts";
+import { CheckpointPathSchema, RunIdSchema } from "./types/checkpoint_path.ts";
 import { SAVED_MANIFEST_FIELDS } from "./types/checkpoint_manifest.ts";
 import { AdapterPathSchema } from "./types/adapter_path.ts";
 import { ModelNameSchema } from "./registry_messages.ts";
 import { WireTensorsSchema } from "./types/wire_tensors.ts";
+import { TtlSecondsSchema } from "./types/training_runs.ts";
+import { RunRecordSchema } from "./types/run_record.ts";
 
 const bool = z.boolean({ error: "must be a boolean" });
 
@@ -45,7 +47,27 @@ export const StoreRequestSchema = z.discriminatedUnion("type", [
     baseModel: ModelNameSchema.optional(),
   }),
   z.strictObject({ type: z.literal("list"), runId: RunIdSchema }),
-], { error: 'must be one of "save", "load", "info", "list"' });
+  // Delete a checkpoint (whole, at once).
+  z.strictObject({ type: z.literal("delete"), path: CheckpointPathSchema }),
+  // Set (seconds from now) or clear (null) a checkpoint's expiry.
+  z.strictObject({
+    type: z.literal("set_ttl"),
+    path: CheckpointPathSchema,
+    ttlSeconds: TtlSecondsSchema,
+  }),
+  // A checkpoint's files, each verified against its sha256 (an archive's).
+  z.strictObject({ type: z.literal("files"), path: CheckpointPathSchema }),
+  // Record a new run (the registry, when it creates one).
+  z.strictObject({ type: z.literal("put_run"), run: RunRecordSchema }),
+  // The runs with a record or a checkpoint (or only `runId`).
+  z.strictObject({
+    type: z.literal("list_runs"),
+    runId: RunIdSchema.optional(),
+  }),
+], {
+  error:
+    'must be one of "save", "load", "info", "list", "delete", "set_ttl", "files", "put_run", "list_runs"',
+});
 
 /** Any request the store handles, validated. */
 export type StoreRequest = z.output<typeof StoreRequestSchema>;
