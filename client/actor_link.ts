@@ -23,10 +23,10 @@ import type {
   RunLink,
   SamplerInfo,
   SamplerLink,
-  TrainerOp,
   TrainingRunInfo,
   WeightsInfo,
 } from "./link.ts";
+import type { TrainerOp } from "./trainer_op.ts";
 import { askResending } from "./resend.ts";
 import { ActorRest } from "./actor_rest.ts";
 

@@ -32,10 +32,10 @@ import type {
   RunLink,
   SamplerInfo,
   SamplerLink,
-  TrainerOp,
   TrainingRunInfo,
   WeightsInfo,
 } from "./link.ts";
+import type { TrainerOp } from "./trainer_op.ts";
 import { RESEND_WINDOW_MS } from "./resend.ts";
 import { HttpRest } from "./http_rest.ts";
 import {

@@ -14,12 +14,8 @@
  * @module
  */
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
-import type { z } from "zod";
-import type {
-  ComputeLogprobsRequestSchema,
-  SampleRequest,
-  TrainerRequest,
-} from "../protocol/messages.ts";
+import type { ModelInput } from "../protocol/types/model_input.ts";
+import type { SamplingParams } from "../protocol/types/sampling_params.ts";
 import type {
   GetServerCapabilitiesResponse,
   SampleResponse,
@@ -30,16 +26,43 @@ import type {
   TrainingRunSummary,
 } from "../protocol/types/training_runs.ts";
 
-/** A trainer request that runs in a run's seq order (not a query). */
-export type TrainerOp = Exclude<
-  TrainerRequest,
-  { type: "get_info" | "snapshot" }
->;
+/**
+ * A checked trainer operation as a link carries it: its type, run and seq,
+ * and the fields its type's schema gave it (client/trainer_op.ts has the
+ * exact union, which the links narrow to).
+ */
+export interface TrainerOp {
+  /** The operation, e.g. `"forward_backward"`. */
+  readonly type: string;
+  /** The run it belongs to. */
+  readonly runId: string;
+  /** Its place in the run's order. */
+  readonly seq?: number;
+}
+
+/** A checked `sample` request. */
+export interface SampleRequest {
+  /** Always `"sample"`. */
+  type: "sample";
+  /** The prompt. */
+  prompt: ModelInput;
+  /** Sequences to draw. */
+  numSamples: number;
+  /** How to draw them (defaults filled in). */
+  samplingParams: SamplingParams;
+  /** Whether to return the prompt's logprobs. */
+  includePromptLogprobs: boolean;
+  /** The k likeliest tokens at each prompt position (0: none). */
+  topkPromptLogprobs: number;
+}
 
 /** A checked `compute_logprobs` request. */
-export type ComputeLogprobsRequest = z.output<
-  typeof ComputeLogprobsRequestSchema
->;
+export interface ComputeLogprobsRequest {
+  /** Always `"compute_logprobs"`. */
+  type: "compute_logprobs";
+  /** The prompt. */
+  prompt: ModelInput;
+}
 
 /** What a checkpoint (or PEFT adapter folder) holds. */
 export interface WeightsInfo {

@@ -22,7 +22,7 @@ import {
 import type { ModelInput } from "../protocol/types/model_input.ts";
 import type { TensorData } from "../protocol/types/tensor_data.ts";
 import type { SampleRequest } from "../protocol/messages.ts";
-import type { TrainerOp } from "./link.ts";
+import type { TrainerOp } from "./trainer_op.ts";
 import type {
   ForwardBackwardOutput,
   SampleResponse,

@@ -23,7 +23,8 @@ import { APIFuture } from "./api_future.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
 import type { Connection } from "./connection.ts";
 import { ActorLink } from "./actor_link.ts";
-import type { Link, RunLink, TrainerOp, TrainingRunInfo } from "./link.ts";
+import type { Link, RunLink, TrainingRunInfo } from "./link.ts";
+import type { TrainerOp } from "./trainer_op.ts";
 import { type SampleArgs, SamplingClient } from "./sampling_client.ts";
 import type { ServiceClient } from "./service_client.ts";
 
