@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { TrainerRequestSchema } from "../protocol/messages.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
-import type { TrainerOp } from "../client/link.ts";
+import type { TrainerOp } from "../client/trainer_op.ts";
 import {
   errorFromJson,
   forwardBackwardFromJson,
