@@ -46,6 +46,7 @@ export {
 export type {
   CheckpointListing,
   Cursor,
+  RunLora,
   TrainingRunSummary,
 } from "./protocol/types/training_runs.ts";
 export * as types from "./client/types.ts";
