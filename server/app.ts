@@ -1,6 +1,8 @@
 /**
- * The gateway's hono app: `/api/v1/healthz` open to all; every other route
- * behind an API key (`X-API-Key`, as the Tinker SDK sends it, or
+ * The gateway's hono app: `/api/v1/healthz` and a checkpoint archive's
+ * URL (`/api/v1/checkpoint_archives/<token>`, a capability handed out by
+ * `…/archive`) open to all; every other route behind an API key
+ * (`X-API-Key`, as the Tinker SDK sends it, or
  * `Authorization: Bearer`), a per-tenant rate limit (429 with Retry-After)
  * and a body size limit (413); then the Tinker routes. Every refusal is
  * JSON: `{"error", "field"?}`.
@@ -27,6 +29,8 @@ import { samplingRoutes } from "./routes/sampling.ts";
 import { serviceRoutes } from "./routes/service.ts";
 import { trainingRoutes } from "./routes/training.ts";
 import { weightsRoutes } from "./routes/weights.ts";
+import { archiveDownloadRoutes, restRoutes } from "./routes/rest.ts";
+import { TinkerRest } from "./tinker_rest.ts";
 import { toWireText } from "./tinker/to_bios.ts";
 
 /** The tenant of every caller when the gateway runs without keys. */
@@ -76,6 +80,9 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
     tags: ["service"],
     auth: false,
   });
+  // The SDK's REST calls; an archive's URL works without a key (a capability).
+  const rest = new TinkerRest(opts.gateway);
+  api.route("/", archiveDownloadRoutes(rest));
   api.use(async (c, next) => {
     if (opts.keys === null) {
       c.set("tenant", NO_AUTH_TENANT);
@@ -120,6 +127,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   api.route("/", serviceRoutes(opts.gateway));
   api.route("/", trainingRoutes(opts.gateway));
   api.route("/", weightsRoutes(opts.gateway));
+  api.route("/", restRoutes(rest));
   api.route("/", samplingRoutes(opts.gateway));
   api.route("/", futureRoutes(opts.gateway));
   api.route("/", biosExtraRoutes(opts.gateway));

@@ -444,6 +444,19 @@ export class Gateway {
     return p;
   }
 
+  /** The service (embedded node or cluster) the gateway is a client of. */
+  get service(): ServiceClient {
+    return this.#service;
+  }
+
+  /**
+   * Whether run `runId` (and so its checkpoints) is `tenant`'s: made
+   * through this gateway with its key (any run, without tenants).
+   */
+  owns(tenant: string, runId: string): boolean {
+    return this.#owns(tenant, runId);
+  }
+
   /** Whether run `runId` (and so its checkpoints) is `tenant`'s to use. */
   #owns(tenant: string, runId: string): boolean {
     const r = this.#runs.get(runId);
