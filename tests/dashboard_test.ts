@@ -484,7 +484,13 @@ Deno.test({
       await page.screenshot({ path: shot, fullPage: true });
       assert.ok((await Deno.stat(shot)).size > 10_000);
       console.log(`dashboard screenshot: ${shot}`);
-      // The gateway stops with the page's event stream still open.
+
+      // The gateway stops at once with the page's event stream open: the
+      // stream ends (the page falls back to reconnecting).
+      const t0 = Date.now();
+      assert.equal(await gw.stop(), 0);
+      assert.ok(Date.now() - t0 < 10_000, "the gateway stopped promptly");
+      await page.waitForSelector('#stream-state[data-state="connecting"]');
     } finally {
       await browser?.close();
       assert.equal(await gw.stop(), 0);
