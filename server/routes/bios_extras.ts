@@ -8,6 +8,7 @@
  * @module
  */
 import { Hono } from "hono";
+import { describeRoute } from "../openapi/describe.ts";
 import type { Gateway } from "../gateway.ts";
 import { type GatewayEnv, parseHead, readBody } from "../http.ts";
 import {
@@ -26,6 +27,18 @@ export function biosExtraRoutes(gateway: Gateway): Hono<GatewayEnv> {
   r.post("/get_tokenizer", async (c) => {
     const b = parseHead(GetTokenizerSchema, await readBody(c));
     return c.json(await gateway.tokenizerFiles(b.base_model));
+  });
+  describeRoute(r, "post", "/unload_sampling_session", {
+    summary: "Stop a sampling session's sampler and free its memory (Bios)",
+    request: SamplingSessionIdSchema,
+    response: '{"type": "unload_sampling_session"}',
+    tags: ["sampling"],
+  });
+  describeRoute(r, "post", "/get_tokenizer", {
+    summary: "A base model's tokenizer files (Bios; the SDK uses the hub)",
+    request: GetTokenizerSchema,
+    response: "the tokenizer's files by name (tokenizer.json and its config)",
+    tags: ["service"],
   });
   return r;
 }
