@@ -541,12 +541,20 @@ Deno.test("TrainingClient.saveState rejects names with '/', '..' and control cha
         "name must be",
       );
     }
-    // Nothing was written anywhere under the checkpoint folder.
+    // Nothing was written anywhere under the checkpoint folder (but the
+    // runs' records, run.json, written when they were created).
     const written: string[] = [];
     for await (const e of Deno.readDir(f.ts.checkpointDir)) {
-      written.push(e.name);
+      for await (
+        const inRun of Deno.readDir(`${f.ts.checkpointDir}/${e.name}`)
+      ) {
+        written.push(`${e.name}/${inRun.name}`);
+      }
     }
-    assert.deepEqual(written, []);
+    assert.deepEqual(
+      written,
+      f.ts.checkpoints === "files" ? [`${f.tc.runId}/run.json`] : [],
+    );
   });
 });
 

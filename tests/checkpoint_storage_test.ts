@@ -149,7 +149,9 @@ Deno.test("a file in the way of a checkpoint folder (EEXIST, ENOTDIR) fails that
     const smp = await a.saveWeightsForSampler("s");
     // `<root>/<run>/weights` is a file: mkdir says "File exists".
     await Deno.writeTextFile(`${ts.checkpointDir}/${a.runId}/weights`, "x");
-    // `<root>/<run>` is a file: mkdir says "Not a directory".
+    // `<root>/<run>` is a file: mkdir says "Not a directory". (The run's
+    // record, run.json, made it a folder: it goes first.)
+    await Deno.remove(`${ts.checkpointDir}/${b.runId}`, { recursive: true });
     await Deno.writeTextFile(`${ts.checkpointDir}/${b.runId}`, "x");
     for (let i = 0; i < 5; i++) { // more than the store's restart intensity
       await assert.rejects(
