@@ -2,8 +2,11 @@
  * The official Tinker SDK, vendored unmodified in `vendor/tinker-sdk` (or
  * where `TINKER_SDK_PYTHON` points), for tests that check Bios's wire
  * against it. Its runner exits 3 where the SDK's Python dependencies are not
- * installable (no local wheelhouse): the tests then say so in one line and
- * are skipped — unless `BIOS_REQUIRE_ALL=1`, where they fail instead.
+ * installable (no local wheelhouse), or torch is not when a test needs it
+ * (`{ torch: true }`: the SDK's `forward_backward_custom`, run with
+ * `TINKER_SDK_WITH_TORCH=1` in the runner's torch venv): the tests then say so
+ * in one line and are skipped — unless `BIOS_REQUIRE_ALL=1`, where they fail
+ * instead.
  *
  * @module
  */
@@ -24,40 +27,76 @@ export interface TinkerSdkProbe {
   ignore: boolean;
 }
 
-const probes = new Map<string, Promise<string | null>>();
+/** What a run needs beyond the SDK. */
+export interface TinkerSdkNeeds {
+  /** torch in the SDK's venv (`forward_backward_custom`). */
+  torch?: boolean;
+}
 
-async function probe(sdk: string): Promise<string | null> {
+/** The runner's environment for `needs`. */
+function sdkEnv(needs: TinkerSdkNeeds): Record<string, string> {
+  return needs.torch ? { "TINKER_SDK_WITH_TORCH": "1" } : {};
+}
+
+const probes = new Map<string, Promise<string | null>>();
+// Probes run one at a time: the first one of a venv makes it (pip), and two
+// at once would install into the same folder.
+let probing: Promise<unknown> = Promise.resolve();
+
+async function probe(
+  sdk: string,
+  needs: TinkerSdkNeeds,
+): Promise<string | null> {
   try {
     await Deno.stat(TINKER_SDK_PYTHON);
   } catch {
     return `no Tinker SDK runner at ${TINKER_SDK_PYTHON} (set TINKER_SDK_PYTHON)`;
   }
   const out = await new Deno.Command(TINKER_SDK_PYTHON, {
-    args: ["--sdk", sdk, "-c", "import tinker.proto"],
+    args: [
+      "--sdk",
+      sdk,
+      "-c",
+      // With torch the question is the runner's install of it (exit 3 when it
+      // cannot), and importing the SDK would import torch: seconds.
+      needs.torch ? "pass" : "import tinker.proto",
+    ],
     stdout: "null",
     stderr: "piped",
+    env: sdkEnv(needs),
   }).output();
   if (out.success) return null;
   const err = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
-  // Exit 3: the SDK cannot run on this machine. Anything else is a fault.
-  if (out.code === 3) return `the Tinker SDK ${sdk} cannot run here: ${err}`;
+  // Exit 3: the SDK (or torch) cannot run on this machine. Anything else is a fault.
+  if (out.code === 3) {
+    return `the Tinker SDK ${sdk}${
+      needs.torch ? " with torch" : ""
+    } cannot run here: ${err}`;
+  }
   throw new Error(`the Tinker SDK runner failed (exit ${out.code}): ${err}`);
 }
 
 /**
- * Probes once per SDK version. When the SDK cannot run here, prints one line
- * naming the test group and why (unless `BIOS_REQUIRE_ALL=1`, where the tests
- * run and fail on it).
+ * Probes once per SDK version (and needs). When the SDK cannot run here,
+ * prints one line naming the test group and why (unless `BIOS_REQUIRE_ALL=1`,
+ * where the tests run and fail on it).
  *
  * @param what the tests that need it, for the skip line
  * @param sdk the SDK version, e.g. `"0.25.0"`
+ * @param needs what the tests need beyond the SDK (torch)
  */
 export async function tinkerSdkForTests(
   what: string,
   sdk: string,
+  needs: TinkerSdkNeeds = {},
 ): Promise<TinkerSdkProbe> {
-  if (!probes.has(sdk)) probes.set(sdk, probe(sdk));
-  const missing = await probes.get(sdk)!;
+  const key = `${sdk}${needs.torch ? "+torch" : ""}`;
+  if (!probes.has(key)) {
+    const p = probing.then(() => probe(sdk, needs));
+    probing = p.catch(() => {});
+    probes.set(key, p);
+  }
+  const missing = await probes.get(key)!;
   if (missing !== null && !REQUIRE_ALL) {
     console.log(`${what} skipped: ${missing}`);
   }
@@ -65,19 +104,21 @@ export async function tinkerSdkForTests(
 }
 
 /**
- * Runs `tests/<script>` under the SDK with `args`; returns the JSON it
- * prints on its last stdout line. Throws with Python's stderr when it fails.
+ * Runs `tests/<script>` under the SDK with `args` (and `needs`); returns the
+ * JSON it prints on its last stdout line. Throws with Python's stderr when it
+ * fails.
  */
 export async function runTinkerSdk<T>(
   sdk: string,
   script: string,
   args: string[],
+  needs: TinkerSdkNeeds = {},
 ): Promise<T> {
   const out = await new Deno.Command(TINKER_SDK_PYTHON, {
     args: ["--sdk", sdk, `${REPO}tests/${script}`, ...args],
     stdout: "piped",
     stderr: "piped",
-    env: { PYTHONHASHSEED: "0" },
+    env: { PYTHONHASHSEED: "0", ...sdkEnv(needs) },
   }).output();
   if (!out.success) {
     throw new Error(

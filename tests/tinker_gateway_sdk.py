@@ -259,6 +259,68 @@ def tenant_b(sc, model_id, sampler_path, state_path):
     return out
 
 
+def custom(sc):
+    """forward_backward_custom (needs torch in the SDK's venv): a hand-written
+    -sum(logprob * w) takes the same step as cross_entropy with weights w, and
+    a signed loss (async) lowers one datum's target logprobs while raising the
+    other's."""
+    import torch
+
+    adam = types.AdamParams(learning_rate=2e-2)
+    w = [0.25 + 0.5 * (i % 3) for i in range(13)]
+    weighted = [types.Datum(model_input=d.model_input, loss_fn_inputs={**d.loss_fn_inputs, "weights": w}) for d in BATCH]
+
+    shapes = []
+
+    def nll(data, logprobs_list):
+        shapes.extend(list(lp.shape) for lp in logprobs_list)
+        total = sum(-(lp * d.loss_fn_inputs["weights"].to_torch()).sum() for d, lp in zip(data, logprobs_list))
+        return total, {"nll": total.item()}
+
+    ce_tc = sc.create_lora_training_client(base_model=MODEL, rank=4, seed=7)
+    cu_tc = sc.create_lora_training_client(base_model=MODEL, rank=4, seed=7)
+    ce = ce_tc.forward_backward(weighted, "cross_entropy").result()
+    ce_tc.optim_step(adam).result()
+    cu = cu_tc.forward_backward_custom(weighted, nll).result()
+    cu_tc.optim_step(adam).result()
+    after = [ce_tc.forward(weighted, "cross_entropy").result(), cu_tc.forward(weighted, "cross_entropy").result()]
+
+    # Target tokens only (no weights): the SDK's forward sends zero weights.
+    bare = [types.Datum(model_input=d.model_input, loss_fn_inputs={"target_tokens": d.loss_fn_inputs["target_tokens"]}) for d in BATCH]
+
+    def signed(data, logprobs_list):
+        down, up = logprobs_list[0].sum(), logprobs_list[1].sum()
+        return down - up, {"down:sum": down.item(), "up:sum": up.item()}
+
+    async def signed_step():
+        tc = await sc.create_lora_training_client_async(base_model=MODEL, rank=4, seed=8)
+        before = await (await tc.forward_async(BATCH, "cross_entropy"))
+        out = await (await tc.forward_backward_custom_async(bare, signed))
+        await (await tc.optim_step_async(adam))
+        after = await (await tc.forward_async(BATCH, "cross_entropy"))
+        return before, out, after
+
+    before, sg, sg_after = asyncio.run(signed_step())
+
+    def lps(out):
+        return [o["logprobs"].data for o in out.loss_fn_outputs]
+
+    return {
+        "ce_metrics": ce.metrics,
+        "custom_metrics": cu.metrics,
+        "ce_logprobs": lps(ce),
+        "custom_logprobs": lps(cu),
+        "ce_next": lps(after[0]),
+        "custom_next": lps(after[1]),
+        "ce_next_loss": loss(after[0]),
+        "custom_next_loss": loss(after[1]),
+        "logprob_shapes": shapes,
+        "signed_metrics": sg.metrics,
+        "signed_before": lps(before),
+        "signed_after": lps(sg_after),
+    }
+
+
 def main():
     mode, url, key, *rest = sys.argv[1:]
     sc = tinker.ServiceClient(base_url=url, api_key=key)
@@ -268,6 +330,8 @@ def main():
         out = base(sc)
     elif mode == "async":
         out = asyncio.run(run_async(sc))
+    elif mode == "custom":
+        out = custom(sc)
     elif mode == "errors":
         out = errors(sc)
     elif mode == "tenant_a":

@@ -4,7 +4,9 @@
  * forward_backward and results). `deno task serve` runs as a real process on
  * a free port; tests/tinker_gateway_sdk.py drives the SDK through each flow,
  * once per version on the same gateway (vendored runner; a version it cannot
- * run here is skipped in one line, failing under `BIOS_REQUIRE_ALL=1`). The auth, tenant and limit checks that need no SDK
+ * run here is skipped in one line, failing under `BIOS_REQUIRE_ALL=1`;
+ * likewise the `forward_backward_custom` flow where torch cannot be installed
+ * into the runner's torch venv). The auth, tenant and limit checks that need no SDK
  * speak HTTP directly. With `BIOS_TEST_DEPLOYMENT=nats` the gateway joins a
  * nats-server and a node process instead of running an embedded node.
  */
@@ -33,6 +35,14 @@ const SDKS = ["0.24.1", "0.25.0"] as const;
 type SdkVersion = typeof SDKS[number];
 const probes = await Promise.all(
   SDKS.map((v) => tinkerSdkForTests(`Tinker SDK ${v} gateway tests`, v)),
+);
+/** forward_backward_custom needs torch in the SDK's venv (its own, kept). */
+const torchProbes = await Promise.all(
+  SDKS.map((v) =>
+    tinkerSdkForTests(`Tinker SDK ${v} forward_backward_custom`, v, {
+      torch: true,
+    })
+  ),
 );
 
 const KEY_A = "tml-tenant-a-0123456789";
@@ -89,6 +99,7 @@ async function sdkFlows(
   t: Deno.TestContext,
   gw: GatewayProcess,
   version: SdkVersion,
+  withTorch: boolean,
 ): Promise<void> {
   await t.step(
     "a pipelined supervised loop, save_state, load_state, save_weights_for_sampler, sampling with stop and logprobs",
@@ -236,6 +247,64 @@ async function sdkFlows(
     assert.ok(r.models.includes("test/tiny"));
   });
 
+  await t.step({
+    name:
+      "forward_backward_custom (sync and async): -Σ logprob·w in torch takes cross_entropy's step; a signed loss lowers one target and raises the other",
+    ignore: !withTorch,
+    fn: async () => {
+      type Metrics = Record<string, number>;
+      const r = await runTinkerSdk<{
+        "ce_metrics": Metrics;
+        "custom_metrics": Metrics;
+        "ce_logprobs": number[][];
+        "custom_logprobs": number[][];
+        "ce_next": number[][];
+        "custom_next": number[][];
+        "ce_next_loss": number;
+        "custom_next_loss": number;
+        "logprob_shapes": number[][];
+        "signed_metrics": Metrics;
+        "signed_before": number[][];
+        "signed_after": number[][];
+      }>(version, "tinker_gateway_sdk.py", ["custom", gw.url, KEY_A], {
+        torch: true,
+      });
+      const close = (a: number, b: number, what: string) =>
+        assert.ok(
+          Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b)),
+          `${what}: ${a} vs ${b}`,
+        );
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      // The forward's logprobs reached the loss in their shape, one per target.
+      assert.deepEqual(r.logprob_shapes, [[13], [13]]);
+      assert.deepEqual(r.custom_logprobs, r.ce_logprobs);
+      // The backward is cross_entropy with weights -dL/dlogprob = w: the same
+      // loss, the user's metric merged in beside the server's.
+      const ce = r.ce_metrics["loss:sum"];
+      assert.equal(r.custom_metrics["loss:sum"], ce);
+      assert.equal(r.custom_metrics["num_tokens:sum"], 26);
+      close(r.custom_metrics.nll, ce, "the torch loss is the server's");
+      // The same step: the next forward is the same on both runs, and lower.
+      assert.deepEqual(r.custom_next, r.ce_next);
+      assert.equal(r.custom_next_loss, r.ce_next_loss);
+      assert.ok(r.ce_next_loss < ce, `${r.ce_next_loss} < ${ce}`);
+      // Signed: weights -1 on datum 0 and +1 on datum 1 (sent with no weights,
+      // so the SDK's forward sent zeros).
+      const m = r.signed_metrics;
+      close(m["down:sum"], sum(r.signed_before[0]), "down");
+      close(m["up:sum"], sum(r.signed_before[1]), "up");
+      close(m["loss:sum"], m["down:sum"] - m["up:sum"], "signed loss");
+      assert.ok(
+        sum(r.signed_after[0]) < sum(r.signed_before[0]),
+        "the step lowered datum 0's target logprobs",
+      );
+      assert.ok(
+        sum(r.signed_after[1]) > sum(r.signed_before[1]),
+        "and raised datum 1's",
+      );
+    },
+  });
+
   await t.step(
     "bad input reaches the script as RequestFailedError with Bios's message, and the run goes on",
     async () => {
@@ -326,7 +395,7 @@ async function sdkFlows(
 
 Deno.test({
   name:
-    "the Tinker SDK (0.24.1 JSON, 0.25.0 protobuf) through the gateway: supervised loop, checkpoints, sampling, async, errors, tenants",
+    "the Tinker SDK (0.24.1 JSON, 0.25.0 protobuf) through the gateway: supervised loop, checkpoints, sampling, async, forward_backward_custom, errors, tenants",
   ignore: probes.every((p) => p.ignore),
   sanitizeResources: false,
   sanitizeOps: false,
@@ -337,7 +406,7 @@ Deno.test({
         await t.step({
           name: `SDK ${version}`,
           ignore: probes[i].ignore,
-          fn: (t) => sdkFlows(t, gw, version),
+          fn: (t) => sdkFlows(t, gw, version, !torchProbes[i].ignore),
         });
       }
     } finally {
