@@ -18,7 +18,12 @@ import type { SaveFault } from "./checkpoint_files.ts";
 import { FileCheckpointStorage } from "./checkpoint_file_storage.ts";
 import type { CheckpointStorage } from "./checkpoint_storage.ts";
 import { nodeFactories } from "./node_factories.ts";
-import { NodeActor, nodeAddress, type NodeSupervisors } from "./node_actor.ts";
+import {
+  NodeActor,
+  nodeAddress,
+  type NodeSupervisors,
+  shardHostAddress,
+} from "./node_actor.ts";
 import { Membership, type MembershipBus } from "./membership.ts";
 
 /** Settings of a node. */
@@ -149,6 +154,11 @@ export async function startBiosNode(
       sup("shards"),
       sup("lost"),
       { id: "node", address: nodeAddress(id), start: () => node },
+      {
+        id: "shard-host",
+        address: shardHostAddress(nodeAddress(id)),
+        start: () => node.shardHost(),
+      },
       table.childSpec({
         id: "registry",
         kind: "registry",

@@ -45,6 +45,17 @@ export function nodeAddress(id: string): string {
 }
 
 /**
+ * The address of the actor that starts and stops shards on the node whose
+ * actor is at `node` (for runs whose trainer lives elsewhere). It is not the
+ * node actor itself: a node actor starting a run waits for that run's
+ * remote shards to start on other nodes, and two nodes doing so for each
+ * other at once would each wait on the other's busy mailbox.
+ */
+export function shardHostAddress(node: string): string {
+  return `${node}.shards`;
+}
+
+/**
  * How long after a dropped member's last beat (plus one interval, when it
  * died) its addresses are taken over: past two probes of the transport
  * (one a second), so every request still held by the dead node has already
@@ -110,6 +121,29 @@ export class NodeActor implements Actor<unknown, unknown> {
       case "members":
         return this.membership?.members() ?? [];
     }
+  }
+
+  /**
+   * The actor at {@linkcode shardHostAddress}: `start_child` and
+   * `stop_child` of this node's `shards` only, answered apart from the node
+   * actor's own mailbox (a shard's start waits on nothing remote).
+   */
+  shardHost(): Actor<unknown, unknown> {
+    return {
+      receive: async (raw: unknown) => {
+        const msg = parseOrThrow(NodeRequestSchema, raw, "");
+        if (msg.type === "start_child" && msg.parent === "shards") {
+          return await this.#startChild(msg);
+        }
+        if (msg.type === "stop_child" && msg.parent === "shards") {
+          return await this.#stopChild("shards", msg.id);
+        }
+        throw new InvalidArgumentError(
+          "type",
+          "a node's shard host starts and stops shards only",
+        );
+      },
+    };
   }
 
   /** This node as its heartbeat describes it. */

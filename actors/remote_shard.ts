@@ -15,6 +15,7 @@ import type { Actor, ActorContext } from "../runtime/actor.ts";
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
 import type { DataChildSpecMsg } from "../protocol/node_messages.ts";
+import { shardHostAddress } from "./node_actor.ts";
 
 /** Time the other node gets to start the shard (loading its weights). */
 const START_TIMEOUT_MS = 600_000;
@@ -38,7 +39,8 @@ export class RemoteShard implements Actor<unknown, unknown> {
 
   /** Starts the shard on its node (a stale one of an earlier start goes first). */
   async init(ctx: ActorContext): Promise<void> {
-    const node = ctx.system.ref(this.args.node);
+    // the node's shard host, not its node actor (see shardHostAddress)
+    const node = ctx.system.ref(shardHostAddress(this.args.node));
     this.#node = node;
     await this.#stop();
     await node.ask({
