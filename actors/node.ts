@@ -104,6 +104,19 @@ export async function startBiosNode(
         deviceHandoff: opts.deviceHandoff,
         membership,
       }),
+    // A remote shard whose node is gone moves to the least loaded live
+    // shard node (this one among them).
+    placeShard: (avoid) => {
+      const skip = new Set(
+        membership.members().filter((m) => avoid.has(m.address)).map((m) =>
+          m.id
+        ),
+      );
+      const to = membership.place(["shard"], skip);
+      if (!to) return undefined;
+      membership.placed(to.id);
+      return to.address;
+    },
   });
   const node = new NodeActor({
     id,

@@ -26,7 +26,7 @@ import type { LoraTarget } from "../model/lora.ts";
 import { CheckpointStore } from "./checkpoint_store.ts";
 import type { CheckpointStorage } from "./checkpoint_storage.ts";
 import { ParamShard } from "./param_shard.ts";
-import { RemoteShard } from "./remote_shard.ts";
+import { type PlaceShard, RemoteShard } from "./remote_shard.ts";
 import { Sampler } from "./sampler.ts";
 import { Trainer } from "./trainer.ts";
 import { RunJournal } from "./run_journal.ts";
@@ -43,6 +43,11 @@ export interface NodeFactoryDeps {
    * stopped (a drain). @default {60000}
    */
   finishOpMs?: number;
+  /**
+   * Another live shard node for a remote shard whose node does not answer
+   * (none: such a start fails).
+   */
+  placeShard?: PlaceShard;
 }
 
 /** Time a trainer or sampler gets to finish its operation on a drain, by default. */
@@ -172,7 +177,8 @@ export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
     },
     remote_shard: {
       parse: parser(RemoteShardArgsSchema),
-      build: (a: z.output<typeof RemoteShardArgsSchema>) => new RemoteShard(a),
+      build: (a: z.output<typeof RemoteShardArgsSchema>) =>
+        new RemoteShard(a, deps.placeShard),
     },
     lost: {
       parse: parser(LostArgsSchema),

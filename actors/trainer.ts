@@ -509,6 +509,7 @@ export class Trainer implements Actor<unknown, unknown> {
           epoch: this.#epoch,
         }, {
           timeoutMs: 5_000,
+          failOnReconnect: true,
         }) as string;
         return;
       } catch (e) {
@@ -522,9 +523,9 @@ export class Trainer implements Actor<unknown, unknown> {
   #ask(i: number, m: ShardMsg): Promise<unknown> {
     return this.#shards[i].ask(
       { ...m, inc: this.#inc[i], epoch: this.#epoch },
-      {
-        timeoutMs: SHARD_TIMEOUT_MS,
-      },
+      // A shard's request or reply lost with a NATS connection fails it
+      // at the reconnect: the run recovers (restore, replay) at once.
+      { timeoutMs: SHARD_TIMEOUT_MS, failOnReconnect: true },
     );
   }
 

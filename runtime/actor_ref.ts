@@ -31,6 +31,13 @@ export interface AskOptions {
    * transport sends it again. @default {false}
    */
   resend?: boolean;
+  /**
+   * Fail with `ActorStoppedError` when the connection is lost and comes
+   * back with the request in flight (its outcome unknown), instead of
+   * waiting out `timeoutMs`: for callers that recover by replaying.
+   * @default {false}
+   */
+  failOnReconnect?: boolean;
 }
 
 /** What a ref needs from its system: the transport and its stop records. */
@@ -96,7 +103,10 @@ export class ActorRef<M = unknown, R = unknown> {
         this.address,
         bytes,
         timeoutMs,
-        { resend: options.resend === true },
+        {
+          resend: options.resend === true,
+          failOnReconnect: options.failOnReconnect === true,
+        },
       );
     } catch (e) {
       // Nobody is there, but we know we stopped it: say so.

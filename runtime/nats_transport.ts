@@ -18,7 +18,8 @@
  *   the connection; a request made with `resend: true` (an operation that
  *   carries its own sequence number, so a second delivery is answered from
  *   the record) is published again after each reconnect, since its request
- *   or its reply may have been lost with the old connection.
+ *   or its reply may have been lost with the old connection; one made with
+ *   `failOnReconnect: true` fails then instead, for its sender to recover.
  *
  * @module
  */
@@ -85,6 +86,8 @@ interface Pending {
   subject: string;
   bytes: Uint8Array;
   resend: boolean;
+  /** Fails at a reconnect (see `RequestOptions.failOnReconnect`). */
+  failOnReconnect?: boolean;
   resolve(bytes: Uint8Array): void;
   reject(e: Error): void;
   /** Chunks of a chunked reply, as they come. */
@@ -233,6 +236,7 @@ export class NatsTransport implements Transport {
         subject: this.subject(address),
         bytes,
         resend: opts.resend === true,
+        failOnReconnect: opts.failOnReconnect === true,
         resolve: (b) => {
           settle();
           resolve(b);
@@ -330,7 +334,17 @@ export class NatsTransport implements Transport {
     for await (const s of this.#nc.status()) {
       if (s.type !== "reconnect") continue;
       this.#reconnectedAt = Date.now();
-      for (const [token, p] of this.#pending) {
+      for (const [token, p] of [...this.#pending]) {
+        if (p.failOnReconnect) {
+          p.reject(
+            new ActorStoppedError(p.address, {
+              cause: new Error(
+                `the connection to NATS was lost with the request to "${p.address}" in flight: its outcome is unknown`,
+              ),
+            }),
+          );
+          continue;
+        }
         if (!p.resend) continue;
         p.parts = undefined;
         this.#publish(p.subject, p.bytes, `${this.#inbox}.${token}`, p).catch(

@@ -24,6 +24,14 @@ export interface RequestOptions {
    * since the request or its reply may have been lost. @default {false}
    */
   resend?: boolean;
+  /**
+   * The request is not idempotent and its sender recovers from a lost one
+   * (the trainer restores its shards and replays): when the connection is
+   * lost and comes back with it in flight, it fails with
+   * `ActorStoppedError` at once instead of waiting out its timeout, since
+   * the request or its reply may have been lost. @default {false}
+   */
+  failOnReconnect?: boolean;
 }
 
 /**
