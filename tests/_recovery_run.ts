@@ -117,24 +117,29 @@ export interface RecoveryOutcome {
 
 /**
  * Trains `steps` pipelined steps (a forwardBackward of the sample batch,
- * then optimStep) on `tc`; `fault(step)` runs once both are sent (it may
- * kill things); `clock` hears every finished operation.
+ * then optimStep) on `tc`; `fault(step, pending)` runs once both are sent
+ * (it may kill things; `pending()` says whether either is unanswered);
+ * `clock` hears every finished operation.
  */
 export async function trainWithFaults(
   tc: bios.TrainingClient,
   conn: () => Promise<Connection>,
   steps: number,
-  fault?: (step: number) => Promise<void>,
+  fault?: (step: number, pending: () => boolean) => Promise<void>,
   clock?: ProgressClock,
 ): Promise<RecoveryOutcome> {
   const losses: number[] = [];
   for (let step = 0; step < steps; step++) {
     const fb = tc.forwardBackward(SAMPLE_BATCH, "cross_entropy");
     const opt = tc.optimStep({ learningRate: 1e-2, gradClipNorm: 1 });
-    const tick = () => clock?.progress();
+    let open = 2;
+    const tick = () => {
+      open--;
+      clock?.progress();
+    };
     fb.then(tick, () => {});
     opt.then(tick, () => {});
-    await fault?.(step);
+    await fault?.(step, () => open > 0);
     losses.push((await fb).loss);
     assert.equal((await opt).metrics["step:max"], step + 1);
   }
