@@ -25,6 +25,7 @@ import {
   shardHostAddress,
 } from "./node_actor.ts";
 import { Membership, type MembershipBus } from "./membership.ts";
+import type { JournalBucket } from "./durable_journal.ts";
 
 /** Settings of a node. */
 export interface NodeOptions extends Omit<RegistryOptions, "membership"> {
@@ -48,6 +49,12 @@ export interface NodeOptions extends Omit<RegistryOptions, "membership"> {
   heartbeatMs?: number;
   /** Beats a member may miss before it is dropped. @default {3} */
   missedBeats?: number;
+  /**
+   * Where runs keep their journals durable (a cluster with JetStream): a
+   * run whose node dies is started again on another node from it. None:
+   * in this node's memory (such a run is lost with its node).
+   */
+  journals?: JournalBucket;
 }
 
 /** A started node: its root, its own actor, its membership, and a drain. */
@@ -104,6 +111,7 @@ export async function startBiosNode(
         deviceHandoff: opts.deviceHandoff,
         membership,
       }),
+    journals: opts.journals,
     // A remote shard whose node is gone moves to the least loaded live
     // shard node (this one among them).
     placeShard: (avoid) => {
@@ -123,6 +131,7 @@ export async function startBiosNode(
     roles: opts.roles ?? NODE_ROLES,
     table,
     supervisors,
+    journals: opts.journals,
   });
   membership = new Membership({
     self: () => node.describe(heartbeatMs),

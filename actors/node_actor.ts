@@ -38,6 +38,7 @@ import { CHECKPOINT_STORE, trainerAddress } from "../protocol/addresses.ts";
 import type { DownReason, Membership } from "./membership.ts";
 import { FINISH_OP_MS } from "./node_factories.ts";
 import { samplerArgs } from "./sampler_args.ts";
+import type { JournalBucket } from "./durable_journal.ts";
 
 /** The address of node `id`'s own actor. */
 export function nodeAddress(id: string): string {
@@ -85,6 +86,11 @@ export interface NodeActorOptions {
   table: FactoryTable;
   /** Its supervisors. */
   supervisors: NodeSupervisors;
+  /**
+   * The runs' durable journals (a cluster with JetStream): a lost run that
+   * has one is started again here instead of getting a stand-in.
+   */
+  journals?: JournalBucket;
 }
 
 /** A node's own actor (see the module). */
@@ -294,10 +300,30 @@ export class NodeActor implements Actor<unknown, unknown> {
         samplers: member.samplers.length,
       }),
     );
-    // Every live node stands in for the lost runs (a queue group: any
-    // answers), so the answer outlives any one of them.
+    // A run with a durable journal starts again on one node (the lowest id
+    // alive that hosts runs). For the others every live node stands in (a
+    // queue group: any answers), so the answer outlives any one of them.
+    const runLeader =
+      this.membership.members().filter((m) =>
+        m.state === "up" && m.roles.includes("trainer") &&
+        m.roles.includes("shard")
+      ).map((m) => m.id).sort()[0];
     for (const runId of member.runs) {
       if (await this.#served(trainerAddress(runId))) continue;
+      try {
+        if (await this.#resumeRun(runId, member, runLeader === this.opts.id)) {
+          continue;
+        }
+      } catch (e) {
+        await this.#standIn(
+          runId,
+          trainerAddress(runId),
+          `run ${runId} is lost: ${why}, and it could not be started again on node ${this.opts.id} from its journal: ${
+            (e as Error)?.message ?? e
+          }`,
+        );
+        continue;
+      }
       await this.#standIn(
         runId,
         trainerAddress(runId),
@@ -349,6 +375,60 @@ export class NodeActor implements Actor<unknown, unknown> {
       return !(e instanceof UnknownActorError ||
         e instanceof ActorStoppedError);
     }
+  }
+
+  /**
+   * Whether run `runId`, lost with `member`, has a durable journal; if so
+   * and `leader`, start its tree here: its trainer resumes from the journal,
+   * its shards go where they were when that node is alive, else here.
+   */
+  async #resumeRun(
+    runId: string,
+    member: Member,
+    leader: boolean,
+  ): Promise<boolean> {
+    const head = await this.opts.journals?.head(runId);
+    if (!head) return false;
+    if (!leader) return true;
+    const me = nodeAddress(this.opts.id);
+    const live = new Set(
+      this.membership!.members().filter((m) =>
+        m.id !== member.id && m.state === "up" && m.roles.includes("shard")
+      ).map((m) => m.address),
+    );
+    const was = head.args.spec.placement;
+    const placement = was && {
+      node: me,
+      shards: was.shards.map((r) => r.map((a) => live.has(a) ? a : me)),
+    };
+    const started = performance.now();
+    // Shards of the run that its old node placed here come under the run's
+    // own tree now: the old ones go first (their addresses are reused).
+    for (const [r, row] of (was?.shards ?? []).entries()) {
+      for (const [i, a] of row.entries()) {
+        if (a === me) await this.#stopChild("shards", `${runId}-${i}-${r}`);
+      }
+    }
+    await this.#startChild({
+      type: "start_child",
+      parent: "runs",
+      spec: {
+        id: runId,
+        kind: "run",
+        restart: "temporary",
+        args: { ...head.args, spec: { ...head.args.spec, placement } },
+      },
+    });
+    console.error(JSON.stringify({
+      label: "run_resumed",
+      node: this.opts.id,
+      run: runId,
+      from: member.id,
+      epoch: head.epoch + 1,
+      step: head.step,
+      ms: Math.round(performance.now() - started),
+    }));
+    return true;
   }
 
   async #restartSampler(s: HostedSampler): Promise<void> {

@@ -30,6 +30,7 @@ import { type PlaceShard, RemoteShard } from "./remote_shard.ts";
 import { Sampler } from "./sampler.ts";
 import { Trainer } from "./trainer.ts";
 import { RunJournal } from "./run_journal.ts";
+import type { JournalBucket } from "./durable_journal.ts";
 import type { Actor } from "../runtime/actor.ts";
 
 /** What the node's own kinds are built from. */
@@ -43,6 +44,12 @@ export interface NodeFactoryDeps {
    * stopped (a drain). @default {60000}
    */
   finishOpMs?: number;
+  /**
+   * Where runs keep their journals durable (a cluster with JetStream): a
+   * run whose node dies is started again on another from it. None keeps
+   * them in this node's memory only.
+   */
+  journals?: JournalBucket;
   /**
    * Another live shard node for a remote shard whose node does not answer
    * (none: such a start fails).
@@ -74,7 +81,8 @@ export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
   const run: Factory<z.output<typeof RunArgsSchema>> = {
     type: "supervisor",
     parse: parser(RunArgsSchema),
-    build: ({ spec, ranges }, table) => {
+    build: (args, table) => {
+      const { spec, ranges } = args;
       const lora = { ...spec.lora, targets: spec.lora.targets as LoraTarget[] };
       // Every instance of this run's trainer shares one journal: a restarted
       // trainer answers acknowledged seqs and resumes. It lives as long as
@@ -133,7 +141,12 @@ export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
             id: "trainer",
             address: trainerAddress(spec.runId),
             shutdown: finishOpMs,
-            start: () => new Trainer({ ...spec, lora }, journal),
+            start: () =>
+              new Trainer(
+                { ...spec, lora },
+                journal,
+                deps.journals?.run(args),
+              ),
           },
         ],
       });

@@ -29,6 +29,11 @@
  * (`nats-server -js`) and `files` otherwise, said in one line. The ready
  * line says which.
  *
+ * Run journals: when the server has JetStream, each run's trainer keeps its
+ * journal in the Object Store bucket `bios-journals` (`durable_journal.ts`),
+ * so a run whose node dies is started again on another node; without it,
+ * the journal lives in the node's memory and such a run is lost.
+ *
  * It prints one JSON line, `{"ready": true, ...}`, once its actors are
  * reachable. SIGINT or SIGTERM drains it: it takes no new work, every
  * trainer and sampler finishes the operation in hand (a step is recorded in
@@ -43,6 +48,7 @@ import { NatsTransport } from "../runtime/nats_transport.ts";
 import { biosHome } from "../runtime/home.ts";
 import { startBiosNode } from "./node.ts";
 import { natsMembershipBus } from "./membership.ts";
+import { DEFAULT_JOURNAL_BUCKET, JournalBucket } from "./durable_journal.ts";
 import { NODE_ROLES, type NodeRole } from "../protocol/node_messages.ts";
 import {
   DEFAULT_CHECKPOINT_BUCKET,
@@ -235,6 +241,17 @@ if (import.meta.main) {
     await transport.close();
     Deno.exit(2);
   }
+  let journals: JournalBucket | undefined;
+  if (transport.connection.info?.jetstream === true) {
+    journals = await JournalBucket.open(transport.connection).catch((e) => {
+      console.error(
+        `run journals: JetStream object store bucket ${DEFAULT_JOURNAL_BUCKET}: ${
+          (e as Error).message
+        }; keeping them in memory (a run is lost with its node)`,
+      );
+      return undefined;
+    });
+  }
   const system = new ActorSystem({ transport, name: args.name });
   const node = await startBiosNode(system, {
     checkpointRoot: args.checkpointDir,
@@ -246,6 +263,7 @@ if (import.meta.main) {
     membershipBus: natsMembershipBus(transport.connection),
     heartbeatMs: args.heartbeatMs,
     missedBeats: args.missedBeats,
+    journals,
   });
   let stopping = false;
   const drain = async () => {
@@ -264,6 +282,7 @@ if (import.meta.main) {
       name: args.name,
       roles: args.roles,
       checkpoints: checkpointStorage.description,
+      journals: journals ? DEFAULT_JOURNAL_BUCKET : "memory",
     }),
   );
 }

@@ -42,7 +42,8 @@ import {
   trainerAddress,
 } from "../protocol/addresses.ts";
 import { lossProblem } from "./finite_loss.ts";
-import { type Outcome, RunJournal } from "./run_journal.ts";
+import { type Outcome, RunJournal, StaleTrainerError } from "./run_journal.ts";
+import type { DurableJournal } from "./durable_journal.ts";
 import type { ActorSystem } from "../runtime/system.ts";
 import {
   type ShardMsg,
@@ -109,6 +110,15 @@ export { shardAddress, trainerAddress };
 interface Applied {
   value: unknown;
   land?: () => void;
+  /** For a durable journal: the op to replay, or the new commit by value. */
+  op?: {
+    data: NormalizedDatum[];
+    lossFn: LossFnName;
+    lossFnConfig: Record<string, number>;
+  };
+  commit?: ShardState[];
+  /** The step, version and pendingGrads after it lands (absent: unchanged). */
+  after?: { step: number; version: number; pendingGrads: boolean };
 }
 
 /** The Trainer actor. */
@@ -131,13 +141,24 @@ export class Trainer implements Actor<unknown, unknown> {
   /** The shard instances this trainer speaks to (from `ping`). */
   #inc: string[] = [];
 
+  /** The run's journal in JetStream (a cluster run), if any. */
+  readonly #durable?: DurableJournal;
+
   /**
    * @param spec the run
    * @param journal the run's state from an earlier instance (a restart);
    *   a new run starts with an empty one
+   * @param durable where the journal is kept durable (a cluster run): each
+   *   instance loads it at start and writes each operation there before
+   *   answering it (see `durable_journal.ts`)
    */
-  constructor(readonly spec: RunSpec, journal: RunJournal = new RunJournal()) {
+  constructor(
+    readonly spec: RunSpec,
+    journal: RunJournal = new RunJournal(),
+    durable?: DurableJournal,
+  ) {
     this.#j = journal;
+    this.#durable = durable;
   }
 
   /** Look up the model and the shards' addresses. */
@@ -158,7 +179,13 @@ export class Trainer implements Actor<unknown, unknown> {
     }
     this.#store = ctx.system.ref(CHECKPOINT_STORE);
     this.#system = ctx.system;
-    this.#epoch = this.#j.claim();
+    if (this.#durable) {
+      // The durable journal is the truth: it may be ahead of this node's
+      // memory, or this node may be new to the run (its old node died).
+      dropSnapshots(this.#j.committed);
+      await this.#durable.claim(this.#j);
+      this.#epoch = this.#j.epoch;
+    } else this.#epoch = this.#j.claim();
     for (let i = 0; i < this.#shards.length; i++) await this.#waitFor(i);
     // A restart: the shards may hold half of the operation that was running;
     // put them back at the commit point and replay what followed it.
@@ -168,6 +195,14 @@ export class Trainer implements Actor<unknown, unknown> {
     }
     // Replicas start from replica 0's state, whatever they drew.
     const states = await this.#recovering(() => this.#commitAndBroadcast());
+    if (this.#durable) {
+      const j = this.#j;
+      await this.#durable.write(
+        { step: j.step, version: j.version, pendingGrads: false, mb: j.mb },
+        undefined,
+        await this.#byValue(states),
+      );
+    }
     this.#j.check(this.#epoch);
     this.#setCommitted(states);
   }
@@ -225,6 +260,7 @@ export class Trainer implements Actor<unknown, unknown> {
         outcome = { ok: false, error: errorToWire(e) };
       }
     }
+    if (this.#durable) await this.#writeDurable(seq, outcome, applied);
     // One synchronous block: the operation's change and its record land
     // together, or (in a replaced instance) neither does.
     j.check(this.#epoch);
@@ -232,6 +268,75 @@ export class Trainer implements Actor<unknown, unknown> {
     j.recordOutcome(seq, outcome);
     if (outcome.ok) return outcome.value;
     throw errorFromWire(outcome.error);
+  }
+
+  /**
+   * Write seq's outcome and change to the durable journal before it lands
+   * here. A write that fails (not refused as stale) leaves the op neither
+   * applied nor answered: the shards go back to the commit point.
+   */
+  async #writeDurable(
+    seq: number,
+    outcome: Outcome,
+    applied?: Applied,
+  ): Promise<void> {
+    const j = this.#j;
+    try {
+      await this.#durable!.write(
+        {
+          ...(applied?.after ?? {
+            step: j.step,
+            version: j.version,
+            pendingGrads: j.pendingGrads,
+          }),
+          mb: j.mb,
+        },
+        { seq, outcome, op: applied?.op },
+        applied?.commit,
+      );
+    } catch (e) {
+      if (e instanceof StaleTrainerError) throw e;
+      if (applied?.land) {
+        await this.#recovering(() => this.#restoreCommitted()).catch(() => {});
+      }
+      throw new UnavailableError(
+        `run ${this.spec.runId}: its journal could not be written (${
+          (e as Error)?.message ?? e
+        }); seq ${seq} was not applied and may be sent again`,
+        { cause: e },
+      );
+    }
+  }
+
+  /** For a durable journal, `states` by value (dropped if that fails). */
+  async #durableCommit(
+    states: (ShardState | ShardSnapshot)[],
+  ): Promise<ShardState[] | undefined> {
+    if (!this.#durable) return undefined;
+    try {
+      return await this.#byValue(states);
+    } catch (e) {
+      dropSnapshots(states);
+      throw e;
+    }
+  }
+
+  /** The commit point `states` by value (device copies read back). */
+  async #byValue(
+    states: readonly (ShardState | ShardSnapshot)[],
+  ): Promise<ShardState[]> {
+    const out: ShardState[] = [];
+    for (const [i, s] of states.entries()) {
+      out.push(
+        "snapshot" in s
+          ? await this.#ask(i, {
+            type: "get_state",
+            optimizer: true,
+          }) as ShardState
+          : s,
+      );
+    }
+    return out;
   }
 
   #info() {
@@ -290,6 +395,12 @@ export class Trainer implements Actor<unknown, unknown> {
               j.sinceCommit.push(msg);
               j.pendingGrads = true;
             },
+            op: {
+              data: msg.data,
+              lossFn: msg.lossFn,
+              lossFnConfig: msg.lossFnConfig,
+            },
+            after: { step: j.step, version: j.version, pendingGrads: true },
           };
         }
         case "optim_step": {
@@ -297,6 +408,12 @@ export class Trainer implements Actor<unknown, unknown> {
           const states = await this.#commitAndBroadcast();
           return {
             value,
+            commit: await this.#durableCommit(states),
+            after: {
+              step: j.step + 1,
+              version: j.version + 1,
+              pendingGrads: false,
+            },
             land: () => {
               this.#setCommitted(states);
               j.step++;
@@ -322,6 +439,12 @@ export class Trainer implements Actor<unknown, unknown> {
           const states = await this.#collectCommit();
           return {
             value: { path: out.path },
+            commit: await this.#durableCommit(states),
+            after: {
+              step: out.step,
+              version: j.version + 1,
+              pendingGrads: false,
+            },
             land: () => {
               this.#setCommitted(states);
               j.step = out.step;
