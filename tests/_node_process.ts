@@ -48,7 +48,9 @@ export async function startNodeProcess(
     text += value;
   }
   if (!text.includes('"ready":true')) {
-    child.kill("SIGKILL");
+    try {
+      child.kill("SIGKILL");
+    } catch { /* it exited by itself (a node that refused to start) */ }
     const err = await new Response(child.stderr).text();
     throw new Error(`the node never got ready: ${text} ${err}`);
   }
