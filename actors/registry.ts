@@ -37,6 +37,7 @@ import { sharedBackend } from "./compute.ts";
 import {
   CHECKPOINT_STORE,
   REGISTRY,
+  samplerModelAddress,
   trainerAddress,
 } from "../protocol/addresses.ts";
 import type { CheckpointMsg, StoredRun } from "./checkpoint_store.ts";
@@ -345,10 +346,17 @@ export class Registry implements Actor<unknown, unknown> {
         { cause: e },
       );
     });
+    // Samplers of one model (not of a snapshot) share its group address
+    // on a transport with groups: requests go there, spread over them.
+    const group = this.#system.transport.join !== undefined &&
+        (args.lora === undefined || args.modelPath !== undefined)
+      ? await samplerModelAddress(args.baseModel, args.modelPath)
+      : undefined;
     return {
       samplerId,
       address: placed.address,
       baseModel: args.baseModel,
+      ...(group !== undefined ? { group } : {}),
     };
   }
 

@@ -5,9 +5,15 @@
  * are shared with the other samplers of the same model in this process
  * (`shared_base_weights.ts`); a sampler owns only its adapter.
  *
+ * Besides its own address, a sampler of a base model or a checkpoint answers
+ * at its model's group address (`samplerModelAddress`): the samplers of one
+ * model, wherever they run, share that model's requests (one NATS queue
+ * group). Sampling is a function of the model and the request (its seed), so
+ * any member gives the same tokens. A snapshot's sampler has no group.
+ *
  * @module
  */
-import type { Actor } from "../runtime/actor.ts";
+import type { Actor, ActorContext } from "../runtime/actor.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
 import type { Backend } from "../kernels/backend.ts";
 import { generate } from "../model/generate.ts";
@@ -33,6 +39,7 @@ import {
   type BaseWeightsLease,
 } from "./shared_base_weights.ts";
 import { fromWire, type WireTensors } from "./wire_tensors.ts";
+import { samplerModelAddress } from "../protocol/addresses.ts";
 
 /** How to build a sampler. */
 export interface SamplerSpec {
@@ -54,12 +61,16 @@ export class Sampler implements Actor<unknown, unknown> {
   #cfg!: LlamaConfig;
   #tok!: Tokenizer;
   #base?: BaseWeightsLease;
+  /** Its model's group address, once joined. */
+  #group?: string;
+  /** Requests served (sample and compute_logprobs), for `info`. */
+  #served = 0;
 
   /** @param spec what to sample */
   constructor(readonly spec: SamplerSpec) {}
 
   /** Take the model's shared device weights and upload the adapter snapshot. */
-  async init(): Promise<void> {
+  async init(ctx: ActorContext): Promise<void> {
     this.#be = (await sharedBackend()).backend;
     const base = await loadBaseModel(this.spec.baseModel);
     this.#cfg = base.config;
@@ -93,6 +104,14 @@ export class Sampler implements Actor<unknown, unknown> {
       throw e;
     }
     this.#base = lease;
+    // A snapshot (an adapter without a path) is this sampler's alone.
+    if (this.spec.lora === undefined || this.spec.modelPath !== undefined) {
+      const group = await samplerModelAddress(
+        this.spec.baseModel,
+        this.spec.modelPath,
+      );
+      if (ctx.join(group)) this.#group = group;
+    }
   }
 
   /** Handle one message, parsed here by the protocol's schema. */
@@ -104,14 +123,18 @@ export class Sampler implements Actor<unknown, unknown> {
           samplerId: this.spec.samplerId,
           baseModel: this.spec.baseModel,
           modelPath: this.spec.modelPath,
+          ...(this.#group !== undefined ? { group: this.#group } : {}),
+          served: this.#served,
         };
       case "compute_logprobs":
+        this.#served++;
         return (await this.#promptScores(
           this.#checkPrompt(flatTokens(msg.prompt), 0),
           true,
           0,
         )).promptLogprobs;
       case "sample":
+        this.#served++;
         return await this.#sample(msg);
     }
   }

@@ -36,20 +36,46 @@ const OP_TIMEOUT_MS = 3_600_000;
 /** Time a sampler's start may take. */
 const START_TIMEOUT_MS = 600_000;
 
-/** A sampler actor, owned through the registry that started it. */
+/**
+ * A sampler actor, owned through the registry that started it. Its requests
+ * go to its model's group (`group`: every sampler of that base model and
+ * checkpoint, on a cluster) when it has one, else to itself; closing stops
+ * only this one.
+ */
 class ActorSampler implements SamplerLink {
   constructor(
     readonly ref: ActorRef,
     readonly info: SamplerInfo,
     readonly registry: ActorRef,
+    readonly group?: ActorRef,
   ) {}
 
   sample(req: SampleRequest): Promise<SampleResponse> {
-    return this.ref.ask<SampleResponse>(req, { timeoutMs: OP_TIMEOUT_MS });
+    return this.#ask<SampleResponse>(req);
   }
 
   computeLogprobs(req: ComputeLogprobsRequest): Promise<(number | null)[]> {
-    return this.ref.ask<(number | null)[]>(req, { timeoutMs: OP_TIMEOUT_MS });
+    return this.#ask<(number | null)[]>(req);
+  }
+
+  /**
+   * Asks the group (or the sampler itself). A group member that went away
+   * with the request, or stopped before taking it, is passed over once: the
+   * request goes to the group again, where another member gives the same
+   * answer (a sample is a function of the model and its seed).
+   */
+  async #ask<T>(req: unknown): Promise<T> {
+    if (!this.group) {
+      return await this.ref.ask<T>(req, { timeoutMs: OP_TIMEOUT_MS });
+    }
+    try {
+      return await this.group.ask<T>(req, { timeoutMs: OP_TIMEOUT_MS });
+    } catch (e) {
+      if (!(e instanceof ActorStoppedError || e instanceof UnknownActorError)) {
+        throw e;
+      }
+      return await this.group.ask<T>(req, { timeoutMs: OP_TIMEOUT_MS });
+    }
   }
 
   async stop(): Promise<void> {
@@ -163,7 +189,7 @@ export class ActorLink implements Link {
   /** Ask the registry for a sampler (of a path, a base model or a snapshot). */
   async startSampler(msg: Record<string, unknown>): Promise<SamplerLink> {
     const r = await this.conn.registry.ask<
-      { samplerId: string; address: string; baseModel: string }
+      { samplerId: string; address: string; baseModel: string; group?: string }
     >({ type: "create_sampler", ...msg }, { timeoutMs: START_TIMEOUT_MS });
     const modelPath = typeof msg.modelPath === "string"
       ? msg.modelPath
@@ -176,6 +202,7 @@ export class ActorLink implements Link {
         ...(modelPath !== undefined ? { modelPath } : {}),
       },
       this.conn.registry,
+      r.group !== undefined ? this.conn.system.ref(r.group) : undefined,
     );
   }
 

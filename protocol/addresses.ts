@@ -39,3 +39,25 @@ export function shardAddress(
     ? `shard.${runId}.${i}`
     : `shard.${runId}.${i}.${replica}`;
 }
+
+/**
+ * The group address of the samplers of one model (`sampler.model.<hash>`):
+ * a base model, with the checkpoint (or adapter folder) at `modelPath` if
+ * any. Every sampler of that model joins it, so on a cluster they serve its
+ * requests as one queue group; a sampler of an in-memory snapshot is unique
+ * and has none.
+ */
+export async function samplerModelAddress(
+  baseModel: string,
+  modelPath?: string,
+): Promise<string> {
+  const key = new TextEncoder().encode(
+    JSON.stringify([baseModel, modelPath ?? null]),
+  );
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", key));
+  const hex = Array.from(
+    digest.subarray(0, 16),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  return `sampler.model.${hex}`;
+}

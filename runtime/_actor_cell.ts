@@ -12,7 +12,7 @@ import {
 import { decodeEnvelope, encodeErr, encodeOk } from "./_envelope.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { ActorSystem } from "./system.ts";
-import type { Transport } from "./transport.ts";
+import type { GroupSeat, Transport } from "./transport.ts";
 
 interface Item {
   msg: unknown;
@@ -46,6 +46,7 @@ export class ActorCell {
   #current: Item | null = null;
   #inFlight: Promise<void> | null = null; // init, or the current receive
   #pendingStop: ExitReason | null = null;
+  readonly #seats: GroupSeat[] = []; // group addresses it also answers at
 
   constructor(opts: CellOptions) {
     this.address = opts.address;
@@ -56,6 +57,7 @@ export class ActorCell {
       self: opts.ref,
       system: opts.system,
       stop: (reason = { kind: "normal" }) => this.#requestStop(reason),
+      join: (address) => this.#join(address),
     };
   }
 
@@ -91,6 +93,7 @@ export class ActorCell {
       if (this.#state === "starting") {
         this.#close();
         this.#transport.unregister(this.address);
+        for (const seat of this.#seats.splice(0)) seat.leave();
         this.#state = "stopped";
         this.#exit.resolve({ kind: "error", error: asError(e) });
       }
@@ -129,6 +132,17 @@ export class ActorCell {
   #killNow(): void {
     this.#killed = true;
     this.#kill.resolve("killed");
+  }
+
+  #join(address: string): boolean {
+    const join = this.#transport.join;
+    if (!join || this.#state === "stopping" || this.#state === "stopped") {
+      return false;
+    }
+    this.#seats.push(
+      join.call(this.#transport, address, (b) => this.#deliver(b)),
+    );
+    return true;
   }
 
   #requestStop(reason: ExitReason): void {
@@ -219,6 +233,7 @@ export class ActorCell {
   // probe still finds the receiver of the request it waits on.
   #close(): void {
     this.#state = "stopping";
+    for (const seat of this.#seats) seat.close(); // the group shrinks now
     for (const item of this.#mailbox.drain()) {
       item.reply?.(this.#stoppedReply());
     }
@@ -260,6 +275,7 @@ export class ActorCell {
     }
     this.#current?.reply?.(this.#stoppedReply()); // abandoned mid-message
     this.#transport.unregister(this.address);
+    for (const seat of this.#seats.splice(0)) seat.leave();
     this.#state = "stopped";
     this.#exit.resolve(final);
     if (!started) return;

@@ -58,6 +58,13 @@ export interface ActorContext {
    * `receive`, it takes effect once the current message is handled.
    */
   stop(reason?: ExitReason): void;
+  /**
+   * Also answers at the group address `address`, shared with other actors
+   * (on a cluster transport: one queue group, each message to one member),
+   * until this actor begins to stop. Returns false, joining nothing, on a
+   * transport without groups (`Transport.join`).
+   */
+  join(address: string): boolean;
 }
 
 /**

@@ -20,6 +20,11 @@
  *   the record) is published again after each reconnect, since its request
  *   or its reply may have been lost with the old connection; one made with
  *   `failOnReconnect: true` fails then instead, for its sender to recover.
+ * - **Groups** ({@link NatsTransport.join}): several handlers, here or on
+ *   other nodes, share one address (the samplers of one model). A group's
+ *   receiver tells the requester its direct subject as it takes a request,
+ *   so the liveness probe goes to that receiver, not to the group (where
+ *   another member would answer for it).
  *
  * @module
  */
@@ -40,6 +45,7 @@ import {
   UnknownActorError,
 } from "./errors.ts";
 import type {
+  GroupSeat,
   RequestOptions,
   Transport,
   TransportHandler,
@@ -66,6 +72,13 @@ const CHUNK = "Bios-Chunk";
 const DIRECT = "Bios-Direct";
 /** Header of a reply that says the handler failed. */
 const FAILED = "Bios-Failed";
+/** Header of a group member's note to a requester: the subject to probe. */
+const RECEIVER = "Bios-Receiver";
+/**
+ * A group request that no member has said it took, while the group answers
+ * this many probes, went to a member that died before reading it: it fails.
+ */
+const UNCLAIMED_PROBES = 3;
 /** Header of a liveness probe of a request's receiver, and of its answer. */
 const PROBE = "Bios-Probe";
 /** A request still unanswered after this long has its receiver probed … */
@@ -94,6 +107,12 @@ interface Pending {
   parts?: Uint8Array[];
   /** Set while the first chunk of a chunked request waits for its receiver. */
   direct?: (subject: string) => void;
+  /** The direct subject of the group member that took the request. */
+  receiver?: string;
+  /** Probes of a group answered while no member has said it took this. */
+  unclaimed?: number;
+  /** A probe's: a group member answered it (not the request's receiver). */
+  groupAnswer?: () => void;
 }
 
 interface Assembly {
@@ -122,6 +141,7 @@ export class NatsTransport implements Transport {
   readonly #inbox: string;
   readonly #inboxSub: Subscription;
   readonly #regs = new Map<string, Registration>();
+  readonly #seats = new Set<Registration>();
   readonly #pending = new Map<string, Pending>();
   readonly #assemblies = new Map<string, Assembly>();
   #closed = false;
@@ -203,6 +223,37 @@ export class NatsTransport implements Transport {
     this.#regs.delete(address);
     r.queue.unsubscribe();
     r.direct.unsubscribe();
+  }
+
+  /**
+   * Adds `handler` to the group at `address`: one more subscription in its
+   * queue group (a process may hold several), each message to one member.
+   */
+  join(address: string, handler: TransportHandler): GroupSeat {
+    const subject = this.subject(address);
+    const directSubject = `${this.#prefix}._direct.${nuid.next()}`;
+    const deliver = (m: Msg) =>
+      this.#onRequest(m, handler, directSubject, true);
+    const reg: Registration = {
+      queue: this.#nc.subscribe(subject, {
+        queue: subject,
+        callback: (_err, m) => deliver(m),
+      }),
+      direct: this.#nc.subscribe(directSubject, {
+        callback: (_err, m) => deliver(m),
+      }),
+    };
+    this.#seats.add(reg);
+    return {
+      close: () => {
+        if (!reg.queue.isClosed()) reg.queue.unsubscribe();
+      },
+      leave: () => {
+        if (!this.#seats.delete(reg)) return;
+        if (!reg.queue.isClosed()) reg.queue.unsubscribe();
+        reg.direct.unsubscribe();
+      },
+    };
   }
 
   /** Fire and forget (in chunks when large); dropped if nobody listens. */
@@ -288,6 +339,18 @@ export class NatsTransport implements Transport {
       subject: p.subject,
       bytes: new Uint8Array(),
       resend: false,
+      groupAnswer: () => {
+        if (p.receiver !== undefined) return;
+        p.unclaimed = (p.unclaimed ?? 0) + 1;
+        if (p.unclaimed < UNCLAIMED_PROBES) return;
+        p.reject(
+          new ActorStoppedError(p.address, {
+            cause: new Error(
+              `no member of the group "${p.address}" took the request: the one it went to is gone`,
+            ),
+          }),
+        );
+      },
       resolve: () => this.#pending.delete(token),
       reject: () => {
         this.#pending.delete(token);
@@ -306,7 +369,7 @@ export class NatsTransport implements Transport {
     setTimeout(() => this.#pending.delete(token), PROBE_EVERY_MS * 5);
     const h = natsHeaders();
     h.set(PROBE, "1");
-    this.#nc.publish(p.subject, new Uint8Array(), {
+    this.#nc.publish(p.receiver ?? p.subject, new Uint8Array(), {
       reply: `${this.#inbox}.${token}`,
       headers: h,
     });
@@ -322,6 +385,11 @@ export class NatsTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     for (const address of [...this.#regs.keys()]) this.unregister(address);
+    for (const r of this.#seats) {
+      if (!r.queue.isClosed()) r.queue.unsubscribe();
+      r.direct.unsubscribe();
+    }
+    this.#seats.clear();
     for (const p of [...this.#pending.values()]) {
       p.reject(new ActorStoppedError(p.address));
     }
@@ -347,6 +415,8 @@ export class NatsTransport implements Transport {
         }
         if (!p.resend) continue;
         p.parts = undefined;
+        p.receiver = undefined;
+        p.unclaimed = undefined;
         this.#publish(p.subject, p.bytes, `${this.#inbox}.${token}`, p).catch(
           (e) => p.reject(e as Error),
         );
@@ -428,17 +498,28 @@ export class NatsTransport implements Transport {
   }
 
   /** A message for one of our actors: assemble it, hand it on, reply. */
-  #onRequest(m: Msg, handler: TransportHandler, directSubject: string): void {
+  #onRequest(
+    m: Msg,
+    handler: TransportHandler,
+    directSubject: string,
+    group = false,
+  ): void {
     if (m.headers?.get(PROBE)) {
       if (m.reply) {
         const h = natsHeaders();
-        h.set(PROBE, "alive");
+        h.set(PROBE, group ? "group" : "alive");
         this.#nc.publish(m.reply, new Uint8Array(), { headers: h });
       }
       return;
     }
     const whole = this.#assemble(m, directSubject);
     if (!whole) return;
+    if (group && m.reply && !this.#closed) {
+      // The requester probes this receiver, not the group, while it waits.
+      const h = natsHeaders();
+      h.set(RECEIVER, directSubject);
+      this.#nc.publish(m.reply, new Uint8Array(), { headers: h });
+    }
     handler(whole).then(
       (out) => {
         if (m.reply && out !== undefined && !this.#closed) {
@@ -540,8 +621,15 @@ export class NatsTransport implements Transport {
       p.reject(new UnknownActorError(p.address));
       return;
     }
-    if (m.headers?.get(PROBE)) {
+    const probed = m.headers?.get(PROBE);
+    if (probed) {
+      if (probed === "group") p.groupAnswer?.();
       p.resolve(m.data);
+      return;
+    }
+    const receiver = m.headers?.get(RECEIVER);
+    if (receiver) {
+      p.receiver = receiver;
       return;
     }
     const direct = m.headers?.get(DIRECT);

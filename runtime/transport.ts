@@ -35,6 +35,18 @@ export interface RequestOptions {
 }
 
 /**
+ * A handler's place in a group address ({@link Transport.join}): `close`
+ * takes it out of the group's rotation (no new messages; a request it holds
+ * can still be probed and answered), `leave` drops it altogether.
+ */
+export interface GroupSeat {
+  /** No new messages; what it holds is still answered. */
+  close(): void;
+  /** Gone: nothing reaches it any more. */
+  leave(): void;
+}
+
+/**
  * Moves encoded messages between addresses (actor names such as
  * `"root.trainer"`; dot-separated tokens so they map onto NATS subjects).
  */
@@ -48,6 +60,13 @@ export interface Transport {
 
   /** Stops delivering messages for `address`; a no-op if not registered. */
   unregister(address: string): void;
+
+  /**
+   * Adds `handler` to the group at `address`, which any number of handlers
+   * (here or on other nodes) share: each message goes to one of them.
+   * Absent where a transport has no groups (one process needs none).
+   */
+  join?(address: string, handler: TransportHandler): GroupSeat;
 
   /**
    * Fire and forget: delivers at most once, in send order per address;
