@@ -28,6 +28,7 @@
 export * from "./errors.ts";
 export { decode, encode, TYPED_ARRAY_EXT_TYPES } from "./codec.ts";
 export type {
+  GroupSeat,
   RequestOptions,
   Transport,
   TransportHandler,
