@@ -74,7 +74,18 @@ class ActorSampler implements SamplerLink {
       if (!(e instanceof ActorStoppedError || e instanceof UnknownActorError)) {
         throw e;
       }
-      return await this.group.ask<T>(req, { timeoutMs: OP_TIMEOUT_MS });
+      try {
+        return await this.group.ask<T>(req, { timeoutMs: OP_TIMEOUT_MS });
+      } catch (again) {
+        if (
+          !(again instanceof ActorStoppedError ||
+            again instanceof UnknownActorError)
+        ) {
+          throw again;
+        }
+        // No sampler of the model is left: say which one this client had.
+        throw new ActorStoppedError(this.ref.address, { cause: again });
+      }
     }
   }
 
