@@ -7,10 +7,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type * as bios from "../mod.ts";
+import * as bios from "../mod.ts";
 import { type NodeProcess, startNodeProcess } from "./_node_process.ts";
 import { SAMPLE_BATCH } from "./_dp_run.ts";
-import { TINY } from "./_helpers.ts";
+import { ensureTinyModels, TINY } from "./_helpers.ts";
 import { shardAddress } from "../protocol/addresses.ts";
 import type { ShardState } from "../protocol/shard_messages.ts";
 import type { Connection } from "../client/connection.ts";
@@ -176,4 +176,38 @@ export function seeded(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Runs `fn` with the tiny models as `BIOS_MODELS` and a temporary folder
+ * (both put back after), given the reference: the same run of `steps`
+ * steps embedded, in this process.
+ */
+export async function withRecoveryReference(
+  prefix: string,
+  steps: number,
+  fn: (ctx: {
+    catalog: string;
+    dir: string;
+    want: RecoveryOutcome;
+  }) => Promise<void>,
+): Promise<void> {
+  const catalog = await ensureTinyModels();
+  const prev = Deno.env.get("BIOS_MODELS");
+  Deno.env.set("BIOS_MODELS", catalog);
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    const local = new bios.ServiceClient({ checkpointDir: `${dir}/local` });
+    let want: RecoveryOutcome;
+    try {
+      want = await embeddedOutcome(local, steps);
+    } finally {
+      await local.close();
+    }
+    await fn({ catalog, dir, want });
+  } finally {
+    if (prev === undefined) Deno.env.delete("BIOS_MODELS");
+    else Deno.env.set("BIOS_MODELS", prev);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }

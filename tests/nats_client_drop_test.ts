@@ -8,17 +8,16 @@
  */
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
-import { ensureTinyModels } from "./_helpers.ts";
 import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
 import type { NodeProcess } from "./_node_process.ts";
 import { assertSameState } from "./_dp_run.ts";
 import {
-  embeddedOutcome,
   ProgressClock,
   RECOVERY_RUN,
   seeded,
   startRoleNode,
   trainWithFaults,
+  withRecoveryReference,
 } from "./_recovery_run.ts";
 
 const ignore = await natsTestsIgnored();
@@ -77,72 +76,61 @@ Deno.test({
     "a client's connection cut mid-operation: it reconnects, each result comes once, each step applies once, bit-identical",
   ignore,
   fn: async () => {
-    const catalog = await ensureTinyModels();
-    const prev = Deno.env.get("BIOS_MODELS");
-    Deno.env.set("BIOS_MODELS", catalog);
-    const dir = await Deno.makeTempDir({ prefix: "bios-client-drop-" });
-    const clock = new ProgressClock();
-    try {
-      const local = new bios.ServiceClient({ checkpointDir: `${dir}/local` });
-      let want;
-      try {
-        want = await embeddedOutcome(local, STEPS);
-      } finally {
-        await local.close();
-      }
+    await withRecoveryReference(
+      "bios-client-drop-",
+      STEPS,
+      async ({ catalog, dir, want }) => {
+        const clock = new ProgressClock();
 
-      const server = await NatsServer.start();
-      const proxy = startProxy(server.port);
-      let node: NodeProcess | undefined;
-      const service = new bios.ServiceClient({ nats: proxy.url });
-      try {
-        node = await startRoleNode(
-          server.url,
-          "n0",
-          "trainer,shard,sampler",
-          `${dir}/c`,
-          catalog,
-        );
-        const tc = await service.createLoraTrainingClient(RECOVERY_RUN);
-        const rand = seeded(11);
-        let inFlight = 0;
-        const got = await trainWithFaults(
-          tc,
-          () => service.connection(),
-          STEPS,
-          async (step, pending) => {
-            if (!CUTS.has(step)) return;
-            await new Promise((r) => setTimeout(r, Math.floor(rand() * 10)));
-            const busy = pending();
-            assert.ok(proxy.cut() >= 1, "the client's connection was cut");
-            clock.fault();
-            if (busy) inFlight++;
-          },
-          clock,
-        );
-        assert.ok(
-          inFlight >= 1,
-          `cuts with an operation in flight: ${inFlight}`,
-        );
-        assert.equal(got.step, STEPS, "every step applied once");
-        assert.equal(got.lastSeq, 2 * STEPS, "one seq per operation");
-        assert.deepEqual(got.losses, want.losses);
-        assertSameState(got.state, want.state, "after the cuts vs embedded");
-        console.log(
-          `${
-            clock.summary("client connection cut")
-          }; ${inFlight} of ${CUTS.size} with operations in flight`,
-        );
-      } finally {
-        await service.close();
-        await node?.stop("SIGKILL");
-        proxy.close();
-        await server.kill();
-      }
-    } finally {
-      if (prev === undefined) Deno.env.delete("BIOS_MODELS");
-      else Deno.env.set("BIOS_MODELS", prev);
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+        const server = await NatsServer.start();
+        const proxy = startProxy(server.port);
+        let node: NodeProcess | undefined;
+        const service = new bios.ServiceClient({ nats: proxy.url });
+        try {
+          node = await startRoleNode(
+            server.url,
+            "n0",
+            "trainer,shard,sampler",
+            `${dir}/c`,
+            catalog,
+          );
+          const tc = await service.createLoraTrainingClient(RECOVERY_RUN);
+          const rand = seeded(11);
+          let inFlight = 0;
+          const got = await trainWithFaults(
+            tc,
+            () => service.connection(),
+            STEPS,
+            async (step, pending) => {
+              if (!CUTS.has(step)) return;
+              await new Promise((r) => setTimeout(r, Math.floor(rand() * 10)));
+              const busy = pending();
+              assert.ok(proxy.cut() >= 1, "the client's connection was cut");
+              clock.fault();
+              if (busy) inFlight++;
+            },
+            clock,
+          );
+          assert.ok(
+            inFlight >= 1,
+            `cuts with an operation in flight: ${inFlight}`,
+          );
+          assert.equal(got.step, STEPS, "every step applied once");
+          assert.equal(got.lastSeq, 2 * STEPS, "one seq per operation");
+          assert.deepEqual(got.losses, want.losses);
+          assertSameState(got.state, want.state, "after the cuts vs embedded");
+          console.log(
+            `${
+              clock.summary("client connection cut")
+            }; ${inFlight} of ${CUTS.size} with operations in flight`,
+          );
+        } finally {
+          await service.close();
+          await node?.stop("SIGKILL");
+          proxy.close();
+          await server.kill();
+        }
+      },
+    );
   },
 });

@@ -10,17 +10,16 @@
  */
 import assert from "node:assert/strict";
 import * as bios from "../mod.ts";
-import { ensureTinyModels } from "./_helpers.ts";
 import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
 import type { NodeProcess } from "./_node_process.ts";
 import { assertSameState } from "./_dp_run.ts";
 import {
-  embeddedOutcome,
   ProgressClock,
   RECOVERY_RUN,
   startRoleNode,
   trainWithFaults,
   waitForMembers,
+  withRecoveryReference,
 } from "./_recovery_run.ts";
 
 const ignore = await natsTestsIgnored();
@@ -33,71 +32,66 @@ Deno.test({
     "nats-server restarted mid-run (once after 21 s): no step lost or applied twice, bit-identical to embedded",
   ignore,
   fn: async () => {
-    const catalog = await ensureTinyModels();
-    const prev = Deno.env.get("BIOS_MODELS");
-    Deno.env.set("BIOS_MODELS", catalog);
-    const dir = await Deno.makeTempDir({ prefix: "bios-outage-" });
-    const clock = new ProgressClock();
-    try {
-      const local = new bios.ServiceClient({ checkpointDir: `${dir}/local` });
-      let want;
-      try {
-        want = await embeddedOutcome(local, STEPS);
-      } finally {
-        await local.close();
-      }
+    await withRecoveryReference(
+      "bios-outage-",
+      STEPS,
+      async ({ catalog, dir, want }) => {
+        const clock = new ProgressClock();
 
-      const server = await NatsServer.start();
-      const nodes: NodeProcess[] = [];
-      const service = new bios.ServiceClient({ nats: server.url });
-      try {
-        for (
-          const [name, roles] of [["t0", "trainer,shard"], ["s0", "shard"]]
-        ) {
-          nodes.push(
-            await startRoleNode(server.url, name, roles, `${dir}/c`, catalog),
+        const server = await NatsServer.start();
+        const nodes: NodeProcess[] = [];
+        const service = new bios.ServiceClient({ nats: server.url });
+        try {
+          for (
+            const [name, roles] of [["t0", "trainer,shard"], ["s0", "shard"]]
+          ) {
+            nodes.push(
+              await startRoleNode(server.url, name, roles, `${dir}/c`, catalog),
+            );
+          }
+          const conn = await service.connection();
+          await waitForMembers(conn, "t0", ["s0"]);
+          const tc = await service.createLoraTrainingClient(RECOVERY_RUN);
+          const info = await tc.getInfo() as unknown as {
+            placement?: string[][];
+          };
+          assert.deepEqual(info.placement, [["node.t0", "node.s0"]]);
+          let outages = 0;
+          const got = await trainWithFaults(
+            tc,
+            () => service.connection(),
+            STEPS,
+            async (step) => {
+              const ms = OUTAGES.get(step);
+              if (ms === undefined) return;
+              // The server dies with the step's operations in flight.
+              await new Promise((r) => setTimeout(r, 5));
+              await server.kill();
+              await new Promise((r) => setTimeout(r, ms));
+              await server.restart();
+              clock.fault();
+              outages++;
+            },
+            clock,
           );
+          assert.equal(outages, OUTAGES.size);
+          assert.equal(got.step, STEPS, "every step applied once");
+          assert.equal(got.lastSeq, 2 * STEPS);
+          assert.deepEqual(got.losses, want.losses);
+          assertSameState(
+            got.state,
+            want.state,
+            "after the outages vs embedded",
+          );
+          console.log(
+            clock.summary("nats-server restarted (from its restart)"),
+          );
+        } finally {
+          await service.close();
+          await Promise.all(nodes.map((n) => n.stop("SIGKILL")));
+          await server.kill();
         }
-        const conn = await service.connection();
-        await waitForMembers(conn, "t0", ["s0"]);
-        const tc = await service.createLoraTrainingClient(RECOVERY_RUN);
-        const info = await tc.getInfo() as unknown as {
-          placement?: string[][];
-        };
-        assert.deepEqual(info.placement, [["node.t0", "node.s0"]]);
-        let outages = 0;
-        const got = await trainWithFaults(
-          tc,
-          () => service.connection(),
-          STEPS,
-          async (step) => {
-            const ms = OUTAGES.get(step);
-            if (ms === undefined) return;
-            // The server dies with the step's operations in flight.
-            await new Promise((r) => setTimeout(r, 5));
-            await server.kill();
-            await new Promise((r) => setTimeout(r, ms));
-            await server.restart();
-            clock.fault();
-            outages++;
-          },
-          clock,
-        );
-        assert.equal(outages, OUTAGES.size);
-        assert.equal(got.step, STEPS, "every step applied once");
-        assert.equal(got.lastSeq, 2 * STEPS);
-        assert.deepEqual(got.losses, want.losses);
-        assertSameState(got.state, want.state, "after the outages vs embedded");
-        console.log(clock.summary("nats-server restarted (from its restart)"));
-      } finally {
-        await service.close();
-        await Promise.all(nodes.map((n) => n.stop("SIGKILL")));
-        await server.kill();
-      }
-    } finally {
-      if (prev === undefined) Deno.env.delete("BIOS_MODELS");
-      else Deno.env.set("BIOS_MODELS", prev);
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+      },
+    );
   },
 });
