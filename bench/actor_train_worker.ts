@@ -18,14 +18,11 @@
  */
 import { ServiceClient } from "../mod.ts";
 import { ModelInput } from "../client/types.ts";
-import { ByteTokenizer } from "../model/byte_tokenizer.ts";
-import { writeModelFolder } from "../model/model_folder.ts";
+import { withBenchHome } from "./bench_home.ts";
 import {
   BENCH_ADAM,
-  BENCH_CONFIG,
   BENCH_LORA,
   BENCH_MODEL_NAME,
-  benchTensors,
   benchTokens,
 } from "./bench_model.ts";
 import { Flags } from "./flags.ts";
@@ -44,23 +41,7 @@ export async function measureActorTraining(
   minSeconds: number,
   natsNodes = 0,
 ): Promise<Record<string, unknown>> {
-  const home = await Deno.makeTempDir({ prefix: "bios-bench-" });
-  const prevHome = Deno.env.get("BIOS_HOME");
-  const prevModels = Deno.env.get("BIOS_MODELS");
-  try {
-    await writeModelFolder(
-      `${home}/bench-model`,
-      BENCH_CONFIG,
-      benchTensors(BENCH_CONFIG),
-      new ByteTokenizer(),
-    );
-    const catalog = `${home}/catalog.json`;
-    await Deno.writeTextFile(
-      catalog,
-      JSON.stringify({ models: { [BENCH_MODEL_NAME]: "bench-model" } }),
-    );
-    Deno.env.set("BIOS_HOME", home);
-    Deno.env.set("BIOS_MODELS", catalog);
+  return await withBenchHome("bios-bench-", async (home, catalog) => {
     const cluster = natsNodes > 0
       ? await startCluster(natsNodes, home, catalog)
       : undefined;
@@ -118,11 +99,7 @@ export async function measureActorTraining(
       seconds: t.seconds,
       loss: firstLoss,
     };
-  } finally {
-    restoreEnv("BIOS_HOME", prevHome);
-    restoreEnv("BIOS_MODELS", prevModels);
-    await Deno.remove(home, { recursive: true }).catch(() => {});
-  }
+  });
 }
 
 /** A loopback nats-server and `n` node processes serving the bench model. */
@@ -145,11 +122,6 @@ async function startCluster(n: number, home: string, catalog: string) {
       await server.kill();
     },
   };
-}
-
-function restoreEnv(key: string, value: string | undefined): void {
-  if (value === undefined) Deno.env.delete(key);
-  else Deno.env.set(key, value);
 }
 
 if (import.meta.main) {

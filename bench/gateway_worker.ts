@@ -21,14 +21,11 @@
  */
 import { ServiceClient } from "../mod.ts";
 import { ModelInput } from "../client/types.ts";
-import { ByteTokenizer } from "../model/byte_tokenizer.ts";
-import { writeModelFolder } from "../model/model_folder.ts";
+import { withBenchHome } from "./bench_home.ts";
 import {
   BENCH_ADAM,
-  BENCH_CONFIG,
   BENCH_LORA,
   BENCH_MODEL_NAME,
-  benchTensors,
   benchTokens,
 } from "./bench_model.ts";
 import { Flags } from "./flags.ts";
@@ -177,23 +174,7 @@ export async function measureGateway(
   clients: number,
   loadSeconds: number,
 ): Promise<Record<string, unknown>> {
-  const home = await Deno.makeTempDir({ prefix: "bios-bench-gw-" });
-  const prevHome = Deno.env.get("BIOS_HOME");
-  const prevModels = Deno.env.get("BIOS_MODELS");
-  try {
-    await writeModelFolder(
-      `${home}/bench-model`,
-      BENCH_CONFIG,
-      benchTensors(BENCH_CONFIG),
-      new ByteTokenizer(),
-    );
-    const catalog = `${home}/catalog.json`;
-    await Deno.writeTextFile(
-      catalog,
-      JSON.stringify({ models: { [BENCH_MODEL_NAME]: "bench-model" } }),
-    );
-    Deno.env.set("BIOS_HOME", home);
-    Deno.env.set("BIOS_MODELS", catalog);
+  return await withBenchHome("bios-bench-gw-", async (home, catalog) => {
     const gateway = await startGateway(home, catalog);
     await using _gw = { [Symbol.asyncDispose]: () => gateway.stop() };
     await using service = new ServiceClient({ checkpointDir: `${home}/runs` });
@@ -308,16 +289,7 @@ export async function measureGateway(
       clients,
       routes,
     };
-  } finally {
-    restoreEnv("BIOS_HOME", prevHome);
-    restoreEnv("BIOS_MODELS", prevModels);
-    await Deno.remove(home, { recursive: true }).catch(() => {});
-  }
-}
-
-function restoreEnv(key: string, value: string | undefined): void {
-  if (value === undefined) Deno.env.delete(key);
-  else Deno.env.set(key, value);
+  });
 }
 
 if (import.meta.main) {
