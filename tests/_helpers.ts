@@ -179,9 +179,16 @@ export async function startTestService(
     catalog?: { file: string; models: readonly string[] };
     /** The test reads or changes the node's checkpoint files in `checkpointDir`. */
     checkpointFolder?: boolean;
+    /**
+     * A checkpoint folder the test filled before the service starts (implies
+     * `checkpointFolder`): the node's store recovers it at its start, as a
+     * node started over a crashed one's folder does. Removed by `close`.
+     */
+    checkpointDir?: string;
   } = {},
 ): Promise<TestService> {
-  const { catalog, checkpointFolder, ...clientOpts } = opts;
+  const { catalog, checkpointFolder, checkpointDir: given, ...clientOpts } =
+    opts;
   const catalogFile = catalog?.file ?? await ensureTinyModels();
   const prev = Deno.env.get("BIOS_MODELS");
   Deno.env.set("BIOS_MODELS", catalogFile);
@@ -189,12 +196,13 @@ export async function startTestService(
   for (const name of catalog?.models ?? [TINY, TINY2]) {
     await loadBaseModel(name);
   }
-  const checkpointDir = await Deno.makeTempDir({ prefix: "bios-test-ckpt-" });
+  const checkpointDir = given ??
+    await Deno.makeTempDir({ prefix: "bios-test-ckpt-" });
   const deployment = testDeployment();
   let stopNode = async () => {};
   let service: bios.ServiceClient;
   let backdoor: (() => Promise<Connection>) | undefined;
-  const checkpoints = deployment !== "embedded" && !checkpointFolder
+  const checkpoints = deployment !== "embedded" && !checkpointFolder && !given
     ? "jetstream"
     : "files";
   if (deployment !== "embedded") {

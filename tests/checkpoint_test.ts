@@ -20,6 +20,7 @@ import {
 } from "../actors/checkpoint_files.ts";
 import { readSafetensorsFile } from "../model/safetensors.ts";
 import {
+  ensureTinyModels,
   nextTokenDatum,
   SAMPLE_TEXTS,
   startTestService,
@@ -365,13 +366,18 @@ Deno.test("TrainingClient.loadState refuses a corrupted checkpoint with CorruptC
 });
 
 Deno.test("a process killed with SIGKILL while saving leaves only complete, valid checkpoints", async () => {
-  const ts = await startTestService({ checkpointFolder: true });
+  // The saver owns the folder until it is killed; the service's node starts
+  // only then (on every deployment), so its store's start-up recovery sees
+  // what the kill left, as a node restarted over a crashed one's folder does.
+  const catalogFile = await ensureTinyModels();
+  const checkpointDir = await Deno.makeTempDir({ prefix: "bios-test-ckpt-" });
+  let ts: TestService | undefined;
   try {
     const script = new URL("./_crash_saver.ts", import.meta.url).pathname;
     const config = new URL("../deno.json", import.meta.url).pathname;
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", config, script, ts.checkpointDir],
-      env: { BIOS_MODELS: ts.catalogFile },
+      args: ["run", "-A", "--config", config, script, checkpointDir],
+      env: { BIOS_MODELS: catalogFile },
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -406,20 +412,22 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
     await lines.cancel();
     await child.stderr.cancel();
 
-    const listed = await listCheckpoints(ts.checkpointDir, runId);
+    const listed = await listCheckpoints(checkpointDir, runId);
     const weights = listed.filter((e) => e.kind === "weights");
     assert.ok(
       weights.some((e) => e.name === "c0"),
       `listed: ${listed.map((e) => e.path)}`,
     );
     for (const e of listed) {
-      const dir = `${ts.checkpointDir}/${runId}/${e.kind}/${e.name}`;
+      const dir = `${checkpointDir}/${runId}/${e.kind}/${e.name}`;
       const ck = await readCheckpoint(dir, e.kind === "weights"); // verifies every sha256
       assert.equal(ck.manifest.name, e.name);
       assert.equal(ck.manifest.runId, runId);
     }
     // The service's node starts only now: its store's recovery puts back an
     // overwrite the kill interrupted, so the overwritten names exist.
+    ts = await startTestService({ checkpointDir });
+    const { service } = ts;
     const names = (await ts.connection().then((c) =>
       c.registry.ask<{ name: string; kind: string }[]>({
         type: "list_checkpoints",
@@ -436,7 +444,7 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
       // the gateway's tenant does not own it, and it is not found.
       await assert.rejects(
         () =>
-          ts.service.createTrainingClientFromState(
+          service.createTrainingClientFromState(
             `bios://${runId}/weights/latest`,
           ),
         NotFoundError,
@@ -457,6 +465,7 @@ Deno.test("a process killed with SIGKILL while saving leaves only complete, vali
     });
     assert.equal((await tc.getInfo()).step, Number(newest.name.slice(1)) + 1);
   } finally {
-    await ts.close();
+    if (ts) await ts.close();
+    else await Deno.remove(checkpointDir, { recursive: true });
   }
 });
