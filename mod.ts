@@ -38,6 +38,10 @@ export {
 } from "./client/sampling_client.ts";
 export { APIFuture, FutureTimeoutError } from "./client/api_future.ts";
 export type { ArchiveUrl, SamplerInfo, WeightsInfo } from "./client/link.ts";
+export type {
+  SampleProgress,
+  SequenceProgress,
+} from "./protocol/sample_progress.ts";
 export {
   type CheckpointsPage,
   RestClient,

@@ -16,7 +16,7 @@
 import type { Actor, ActorContext } from "../runtime/actor.ts";
 import { InvalidArgumentError } from "../runtime/errors.ts";
 import type { Backend } from "../kernels/backend.ts";
-import { generate } from "../model/generate.ts";
+import { generate, type Generated } from "../model/generate.ts";
 import { topkLogprobs, type TopkRow } from "../model/topk_logprobs.ts";
 import { LoraSet, type LoraSpec } from "../model/lora.ts";
 import { Stage } from "../model/stage.ts";
@@ -65,12 +65,14 @@ export class Sampler implements Actor<unknown, unknown> {
   #group?: string;
   /** Requests served (sample and compute_logprobs), for `info`. */
   #served = 0;
+  #ctx!: ActorContext;
 
   /** @param spec what to sample */
   constructor(readonly spec: SamplerSpec) {}
 
   /** Take the model's shared device weights and upload the adapter snapshot. */
   async init(ctx: ActorContext): Promise<void> {
+    this.#ctx = ctx;
     this.#be = (await sharedBackend()).backend;
     const base = await loadBaseModel(this.spec.baseModel);
     this.#cfg = base.config;
@@ -190,11 +192,42 @@ export class Sampler implements Actor<unknown, unknown> {
       stopStrings,
       decode: (ids) => this.#tok.decode(ids),
       readEvery: this.#be.name === "webgpu" ? 8 : 1,
+      onRead: msg.streamTo === undefined
+        ? undefined
+        : this.#streamer(msg.streamTo),
     });
     const scores = msg.includePromptLogprobs || topk > 0
       ? await this.#promptScores(prompt, msg.includePromptLogprobs, topk)
       : {};
     return { sequences: seqs, ...scores };
+  }
+
+  /**
+   * Tells `address`, after each read, the tokens each sequence gained
+   * (protocol/sample_progress.ts); nothing when none did.
+   */
+  #streamer(address: string): (seqs: readonly Generated[]) => void {
+    const to = this.#ctx.system.ref(address);
+    const sent: number[] = [];
+    return (seqs) => {
+      let grew = false;
+      const sequences = seqs.map((q, b) => {
+        const from = sent[b] ?? 0;
+        if (q.tokens.length > from) grew = true;
+        sent[b] = q.tokens.length;
+        return {
+          from,
+          tokens: q.tokens.slice(from),
+          logprobs: q.logprobs.slice(from),
+        };
+      });
+      if (!grew) return;
+      try {
+        to.tell({ type: "sample_progress", sequences });
+      } catch {
+        // A stream is a courtesy: the reply holds every token.
+      }
+    };
   }
 
   /**

@@ -7,7 +7,13 @@
  */
 import type { ActorRef } from "../runtime/actor_ref.ts";
 import { ActorStoppedError, UnknownActorError } from "../runtime/errors.ts";
-import { trainerAddress } from "../protocol/addresses.ts";
+import { sampleStreamAddress, trainerAddress } from "../protocol/addresses.ts";
+import { parseOrThrow } from "../protocol/parse.ts";
+import {
+  type SampleProgress,
+  SampleProgressSchema,
+} from "../protocol/sample_progress.ts";
+import type { ActorSystem } from "../runtime/system.ts";
 import type { LoraSnapshot } from "../protocol/registry_messages.ts";
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
 import type { SampleRequest } from "../protocol/messages.ts";
@@ -44,14 +50,33 @@ const START_TIMEOUT_MS = 600_000;
  */
 class ActorSampler implements SamplerLink {
   constructor(
+    readonly system: ActorSystem,
     readonly ref: ActorRef,
     readonly info: SamplerInfo,
     readonly registry: ActorRef,
     readonly group?: ActorRef,
   ) {}
 
-  sample(req: SampleRequest): Promise<SampleResponse> {
-    return this.#ask<SampleResponse>(req);
+  /**
+   * With `onTokens`, a listener at a `stream.<id>` address of this
+   * process's takes the sampler's progress until the reply comes.
+   */
+  async sample(
+    req: SampleRequest,
+    onTokens?: (progress: SampleProgress) => void,
+  ): Promise<SampleResponse> {
+    if (onTokens === undefined) return await this.#ask<SampleResponse>(req);
+    const address = sampleStreamAddress(crypto.randomUUID());
+    await this.system.spawn(address, () => ({
+      receive(raw: unknown): void {
+        onTokens(parseOrThrow(SampleProgressSchema, raw, ""));
+      },
+    }));
+    try {
+      return await this.#ask<SampleResponse>({ ...req, streamTo: address });
+    } finally {
+      await this.system.stop(address);
+    }
   }
 
   computeLogprobs(req: ComputeLogprobsRequest): Promise<(number | null)[]> {
@@ -206,6 +231,7 @@ export class ActorLink implements Link {
       ? msg.modelPath
       : undefined;
     return new ActorSampler(
+      this.conn.system,
       this.conn.system.ref(r.address),
       {
         samplerId: r.samplerId,

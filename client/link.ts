@@ -16,6 +16,7 @@
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
 import type { ModelInput } from "../protocol/types/model_input.ts";
 import type { SamplingParams } from "../protocol/types/sampling_params.ts";
+import type { SampleProgress } from "../protocol/sample_progress.ts";
 import type {
   GetServerCapabilitiesResponse,
   SampleResponse,
@@ -54,6 +55,8 @@ export interface SampleRequest {
   includePromptLogprobs: boolean;
   /** The k likeliest tokens at each prompt position (0: none). */
   topkPromptLogprobs: number;
+  /** Where the sampler tells the tokens as they come (set by the link). */
+  streamTo?: string;
 }
 
 /** A checked `compute_logprobs` request. */
@@ -116,8 +119,16 @@ export interface SamplerInfo {
 export interface SamplerLink {
   /** What it samples. */
   readonly info: SamplerInfo;
-  /** Generate (a checked request). */
-  sample(req: SampleRequest): Promise<SampleResponse>;
+  /**
+   * Generate (a checked request). With `onTokens`, a link that can stream
+   * passes on the tokens as the sampler draws them (possibly a message
+   * lost, or one repeated after a resend: client/sample_stream.ts sorts
+   * that out); one that cannot calls it never.
+   */
+  sample(
+    req: SampleRequest,
+    onTokens?: (progress: SampleProgress) => void,
+  ): Promise<SampleResponse>;
   /** Prompt logprobs (a checked request). */
   computeLogprobs(req: ComputeLogprobsRequest): Promise<(number | null)[]>;
   /** Stop it and free its memory; one that is gone already counts as stopped. */

@@ -16,6 +16,8 @@ import {
 } from "../protocol/messages.ts";
 import type { SamplingParamsInput } from "../protocol/types/sampling_params.ts";
 import type { SampleResponse } from "../protocol/types/responses.ts";
+import type { SampleProgress } from "../protocol/sample_progress.ts";
+import { SampleStream } from "./sample_stream.ts";
 import { APIFuture } from "./api_future.ts";
 import type { SamplerInfo, SamplerLink } from "./link.ts";
 
@@ -35,6 +37,15 @@ export interface SampleArgs {
    * null). @default {0} (off)
    */
   topkPromptLogprobs?: number;
+  /**
+   * Called with the tokens each sequence gained, as the sampler draws them
+   * (each token once, in order; every token of the reply by the time the
+   * sample resolves). Over the HTTP gateway, once with all of them. A
+   * request without a seed is given a random one, so that a sampler taking
+   * over a request from one that failed draws the same tokens. An error it
+   * throws fails the sample, which still runs to its end.
+   */
+  onTokens?: (progress: SampleProgress) => void;
 }
 
 /** Stops the sampler of a client that was collected without `close()`. */
@@ -114,7 +125,19 @@ export class SamplingClient implements AsyncDisposable {
         includePromptLogprobs: args.includePromptLogprobs ?? false,
         topkPromptLogprobs: args.topkPromptLogprobs ?? 0,
       }, "");
-      return await this.#link.sample(req);
+      const onTokens = args.onTokens;
+      if (onTokens === undefined) return await this.#link.sample(req);
+      if (typeof onTokens !== "function") {
+        throw new InvalidArgumentError(
+          "onTokens",
+          "onTokens must be a function",
+        );
+      }
+      req.samplingParams.seed ??= Math.floor(Math.random() * 2 ** 31);
+      const stream = new SampleStream(onTokens);
+      const out = await this.#link.sample(req, (p) => stream.take(p));
+      stream.finish(out);
+      return out;
     })();
     return new APIFuture(p);
   }

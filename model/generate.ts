@@ -38,6 +38,12 @@ export interface GenerateOptions extends SampleOptions {
    * @default {1}
    */
   repetitionPenalty?: number;
+  /**
+   * Called after each read-back of sampled tokens (every `readEvery` steps)
+   * with the sequences so far; a finished sequence stops growing. Only
+   * reads what it is given, which generation goes on extending.
+   */
+  onRead?: (sequences: readonly Generated[]) => void;
 }
 
 /** One generated sequence. */
@@ -131,6 +137,7 @@ export async function generate(
         be.free(p.logprobs);
       }
       pending = [];
+      opts.onRead?.(out);
       if (done.every(Boolean) || last) {
         be.free(drawn.tokens);
         break;

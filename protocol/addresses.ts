@@ -61,3 +61,16 @@ export async function samplerModelAddress(
   ).join("");
   return `sampler.model.${hex}`;
 }
+
+/**
+ * The address a streaming `sample` request's tokens go to as they are drawn
+ * (`stream.<id>`): a listener in the requesting client's process
+ * (protocol/sample_progress.ts). Samplers tell progress only to addresses
+ * of this form ({@linkcode SAMPLE_STREAM_ADDRESS}).
+ */
+export function sampleStreamAddress(id: string): string {
+  return `stream.${id}`;
+}
+
+/** The form of a sample stream's address: `stream.` and one token of 1–64 characters. */
+export const SAMPLE_STREAM_ADDRESS: RegExp = /^stream\.[A-Za-z0-9_-]{1,64}$/;

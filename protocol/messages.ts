@@ -13,6 +13,7 @@
  */
 
 import { z } from "zod";
+import { SAMPLE_STREAM_ADDRESS } from "./addresses.ts";
 import { AdamParamsSchema } from "./types/adam_params.ts";
 import { CheckpointNameSchema, RunIdSchema } from "./types/checkpoint_path.ts";
 import { safeInteger } from "./types/checks.ts";
@@ -212,6 +213,14 @@ export const SampleRequestSchema = z.strictObject({
     `must be an integer in [0, ${MAX_TOPK_PROMPT_LOGPROBS}] (0 is off)`,
     (v) => v >= 0 && v <= MAX_TOPK_PROMPT_LOGPROBS,
   ).default(0),
+  /**
+   * Where to tell the tokens as they are drawn (protocol/sample_progress.ts):
+   * a `stream.<id>` listener of the client's; absent for no streaming.
+   */
+  streamTo: z.string({ error: "must be a string" }).regex(
+    SAMPLE_STREAM_ADDRESS,
+    { error: "must be a sample stream's address, stream.<id>" },
+  ).optional(),
 });
 
 /** Request types a Trainer actor handles. */

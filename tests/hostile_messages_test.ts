@@ -98,6 +98,19 @@ Deno.test("a sampler refuses malformed messages by their field and keeps samplin
       "prompt",
     );
     await refused(() => raw.ask({ type: "info", extra: 1 }), "extra");
+    // A sampler tells progress only to a sample stream's address: never at
+    // another actor (here the registry).
+    await refused(
+      () =>
+        raw.ask({
+          type: "sample",
+          prompt: bios.types.ModelInput.fromInts([1, 2]),
+          numSamples: 1,
+          samplingParams: { maxTokens: 2 },
+          streamTo: "registry",
+        }),
+      "streamTo",
+    );
     assert.deepEqual(conn.system.liveActors().sort(), before);
     const out = await sc.sample({
       prompt: bios.types.ModelInput.fromInts(textIds("Q:").slice(0, -1)),

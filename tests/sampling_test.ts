@@ -364,3 +364,64 @@ Deno.test("SamplingClient.sample with a large repetitionPenalty keeps a greedy g
     assert.deepEqual(off.sequences[0].tokens, plain);
   });
 });
+
+Deno.test("SamplingClient.sample's onTokens passes on each sequence's tokens as they are drawn, once each and in order", async () => {
+  await withService(async ({ service, deployment }) => {
+    const sc = await service.createSamplingClient({ baseModel: TINY });
+    const params = { maxTokens: 24, temperature: 1, seed: 7 };
+    const args = { prompt: PROMPT, samplingParams: params, numSamples: 2 };
+    const plain = await sc.sample(args);
+    const got = [0, 1].map(() => ({
+      tokens: [] as number[],
+      logprobs: [] as number[],
+    }));
+    const sizes: number[] = [];
+    const out = await sc.sample({
+      ...args,
+      onTokens: (p) => {
+        assert.equal(p.sequences.length, 2);
+        p.sequences.forEach((s, b) => {
+          assert.equal(s.from, got[b].tokens.length, `sequence ${b}`);
+          got[b].tokens.push(...s.tokens);
+          got[b].logprobs.push(...s.logprobs);
+        });
+        sizes.push(got[0].tokens.length + got[1].tokens.length);
+      },
+    });
+    // Streaming changes nothing drawn, and every token came through it.
+    assert.deepEqual(out.sequences, plain.sequences);
+    assert.deepEqual(
+      got,
+      out.sequences.map((s) => ({ tokens: s.tokens, logprobs: s.logprobs })),
+    );
+    const total = out.sequences.reduce((a, s) => a + s.tokens.length, 0);
+    if (deployment === "gateway") {
+      // The Tinker wire has no stream: all of them at once, with the reply.
+      assert.deepEqual(sizes, [total]);
+    } else {
+      assert.ok(sizes.length >= 2 && sizes[0] < total, `${sizes} of ${total}`);
+    }
+
+    // An error of the callback's fails the sample; a callback that is not
+    // a function is refused by name.
+    await assert.rejects(
+      async () =>
+        await sc.sample({
+          ...args,
+          onTokens: () => {
+            throw new Error("the caller's own");
+          },
+        }),
+      /the caller's own/,
+    );
+    await assert.rejects(
+      async () =>
+        await sc.sample({
+          ...args,
+          onTokens: 3 as unknown as () => void,
+        }),
+      (e: Error) =>
+        e.name === "InvalidArgumentError" && /onTokens/.test(e.message),
+    );
+  });
+});
