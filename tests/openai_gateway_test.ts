@@ -179,6 +179,36 @@ Deno.test("OpenAI-compatible routes with the openai package: completions, chat, 
           "total_tokens": byte.encode(prompt).length +
             ref.sequences.reduce((a, s) => a + s.tokens.length, 0),
         });
+        // Streamed as drawn, the choices' pieces and logprobs join to the
+        // whole response's.
+        const stream = await oa.completions.create({
+          model: TINY,
+          prompt,
+          "max_tokens": 12,
+          temperature: 0.9,
+          "top_p": 0.95,
+          n: 3,
+          seed: 11,
+          logprobs: 0,
+          stream: true,
+          ...extras,
+        } as OpenAI.CompletionCreateParamsStreaming);
+        const texts = ["", "", ""];
+        const lps: number[][] = [[], [], []];
+        const offsets: number[][] = [[], [], []];
+        for await (const ch of stream) {
+          for (const c of ch.choices) {
+            texts[c.index] += c.text;
+            lps[c.index].push(...(c.logprobs?.token_logprobs ?? []));
+            offsets[c.index].push(...(c.logprobs?.text_offset ?? []));
+          }
+        }
+        assert.deepEqual(texts, r.choices.map((c) => c.text));
+        assert.deepEqual(lps, r.choices.map((c) => c.logprobs?.token_logprobs));
+        assert.deepEqual(
+          offsets,
+          r.choices.map((c) => c.logprobs?.text_offset),
+        );
       },
     );
 
@@ -298,9 +328,11 @@ Deno.test("OpenAI-compatible routes with the openai package: completions, chat, 
           temperature: 1.5,
           seed: 3,
           n: 4,
+          logprobs: true,
           stream: true,
         });
         const texts = ["", "", "", ""];
+        const lps: number[][] = [[], [], [], []];
         const finish: (string | null)[] = [null, null, null, null];
         let roles = 0;
         for await (const ch of stream) {
@@ -308,11 +340,18 @@ Deno.test("OpenAI-compatible routes with the openai package: completions, chat, 
           for (const c of ch.choices) {
             if (c.delta.role === "assistant") roles++;
             texts[c.index] += c.delta.content ?? "";
+            lps[c.index].push(
+              ...(c.logprobs?.content?.map((x) => x.logprob) ?? []),
+            );
             finish[c.index] = c.finish_reason ?? finish[c.index];
           }
         }
         assert.equal(roles, 4);
         assert.deepEqual(texts, r.choices.map((c) => c.message.content));
+        assert.deepEqual(
+          lps,
+          r.choices.map((c) => c.logprobs?.content?.map((x) => x.logprob)),
+        );
         assert.deepEqual(finish, r.choices.map((c) => c.finish_reason));
       },
     );
@@ -437,6 +476,19 @@ Deno.test("OpenAI-compatible routes with the openai package: completions, chat, 
     );
 
     await t.step("errors: typed, with status, param and code", async () => {
+      // A stream the sampler refuses (prompt + max_tokens over the tiny
+      // model's 128 positions) is an HTTP error, not a broken stream.
+      await assert.rejects(
+        oa.completions.create({
+          model: TINY,
+          prompt: "Hi",
+          "max_tokens": 200,
+          stream: true,
+        }),
+        (e) =>
+          e instanceof OpenAI.BadRequestError && e.param === "max_tokens" &&
+          /at most 128/.test(e.message),
+      );
       await assert.rejects(
         oa.completions.create({ model: "no/such-model", prompt: "Hi" }),
         (e) =>

@@ -1,13 +1,15 @@
 /**
- * OpenAI's response bodies from a {@linkcode Generation}: the whole
- * `text_completion` / `chat.completion`, or the stream's chunks
- * (`text_completion` / `chat.completion.chunk`), one per token of each
- * choice, then each choice's `finish_reason`, then `usage` when asked.
- * The chunks of a choice concatenate to exactly its text.
+ * OpenAI's response bodies: the whole `text_completion` /
+ * `chat.completion` of a {@linkcode Generation}, or the kinds of chunk of a
+ * stream (`text_completion` / `chat.completion.chunk`): one per token of a
+ * choice as it comes (server/openai/stream.ts), then each choice's
+ * `finish_reason`, then `usage` when asked. The chunks of a choice
+ * concatenate to exactly its text.
  *
  * @module
  */
 import type { Tokenizer } from "../../protocol/types/tokenizer.ts";
+import type { TextToken } from "./choice_text.ts";
 import { type Choice, type Generation, tokenOffsets } from "./sample.ts";
 
 /** A response's identity: id, creation time (s), model as asked. */
@@ -21,7 +23,9 @@ export interface Head {
 }
 
 /** `usage` of a generation. */
-export function usageJson(g: Generation): Record<string, number> {
+export function usageJson(
+  g: Omit<Generation, "choices">,
+): Record<string, number> {
   return {
     "prompt_tokens": g.promptTokens,
     "completion_tokens": g.completionTokens,
@@ -136,67 +140,77 @@ export function pieces(tok: Tokenizer, c: Choice): string[] {
   return out;
 }
 
-/** The stream's chunks of a `/v1/completions` response. */
-export function* completionChunks(
+/**
+ * The chunks of a streamed response, one kind of each: what opens a
+ * choice, a token's piece of text, a choice's end, and `usage`.
+ */
+export interface StreamRender {
+  /** The chunk that opens choice `index` (chat: the assistant's role), if any. */
+  open(index: number): Record<string, unknown> | null;
+  /** The chunk of one token's piece of choice `index`'s text. */
+  token(index: number, t: TextToken): Record<string, unknown>;
+  /** The chunk that ends choice `index`. */
+  finish(
+    index: number,
+    reason: Choice["finishReason"],
+  ): Record<string, unknown>;
+  /** The last chunk, with `usage` (when the request asked for it). */
+  usage(g: Omit<Generation, "choices">): Record<string, unknown>;
+}
+
+/** The chunks of a streamed `/v1/completions` response (`text_completion`). */
+export function completionStream(
   head: Head,
-  g: Generation,
   tok: Tokenizer,
   logprobs: boolean,
-  includeUsage: boolean,
-): Generator<Record<string, unknown>> {
+): StreamRender {
   const base = {
     id: head.id,
     object: "text_completion",
     created: head.created,
     model: head.model,
   };
-  for (let index = 0; index < g.choices.length; index++) {
-    const c = g.choices[index];
-    const offsets = tokenOffsets(tok, c.tokens);
-    const ps = pieces(tok, c);
-    for (let i = 0; i < ps.length; i++) {
-      yield {
-        ...base,
-        choices: [{
-          index,
-          text: ps[i],
-          logprobs: logprobs && i < c.tokens.length
-            ? completionLogprobs(tok, c, offsets, i, i + 1)
-            : null,
-          "finish_reason": null,
-        }],
-      };
-    }
-    yield {
+  return {
+    open: () => null,
+    token: (index, t) => ({
       ...base,
       choices: [{
         index,
-        text: "",
-        logprobs: null,
-        "finish_reason": c.finishReason,
+        text: t.piece,
+        logprobs: logprobs && t.token !== undefined
+          ? {
+            tokens: tokenTexts(tok, [t.token]),
+            "token_logprobs": [t.logprob],
+            "top_logprobs": null,
+            "text_offset": [t.offset],
+          }
+          : null,
+        "finish_reason": null,
       }],
-    };
-  }
-  if (includeUsage) yield { ...base, choices: [], usage: usageJson(g) };
+    }),
+    finish: (index, reason) => ({
+      ...base,
+      choices: [{ index, text: "", logprobs: null, "finish_reason": reason }],
+    }),
+    usage: (g) => ({ ...base, choices: [], usage: usageJson(g) }),
+  };
 }
 
-/** The stream's chunks of a `/v1/chat/completions` response. */
-export function* chatChunks(
+/** The chunks of a streamed `/v1/chat/completions` response (`chat.completion.chunk`). */
+export function chatStream(
   head: Head,
-  g: Generation,
   tok: Tokenizer,
   logprobs: boolean,
-  includeUsage: boolean,
-): Generator<Record<string, unknown>> {
+): StreamRender {
   const base = {
     id: head.id,
     object: "chat.completion.chunk",
     created: head.created,
     model: head.model,
   };
-  for (let index = 0; index < g.choices.length; index++) {
-    const c = g.choices[index];
-    yield {
+  const enc = new TextEncoder();
+  return {
+    open: (index) => ({
       ...base,
       choices: [{
         index,
@@ -204,30 +218,37 @@ export function* chatChunks(
         logprobs: null,
         "finish_reason": null,
       }],
-    };
-    const ps = pieces(tok, c);
-    for (let i = 0; i < ps.length; i++) {
-      yield {
+    }),
+    token: (index, t) => {
+      const text = t.token === undefined ? "" : tokenTexts(tok, [t.token])[0];
+      return {
         ...base,
         choices: [{
           index,
-          delta: { content: ps[i] },
-          logprobs: logprobs && i < c.tokens.length
-            ? chatLogprobs(tok, c, i, i + 1)
+          delta: { content: t.piece },
+          logprobs: logprobs && t.token !== undefined
+            ? {
+              content: [{
+                token: text,
+                logprob: t.logprob,
+                bytes: Array.from(enc.encode(text)),
+                "top_logprobs": [],
+              }],
+            }
             : null,
           "finish_reason": null,
         }],
       };
-    }
-    yield {
+    },
+    finish: (index, reason) => ({
       ...base,
       choices: [{
         index,
         delta: {},
         logprobs: null,
-        "finish_reason": c.finishReason,
+        "finish_reason": reason,
       }],
-    };
-  }
-  if (includeUsage) yield { ...base, choices: [], usage: usageJson(g) };
+    }),
+    usage: (g) => ({ ...base, choices: [], usage: usageJson(g) }),
+  };
 }

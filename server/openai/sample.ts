@@ -15,6 +15,7 @@ import {
   SamplingParamsSchema,
 } from "../../protocol/types/sampling_params.ts";
 import type { SampledSequence } from "../../protocol/types/responses.ts";
+import type { SampleProgress } from "../../protocol/sample_progress.ts";
 import type { Tokenizer } from "../../protocol/types/tokenizer.ts";
 import { OpenAIError, toOpenAIError } from "./errors.ts";
 import type { ResolvedModel } from "./model.ts";
@@ -180,8 +181,24 @@ function firstStop(text: string, stops: readonly string[]): number {
   return best;
 }
 
+/** What a streamed generation tells as it goes (server/openai/stream.ts). */
+export interface GenerateHooks {
+  /** Choices `first`, `first + 1`, … gained these tokens (one entry each). */
+  onTokens(first: number, progress: SampleProgress): void;
+  /** Choices `first`, `first + 1`, … are whole. */
+  onChoices(first: number, choices: Choice[]): void;
+}
+
+/** The stop strings of checked `params`. */
+export function stopStringsOf(params: SamplingParamsInput): string[] {
+  return Array.isArray(params.stop) || typeof params.stop === "string"
+    ? [params.stop].flat().filter((s): s is string => typeof s === "string")
+    : [];
+}
+
 /**
- * Sample each of `prompts` `n` times with `params`.
+ * Sample each of `prompts` `n` times with `params`, one prompt after the
+ * other; with `hooks`, streaming the tokens as they are drawn.
  *
  * @throws {OpenAIError} 400 naming OpenAI's field (`promptField` for the prompt)
  */
@@ -192,21 +209,21 @@ export async function generate(
   params: SamplingParamsInput,
   cutAt: number | undefined,
   promptField: string,
+  hooks?: GenerateHooks,
 ): Promise<Generation> {
-  const stopStrings =
-    Array.isArray(params.stop) || typeof params.stop === "string"
-      ? [params.stop].flat().filter((s): s is string => typeof s === "string")
-      : [];
+  const stopStrings = stopStringsOf(params);
   const choices: Choice[] = [];
   let promptTokens = 0;
   for (const ids of prompts) {
     promptTokens += ids.length;
+    const first = choices.length;
     let out;
     try {
       out = await model.sampler.sample({
         prompt: { chunks: [{ type: "encoded_text", tokens: ids }] },
         samplingParams: params,
         numSamples: n,
+        ...(hooks ? { onTokens: (p) => hooks.onTokens(first, p) } : {}),
       });
     } catch (e) {
       throw toOpenAIError(e, promptField);
@@ -214,6 +231,7 @@ export async function generate(
     for (const seq of out.sequences) {
       choices.push(toChoice(model.tokenizer, seq, stopStrings, cutAt));
     }
+    hooks?.onChoices(first, choices.slice(first));
   }
   return {
     choices,

@@ -7,8 +7,9 @@
  * `X-API-Key`), the same tenants, rate limit and body limit; every refusal
  * in OpenAI's error shape (server/openai/errors.ts).
  *
- * Streaming is honest about Bios's sampler: it returns whole sequences, so
- * a stream's chunks (one per token) are sent once the generation is done.
+ * A stream is sent as the sampler draws (server/openai/stream.ts): a chunk
+ * per token as soon as it is certainly content (not a stop string's start,
+ * nor the stop token).
  *
  * @module
  */
@@ -28,12 +29,13 @@ import { endOfTurn } from "../openai/end_of_turn.ts";
 import { OpenAIError, toOpenAIError } from "../openai/errors.ts";
 import { resolveModel, servedModels } from "../openai/model.ts";
 import {
-  chatChunks,
   chatJson,
-  completionChunks,
+  chatStream,
   completionJson,
+  completionStream,
   type Head,
 } from "../openai/render.ts";
+import { streamGeneration } from "../openai/stream.ts";
 import {
   type ChatRequest,
   ChatRequestSchema,
@@ -119,13 +121,26 @@ function head(prefix: string, model: string): Head {
   };
 }
 
+/**
+ * The chunks as server-sent events, then `[DONE]`; a failure midway is an
+ * `error` event (OpenAI's error body), which ends the stream.
+ */
 function sse(
   c: Context<GatewayEnv>,
-  chunks: Iterable<Record<string, unknown>>,
+  chunks: AsyncIterable<Record<string, unknown>>,
 ): Response {
   return streamSSE(c, async (stream) => {
-    for (const chunk of chunks) {
-      await stream.writeSSE({ data: JSON.stringify(chunk) });
+    try {
+      for await (const chunk of chunks) {
+        await stream.writeSSE({ data: JSON.stringify(chunk) });
+      }
+    } catch (e) {
+      const oe = toOpenAIError(e);
+      if (oe.status === 500) {
+        console.error(`bios gateway: ${c.req.method} ${c.req.path}:`, e);
+      }
+      await stream.writeSSE({ data: JSON.stringify(oe.body()) });
+      return;
     }
     await stream.writeSSE({ data: "[DONE]" });
   });
@@ -235,20 +250,23 @@ export function openaiRoutes(opts: OpenAIRoutesOptions): Hono<GatewayEnv> {
     // OpenAI's default max_tokens for completions.
     const { params, cutAt } = samplingParams(settingsOf(b), stops, 16);
     if (params.maxTokens === undefined) params.maxTokens = 16;
-    const g = await generate(model, prompts, n, params, cutAt, "prompt");
     const h = head("cmpl", b.model);
     if (b.stream) {
       return sse(
         c,
-        completionChunks(
-          h,
-          g,
-          tok,
-          k !== null,
+        await streamGeneration(
+          model,
+          prompts,
+          n,
+          params,
+          cutAt,
+          "prompt",
+          completionStream(h, tok, k !== null),
           b.stream_options?.include_usage === true,
         ),
       );
     }
+    const g = await generate(model, prompts, n, params, cutAt, "prompt");
     return c.json(completionJson(h, g, tok, k !== null));
   });
 
@@ -300,24 +318,27 @@ export function openaiRoutes(opts: OpenAIRoutesOptions): Hono<GatewayEnv> {
     } catch (e) {
       throw renameMaxTokens(e, b);
     }
+    const h = head("chatcmpl", b.model);
+    const logprobs = b.logprobs === true;
+    if (b.stream) {
+      const chunks = await streamGeneration(
+        model,
+        [ids],
+        n,
+        sp.params,
+        sp.cutAt,
+        "messages",
+        chatStream(h, tok, logprobs),
+        b.stream_options?.include_usage === true,
+      ).catch((e) => {
+        throw renameMaxTokens(e, b);
+      });
+      return sse(c, chunks);
+    }
     const g = await generate(model, [ids], n, sp.params, sp.cutAt, "messages")
       .catch((e) => {
         throw renameMaxTokens(e, b);
       });
-    const h = head("chatcmpl", b.model);
-    const logprobs = b.logprobs === true;
-    if (b.stream) {
-      return sse(
-        c,
-        chatChunks(
-          h,
-          g,
-          tok,
-          logprobs,
-          b.stream_options?.include_usage === true,
-        ),
-      );
-    }
     return c.json(chatJson(h, g, tok, logprobs));
   });
 
