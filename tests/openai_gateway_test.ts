@@ -124,12 +124,7 @@ Deno.test("OpenAI-compatible routes with the openai package: completions, chat, 
       "completions: seeded, n, logprobs and Bios's extras equal SamplingClient.sample",
       async () => {
         const prompt = "Hello, Bios";
-        const extras = {
-          "top_k": 40,
-          "min_p": 0.02,
-          "repetition_penalty": 1.2,
-        };
-        const r = await oa.completions.create({
+        const body = {
           model: TINY,
           prompt,
           "max_tokens": 12,
@@ -138,8 +133,14 @@ Deno.test("OpenAI-compatible routes with the openai package: completions, chat, 
           n: 3,
           seed: 11,
           logprobs: 0,
-          ...extras,
-        } as OpenAI.CompletionCreateParamsNonStreaming);
+          // Bios's extras
+          "top_k": 40,
+          "min_p": 0.02,
+          "repetition_penalty": 1.2,
+        };
+        const r = await oa.completions.create(
+          body as OpenAI.CompletionCreateParamsNonStreaming,
+        );
         const ref = await tiny.sample({
           prompt: bios.types.ModelInput.fromInts(byte.encode(prompt)),
           samplingParams: {
@@ -181,18 +182,9 @@ Deno.test("OpenAI-compatible routes with the openai package: completions, chat, 
         });
         // Streamed as drawn, the choices' pieces and logprobs join to the
         // whole response's.
-        const stream = await oa.completions.create({
-          model: TINY,
-          prompt,
-          "max_tokens": 12,
-          temperature: 0.9,
-          "top_p": 0.95,
-          n: 3,
-          seed: 11,
-          logprobs: 0,
-          stream: true,
-          ...extras,
-        } as OpenAI.CompletionCreateParamsStreaming);
+        const stream = await oa.completions.create(
+          { ...body, stream: true } as OpenAI.CompletionCreateParamsStreaming,
+        );
         const texts = ["", "", ""];
         const lps: number[][] = [[], [], []];
         const offsets: number[][] = [[], [], []];

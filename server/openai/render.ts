@@ -38,35 +38,32 @@ function tokenTexts(tok: Tokenizer, tokens: number[]): string[] {
   return tokens.map((t) => tok.decode([t], { skipSpecial: false }));
 }
 
-/** A completion choice's `logprobs` (OpenAI's legacy shape), from `from` on. */
-export function completionLogprobs(
+/** A completion choice's `logprobs` (OpenAI's legacy shape). */
+function completionLogprobs(
   tok: Tokenizer,
-  c: Choice,
+  tokens: number[],
+  logprobs: number[],
   offsets: number[],
-  from = 0,
-  to = c.tokens.length,
 ): Record<string, unknown> {
   return {
-    tokens: tokenTexts(tok, c.tokens.slice(from, to)),
-    "token_logprobs": c.logprobs.slice(from, to),
+    tokens: tokenTexts(tok, tokens),
+    "token_logprobs": logprobs,
     "top_logprobs": null,
-    "text_offset": offsets.slice(from, to),
+    "text_offset": offsets,
   };
 }
 
 /** A chat choice's `logprobs`: `{content: [{token, logprob, bytes, top_logprobs}]}`. */
-export function chatLogprobs(
+function chatLogprobs(
   tok: Tokenizer,
-  c: Choice,
-  from = 0,
-  to = c.tokens.length,
+  tokens: number[],
+  logprobs: number[],
 ): Record<string, unknown> {
   const enc = new TextEncoder();
-  const texts = tokenTexts(tok, c.tokens.slice(from, to));
   return {
-    content: texts.map((t, i) => ({
+    content: tokenTexts(tok, tokens).map((t, i) => ({
       token: t,
-      logprob: c.logprobs[from + i],
+      logprob: logprobs[i],
       bytes: Array.from(enc.encode(t)),
       "top_logprobs": [],
     })),
@@ -89,7 +86,12 @@ export function completionJson(
       index,
       text: c.text,
       logprobs: logprobs
-        ? completionLogprobs(tok, c, tokenOffsets(tok, c.tokens))
+        ? completionLogprobs(
+          tok,
+          c.tokens,
+          c.logprobs,
+          tokenOffsets(tok, c.tokens),
+        )
         : null,
       "finish_reason": c.finishReason,
     })),
@@ -112,7 +114,7 @@ export function chatJson(
     choices: g.choices.map((c, index) => ({
       index,
       message: { role: "assistant", content: c.text, refusal: null },
-      logprobs: logprobs ? chatLogprobs(tok, c) : null,
+      logprobs: logprobs ? chatLogprobs(tok, c.tokens, c.logprobs) : null,
       "finish_reason": c.finishReason,
     })),
     usage: usageJson(g),
@@ -178,12 +180,7 @@ export function completionStream(
         index,
         text: t.piece,
         logprobs: logprobs && t.token !== undefined
-          ? {
-            tokens: tokenTexts(tok, [t.token]),
-            "token_logprobs": [t.logprob],
-            "top_logprobs": null,
-            "text_offset": [t.offset],
-          }
+          ? completionLogprobs(tok, [t.token], [t.logprob!], [t.offset])
           : null,
         "finish_reason": null,
       }],
@@ -208,7 +205,6 @@ export function chatStream(
     created: head.created,
     model: head.model,
   };
-  const enc = new TextEncoder();
   return {
     open: (index) => ({
       ...base,
@@ -219,27 +215,17 @@ export function chatStream(
         "finish_reason": null,
       }],
     }),
-    token: (index, t) => {
-      const text = t.token === undefined ? "" : tokenTexts(tok, [t.token])[0];
-      return {
-        ...base,
-        choices: [{
-          index,
-          delta: { content: t.piece },
-          logprobs: logprobs && t.token !== undefined
-            ? {
-              content: [{
-                token: text,
-                logprob: t.logprob,
-                bytes: Array.from(enc.encode(text)),
-                "top_logprobs": [],
-              }],
-            }
-            : null,
-          "finish_reason": null,
-        }],
-      };
-    },
+    token: (index, t) => ({
+      ...base,
+      choices: [{
+        index,
+        delta: { content: t.piece },
+        logprobs: logprobs && t.token !== undefined
+          ? chatLogprobs(tok, [t.token], [t.logprob!])
+          : null,
+        "finish_reason": null,
+      }],
+    }),
     finish: (index, reason) => ({
       ...base,
       choices: [{
