@@ -73,6 +73,8 @@ export interface StoredRun {
   lora: RunRecord["lora"];
   /** When it was created; null when it left no record. */
   createdAt: string | null;
+  /** The gateway tenant that created it; null for none (or no record). */
+  owner: string | null;
   /** The highest step of its checkpoints (0 without any). */
   step: number;
   /** Its newest `weights` checkpoint. */
@@ -278,6 +280,7 @@ export class CheckpointStore implements Actor<unknown, unknown> {
         baseModel: from.baseModel,
         lora: from.lora,
         createdAt: record?.createdAt ?? null,
+        owner: record?.owner ?? null,
         step: Math.max(0, ...entries.map((e) => e.step)),
         lastCheckpoint: newest("weights"),
         lastSamplerCheckpoint: newest("sampler_weights"),

@@ -123,7 +123,7 @@ export class Registry implements Actor<unknown, unknown> {
         };
       }
       case "create_run":
-        return await this.#createRun(msg.options);
+        return await this.#createRun(msg.options, msg.owner);
       case "create_sampler":
         return await this.#createSampler(msg);
       case "tokenizer": {
@@ -216,6 +216,7 @@ export class Registry implements Actor<unknown, unknown> {
         baseModel: r.baseModel,
         lora: r.lora,
         createdAt: r.createdAt,
+        owner: r.owner,
         step: info?.step ?? r.step,
         live: info !== null,
         lastCheckpoint: r.lastCheckpoint,
@@ -224,7 +225,7 @@ export class Registry implements Actor<unknown, unknown> {
     }));
   }
 
-  async #createRun(raw: unknown) {
+  async #createRun(raw: unknown, owner: string | undefined) {
     const o = parseOrThrow(CreateLoraTrainingClientOptionsSchema, raw, "");
     const base = await servableModel(o.baseModel);
     // On a model whose head is its embedding (tied), an adapter on lm_head
@@ -301,6 +302,7 @@ export class Registry implements Actor<unknown, unknown> {
         baseModel: o.baseModel,
         lora: { ...spec, targets: [...spec.targets] },
         createdAt: new Date().toISOString(),
+        ...(owner !== undefined ? { owner } : {}),
       },
     }).catch((e) => {
       console.error(

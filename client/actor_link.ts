@@ -202,10 +202,13 @@ export class ActorLink implements Link {
 
   createRun(
     options: CreateLoraTrainingClientOptionsInput,
+    owner?: string,
   ): Promise<{ runId: string; baseModel: string }> {
-    return this.conn.registry.ask({ type: "create_run", options }, {
-      timeoutMs: START_TIMEOUT_MS,
-    });
+    return this.conn.registry.ask({
+      type: "create_run",
+      options,
+      ...(owner !== undefined ? { owner } : {}),
+    }, { timeoutMs: START_TIMEOUT_MS });
   }
 
   run(runId: string): RunLink {

@@ -202,9 +202,14 @@ export interface Link {
   capabilities(): Promise<
     GetServerCapabilitiesResponse & { backendReason?: string }
   >;
-  /** Start a run; resolves with its id and base model. */
+  /**
+   * Start a run; resolves with its id and base model. `owner` (a gateway's
+   * tenant, kept in the run's record) is for a link over the actors; a
+   * link through a gateway is given its key's tenant there.
+   */
   createRun(
     options: CreateLoraTrainingClientOptionsInput,
+    owner?: string,
   ): Promise<{ runId: string; baseModel: string }>;
   /** The run `runId` (nothing is sent). */
   run(runId: string): RunLink;

@@ -46,7 +46,7 @@ export function checkpointFromJson(j: Json): CheckpointListing {
   };
 }
 
-/** A run as the wire's `TrainingRun`, owned by `owner`. */
+/** A run as the wire's `TrainingRun`; `owner` when its record names none. */
 export function trainingRunJson(r: TrainingRunSummary, owner: string): Json {
   const times = [
     r.createdAt,
@@ -56,7 +56,7 @@ export function trainingRunJson(r: TrainingRunSummary, owner: string): Json {
   return {
     "training_run_id": r.runId,
     "base_model": r.baseModel,
-    "model_owner": owner,
+    "model_owner": r.owner ?? owner,
     "is_lora": true,
     corrupted: false,
     "lora_rank": r.lora.rank,
@@ -94,6 +94,7 @@ export function trainingRunFromJson(j: Json): TrainingRunSummary {
       seed: lora.seed as number,
     },
     createdAt: (j.created_at ?? null) as string | null,
+    owner: (j.model_owner ?? null) as string | null,
     step: j.step as number,
     live: j.live as boolean,
     lastCheckpoint: ckpt(j.last_checkpoint),

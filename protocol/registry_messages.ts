@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { CheckpointPathSchema, RunIdSchema } from "./types/checkpoint_path.ts";
 import { TtlSecondsSchema } from "./types/training_runs.ts";
+import { OwnerSchema } from "./types/run_record.ts";
 import { ownKeysChecked } from "./types/checks.ts";
 import { LORA_TARGET_MODULES } from "./types/lora_config.ts";
 import { AdapterPathSchema, isLocalAdapterPath } from "./types/adapter_path.ts";
@@ -107,7 +108,12 @@ export const CreateSamplerRequestSchema = z.strictObject({
 /** Schema of any request a Registry handles. */
 export const RegistryRequestSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("capabilities") }),
-  z.strictObject({ type: z.literal("create_run"), options: z.unknown() }),
+  z.strictObject({
+    type: z.literal("create_run"),
+    options: z.unknown(),
+    // The gateway tenant creating it, recorded with the run.
+    owner: OwnerSchema.optional(),
+  }),
   CreateSamplerRequestSchema,
   z.strictObject({ type: z.literal("tokenizer"), baseModel: ModelNameSchema }),
   z.strictObject({

@@ -18,7 +18,11 @@ import { trainerAddress } from "../protocol/addresses.ts";
 import type { TrainingRunInfo } from "../client/training_client.ts";
 import type { SampleRequest } from "../protocol/messages.ts";
 import { LORA_MODULE_GROUPS } from "../protocol/types/lora_config.ts";
-import { parseCheckpointPath } from "../protocol/types/checkpoint_path.ts";
+import {
+  isRunId,
+  parseCheckpointPath,
+} from "../protocol/types/checkpoint_path.ts";
+import type { TrainingRunSummary } from "../protocol/types/training_runs.ts";
 import type {
   ForwardBackwardOutput,
   GetServerCapabilitiesResponse,
@@ -155,6 +159,8 @@ export class Gateway {
   readonly #idleMs: number;
   readonly #sessions = new Map<string, Session>();
   readonly #runs = new Map<string, Run>();
+  /** The owners of runs not made here, as their records name them. */
+  readonly #owners = new Map<string, string>();
   readonly #samplers = new Map<string, Sampler>();
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #tokenizers = new Map<string, Promise<Tokenizer>>();
@@ -223,20 +229,25 @@ export class Gateway {
     if (!run) {
       run = (async () => {
         const opts = createModelOptions(baseModel, loraConfig);
-        const tc = await this.#service.createLoraTrainingClient(opts);
+        // The run's record names its tenant: it stays theirs across a
+        // restart of this gateway (see #owns).
+        const created = await (await this.#service.link()).createRun(
+          opts,
+          this.#tenants ? tenant : undefined,
+        );
         const conn = await this.#service.connection();
         const sequence = new RunSequence(
-          conn.system.ref(trainerAddress(tc.runId)),
+          conn.system.ref(trainerAddress(created.runId)),
           0,
         );
-        this.#runs.set(tc.runId, {
+        this.#runs.set(created.runId, {
           tenant,
           sessionId,
-          baseModel: tc.baseModel,
+          baseModel: created.baseModel,
           sequence: Promise.resolve(sequence),
           resolved: sequence,
         });
-        return tc.runId;
+        return created.runId;
       })();
       session.models.set(modelSeqId, run);
       // A failed creation may be tried again under the same model_seq_id.
@@ -255,43 +266,51 @@ export class Gateway {
     );
   }
 
-  /** The run `modelId` of `tenant`. @throws {HttpError} 404 otherwise */
-  #run(tenant: string, modelId: string): Run {
+  /**
+   * The run `modelId` of `tenant`: one held here, or one this gateway
+   * does not hold (made before it started, or by another gateway) whose
+   * record names `tenant` as its owner, adopted now: its sequence starts
+   * where its trainer is.
+   *
+   * @throws {HttpError} 404 when it is not `tenant`'s
+   */
+  async #run(tenant: string, modelId: string): Promise<Run> {
     const r = this.#runs.get(modelId);
-    if (r && r.tenant === tenant) return r;
-    if (!r && !this.#tenants && /^[A-Za-z0-9_:-]{1,128}$/.test(modelId)) {
-      // Without tenants, a run made elsewhere on the cluster is reachable:
-      // its sequence starts where its trainer is.
-      const adopted: Run = {
-        tenant,
-        sessionId: `model-${modelId}`,
-        sequence: this.#service.connection().then(async (conn) => {
-          const ref = conn.system.ref(trainerAddress(modelId));
-          const info = await ref.ask<TrainingRunInfo>(
-            { type: "get_info", runId: modelId },
-            { timeoutMs: 60_000 },
-          ).catch((e) => {
-            throw e instanceof UnknownActorError
-              ? new NotFoundError(`no model ${JSON.stringify(modelId)}`)
-              : e;
-          });
-          adopted.baseModel = info.modelName;
-          return new RunSequence(ref, info.lastSeq);
-        }),
-      };
-      adopted.sequence.then((s) => adopted.resolved = s, () => {});
-      adopted.sequence.catch(() => {
-        if (this.#runs.get(modelId) === adopted) this.#runs.delete(modelId);
-      });
-      this.#runs.set(modelId, adopted);
-      return adopted;
+    if (r) {
+      if (r.tenant === tenant) return r;
+      throw notFound("model", modelId);
     }
-    throw notFound("model", modelId);
+    if (!(await this.#owns(tenant, modelId))) throw notFound("model", modelId);
+    const again = this.#runs.get(modelId); // adopted meanwhile
+    if (again) return again;
+    const adopted: Run = {
+      tenant,
+      sessionId: `model-${modelId}`,
+      sequence: this.#service.connection().then(async (conn) => {
+        const ref = conn.system.ref(trainerAddress(modelId));
+        const info = await ref.ask<TrainingRunInfo>(
+          { type: "get_info", runId: modelId },
+          { timeoutMs: 60_000 },
+        ).catch((e) => {
+          throw e instanceof UnknownActorError
+            ? new NotFoundError(`no model ${JSON.stringify(modelId)}`)
+            : e;
+        });
+        adopted.baseModel = info.modelName;
+        return new RunSequence(ref, info.lastSeq);
+      }),
+    };
+    adopted.sequence.then((s) => adopted.resolved = s, () => {});
+    adopted.sequence.catch(() => {
+      if (this.#runs.get(modelId) === adopted) this.#runs.delete(modelId);
+    });
+    this.#runs.set(modelId, adopted);
+    return adopted;
   }
 
   /** `get_info`: the run's model and LoRA rank. */
   async getInfo(tenant: string, modelId: string): Promise<WireJson> {
-    const run = this.#run(tenant, modelId);
+    const run = await this.#run(tenant, modelId);
     const seq = await run.sequence;
     const info = await askResending<TrainingRunInfo>(
       seq.trainer,
@@ -325,14 +344,14 @@ export class Gateway {
    * @param prepared the call already converted from another content type
    *   (SDK 0.25's protobuf `forward_backward`), or its refusal
    */
-  trainingOp(
+  async trainingOp(
     tenant: string,
     kind: TrainingOpKind,
     head: OpHead,
     body: Record<string, unknown>,
     prepared?: PreparedCall,
-  ): string {
-    const run = this.#run(tenant, head.model_id);
+  ): Promise<string> {
+    const run = await this.#run(tenant, head.model_id);
     const runId = head.model_id;
     const seq = head.seq_id;
     let ephemeral: number | undefined;
@@ -355,7 +374,7 @@ export class Gateway {
       } else {
         raw = loadWeightsCall(body);
         const from = parseCheckpointPath(raw.path);
-        if (!this.#owns(tenant, from.runId)) {
+        if (!(await this.#owns(tenant, from.runId))) {
           throw new NotFoundError(
             `no checkpoint ${JSON.stringify(body.path)}`,
           );
@@ -436,9 +455,13 @@ export class Gateway {
    *
    * @throws {HttpError} 404 for another tenant's checkpoint, as for a missing one
    */
-  #ownPath(tenant: string, path: string, field: string): BiosPath {
+  async #ownPath(
+    tenant: string,
+    path: string,
+    field: string,
+  ): Promise<BiosPath> {
     const p = toBiosPath(path, field);
-    if (!this.#owns(tenant, p.runId)) {
+    if (!(await this.#owns(tenant, p.runId))) {
       throw new HttpError(404, `no checkpoint ${JSON.stringify(path)}`);
     }
     return p;
@@ -450,22 +473,60 @@ export class Gateway {
   }
 
   /**
-   * Whether run `runId` (and so its checkpoints) is `tenant`'s: made
-   * through this gateway with its key (any run, without tenants).
+   * Whether run `runId` (and so its checkpoints) is `tenant`'s: made with
+   * its key, through this gateway or (by its record) before it started
+   * (any run, without tenants).
    */
-  owns(tenant: string, runId: string): boolean {
+  owns(tenant: string, runId: string): Promise<boolean> {
     return this.#owns(tenant, runId);
   }
 
-  /** Whether run `runId` (and so its checkpoints) is `tenant`'s to use. */
-  #owns(tenant: string, runId: string): boolean {
+  /**
+   * Whether a run the cluster lists is `tenant`'s: held here as theirs, or
+   * its record names them (any run, without tenants).
+   */
+  ownsListed(
+    tenant: string,
+    run: Pick<TrainingRunSummary, "runId" | "owner">,
+  ): boolean {
+    const held = this.#runs.get(run.runId);
+    if (held) return held.tenant === tenant;
+    return !this.#tenants || run.owner === tenant;
+  }
+
+  async #owns(tenant: string, runId: string): Promise<boolean> {
+    if (!isRunId(runId)) return false;
     const r = this.#runs.get(runId);
-    return this.#tenants ? r?.tenant === tenant : true;
+    if (r) return r.tenant === tenant;
+    if (!this.#tenants) return true;
+    return (await this.#ownerOf(runId)) === tenant;
+  }
+
+  /**
+   * The owner run `runId`'s record names (null for none, or no such run),
+   * asked of the cluster once and then kept: an owner never changes.
+   */
+  async #ownerOf(runId: string): Promise<string | null> {
+    const known = this.#owners.get(runId);
+    if (known !== undefined) return known;
+    const conn = await this.#service.connection();
+    let owner: string | null;
+    try {
+      owner = (await conn.registry.ask<TrainingRunSummary>(
+        { type: "get_run", runId },
+        { timeoutMs: 60_000 },
+      )).owner ?? null;
+    } catch (e) {
+      if (e instanceof NotFoundError) return null;
+      throw e;
+    }
+    if (owner !== null) this.#owners.set(runId, owner);
+    return owner;
   }
 
   /** `weights_info`: what a checkpoint of `tenant`'s holds. */
   async weightsInfo(tenant: string, tinkerPath: string): Promise<WireJson> {
-    const p = this.#ownPath(tenant, tinkerPath, "tinker_path");
+    const p = await this.#ownPath(tenant, tinkerPath, "tinker_path");
     const info = await this.#service.weightsInfo(p.path);
     const has = (group: readonly string[]) =>
       info.targetModules.some((m) => group.includes(m));
@@ -536,7 +597,7 @@ export class Gateway {
     const id = `${sessionId}:sample:${seqId}`;
     let s = this.#samplers.get(id);
     if (!s && modelId !== undefined) {
-      const run = this.#run(tenant, modelId);
+      const run = await this.#run(tenant, modelId);
       await run.sequence;
       s = this.#addSampler(
         tenant,
@@ -555,9 +616,13 @@ export class Gateway {
         );
       }
       const from = modelPath !== undefined
-        ? { modelPath: this.#ownPath(tenant, modelPath, "model_path").path }
+        ? {
+          modelPath: (await this.#ownPath(tenant, modelPath, "model_path"))
+            .path,
+        }
         : { baseModel };
-      s = this.#addSampler(tenant, id, sessionId, from, baseModel ?? "");
+      s = this.#samplers.get(id) ?? // made while this one waited
+        this.#addSampler(tenant, id, sessionId, from, baseModel ?? "");
     }
     const client = await s.client;
     if (
@@ -616,7 +681,7 @@ export class Gateway {
    * model or checkpoint directly, through a sampler kept for the next such
    * request. The body is checked in the future: a bad one fails it.
    */
-  sample(
+  async sample(
     tenant: string,
     head: {
       "sampling_session_id"?: string | null;
@@ -624,7 +689,7 @@ export class Gateway {
       "model_path"?: string | null;
     },
     body: Record<string, unknown>,
-  ): string {
+  ): Promise<string> {
     let s: Sampler | undefined;
     const sid = head.sampling_session_id;
     if (sid !== undefined && sid !== null) {
@@ -641,7 +706,10 @@ export class Gateway {
         );
       }
       const from = modelPath !== undefined
-        ? { modelPath: this.#ownPath(tenant, modelPath, "model_path").path }
+        ? {
+          modelPath: (await this.#ownPath(tenant, modelPath, "model_path"))
+            .path,
+        }
         : { baseModel };
       const key = `adhoc:${tenant}:${from.modelPath ?? ""}:${
         from.baseModel ?? ""
@@ -670,19 +738,21 @@ export class Gateway {
    *
    * @throws {HttpError} 404 for another tenant's checkpoint, as for a missing one
    */
-  adhocSampler(
+  async adhocSampler(
     tenant: string,
     from: { baseModel: string } | { modelPath: string },
     field: string,
   ): Promise<SamplingClient> {
     const f = "modelPath" in from
-      ? { modelPath: this.#ownPath(tenant, from.modelPath, field).path }
+      ? {
+        modelPath: (await this.#ownPath(tenant, from.modelPath, field)).path,
+      }
       : { baseModel: from.baseModel };
     const key = `adhoc:${tenant}:${f.modelPath ?? ""}:${f.baseModel ?? ""}`;
     const s = this.#samplers.get(key) ??
       this.#addSampler(tenant, key, undefined, f, f.baseModel ?? "");
     s.lastUsed = Date.now();
-    return s.client;
+    return await s.client;
   }
 
   /** The tokenizer of base model `baseModel` (fetched once, then kept). */
@@ -725,26 +795,44 @@ export class Gateway {
    *
    * @throws {HttpError} 404 when the run is not `tenant`'s
    */
-  metricsLogPath(tenant: string, modelId: string): string | undefined {
-    this.#run(tenant, modelId);
+  async metricsLogPath(
+    tenant: string,
+    modelId: string,
+  ): Promise<string | undefined> {
+    if (!(await this.#owns(tenant, modelId))) throw notFound("model", modelId);
     return this.observer.logPath(modelId);
   }
 
   /**
-   * The runs of `tenant` this gateway holds, oldest first, with their base
-   * model and last metrics line (the dashboard's run list).
+   * The runs of `tenant`, oldest first, with their base model and last
+   * metrics line (the dashboard's run list): those the cluster's records
+   * name as theirs (so a restart of the gateway loses none), then any held
+   * here that no record lists yet.
    */
-  runsOf(tenant: string): DashboardRun[] {
-    const out: DashboardRun[] = [];
+  async runsOf(tenant: string): Promise<DashboardRun[]> {
+    const conn = await this.#service.connection();
+    const listed = await conn.registry.ask<TrainingRunSummary[]>(
+      { type: "list_runs" },
+      { timeoutMs: 60_000 },
+    );
+    const out = new Map<string, DashboardRun>();
+    for (const r of listed.toReversed()) {
+      if (!this.ownsListed(tenant, r)) continue;
+      out.set(r.runId, {
+        id: r.runId,
+        baseModel: r.baseModel,
+        last: this.observer.feed.last(r.runId),
+      });
+    }
     for (const [id, r] of this.#runs) {
-      if (r.tenant !== tenant) continue;
-      out.push({
+      if (r.tenant !== tenant || out.has(id)) continue;
+      out.set(id, {
         id,
         baseModel: r.baseModel,
         last: this.observer.feed.last(id),
       });
     }
-    return out;
+    return [...out.values()];
   }
 
   /**
@@ -757,7 +845,7 @@ export class Gateway {
     tenant: string,
     modelId: string,
   ): Promise<DashboardCheckpoint[]> {
-    await this.#run(tenant, modelId).sequence;
+    if (!(await this.#owns(tenant, modelId))) throw notFound("model", modelId);
     const conn = await this.#service.connection();
     return await conn.registry.ask<DashboardCheckpoint[]>({
       type: "list_checkpoints",

@@ -69,11 +69,11 @@ export class TinkerRest {
       { type: "list_runs" },
       { timeoutMs: LIST_TIMEOUT_MS },
     );
-    return all.filter((r) => this.gateway.owns(tenant, r.runId));
+    return all.filter((r) => this.gateway.ownsListed(tenant, r));
   }
 
-  #ownRun(tenant: string, runId: string): void {
-    if (!this.gateway.owns(tenant, runId)) {
+  async #ownRun(tenant: string, runId: string): Promise<void> {
+    if (!(await this.gateway.owns(tenant, runId))) {
       throw notFound("training run", runId);
     }
   }
@@ -84,9 +84,12 @@ export class TinkerRest {
    * @throws {HttpError} 404 when the run is not the tenant's
    * @throws {InvalidArgumentError} for a bad kind or name
    */
-  #ownPath(tenant: string, parts: CheckpointPathParts): string {
+  async #ownPath(
+    tenant: string,
+    parts: CheckpointPathParts,
+  ): Promise<string> {
     const path = checkpointPath(parts);
-    if (!this.gateway.owns(tenant, parts.runId)) {
+    if (!(await this.gateway.owns(tenant, parts.runId))) {
       throw notFound("checkpoint", `${parts.kind}/${parts.name}`);
     }
     return path;
@@ -103,7 +106,7 @@ export class TinkerRest {
 
   /** `GET training_runs/{id}`. */
   async getTrainingRun(tenant: string, runId: string): Promise<WireJson> {
-    this.#ownRun(tenant, runId);
+    await this.#ownRun(tenant, runId);
     const r = await (await this.#registry()).ask<TrainingRunSummary>({
       type: "get_run",
       runId,
@@ -113,7 +116,7 @@ export class TinkerRest {
 
   /** `GET training_runs/{id}/checkpoints`: oldest first. */
   async listCheckpoints(tenant: string, runId: string): Promise<WireJson> {
-    this.#ownRun(tenant, runId);
+    await this.#ownRun(tenant, runId);
     const cs = await this.#checkpoints(runId);
     return { checkpoints: cs.map(checkpointJson) };
   }
@@ -143,7 +146,7 @@ export class TinkerRest {
     tenant: string,
     parts: CheckpointPathParts,
   ): Promise<void> {
-    const path = this.#ownPath(tenant, parts);
+    const path = await this.#ownPath(tenant, parts);
     await (await this.#registry()).ask({ type: "delete_checkpoint", path });
   }
 
@@ -153,7 +156,7 @@ export class TinkerRest {
     parts: CheckpointPathParts,
     ttlSeconds: unknown,
   ): Promise<void> {
-    const path = this.#ownPath(tenant, parts);
+    const path = await this.#ownPath(tenant, parts);
     const ttl = parseOrThrow(TtlSecondsSchema, ttlSeconds, "ttl_seconds");
     await (await this.#registry()).ask({
       type: "set_checkpoint_ttl",
@@ -173,7 +176,7 @@ export class TinkerRest {
     parts: CheckpointPathParts,
     apiBase: string,
   ): Promise<WireJson> {
-    const path = this.#ownPath(tenant, parts);
+    const path = await this.#ownPath(tenant, parts);
     // There now (not expired): the manifest is read and verified.
     await (await this.#registry()).ask({ type: "weights_info", path });
     const now = Date.now();

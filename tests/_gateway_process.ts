@@ -14,8 +14,11 @@ export interface GatewayProcess {
   url: string;
   /** Its checkpoint folder (temporary, removed by `stop`). */
   checkpointDir: string;
-  /** Stop it (SIGTERM), wait for it, remove its folder; resolves with its exit code. */
-  stop(): Promise<number>;
+  /**
+   * Stop it (SIGTERM, or SIGKILL for a crash), wait for it, remove its
+   * folder; resolves with its exit code.
+   */
+  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<number>;
 }
 
 /**
@@ -75,10 +78,10 @@ export async function startGateway(
   return {
     url: ready.url,
     checkpointDir,
-    stop() {
+    stop(signal = "SIGTERM") {
       stopped ??= (async () => {
         try {
-          Deno.kill(ready.pid, "SIGTERM");
+          Deno.kill(ready.pid, signal);
         } catch { /* already gone */ }
         const code = (await child.status).code;
         // The task's own process exits first: wait for the gateway too.

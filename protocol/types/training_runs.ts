@@ -67,6 +67,11 @@ export interface TrainingRunSummary {
    */
   createdAt: string | null;
   /**
+   * The gateway tenant whose key created it (the Tinker wire's
+   * `model_owner`); null for a run made without a gateway.
+   */
+  owner: string | null;
+  /**
    * Optimizer steps taken: the trainer's count while it runs, else the step
    * of its newest checkpoint (0 without one).
    */

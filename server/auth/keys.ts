@@ -28,6 +28,7 @@
  *
  * @module
  */
+import { OWNER_RE } from "../../protocol/types/run_record.ts";
 
 /** One configured key: its tenant, and the key itself or its sha256. */
 export interface KeySpec {
@@ -39,7 +40,8 @@ export interface KeySpec {
   sha256?: string;
 }
 
-const TENANT_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A tenant is a run's owner: the same rule. */
+const TENANT_RE = OWNER_RE;
 const KEY_RE = /^tml-[A-Za-z0-9_-]{12,252}$/;
 const HEX_RE = /^[0-9a-f]{64}$/;
 

@@ -53,8 +53,12 @@ function lossOf(line: Readonly<Record<string, number>> | undefined) {
 }
 
 /** Where run `id`'s metrics.jsonl is. @throws {HttpError} 404 */
-function logPath(gateway: Gateway, tenant: string, id: string): string {
-  const path = gateway.metricsLogPath(tenant, id);
+async function logPath(
+  gateway: Gateway,
+  tenant: string,
+  id: string,
+): Promise<string> {
+  const path = await gateway.metricsLogPath(tenant, id);
   if (path === undefined) throw notFound("metrics log of model", id);
   return path;
 }
@@ -83,8 +87,8 @@ export function dashboardApiRoutes(
   const r = new Hono<GatewayEnv>();
   const open = new Map<string, number>();
 
-  r.get("/dashboard/runs", (c) => {
-    const runs = gateway.runsOf(c.get("tenant")).map((run) => ({
+  r.get("/dashboard/runs", async (c) => {
+    const runs = (await gateway.runsOf(c.get("tenant"))).map((run) => ({
       "model_id": run.id,
       "base_model": run.baseModel ?? null,
       "last_step": run.last?.step ?? null,
@@ -103,7 +107,7 @@ export function dashboardApiRoutes(
 
   r.get("/dashboard/runs/:id/metrics", async (c) => {
     const id = c.req.param("id");
-    const path = logPath(gateway, c.get("tenant"), id);
+    const path = await logPath(gateway, c.get("tenant"), id);
     await gateway.observer.flushed();
     const { lines } = await readMetricsFrom(path, 0);
     return c.json({ "model_id": id, lines });
@@ -135,10 +139,10 @@ export function dashboardApiRoutes(
     tags: ["dashboard"],
   });
 
-  r.get("/dashboard/runs/:id/events", (c) => {
+  r.get("/dashboard/runs/:id/events", async (c) => {
     const tenant = c.get("tenant");
     const id = c.req.param("id");
-    const path = logPath(gateway, tenant, id);
+    const path = await logPath(gateway, tenant, id);
     const after = startAfter(
       c.req.query("after"),
       c.req.header("last-event-id"),

@@ -20,7 +20,7 @@ export function runMetricsRoutes(gateway: Gateway): Hono<GatewayEnv> {
   const r = new Hono<GatewayEnv>();
   r.get("/runs/:id/metrics.jsonl", async (c) => {
     const id = c.req.param("id");
-    const path = gateway.metricsLogPath(c.get("tenant"), id);
+    const path = await gateway.metricsLogPath(c.get("tenant"), id);
     if (path === undefined) throw notFound("metrics log of model", id);
     await gateway.observer.flushed();
     let text = "";

@@ -36,7 +36,7 @@ export function samplingRoutes(gateway: Gateway): Hono<GatewayEnv> {
     const body = await readBody(c);
     const head = parseHead(SampleHeadSchema, body);
     return c.json({
-      "request_id": gateway.sample(c.get("tenant"), head, body),
+      "request_id": await gateway.sample(c.get("tenant"), head, body),
     });
   });
   r.get(

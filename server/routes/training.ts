@@ -33,7 +33,7 @@ export function opRoute(gateway: Gateway, kind: TrainingOpKind) {
   return async (c: import("hono").Context<GatewayEnv>) => {
     const body = await readBody(c);
     const head = parseHead(OpHeadSchema, body);
-    const id = gateway.trainingOp(c.get("tenant"), kind, head, body);
+    const id = await gateway.trainingOp(c.get("tenant"), kind, head, body);
     return c.json({ "request_id": id, "model_id": head.model_id });
   };
 }
@@ -56,7 +56,7 @@ export function forwardBackwardRoute(gateway: Gateway) {
       );
     }
     const op = protoForwardBackward(new Uint8Array(await c.req.arrayBuffer()));
-    const id = gateway.trainingOp(
+    const id = await gateway.trainingOp(
       c.get("tenant"),
       op.kind,
       op.head,
