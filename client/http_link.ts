@@ -17,6 +17,7 @@
 import {
   ClientClosedError,
   InvalidArgumentError,
+  NotFoundError,
   UnavailableError,
 } from "../runtime/errors.ts";
 import type { CreateLoraTrainingClientOptionsInput } from "../protocol/types/lora_config.ts";
@@ -78,16 +79,50 @@ export interface HttpLinkOptions {
   apiKey?: string;
 }
 
-/** A sampling session on the gateway. */
+/**
+ * Whether `e` is the gateway's 404 for an id in `field` that it does not
+ * know: one it forgot when it restarted.
+ */
+function forgotten(e: unknown, field: string): boolean {
+  return e instanceof NotFoundError &&
+    (e as { field?: string }).field === field;
+}
+
+/**
+ * A sampling session on the gateway. One of a checkpoint or a base model
+ * that a restarted gateway no longer knows is made again, once per request
+ * (sampling is a function of the model and the request); one of a run's
+ * weights at a moment (a snapshot) cannot be, and says so.
+ */
 class HttpSampler implements SamplerLink {
-  constructor(readonly link: HttpLink, readonly info: SamplerInfo) {}
+  /**
+   * @param link the gateway
+   * @param info what it samples (its id changes when it is made again)
+   * @param from the wire body's source keys it was made from
+   */
+  constructor(
+    readonly link: HttpLink,
+    readonly info: SamplerInfo,
+    readonly from: Json,
+  ) {}
 
   async sample(req: SampleRequest): Promise<SampleResponse> {
-    const j = await this.link.future("asample", {
-      "sampling_session_id": this.info.samplerId,
-      ...sampleBody(req),
-    });
-    return sampleFromJson(j);
+    const once = async () =>
+      sampleFromJson(
+        await this.link.future("asample", {
+          "sampling_session_id": this.info.samplerId,
+          ...sampleBody(req),
+        }),
+      );
+    try {
+      return await once();
+    } catch (e) {
+      if (!forgotten(e, "sampling_session_id") || "model_id" in this.from) {
+        throw e;
+      }
+      this.info.samplerId = await this.link.samplingSession(this.from);
+      return await once();
+    }
   }
 
   async computeLogprobs(
@@ -317,22 +352,48 @@ export class HttpLink implements Link {
     return await this.result(id, () => this.post(route, body));
   }
 
-  /** This client's session on the gateway, made on first use. */
+  /**
+   * This client's session on the gateway, made on first use, and again
+   * once the gateway no longer knows it (a heartbeat, or a call in
+   * {@linkcode HttpLink.inSession}, is told so after a restart).
+   */
   session(): Promise<string> {
-    this.#session ??= this.call("POST", "create_session", {
+    if (this.#session) return this.#session;
+    const made = this.call("POST", "create_session", {
       tags: [],
       "sdk_version": "bios-ts",
     }).then((j) => {
       const id = j.session_id as string;
       this.#heartbeat = setInterval(() => {
         this.call("POST", "session_heartbeat", { "session_id": id })
-          .catch(() => {});
+          .catch((e) => {
+            if (forgotten(e, "session_id")) this.#forgetSession(made);
+          });
       }, HEARTBEAT_MS);
       Deno.unrefTimer(Number(this.#heartbeat));
       return id;
     });
-    this.#session.catch(() => this.#session = undefined);
-    return this.#session;
+    made.catch(() => this.#forgetSession(made));
+    this.#session = made;
+    return made;
+  }
+
+  #forgetSession(which: Promise<string>): void {
+    if (this.#session !== which) return;
+    this.#session = undefined;
+    clearInterval(this.#heartbeat);
+  }
+
+  /** `fn` in this client's session; again in a new one when the gateway forgot it. */
+  async inSession<T>(fn: (sessionId: string) => Promise<T>): Promise<T> {
+    const session = this.session();
+    try {
+      return await fn(await session);
+    } catch (e) {
+      if (!forgotten(e, "session_id")) throw e;
+      this.#forgetSession(session);
+      return await fn(await this.session());
+    }
   }
 
   async capabilities(): Promise<
@@ -366,12 +427,14 @@ export class HttpLink implements Link {
     options: CreateLoraTrainingClientOptionsInput,
   ): Promise<{ runId: string; baseModel: string }> {
     const { baseModel, ...lora } = options;
-    const j = await this.future("create_model", {
-      "session_id": await this.session(),
-      "model_seq_id": this.#modelSeq++,
-      "base_model": baseModel,
-      "lora_config": snakeKeys(lora as Record<string, unknown>),
-    });
+    const j = await this.inSession((sessionId) =>
+      this.future("create_model", {
+        "session_id": sessionId,
+        "model_seq_id": this.#modelSeq++,
+        "base_model": baseModel,
+        "lora_config": snakeKeys(lora as Record<string, unknown>),
+      })
+    );
     return {
       runId: j.model_id as string,
       baseModel: (j.base_model ?? baseModel) as string,
@@ -403,14 +466,21 @@ export class HttpLink implements Link {
     }
   }
 
+  /** A new sampling session's id, from `from` (a wire body's source keys). */
+  async samplingSession(from: Json): Promise<string> {
+    const j = await this.inSession((sessionId) =>
+      this.call("POST", "create_sampling_session", {
+        "session_id": sessionId,
+        "sampling_session_seq_id": this.#samplingSeq++,
+        ...from,
+      })
+    );
+    return j.sampling_session_id as string;
+  }
+
   /** A new sampling session from `from` (a wire body's source keys). */
   async startSampler(from: Json): Promise<SamplerLink> {
-    const j = await this.call("POST", "create_sampling_session", {
-      "session_id": await this.session(),
-      "sampling_session_seq_id": this.#samplingSeq++,
-      ...from,
-    });
-    const id = j.sampling_session_id as string;
+    const id = await this.samplingSession(from);
     const info = await this.call(
       "GET",
       `samplers/${encodeURIComponent(id)}`,
@@ -421,7 +491,7 @@ export class HttpLink implements Link {
       ...(typeof info.model_path === "string"
         ? { modelPath: biosPath(info.model_path) }
         : {}),
-    });
+    }, from);
   }
 
   async weightsInfo(path: string, _baseModel?: string): Promise<WeightsInfo> {

@@ -47,8 +47,12 @@ export class HttpError extends Error {
 }
 
 /** A 404 that says the same for what does not exist and what is another tenant's. */
-export function notFound(what: string, id: string): HttpError {
-  return new HttpError(404, `no ${what} ${JSON.stringify(id)}`);
+export function notFound(
+  what: string,
+  id: string,
+  field?: string,
+): HttpError {
+  return new HttpError(404, `no ${what} ${JSON.stringify(id)}`, field);
 }
 
 /**

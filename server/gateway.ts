@@ -209,7 +209,7 @@ export class Gateway {
 
   #session(tenant: string, id: string): Session {
     const s = this.#sessions.get(id);
-    if (!s || s.tenant !== tenant) throw notFound("session", id);
+    if (!s || s.tenant !== tenant) throw notFound("session", id, "session_id");
     return s;
   }
 
@@ -694,7 +694,9 @@ export class Gateway {
     const sid = head.sampling_session_id;
     if (sid !== undefined && sid !== null) {
       s = this.#samplers.get(sid);
-      if (!s || s.tenant !== tenant) throw notFound("sampling session", sid);
+      if (!s || s.tenant !== tenant) {
+        throw notFound("sampling session", sid, "sampling_session_id");
+      }
     } else {
       const modelPath = head.model_path ?? undefined;
       const baseModel = head.base_model ?? undefined;

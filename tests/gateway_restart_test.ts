@@ -5,14 +5,22 @@
  * tenant carries on training the same run through a new gateway (the
  * in-flight operation resent under its seq applies once: the next losses
  * equal an uninterrupted run's), lists it, loads its checkpoints and sees
- * it on the dashboard; another tenant gets 404 for all of it.
+ * it on the dashboard; another tenant gets 404 for all of it. The
+ * TypeScript client over HTTP rides the same crash: its in-flight step is
+ * resent, its sampler made again, its session renewed.
  */
 import assert from "node:assert/strict";
 import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
 import { startNodeProcess } from "./_node_process.ts";
 import { startGateway } from "./_gateway_process.ts";
 import { type Json, nextTokenDatum, TinkerHttp } from "./_tinker_http.ts";
-import { SAMPLE_TEXTS, textIds, TINY } from "./_helpers.ts";
+import * as bios from "../mod.ts";
+import {
+  nextTokenDatum as clientDatum,
+  SAMPLE_TEXTS,
+  textIds,
+  TINY,
+} from "./_helpers.ts";
 
 const ignore = await natsTestsIgnored();
 const KEY_A = "tml-restart-a-0123456789";
@@ -157,6 +165,69 @@ Deno.test({
       }).then((r) => r.json());
       assert.deepEqual(dashB.runs, []);
     } finally {
+      for (const g of gateways) await g.stop();
+      await node.stop("SIGTERM");
+      await server.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the TypeScript client through a gateway killed mid-step and started again on its port: its run trains on (each step once), its sampler samples, a new run starts",
+  ignore,
+  fn: async () => {
+    const server = await NatsServer.start(undefined, [], { jetstream: true });
+    const dir = await Deno.makeTempDir({ prefix: "bios-gw-restart-ts-" });
+    const keys = `${dir}/keys.txt`;
+    await Deno.writeTextFile(keys, `a ${KEY_A}\n`);
+    const node = await startNodeProcess(server.url, [
+      "--checkpoints",
+      "jetstream",
+    ]);
+    const args = ["--nats", server.url, "--keys", keys, "--rate-limit", "0"];
+    const gateways = [await startGateway(args)];
+    const service = new bios.ServiceClient({
+      baseUrl: gateways[0].url,
+      apiKey: KEY_A,
+    });
+    try {
+      const batches = SAMPLE_TEXTS.map((t) => [clientDatum(textIds(t))]);
+      const opts = { baseModel: TINY, rank: 4, seed: 9 };
+      const reference = await service.createLoraTrainingClient(opts);
+      const want: number[] = [];
+      for (const b of batches) {
+        want.push((await reference.train(b, { learningRate: 0.02 })).loss);
+      }
+      const tc = await service.createLoraTrainingClient(opts);
+      const got = [(await tc.train(batches[0], { learningRate: 0.02 })).loss];
+      const sc = await tc.saveWeightsAndGetSamplingClient("before-crash");
+      const args0 = {
+        prompt: bios.types.ModelInput.fromInts(textIds("Q:").slice(0, -1)),
+        samplingParams: { maxTokens: 6, seed: 3 },
+      };
+      const before = await sc.sample(args0);
+
+      // The gateway dies with the next step in flight, and comes back.
+      const inFlight = tc.train(batches[1], { learningRate: 0.02 });
+      await gateways[0].stop("SIGKILL");
+      const port = new URL(gateways[0].url).port;
+      gateways.push(await startGateway([...args, "--port", port]));
+      got.push((await inFlight).loss);
+      got.push((await tc.train(batches[2], { learningRate: 0.02 })).loss);
+      assert.deepEqual(got, want);
+      assert.equal((await tc.getInfo()).step, 3);
+      // The sampler of the checkpoint is made again on the new gateway.
+      assert.deepEqual((await sc.sample(args0)).sequences, before.sequences);
+      // A new run starts in a new session.
+      const fresh = await service.createLoraTrainingClient(opts);
+      assert.equal(
+        (await fresh.train(batches[0], { learningRate: 0.02 })).loss,
+        want[0],
+      );
+    } finally {
+      await service.close();
       for (const g of gateways) await g.stop();
       await node.stop("SIGTERM");
       await server.stop();
