@@ -117,8 +117,12 @@ class HttpSampler implements SamplerLink {
     try {
       return await once();
     } catch (e) {
-      if (!forgotten(e, "sampling_session_id") || "model_id" in this.from) {
-        throw e;
+      if (!forgotten(e, "sampling_session_id")) throw e;
+      if ("model_id" in this.from) {
+        throw new NotFoundError(
+          `the gateway no longer knows sampling session ${this.info.samplerId} (it restarted), and a sampler of a run's weights at a moment cannot be made again: take a new one from the training client`,
+          { cause: e },
+        );
       }
       this.info.samplerId = await this.link.samplingSession(this.from);
       return await once();

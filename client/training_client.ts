@@ -20,7 +20,11 @@ import type { Tokenizer } from "../protocol/types/tokenizer.ts";
 import { parseOrThrow } from "../protocol/parse.ts";
 import { TrainerRequestSchema } from "../protocol/messages.ts";
 import { APIFuture } from "./api_future.ts";
-import { InvalidArgumentError } from "../runtime/errors.ts";
+import {
+  ActorStoppedError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../runtime/errors.ts";
 import type { Connection } from "./connection.ts";
 import { ActorLink } from "./actor_link.ts";
 import type { Link, RunLink, TrainingRunInfo } from "./link.ts";
@@ -325,35 +329,49 @@ export class TrainingClient {
    * Sample from the current weights (an in-memory snapshot, reused while the
    * weights are unchanged). Concurrent calls share one sampler per weights
    * version; an older version's sampler is stopped once newer weights
-   * replaced it and no sample is still running on it.
+   * replaced it and no sample is still running on it. A snapshot sampler
+   * that is gone (its node died, or the gateway that held it restarted) is
+   * taken again once, of the weights then current.
    */
   sample(args: SampleArgs): APIFuture<SampleResponse> {
     const p = (async () => {
-      const info = await this.getInfo();
-      let s = this.#sampler;
-      if (!s || s.version !== info.version) {
-        const fresh: CachedSampler = {
-          version: info.version,
-          client: this.saveWeightsAndGetSamplingClient(),
-          running: 0,
-        };
-        // A failed start is not cached: the next call tries again.
-        fresh.client.catch(() => {
-          if (this.#sampler === fresh) this.#sampler = undefined;
-        });
-        const old = s;
-        this.#sampler = s = fresh;
-        if (old) this.#retire(old);
-      }
-      s.running++;
       try {
-        return await (await s.client).sample(args);
-      } finally {
-        s.running--;
-        this.#retire(s);
+        return await this.#sampleOnce(args);
+      } catch (e) {
+        if (!(e instanceof NotFoundError || e instanceof ActorStoppedError)) {
+          throw e;
+        }
+        this.#sampler = undefined;
+        return await this.#sampleOnce(args);
       }
     })();
     return new APIFuture(p);
+  }
+
+  async #sampleOnce(args: SampleArgs): Promise<SampleResponse> {
+    const info = await this.getInfo();
+    let s = this.#sampler;
+    if (!s || s.version !== info.version) {
+      const fresh: CachedSampler = {
+        version: info.version,
+        client: this.saveWeightsAndGetSamplingClient(),
+        running: 0,
+      };
+      // A failed start is not cached: the next call tries again.
+      fresh.client.catch(() => {
+        if (this.#sampler === fresh) this.#sampler = undefined;
+      });
+      const old = s;
+      this.#sampler = s = fresh;
+      if (old) this.#retire(old);
+    }
+    s.running++;
+    try {
+      return await (await s.client).sample(args);
+    } finally {
+      s.running--;
+      this.#retire(s);
+    }
   }
 
   /** Close a replaced sampler once no sample runs on it. */

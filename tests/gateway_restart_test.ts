@@ -208,12 +208,21 @@ Deno.test({
         samplingParams: { maxTokens: 6, seed: 3 },
       };
       const before = await sc.sample(args0);
-
-      // The gateway dies with the next step in flight, and comes back.
-      const inFlight = tc.train(batches[1], { learningRate: 0.02 });
-      await gateways[0].stop("SIGKILL");
+      const snapshot = await tc.sample(args0); // a sampler of the weights now
       const port = new URL(gateways[0].url).port;
-      gateways.push(await startGateway([...args, "--port", port]));
+      const restart = async () => {
+        await gateways.at(-1)!.stop("SIGKILL");
+        gateways.push(await startGateway([...args, "--port", port]));
+      };
+
+      // The gateway dies and comes back: the snapshot's sampler is gone
+      // with it, and is taken again of the same (unchanged) weights.
+      await restart();
+      assert.deepEqual((await tc.sample(args0)).sequences, snapshot.sequences);
+
+      // It dies with the next step in flight, and comes back.
+      const inFlight = tc.train(batches[1], { learningRate: 0.02 });
+      await restart();
       got.push((await inFlight).loss);
       got.push((await tc.train(batches[2], { learningRate: 0.02 })).loss);
       assert.deepEqual(got, want);
