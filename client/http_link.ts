@@ -303,7 +303,7 @@ export class HttpLink implements Link {
         await this.#pause(attempt, Number.isFinite(after) ? after * 1000 : 0);
         continue;
       }
-      if (res.status === 404 && route === "retrieve_future") {
+      if (res.status === 410 && route === "retrieve_future") {
         throw new FutureLostError(String(j.error));
       }
       throw errorFromJson(j, res.status);

@@ -28,7 +28,7 @@ export class HttpError extends Error {
    * @param headers extra response headers (Retry-After)
    */
   constructor(
-    readonly status: 400 | 401 | 404 | 409 | 413 | 429,
+    readonly status: 400 | 401 | 404 | 409 | 410 | 413 | 429,
     message: string,
     readonly field?: string,
     readonly headers: Record<string, string> = {},

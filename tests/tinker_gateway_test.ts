@@ -604,8 +604,11 @@ Deno.test({
       assert.deepEqual(again, r1);
       const info = await post("get_info", { "model_id": model });
       assert.equal(info.body.lora_rank, 4);
+      // A future this gateway does not hold is gone (410): the SDK takes
+      // that as "send the original request again".
       const gone = await post("retrieve_future", { "request_id": "req-nope" });
-      assert.equal(gone.status, 404);
+      assert.equal(gone.status, 410);
+      assert.equal(gone.body.field, "request_id");
 
       // SDK 0.25's side of the wire, over raw HTTP (what the SDK never sends too).
       const dyn = await post("client/dynamic_config", {

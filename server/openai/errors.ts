@@ -24,7 +24,7 @@ export class OpenAIError extends Error {
    * @param headers extra response headers (Retry-After)
    */
   constructor(
-    readonly status: 400 | 401 | 404 | 409 | 413 | 429 | 500,
+    readonly status: 400 | 401 | 404 | 409 | 410 | 413 | 429 | 500,
     message: string,
     readonly param: string | null = null,
     readonly code: string | null = null,

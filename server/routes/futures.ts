@@ -12,7 +12,7 @@
 import { describeRoute } from "../openapi/describe.ts";
 import { type Context, Hono } from "hono";
 import type { Gateway } from "../gateway.ts";
-import { failureJson, notFound } from "../errors.ts";
+import { failureJson, HttpError } from "../errors.ts";
 import { type GatewayEnv, parseHead, readBody } from "../http.ts";
 import {
   acceptsProtobuf,
@@ -52,7 +52,16 @@ export function futureRoutes(gateway: Gateway): Hono<GatewayEnv> {
     );
     switch (got.state) {
       case "unknown":
-        throw notFound("future", b.request_id);
+        // Gone, as the SDK reads a 410: the promise is lost (this gateway
+        // restarted, or forgot it), so the original request is to be sent
+        // again; its seq_id makes it apply once.
+        throw new HttpError(
+          410,
+          `no future ${
+            JSON.stringify(b.request_id)
+          } here (the gateway restarted, or forgot it): send the request again, under the same seq_id`,
+          "request_id",
+        );
       case "pending":
         return c.json({
           type: "try_again",
@@ -70,7 +79,8 @@ export function futureRoutes(gateway: Gateway): Hono<GatewayEnv> {
     description:
       "A ForwardBackwardOutput or SampleResponse comes as protobuf when Accept names application/x-protobuf; everything else as JSON. A failure is {error, category: user|server}.",
     request: RetrieveFutureSchema,
-    response: "The result, {type: try_again}, or {error, category}",
+    response:
+      "The result, {type: try_again}, or {error, category}; 410 for a future this gateway does not hold (another tenant's included): send the request again",
     tags: ["futures"],
   });
   return r;
