@@ -146,6 +146,12 @@ interface Sampler {
   lastUsed: number;
 }
 
+/**
+ * Ephemeral sampler saves (`save_weights_for_sampler` without a name) a run
+ * keeps on disk: the newest 8 (see `Gateway.#pruneEphemeral`).
+ */
+export const KEPT_EPHEMERAL_SAVES = 8;
+
 /** The Tinker gateway's state over one Bios service. */
 export class Gateway {
   /** The futures of every operation started here. */
@@ -159,6 +165,8 @@ export class Gateway {
   readonly #idleMs: number;
   readonly #sessions = new Map<string, Session>();
   readonly #runs = new Map<string, Run>();
+  /** Each run's pruning of its ephemeral saves, while one runs. */
+  readonly #pruning = new Map<string, Promise<void>>();
   /** The owners of runs not made here, as their records name them. */
   readonly #owners = new Map<string, string>();
   readonly #samplers = new Map<string, Sampler>();
@@ -441,6 +449,7 @@ export class Gateway {
           this.#addSampler(tenant, id, run.sessionId, {
             modelPath: (value as { path: string }).path,
           }, run.baseModel ?? "");
+          this.#pruneEphemeral(tenant, (value as { path: string }).path);
         }
         return {
           kind: "json",
@@ -543,6 +552,55 @@ export class Gateway {
       kind: info.kind,
       step: info.step,
     };
+  }
+
+  /**
+   * Delete the ephemeral sampler saves of the run of `newest` (a
+   * `save_weights_for_sampler` without a name, as an RL loop makes each
+   * step) but the newest {@linkcode KEPT_EPHEMERAL_SAVES}, once the samplers
+   * made from them hold their weights: without this, a long loop fills the
+   * disk. A sampler of a deleted one keeps sampling; only its restart from
+   * the file (its node died) would fail. Failures are logged, not thrown.
+   */
+  #pruneEphemeral(tenant: string, newest: string): void {
+    const { runId } = parseCheckpointPath(newest);
+    // One pruning of a run at a time: each save asks for one.
+    const prune = (this.#pruning.get(runId) ?? Promise.resolve()).then(
+      async () => {
+        const conn = await this.#service.connection();
+        const listed = await conn.registry.ask<DashboardCheckpoint[]>({
+          type: "list_checkpoints",
+          runId,
+        });
+        const number = (k: DashboardCheckpoint) =>
+          Number(/^ephemeral-(\d+)$/.exec(k.name)?.[1] ?? NaN);
+        const old = listed
+          .filter((k) => k.kind === "sampler_weights" && !isNaN(number(k)))
+          .sort((a, b) => number(a) - number(b))
+          .slice(0, -KEPT_EPHEMERAL_SAVES);
+        for (const k of old) {
+          for (const s of this.#samplers.values()) {
+            if (s.tenant === tenant && s.modelPath === k.path) {
+              await s.client.catch(() => {});
+            }
+          }
+          await conn.registry.ask({ type: "delete_checkpoint", path: k.path })
+            .catch((e) => {
+              if (!(e instanceof NotFoundError)) throw e;
+            });
+        }
+      },
+    ).catch((e) => {
+      console.error(
+        `bios gateway: pruning the ephemeral saves of ${runId}: ${
+          (e as Error).message
+        }`,
+      );
+    });
+    this.#pruning.set(runId, prune);
+    prune.then(() => {
+      if (this.#pruning.get(runId) === prune) this.#pruning.delete(runId);
+    });
   }
 
   #addSampler(
