@@ -8,7 +8,9 @@
  * with none, it refuses to start unless `--insecure-no-auth`. Once it
  * listens it prints one JSON line, `{"ready":true,"pid","url",…}`
  * (`deno task` does not pass signals on: stop the process `pid` names). SIGINT or
- * SIGTERM stops it: the listener closes, then the node.
+ * SIGTERM stops it: the listener closes, then the node. SIGHUP reloads the
+ * keys (the keys file and `BIOS_API_KEYS`): added keys work and removed ones
+ * are refused from then on; keys that do not load leave the old ones.
  *
  * @module
  */
@@ -104,11 +106,28 @@ export async function serve(argv: readonly string[]): Promise<void> {
     gateway.observer.feed.close();
     await server.shutdown();
   };
+  const reload = async () => {
+    if (keys === null) return;
+    try {
+      const fresh = await loadKeys(args);
+      if (fresh === null) throw new Error("no keys");
+      keys.replaceWith(fresh);
+      console.log(JSON.stringify({ keysReloaded: keys.size }));
+    } catch (e) {
+      console.error(
+        `bios serve: the keys were not reloaded (the old ones stay): ${
+          (e as Error).message
+        }`,
+      );
+    }
+  };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGHUP", reload);
   await server.finished;
   Deno.removeSignalListener("SIGINT", stop);
   Deno.removeSignalListener("SIGTERM", stop);
+  Deno.removeSignalListener("SIGHUP", reload);
   await gateway.close();
   await service.close();
 }

@@ -12,6 +12,8 @@ import { ensureTinyModels, testDeployment } from "./_helpers.ts";
 export interface GatewayProcess {
   /** Its base URL, e.g. `http://127.0.0.1:41234` (the SDK's `base_url`). */
   url: string;
+  /** The gateway's own process id (not the `deno task` wrapper's). */
+  pid: number;
   /** Its checkpoint folder (temporary, removed by `stop`). */
   checkpointDir: string;
   /**
@@ -77,6 +79,7 @@ export async function startGateway(
   let stopped: Promise<number> | undefined;
   return {
     url: ready.url,
+    pid: ready.pid,
     checkpointDir,
     stop(signal = "SIGTERM") {
       stopped ??= (async () => {
@@ -133,9 +136,10 @@ export async function startTestGateway(
   const theNode = node;
   return {
     url: gateway.url,
+    pid: gateway.pid,
     checkpointDir: dir,
-    async stop() {
-      const code = await gateway.stop();
+    async stop(signal) {
+      const code = await gateway.stop(signal);
       await theNode.stop("SIGTERM");
       await cleanUp();
       return code;

@@ -169,8 +169,8 @@ function fromHex(h: string): Uint8Array {
 
 /** The configured keys, as hashes, and the tenant of each. */
 export class KeyRing {
-  readonly #hashes: Uint8Array[];
-  readonly #tenants: string[];
+  #hashes: Uint8Array[];
+  #tenants: string[];
 
   private constructor(hashes: Uint8Array[], tenants: string[]) {
     this.#hashes = hashes;
@@ -195,6 +195,15 @@ export class KeyRing {
       tenants.push(s.tenant);
     }
     return new KeyRing(hashes, tenants);
+  }
+
+  /**
+   * Take `other`'s keys in place of these (a reload of the keys file): the
+   * requests checked from now on see only them.
+   */
+  replaceWith(other: KeyRing): void {
+    this.#hashes = other.#hashes;
+    this.#tenants = other.#tenants;
   }
 
   /** Number of keys. */
