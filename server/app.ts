@@ -13,6 +13,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { InvalidArgumentError, NotFoundError } from "../runtime/errors.ts";
+import { allowedMethods } from "./allowed_methods.ts";
 import type { KeyRing } from "./auth/keys.ts";
 import type { RateLimiter } from "./auth/rate_limit.ts";
 import { biosErrorJson, HttpError, isUserError } from "./errors.ts";
@@ -142,12 +143,22 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
       maxBodyBytes: maxSize,
     }),
   );
-  app.notFound((c) =>
-    c.json(
-      { error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` },
-      404,
-    )
-  );
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    const allow = allowedMethods(app.routes, path);
+    if (allow.length > 0) {
+      return c.json(
+        {
+          error: `${c.req.method} is not a method of ${path}: it takes ${
+            allow.join(", ")
+          }`,
+        },
+        405,
+        { Allow: allow.join(", ") },
+      );
+    }
+    return c.json({ error: `no route ${c.req.method} ${path}` }, 404);
+  });
   app.onError((e, c) => {
     if (e instanceof HttpError) {
       return c.json(

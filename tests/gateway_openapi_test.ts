@@ -198,6 +198,39 @@ Deno.test({
           `${at}: 401 without a key iff the document asks for one (got ${without.status})`,
         );
       }
+
+      // A served path asked with a method it does not take: 405, naming
+      // the ones it takes (the OpenAI routes under /v1 answer in OpenAI's
+      // shape, a 404, as OpenAI does).
+      const methodsOf = new Map<string, Set<string>>();
+      for (const { path, method } of served.values()) {
+        if (path.startsWith("/v1/")) continue;
+        methodsOf.set(path, (methodsOf.get(path) ?? new Set()).add(method));
+      }
+      assert.ok(methodsOf.size > 30, `${methodsOf.size} paths`);
+      for (const [pattern, methods] of methodsOf) {
+        const other = ["GET", "POST", "PUT", "DELETE"].find((m) =>
+          !methods.has(m)
+        )!;
+        const res = await app.request(
+          pattern.replace(/:([A-Za-z0-9_]+)/g, "x"),
+          { method: other, headers: { "X-API-Key": KEY } },
+        );
+        const body = await res.json();
+        assert.equal(res.status, 405, `${other} ${pattern}`);
+        const allow = res.headers.get("allow")!.split(", ");
+        for (const m of methods) {
+          assert.ok(allow.includes(m), `${pattern}: ${m}`);
+        }
+        assert.ok(!allow.includes(other), pattern);
+        assert.match(body.error, new RegExp(`^${other} is not a method of`));
+      }
+      const nowhere = await app.request("/api/v1/no_such_route", {
+        method: "POST",
+        headers: { "X-API-Key": KEY },
+      });
+      assert.equal(nowhere.status, 404);
+      await nowhere.body?.cancel();
       const e = parseExposition(await (await app.request("/metrics")).text());
       for (const [at, r] of served) {
         const reached = e.samples.filter((s) =>
