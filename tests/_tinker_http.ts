@@ -94,7 +94,19 @@ export async function trainStep(
   data: Json[],
   learningRate = 0.02,
 ): Promise<number> {
-  await wire.call("forward_backward", {
+  await trainStepLoss(wire, modelId, seq, data, learningRate);
+  return seq + 2;
+}
+
+/** {@linkcode trainStep}, resolving with the forward_backward's `loss:sum`. */
+export async function trainStepLoss(
+  wire: TinkerHttp,
+  modelId: string,
+  seq: number,
+  data: Json[],
+  learningRate = 0.02,
+): Promise<number> {
+  const fb = await wire.call("forward_backward", {
     "model_id": modelId,
     "seq_id": seq,
     "forward_backward_input": { data, "loss_fn": "cross_entropy" },
@@ -104,5 +116,5 @@ export async function trainStep(
     "seq_id": seq + 1,
     "adam_params": { "learning_rate": learningRate },
   });
-  return seq + 2;
+  return (fb.metrics as Record<string, number>)["loss:sum"];
 }

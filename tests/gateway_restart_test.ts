@@ -13,7 +13,12 @@ import assert from "node:assert/strict";
 import { NatsServer, natsTestsIgnored } from "../runtime/_nats_server.ts";
 import { startNodeProcess } from "./_node_process.ts";
 import { startGateway } from "./_gateway_process.ts";
-import { type Json, nextTokenDatum, TinkerHttp } from "./_tinker_http.ts";
+import {
+  type Json,
+  nextTokenDatum,
+  TinkerHttp,
+  trainStepLoss,
+} from "./_tinker_http.ts";
 import * as bios from "../mod.ts";
 import {
   nextTokenDatum as clientDatum,
@@ -38,26 +43,6 @@ async function createRun(wire: TinkerHttp): Promise<string> {
   return out.model_id as string;
 }
 
-/** forward_backward at `seq` then optim_step at `seq + 1`; the loss. */
-async function step(
-  wire: TinkerHttp,
-  modelId: string,
-  seq: number,
-  data: Json[],
-): Promise<number> {
-  const fb = await wire.call("forward_backward", {
-    "model_id": modelId,
-    "seq_id": seq,
-    "forward_backward_input": { data, "loss_fn": "cross_entropy" },
-  });
-  await wire.call("optim_step", {
-    "model_id": modelId,
-    "seq_id": seq + 1,
-    "adam_params": { "learning_rate": 0.02 },
-  });
-  return (fb.metrics as Record<string, number>)["loss:sum"];
-}
-
 Deno.test({
   name:
     "kill -9 of the gateway: through a new one the tenant trains on the same run (the op in flight applied once), lists it and loads its checkpoints; another tenant gets 404",
@@ -79,9 +64,9 @@ Deno.test({
       const reference = await createRun(a1); // the same seed, never interrupted
       const want: number[] = [];
       for (const [i, data] of BATCHES.entries()) {
-        want.push(await step(a1, reference, 1 + 2 * i, data));
+        want.push(await trainStepLoss(a1, reference, 1 + 2 * i, data));
       }
-      const got = [await step(a1, run, 1, BATCHES[0])];
+      const got = [await trainStepLoss(a1, run, 1, BATCHES[0])];
       const saved = await a1.call("save_weights", {
         "model_id": run,
         "seq_id": 3,
@@ -132,8 +117,8 @@ Deno.test({
 
       // The tenant resends seq 4 (its future was lost with the gateway)
       // and goes on: each step applied once, as in the reference run.
-      got.push(await step(a, run, 4, BATCHES[1]));
-      got.push(await step(a, run, 6, BATCHES[2]));
+      got.push(await trainStepLoss(a, run, 4, BATCHES[1]));
+      got.push(await trainStepLoss(a, run, 6, BATCHES[2]));
       assert.deepEqual(got, want);
       const infoA = await a.post("get_info", { "model_id": run });
       assert.equal(infoA.status, 200, JSON.stringify(infoA.json));

@@ -196,21 +196,33 @@ export function stopStringsOf(params: SamplingParamsInput): string[] {
     : [];
 }
 
+/** What one OpenAI request generates. */
+export interface GenerationRequest {
+  /** The model it names. */
+  model: ResolvedModel;
+  /** Its prompts, as token ids. */
+  prompts: number[][];
+  /** Choices per prompt. */
+  n: number;
+  /** Bios's sampling parameters ({@linkcode samplingParams}). */
+  params: SamplingParamsInput;
+  /** The end-of-turn id a reply is cut at, if any. */
+  cutAt?: number;
+  /** The request's field a refused prompt is named by (`prompt`, `messages`). */
+  promptField: string;
+}
+
 /**
- * Sample each of `prompts` `n` times with `params`, one prompt after the
+ * Sample each of the request's prompts `n` times, one prompt after the
  * other; with `hooks`, streaming the tokens as they are drawn.
  *
  * @throws {OpenAIError} 400 naming OpenAI's field (`promptField` for the prompt)
  */
 export async function generate(
-  model: ResolvedModel,
-  prompts: number[][],
-  n: number,
-  params: SamplingParamsInput,
-  cutAt: number | undefined,
-  promptField: string,
+  req: GenerationRequest,
   hooks?: GenerateHooks,
 ): Promise<Generation> {
+  const { model, prompts, n, params, cutAt, promptField } = req;
   const stopStrings = stopStringsOf(params);
   const choices: Choice[] = [];
   let promptTokens = 0;

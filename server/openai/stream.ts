@@ -13,9 +13,12 @@
  */
 import { ChoiceText } from "./choice_text.ts";
 import type { StreamRender } from "./render.ts";
-import { generate, type Generation, stopStringsOf } from "./sample.ts";
-import type { ResolvedModel } from "./model.ts";
-import type { SamplingParamsInput } from "../../protocol/types/sampling_params.ts";
+import {
+  generate,
+  type Generation,
+  type GenerationRequest,
+  stopStringsOf,
+} from "./sample.ts";
 
 type Chunk = Record<string, unknown>;
 
@@ -68,29 +71,24 @@ class ChunkQueue implements AsyncIterable<Chunk> {
  * @throws {OpenAIError} what the generation failed with before its first chunk
  */
 export async function streamGeneration(
-  model: ResolvedModel,
-  prompts: number[][],
-  n: number,
-  params: SamplingParamsInput,
-  cutAt: number | undefined,
-  promptField: string,
+  req: GenerationRequest,
   render: StreamRender,
   includeUsage: boolean,
 ): Promise<AsyncIterable<Chunk>> {
   const q = new ChunkQueue();
-  const stops = stopStringsOf(params);
+  const stops = stopStringsOf(req.params);
   const texts = new Map<number, ChoiceText>();
   const textOf = (index: number): ChoiceText => {
     let ct = texts.get(index);
     if (!ct) {
-      ct = new ChoiceText(model.tokenizer, stops, cutAt);
+      ct = new ChoiceText(req.model.tokenizer, stops, req.cutAt);
       texts.set(index, ct);
       const open = render.open(index);
       if (open) q.push(open);
     }
     return ct;
   };
-  generate(model, prompts, n, params, cutAt, promptField, {
+  generate(req, {
     onTokens(first, p) {
       p.sequences.forEach((s, b) => {
         if (s.tokens.length === 0) return;

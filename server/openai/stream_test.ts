@@ -129,12 +129,13 @@ Deno.test("streamGeneration sends each token's chunk while the sample is still r
   } as unknown as SamplingClient;
   const model: ResolvedModel = { sampler, tokenizer: tok, maxContext: 64 };
   const chunks = await streamGeneration(
-    model,
-    [[1, 2]],
-    1,
-    { maxTokens: 6 },
-    undefined,
-    "prompt",
+    {
+      model,
+      prompts: [[1, 2]],
+      n: 1,
+      params: { maxTokens: 6 },
+      promptField: "prompt",
+    },
     completionStream({ id: "cmpl-1", created: 0, model: "m" }, tok, true),
     true,
   );
@@ -178,12 +179,13 @@ Deno.test("streamGeneration: a refusal before the first token is thrown (an HTTP
   await assert.rejects(
     () =>
       streamGeneration(
-        { sampler, tokenizer: tok, maxContext: 64 },
-        [[1]],
-        1,
-        { maxTokens: 2 },
-        undefined,
-        "prompt",
+        {
+          model: { sampler, tokenizer: tok, maxContext: 64 },
+          prompts: [[1]],
+          n: 1,
+          params: { maxTokens: 2 },
+          promptField: "prompt",
+        },
         completionStream({ id: "c", created: 0, model: "m" }, tok, false),
         false,
       ),

@@ -251,22 +251,18 @@ export function openaiRoutes(opts: OpenAIRoutesOptions): Hono<GatewayEnv> {
     const { params, cutAt } = samplingParams(settingsOf(b), stops, 16);
     if (params.maxTokens === undefined) params.maxTokens = 16;
     const h = head("cmpl", b.model);
+    const req = { model, prompts, n, params, cutAt, promptField: "prompt" };
     if (b.stream) {
       return sse(
         c,
         await streamGeneration(
-          model,
-          prompts,
-          n,
-          params,
-          cutAt,
-          "prompt",
+          req,
           completionStream(h, tok, k !== null),
           b.stream_options?.include_usage === true,
         ),
       );
     }
-    const g = await generate(model, prompts, n, params, cutAt, "prompt");
+    const g = await generate(req);
     return c.json(completionJson(h, g, tok, k !== null));
   });
 
@@ -320,14 +316,17 @@ export function openaiRoutes(opts: OpenAIRoutesOptions): Hono<GatewayEnv> {
     }
     const h = head("chatcmpl", b.model);
     const logprobs = b.logprobs === true;
+    const req = {
+      model,
+      prompts: [ids],
+      n,
+      params: sp.params,
+      cutAt: sp.cutAt,
+      promptField: "messages",
+    };
     if (b.stream) {
       const chunks = await streamGeneration(
-        model,
-        [ids],
-        n,
-        sp.params,
-        sp.cutAt,
-        "messages",
+        req,
         chatStream(h, tok, logprobs),
         b.stream_options?.include_usage === true,
       ).catch((e) => {
@@ -335,10 +334,9 @@ export function openaiRoutes(opts: OpenAIRoutesOptions): Hono<GatewayEnv> {
       });
       return sse(c, chunks);
     }
-    const g = await generate(model, [ids], n, sp.params, sp.cutAt, "messages")
-      .catch((e) => {
-        throw renameMaxTokens(e, b);
-      });
+    const g = await generate(req).catch((e) => {
+      throw renameMaxTokens(e, b);
+    });
     return c.json(chatJson(h, g, tok, logprobs));
   });
 
