@@ -27,6 +27,7 @@ import { CheckpointStore } from "./checkpoint_store.ts";
 import type { CheckpointStorage } from "./checkpoint_storage.ts";
 import { ParamShard } from "./param_shard.ts";
 import { type PlaceShard, RemoteShard } from "./remote_shard.ts";
+import { ShardLocations } from "./shard_locations.ts";
 import { Sampler } from "./sampler.ts";
 import { Trainer } from "./trainer.ts";
 import { RunJournal } from "./run_journal.ts";
@@ -67,6 +68,8 @@ function parser<T>(schema: z.ZodType<T>): (args: unknown) => T {
 /** The factory table of a node: `checkpoint_store`, `registry`, `supervisor`, `param_shard`, `run`, `sampler`, `lost`, `remote_shard`. */
 export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
   const finishOpMs = deps.finishOpMs ?? FINISH_OP_MS;
+  // Where this node's runs' remote shards are now (get_info's placement).
+  const locations = new ShardLocations();
   const supervisor: Factory<z.output<typeof SupervisorArgsSchema>> = {
     type: "supervisor",
     parse: parser(SupervisorArgsSchema),
@@ -146,6 +149,7 @@ export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
                 { ...spec, lora },
                 journal,
                 deps.journals?.run(args),
+                locations,
               ),
           },
         ],
@@ -191,7 +195,7 @@ export function nodeFactories(deps: NodeFactoryDeps): FactoryTable {
     remote_shard: {
       parse: parser(RemoteShardArgsSchema),
       build: (a: z.output<typeof RemoteShardArgsSchema>) =>
-        new RemoteShard(a, deps.placeShard),
+        new RemoteShard(a, deps.placeShard, locations),
     },
     lost: {
       parse: parser(LostArgsSchema),

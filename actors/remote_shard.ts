@@ -32,6 +32,7 @@ import {
 } from "../runtime/errors.ts";
 import type { DataChildSpecMsg } from "../protocol/node_messages.ts";
 import { shardHostAddress } from "./node_actor.ts";
+import type { ShardLocations } from "./shard_locations.ts";
 
 /** How often the shard is checked. */
 export const CHECK_MS = 500;
@@ -72,8 +73,13 @@ export class RemoteShard implements Actor<unknown, unknown> {
    * @param args the node and the shard's spec
    * @param place another node when that one does not answer (none: the
    *   start fails)
+   * @param locations where it writes the shard's node once started
    */
-  constructor(readonly args: RemoteShardArgs, readonly place?: PlaceShard) {}
+  constructor(
+    readonly args: RemoteShardArgs,
+    readonly place?: PlaceShard,
+    readonly locations?: ShardLocations,
+  ) {}
 
   /**
    * Starts the shard on its node (a stale one of an earlier start goes
@@ -93,6 +99,7 @@ export class RemoteShard implements Actor<unknown, unknown> {
           parent: "shards",
           spec: this.args.spec,
         }, { timeoutMs: START_TIMEOUT_MS });
+        this.locations?.set(this.args.spec.address!, at);
         break;
       } catch (e) {
         if (!nodeUnavailable(e) || !this.place) throw e;
@@ -157,6 +164,7 @@ export class RemoteShard implements Actor<unknown, unknown> {
   async terminate(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.locations?.forget(this.args.spec.address!, this.#at);
     await this.#stop();
   }
 

@@ -43,6 +43,7 @@ import {
 } from "../protocol/addresses.ts";
 import { lossProblem } from "./finite_loss.ts";
 import { type Outcome, RunJournal, StaleTrainerError } from "./run_journal.ts";
+import type { ShardLocations } from "./shard_locations.ts";
 import type { DurableJournal } from "./durable_journal.ts";
 import type { ActorSystem } from "../runtime/system.ts";
 import {
@@ -143,6 +144,8 @@ export class Trainer implements Actor<unknown, unknown> {
 
   /** The run's journal in JetStream (a cluster run), if any. */
   readonly #durable?: DurableJournal;
+  /** Where this node's remote shards are now (for `placement`). */
+  readonly #locations?: ShardLocations;
 
   /**
    * @param spec the run
@@ -156,9 +159,11 @@ export class Trainer implements Actor<unknown, unknown> {
     readonly spec: RunSpec,
     journal: RunJournal = new RunJournal(),
     durable?: DurableJournal,
+    locations?: ShardLocations,
   ) {
     this.#j = journal;
     this.#durable = durable;
+    this.#locations = locations;
   }
 
   /** Look up the model and the shards' addresses. */
@@ -356,8 +361,15 @@ export class Trainer implements Actor<unknown, unknown> {
       version: this.#j.version,
       shards: this.#stages,
       dataParallel: this.#replicas,
-      /** Node actor of each shard, `[replica][stage]` (absent: all here). */
-      placement: this.spec.placement?.shards,
+      /**
+       * Node actor of each shard, `[replica][stage]`, where it runs now (a
+       * shard whose node died is elsewhere); absent: all here.
+       */
+      placement: this.spec.placement?.shards.map((row, r) =>
+        row.map((node, i) =>
+          this.#locations?.get(shardAddress(s.runId, i, r)) ?? node
+        )
+      ),
     };
   }
 

@@ -57,6 +57,7 @@ Deno.test({
               .then((n) => (nodes.push(n), n));
           await start("t0", "trainer,shard");
           let current = await start("s00", "shard");
+          let currentName = "s00";
           const conn = await service.connection();
           await waitForMembers(conn, "t0", ["s00"]);
           const tc = await service.createLoraTrainingClient(RECOVERY_RUN);
@@ -86,6 +87,7 @@ Deno.test({
               clock.fault();
               kills++;
               current = next;
+              currentName = name;
               // The shard came back elsewhere, as a new instance.
               let after = before;
               const deadline = Date.now() + 60_000;
@@ -104,6 +106,14 @@ Deno.test({
           assert.equal(got.lastSeq, 2 * STEPS);
           assert.deepEqual(got.losses, want.losses);
           assertSameState(got.state, want.state, "after 10 kills vs embedded");
+          // get_info's placement follows the shard to where it runs now.
+          const moved = await tc.getInfo() as unknown as {
+            placement?: string[][];
+          };
+          assert.deepEqual(moved.placement, [[
+            "node.t0",
+            `node.${currentName}`,
+          ]]);
           console.log(clock.summary("shard node SIGKILLed"));
         } finally {
           await service.close();
