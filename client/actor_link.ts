@@ -75,7 +75,8 @@ class ActorSampler implements SamplerLink {
     try {
       return await this.#ask<SampleResponse>({ ...req, streamTo: address });
     } finally {
-      await this.system.stop(address);
+      // A listener a malformed message stopped is gone already.
+      await this.system.stop(address).catch(() => {});
     }
   }
 
