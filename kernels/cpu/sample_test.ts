@@ -150,3 +150,91 @@ Deno.test("sample() rejects bad options and uniforms", () => {
     /sample: uniforms must be \[1\]: got \[2\]/,
   );
 });
+
+/**
+ * The module's rule written plainly: ids sorted by a comparison (logit
+ * descending, +0 before -0, id ascending), then top-k, top-p, min-p and the draw over
+ * that order, masses summed in it in float64.
+ */
+function plainDraw(
+  row: Float32Array,
+  u: number,
+  o: { temperature: number; topK: number; topP: number; minP?: number },
+): { token: number; logprob: number } {
+  const v = row.length;
+  const max = Math.max(...row);
+  const e = Array.from(row, (x) => Math.exp((x - max) / o.temperature));
+  // -0 comes after +0 (the order compares f32 bits, as the kernels do).
+  const neg0 = (x: number) => Object.is(x, -0) ? 1 : 0;
+  const order = Array.from({ length: v }, (_, j) => j).sort((a, b) =>
+    row[a] !== row[b] ? row[b] - row[a] : neg0(row[a]) - neg0(row[b]) || a - b
+  );
+  const k = o.topK > 0 && o.topK < v ? o.topK : v;
+  let kept = k;
+  let mass = 0;
+  for (let x = 0; x < k; x++) mass += e[order[x]];
+  if (o.topP < 1) {
+    let cum = 0;
+    for (let x = 0; x < k; x++) {
+      cum += e[order[x]];
+      if (cum >= o.topP * mass) {
+        kept = x + 1;
+        mass = cum;
+        break;
+      }
+    }
+  }
+  if ((o.minP ?? 0) > 0) {
+    let n = 1;
+    while (n < kept && e[order[n]] >= o.minP!) n++;
+    if (n < kept) {
+      kept = n;
+      mass = 0;
+      for (let x = 0; x < kept; x++) mass += e[order[x]];
+    }
+  }
+  let token = order[kept - 1], cum = 0;
+  for (let x = 0; x < kept; x++) {
+    cum += e[order[x]];
+    if (cum > u * mass) {
+      token = order[x];
+      break;
+    }
+  }
+  return { token, logprob: Math.fround(Math.log(e[token] / mass)) };
+}
+
+Deno.test("sample() draws exactly as the plain rule (a comparison sort), ties, zeros of both signs and -Infinity included", () => {
+  const rng = new Rng(77);
+  const opts = [
+    { temperature: 1, topK: -1, topP: 1 },
+    { temperature: 0.7, topK: 50, topP: 0.9 },
+    { temperature: 0.9, topK: -1, topP: 0.5 },
+    { temperature: 1, topK: -1, topP: 1, minP: 0.05 },
+    { temperature: 0.7, topK: 5, topP: 0.9, minP: 0.1 },
+  ];
+  for (let trial = 0; trial < 60; trial++) {
+    const v = [2, 53, 300, 4096][trial % 4];
+    const row = new Float32Array(v).map(() => {
+      const x = rng.next();
+      return trial % 3 === 0
+        ? Math.round((x - 0.5) * 6) // many ties
+        : x < 0.02
+        ? -Infinity
+        : x < 0.04
+        ? -0
+        : (x - 0.5) * 16;
+    });
+    row[trial % v] = 3; // one finite maximum at least
+    const us = [rng.next(), rng.next(), 0.999];
+    for (const o of opts) {
+      const got = draw(row, v, us, o);
+      us.forEach((u, i) => {
+        const want = plainDraw(row, u, o);
+        const at = `trial ${trial}, v ${v}, ${JSON.stringify(o)}, u ${u}`;
+        assert.equal(got.tokens[i], want.token, at);
+        assert.equal(got.logprobs[i], want.logprob, at);
+      });
+    }
+  }
+});
