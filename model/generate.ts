@@ -90,8 +90,12 @@ export async function generate(
     let pending: { tokens: Tensor; logprobs: Tensor }[] = [];
     for (let step = 0; step < opts.maxTokens; step++) {
       let x = input;
-      for (let s = 0; s < stages.length; s++) {
-        x = stages[s].decode(x, rows, caches[s], offset);
+      if (step === 0 && B > 1) {
+        x = prefillShared(be, stages, prompt, caches, B, capacity);
+      } else {
+        for (let s = 0; s < stages.length; s++) {
+          x = stages[s].decode(x, rows, caches[s], offset);
+        }
       }
       if (penalty !== 1) {
         if (!seen) {
@@ -150,6 +154,60 @@ export async function generate(
     for (const cs of caches) for (const c of cs) (be.free(c.k), be.free(c.v));
   }
   return out;
+}
+
+/**
+ * The prompt's prefill, once for all B samples (they share it): the stages
+ * run it as one sequence into caches of their own; its keys and values are
+ * then copied into the first T rows of every sample's cache, and its last
+ * logits row into each sample's row. Returns the logits [B,V]. Each
+ * sample's rows are computed as its own prefill would (a row of a product
+ * does not depend on the others), with B times fewer operations.
+ */
+function prefillShared(
+  be: Backend,
+  stages: readonly Stage[],
+  prompt: readonly number[],
+  caches: LayerCache[][],
+  B: number,
+  capacity: number,
+): Tensor {
+  const T = prompt.length;
+  let x = be.fromInts(Int32Array.from(prompt), [T]);
+  const first = x;
+  for (let s = 0; s < stages.length; s++) {
+    const own = stages[s].newCaches(1, T);
+    try {
+      x = stages[s].decode(x, { batch: 1, seqLen: T }, own, 0);
+      // Row t of the prompt's cache into row t of every sample's.
+      const at = new Int32Array(B * T);
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) at[b * T + t] = t;
+      const rows = be.fromInts(at, [B * T]);
+      try {
+        own.forEach((c, i) => {
+          for (const kv of ["k", "v"] as const) {
+            const copies = be.embedding(c[kv], rows);
+            be.writeRows(caches[s][i][kv], copies, {
+              batch: B,
+              rows: capacity,
+              start: 0,
+            });
+            be.free(copies);
+          }
+        });
+      } finally {
+        be.free(rows);
+      }
+    } finally {
+      for (const c of own) (be.free(c.k), be.free(c.v));
+    }
+  }
+  if (first !== x && stages[0]?.range.embed) be.free(first);
+  const zeros = be.fromInts(new Int32Array(B), [B]);
+  const logits = be.embedding(x, zeros);
+  be.free(zeros);
+  be.free(x);
+  return logits;
 }
 
 function hitsStopString(tokens: number[], opts: GenerateOptions): boolean {
