@@ -154,8 +154,10 @@ export interface Backend {
   /** Upload i32 data (token ids, targets) as a tensor of `shape`. */
   fromInts(data: Int32Array, shape: readonly number[]): Tensor;
   /**
-   * Upload a frozen base weight kept in 16 bits (bf16 or f16; the bits are
-   * copied). Such a tensor is read-only and is accepted in exactly three
+   * Upload a frozen base weight kept in 16 bits (bf16 or f16). `src.bits`
+   * must not change afterwards: a host backend keeps it as the tensor's
+   * data, with no copy (a GPU backend uploads it). Such a tensor is
+   * read-only and is accepted in exactly three
    * places: as the weight `w` of {@linkcode Backend.linear} and
    * {@linkcode Backend.linearBackward}, and as the table of
    * {@linkcode Backend.embedding}; the op computes in f32 from it (each

@@ -110,7 +110,10 @@ export class CpuBackend implements Backend {
         `format must be one of ${HALF_FORMATS.join(", ")}: got ${src.format}`,
       );
     }
-    return new CpuTensor(src.bits.slice(), shape, src.format);
+    // Kept, not copied: the host copy of a model's weights is this tensor's
+    // data (a frozen weight is never written), so a process holds each
+    // 16-bit weight once, not once more per stage that uses it.
+    return new CpuTensor(src.bits, shape, src.format);
   }
 
   /** A new f32 tensor of zeros. */
