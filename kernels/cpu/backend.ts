@@ -882,13 +882,15 @@ function settle<T>(fn: () => T): Promise<T> {
 const pool = new Map<number, Float32Array[]>();
 const POOL_MIN_LENGTH = 4096;
 /**
- * Most bytes the pool keeps (freed arrays past it go to the collector): 2
+ * Most bytes the pool keeps (freed arrays past it go to the collector): 4
  * GiB, so that a large vocabulary's logits and their gradient (each N×V:
- * 622 MB at 1,024 tokens of a 151,936-token vocabulary) both come back the
- * next step. At 1 GiB only one did, and writing the other's fresh pages cost
- * about 1.2 s of a 17.4 s step of the large benchmark model.
+ * 622 MB at 1,024 tokens of a 151,936-token vocabulary) and the step's
+ * activations all come back the next step. At 1 GiB only one of the two
+ * did, and writing the other's fresh pages cost about 1.2 s of a 17.4 s step
+ * of the large benchmark model. What the pool holds is at most what the
+ * last step had freed, so the peak does not grow.
  */
-const POOL_MAX_BYTES = 2 ** 31;
+const POOL_MAX_BYTES = 2 ** 32;
 let pooledBytes = 0;
 
 /** Give a freed array back to the pool. */
