@@ -141,6 +141,10 @@ Deno.test({
         if (on.id === victim) address = s.address;
       }
       assert.ok(address, `no sampler landed on ${victim}`);
+      // The view above is one node's (the registry that answered). The node
+      // that starts a dropped node's samplers again knows of them from their
+      // heartbeats: give every node a few beats to have heard this one's.
+      await new Promise((r) => setTimeout(r, 5 * 200));
       const sampleReq = {
         type: "sample",
         prompt: { chunks: [{ type: "encoded_text", tokens: [5, 6, 7] }] },
