@@ -7,50 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
-import type { LlamaConfig } from "./config.ts";
-import { llamaTensorShapes } from "./config.ts";
+import { randomModel, TINY_CFG } from "./_tiny_model.ts";
 import { generate } from "./generate.ts";
 import { LORA_TARGETS, LoraSet } from "./lora.ts";
-import { Prng } from "./prng.ts";
 import { Stage } from "./stage.ts";
-import {
-  type NamedTensors,
-  splitLayers,
-  uploadStage,
-} from "./stage_weights.ts";
+import { splitLayers, uploadStage } from "./stage_weights.ts";
 
-const cfg = {
-  hiddenSize: 16,
-  intermediateSize: 24,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 8,
-  vocabSize: 11,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  tieWordEmbeddings: false,
-  maxPositionEmbeddings: 64,
-  eosTokenIds: [2],
-} as LlamaConfig;
-
-function randomModel(seed: number): NamedTensors {
-  const rng = new Prng(seed);
-  const out: NamedTensors = new Map();
-  for (const [name, shape] of llamaTensorShapes(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const norm = name.endsWith("norm.weight");
-    for (let i = 0; i < n; i++) {
-      data[i] = norm ? 1 + 0.1 * rng.normal() : 0.5 * rng.normal();
-    }
-    out.set(name, { shape, data });
-  }
-  return out;
-}
+const cfg = TINY_CFG;
 
 const be = new CpuBackend();
-const tensors = randomModel(7);
+const tensors = randomModel(7, cfg, 0.5);
 const stages = splitLayers(cfg.numLayers, 2).map((r) => {
   const lora = LoraSet.create(be, cfg, {
     rank: 2,

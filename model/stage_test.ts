@@ -2,45 +2,16 @@ import assert from "node:assert/strict";
 import { CpuBackend } from "../kernels/cpu/backend.ts";
 import type { LlamaConfig } from "./config.ts";
 import { LORA_TARGETS, LoraSet, type LoraSpec } from "./lora.ts";
-import { Prng } from "./prng.ts";
 import { Stage, type StageContext } from "./stage.ts";
 import {
   type NamedTensors,
   splitLayers,
   uploadStage,
 } from "./stage_weights.ts";
-import { llamaTensorShapes } from "./config.ts";
+import { randomModel, TINY_CFG } from "./_tiny_model.ts";
+import { Prng } from "./prng.ts";
 
-// A tiny model: C 16, 2 layers, H 2, G 1, D 8, F 24, V 11.
-const cfg: LlamaConfig = {
-  hiddenSize: 16,
-  intermediateSize: 24,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 8,
-  vocabSize: 11,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  tieWordEmbeddings: false,
-  maxPositionEmbeddings: 64,
-  eosTokenIds: [2],
-} as LlamaConfig;
-
-function randomModel(seed: number, c: LlamaConfig = cfg): NamedTensors {
-  const rng = new Prng(seed);
-  const out: NamedTensors = new Map();
-  for (const [name, shape] of llamaTensorShapes(c)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    const norm = name.endsWith("norm.weight");
-    for (let i = 0; i < n; i++) {
-      data[i] = norm ? 1 + 0.1 * rng.normal() : 0.3 * rng.normal();
-    }
-    out.set(name, { shape, data });
-  }
-  return out;
-}
+const cfg = TINY_CFG;
 
 const spec: LoraSpec = {
   rank: 2,
